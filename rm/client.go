@@ -1,0 +1,338 @@
+package rm
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+
+	"google.golang.org/grpc"
+
+	"github.com/xact-io/xact/protocol"
+	"github.com/xact-io/xact/protocol/xactpb"
+	"github.com/xact-io/xact/tm"
+)
+
+// Client is a resource manager's connection to the TC: phase-one calls
+// (RegisterBranch, ReportBranch, QueryLocks) and, once started, the Attach
+// stream on which the TC pushes phase-two actions to the Handlers declared
+// with Serve. It is safe for concurrent use.
+//
+// Goroutines: Start launches the attach loop, which owns one sender
+// goroutine per stream and one goroutine per running action (at most the
+// WithConcurrency value). Close stops them all and waits for them.
+type Client struct {
+	client xactpb.CoordinatorClient
+	cfg    config
+	err    error // a configuration error; every call returns it
+
+	// sem bounds the phase-two actions running at once.
+	sem chan struct{}
+	// helloDirty is signalled when Serve changed the declaration while a
+	// stream may be up: the current stream's sender sends a new Hello.
+	helloDirty chan struct{}
+	// wg counts every goroutine the Client started.
+	wg sync.WaitGroup
+
+	mu struct {
+		sync.Mutex
+		state    state
+		cancel   context.CancelFunc // ends the attach loop and running actions
+		handlers map[route]Handler
+		inflight map[flightKey]*flight
+	}
+}
+
+type state int
+
+const (
+	stateNew state = iota
+	stateStarted
+	stateClosed
+)
+
+// route selects the Handler of an action.
+type route struct {
+	resource string
+	typ      xactpb.BranchType
+}
+
+// New returns a Client that talks to the TC over conn, which it does not
+// own (it may be shared with a tm.Manager). New starts nothing; call Serve
+// and Start. New never fails: a bad option or a nil conn makes every call
+// return an error wrapping ErrInvalidOption (see Err).
+func New(conn grpc.ClientConnInterface, opts ...Option) *Client {
+	c := &Client{cfg: defaultConfig(), helloDirty: make(chan struct{}, 1)}
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		if err := o(&c.cfg); err != nil && c.err == nil {
+			c.err = fmt.Errorf("%w: %w", ErrInvalidOption, err)
+		}
+	}
+	if conn == nil && c.err == nil {
+		c.err = fmt.Errorf("%w: nil connection", ErrInvalidOption)
+	}
+	if conn != nil {
+		c.client = xactpb.NewCoordinatorClient(conn)
+	}
+	c.sem = make(chan struct{}, c.cfg.concurrency)
+	c.mu.handlers = make(map[route]Handler)
+	c.mu.inflight = make(map[flightKey]*flight)
+	return c
+}
+
+// Err returns the configuration error that makes every call fail, or nil.
+func (c *Client) Err() error { return c.err }
+
+// Serve declares that this RM runs phase two for branches of resource in
+// mode typ, with h. It may be called before or after Start. Declaring a
+// resource while the stream is up sends a new Hello on the same stream
+// (the TC takes a repeated Hello as replacing the declaration); every
+// (re-)attach sends the full declaration. Serving the same resource and
+// type again replaces the handler.
+func (c *Client) Serve(resource string, typ xactpb.BranchType, h Handler) error {
+	if c.err != nil {
+		return c.err
+	}
+	if resource == "" {
+		return fmt.Errorf("rm: serve: empty resource id: %w", ErrInvalidArgument)
+	}
+	if h == nil {
+		return fmt.Errorf("rm: serve %s: nil handler: %w", resource, ErrInvalidArgument)
+	}
+	if _, ok := xactpb.BranchType_name[int32(typ)]; !ok {
+		return fmt.Errorf("rm: serve %s: unknown branch type %d: %w", resource, typ, ErrInvalidArgument)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.state == stateClosed {
+		return ErrClosed
+	}
+	r := route{resource, typ}
+	_, existed := c.mu.handlers[r]
+	c.mu.handlers[r] = h
+	if !existed && c.mu.state == stateStarted {
+		select {
+		case c.helloDirty <- struct{}{}:
+		default: // already signalled; the Hello will carry this too
+		}
+	}
+	return nil
+}
+
+func (c *Client) handler(resource string, typ xactpb.BranchType) Handler {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mu.handlers[route{resource, typ}]
+}
+
+// hello builds the declaration of everything served.
+func (c *Client) hello() *xactpb.Hello {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h := &xactpb.Hello{ClientId: c.cfg.clientID}
+	for r := range c.mu.handlers {
+		h.ResourceIds = append(h.ResourceIds, r.resource)
+		h.BranchTypes = append(h.BranchTypes, r.typ)
+	}
+	slices.Sort(h.ResourceIds)
+	h.ResourceIds = slices.Compact(h.ResourceIds)
+	slices.Sort(h.BranchTypes)
+	h.BranchTypes = slices.Compact(h.BranchTypes)
+	return h
+}
+
+// Start opens the Attach stream and keeps it open until Close: after a
+// disconnect it re-attaches with capped exponential backoff and jitter and
+// declares every served resource again. Start returns once the TC has
+// welcomed the RM, or with ctx's error if ctx ends first, in which case the
+// loop keeps trying in the background (Close stops it). ctx's values, but
+// not its cancellation, reach the handlers' contexts.
+func (c *Client) Start(ctx context.Context) error {
+	if c.err != nil {
+		return c.err
+	}
+	c.mu.Lock()
+	switch c.mu.state {
+	case stateStarted:
+		c.mu.Unlock()
+		return ErrStarted
+	case stateClosed:
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	root, cancel := context.WithCancel(tm.WithoutXID(context.WithoutCancel(ctx)))
+	c.mu.state = stateStarted
+	c.mu.cancel = cancel
+	c.mu.Unlock()
+
+	welcomed := make(chan struct{})
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.attachLoop(root, welcomed)
+	}()
+	select {
+	case <-welcomed:
+		return nil
+	case <-root.Done():
+		return ErrClosed
+	case <-ctx.Done():
+		return fmt.Errorf("rm: start: not attached yet (still trying): %w", ctx.Err())
+	}
+}
+
+// Close stops the attach loop, cancels the contexts of running phase-two
+// actions and waits for every goroutine of the Client to return (a handler
+// that ignores its context delays Close until it returns). Results not yet
+// sent are dropped: the TC delivers those actions again. Close does not
+// close the connection. It is safe to call more than once.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.mu.state == stateClosed {
+		c.mu.Unlock()
+		c.wg.Wait()
+		return nil
+	}
+	c.mu.state = stateClosed
+	cancel := c.mu.cancel
+	c.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	c.wg.Wait()
+	return nil
+}
+
+func (c *Client) usable() error {
+	if c.err != nil {
+		return c.err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.state == stateClosed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// RegisterBranch registers a branch of the global transaction xid on
+// resource and takes its row locks (lockKeys, canonical keys within
+// resource), all or nothing; appData is handed back to the Handler in phase
+// two. It returns the branch id. A lock held by another global gives a
+// *protocol.LockConflictError (errors.Is protocol.ErrLockConflict); a
+// global that is no longer in Begin gives protocol.ErrNotBegin or
+// protocol.ErrTimedOut.
+//
+// RegisterBranch is not retried after an ambiguous failure (a retry could
+// register a second branch); it does wait, within ctx and the RPC timeout,
+// for a connection that is not ready yet.
+func (c *Client) RegisterBranch(ctx context.Context, xid, resource string, typ xactpb.BranchType, lockKeys []string, appData []byte) (int64, error) {
+	if err := c.usable(); err != nil {
+		return 0, err
+	}
+	if err := tm.ValidateXID(xid); err != nil {
+		return 0, fmt.Errorf("rm: register branch: %w", err)
+	}
+	if resource == "" {
+		return 0, fmt.Errorf("rm: register branch of %s: empty resource id: %w", xid, ErrInvalidArgument)
+	}
+	actx, cancel := context.WithTimeout(ctx, c.cfg.rpcTimeout)
+	defer cancel()
+	resp, err := c.client.RegisterBranch(actx, &xactpb.RegisterBranchRequest{
+		Xid:             xid,
+		ResourceId:      resource,
+		BranchType:      typ,
+		LockKeys:        lockKeys,
+		ApplicationData: appData,
+	}, grpc.WaitForReady(true))
+	if err != nil {
+		return 0, fmt.Errorf("rm: register branch of %s on %s: %w", xid, resource, protocol.FromStatus(err))
+	}
+	c.cfg.log.DebugContext(ctx, "branch registered", "xid", xid, "branch_id", resp.GetBranchId(), "resource", resource)
+	return resp.GetBranchId(), nil
+}
+
+// ReportBranch records the phase-one outcome of a branch (typically
+// BRANCH_STATUS_PHASE_ONE_DONE or BRANCH_STATUS_PHASE_ONE_FAILED). A
+// non-nil appData replaces the branch's registered application data; nil
+// keeps it. It is safe to repeat, so it is retried with backoff while the
+// TC is unreachable, within ctx and the retry budget.
+func (c *Client) ReportBranch(ctx context.Context, xid string, branchID int64, status xactpb.BranchStatus, appData []byte) error {
+	if err := c.usable(); err != nil {
+		return err
+	}
+	if err := tm.ValidateXID(xid); err != nil {
+		return fmt.Errorf("rm: report branch: %w", err)
+	}
+	req := &xactpb.ReportBranchRequest{
+		Xid:                   xid,
+		BranchId:              branchID,
+		Status:                status,
+		ApplicationData:       appData,
+		UpdateApplicationData: appData != nil,
+	}
+	err := c.retry(ctx, func(ctx context.Context) error {
+		_, err := c.client.ReportBranch(ctx, req, grpc.WaitForReady(true))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("rm: report branch %s/%d: %w", xid, branchID, err)
+	}
+	return nil
+}
+
+// QueryLocks asks whether the row keys of resource are free of other
+// global transactions' locks (xid's own locks do not conflict; xid may be
+// empty for a caller outside any global transaction). It returns nil if
+// they are free and the *protocol.LockConflictError naming the first held
+// key and its holder if not. It is read-only, so it is retried like
+// ReportBranch.
+func (c *Client) QueryLocks(ctx context.Context, xid, resource string, keys []string) error {
+	if err := c.usable(); err != nil {
+		return err
+	}
+	if xid != "" {
+		if err := tm.ValidateXID(xid); err != nil {
+			return fmt.Errorf("rm: query locks: %w", err)
+		}
+	}
+	var resp *xactpb.QueryLocksResponse
+	err := c.retry(ctx, func(ctx context.Context) error {
+		var err error
+		resp, err = c.client.QueryLocks(ctx, &xactpb.QueryLocksRequest{Xid: xid, ResourceId: resource, LockKeys: keys}, grpc.WaitForReady(true))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("rm: query locks on %s: %w", resource, err)
+	}
+	if resp.GetFree() {
+		return nil
+	}
+	return &protocol.LockConflictError{Resource: resource, Key: resp.GetConflictKey(), Holder: resp.GetHolderXid()}
+}
+
+// retry runs call, which must be safe to repeat, until it succeeds, fails
+// with an answer (not protocol.Retryable), or ctx or the retry budget ends.
+// The error is passed through protocol.FromStatus.
+func (c *Client) retry(ctx context.Context, call func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.retryBudget)
+	defer cancel()
+	for attempt := 0; ; attempt++ {
+		actx, acancel := context.WithTimeout(ctx, c.cfg.rpcTimeout)
+		err := call(actx)
+		acancel()
+		if err == nil {
+			return nil
+		}
+		err = protocol.FromStatus(err)
+		if !protocol.Retryable(err) {
+			return err
+		}
+		if sleep(ctx, c.cfg.backoff.delay(attempt)) != nil {
+			return fmt.Errorf("gave up after %d attempts: %w", attempt+1, err)
+		}
+	}
+}

@@ -1,0 +1,154 @@
+package rm
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"time"
+)
+
+// Defaults for the Client's options.
+const (
+	DefaultConcurrency   = 16
+	DefaultRPCTimeout    = 5 * time.Second
+	DefaultActionTimeout = 30 * time.Second
+	DefaultRetryBudget   = 30 * time.Second
+	DefaultBackoffBase   = 100 * time.Millisecond
+	DefaultBackoffMax    = 5 * time.Second
+	DefaultMaxBatch      = 256
+)
+
+type config struct {
+	log           *slog.Logger
+	clientID      string
+	backoff       backoff
+	concurrency   int
+	rpcTimeout    time.Duration
+	actionTimeout time.Duration
+	retryBudget   time.Duration
+	maxBatch      int
+}
+
+func defaultConfig() config {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "rm"
+	}
+	return config{
+		log:           slog.New(slog.DiscardHandler),
+		clientID:      host + "/" + strconv.Itoa(os.Getpid()),
+		backoff:       backoff{base: DefaultBackoffBase, max: DefaultBackoffMax},
+		concurrency:   DefaultConcurrency,
+		rpcTimeout:    DefaultRPCTimeout,
+		actionTimeout: DefaultActionTimeout,
+		retryBudget:   DefaultRetryBudget,
+		maxBatch:      DefaultMaxBatch,
+	}
+}
+
+// Option configures a Client. An invalid option does not panic: New
+// returns a Client whose every call fails with an error wrapping
+// ErrInvalidOption (see (*Client).Err).
+type Option func(*config) error
+
+// WithLogger sets the logger (default: discard). Records about one branch
+// carry the keys xid, branch_id and resource.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l == nil {
+			return fmt.Errorf("WithLogger: nil logger")
+		}
+		c.log = l
+		return nil
+	}
+}
+
+// WithClientID sets the identity the RM declares in its Hello, shown in the
+// TC's logs and admin views (default "hostname/pid").
+func WithClientID(id string) Option {
+	return func(c *config) error {
+		if id == "" {
+			return fmt.Errorf("WithClientID: empty id")
+		}
+		c.clientID = id
+		return nil
+	}
+}
+
+// WithBackoff sets the backoff for re-attaching to the TC and for retrying
+// ReportBranch and QueryLocks: about base at first, doubling up to max,
+// with jitter (defaults DefaultBackoffBase, DefaultBackoffMax).
+func WithBackoff(base, max time.Duration) Option {
+	return func(c *config) error {
+		if base <= 0 || max < base {
+			return fmt.Errorf("WithBackoff(%v, %v): want 0 < base <= max", base, max)
+		}
+		c.backoff = backoff{base: base, max: max}
+		return nil
+	}
+}
+
+// WithConcurrency sets how many phase-two actions run at once (default
+// DefaultConcurrency). When all are busy, the RM stops reading its stream,
+// which pushes back on the TC.
+func WithConcurrency(n int) Option {
+	return func(c *config) error {
+		if n <= 0 {
+			return fmt.Errorf("WithConcurrency(%d): must be positive", n)
+		}
+		c.concurrency = n
+		return nil
+	}
+}
+
+// WithRPCTimeout sets the deadline of one phase-one RPC attempt when the
+// caller's context has no earlier one (default DefaultRPCTimeout).
+func WithRPCTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("WithRPCTimeout(%v): must be positive", d)
+		}
+		c.rpcTimeout = d
+		return nil
+	}
+}
+
+// WithActionTimeout sets the deadline of the context a Handler gets for one
+// phase-two action (default DefaultActionTimeout). A handler that runs out
+// of time should return its context's error: the outcome is UNKNOWN and the
+// TC retries.
+func WithActionTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("WithActionTimeout(%v): must be positive", d)
+		}
+		c.actionTimeout = d
+		return nil
+	}
+}
+
+// WithRetryBudget sets how long ReportBranch and QueryLocks, which are safe
+// to repeat, keep retrying while the TC is unreachable (default
+// DefaultRetryBudget; the caller's context may end them sooner).
+func WithRetryBudget(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("WithRetryBudget(%v): must be positive", d)
+		}
+		c.retryBudget = d
+		return nil
+	}
+}
+
+// WithMaxBatch sets the most results sent in one Results message (default
+// DefaultMaxBatch).
+func WithMaxBatch(n int) Option {
+	return func(c *config) error {
+		if n <= 0 {
+			return fmt.Errorf("WithMaxBatch(%d): must be positive", n)
+		}
+		c.maxBatch = n
+		return nil
+	}
+}

@@ -1,0 +1,158 @@
+package tm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Propagation says how Do relates to a global transaction that its context
+// may already carry. The names and meanings are Seata's.
+type Propagation int
+
+const (
+	// Required joins the global transaction in the context, or begins one
+	// if there is none. The default.
+	Required Propagation = iota
+	// RequiresNew always begins a new global transaction; the outer one, if
+	// any, is suspended: fn's context carries only the new XID, and the
+	// outer XID is back in force when Do returns.
+	RequiresNew
+	// NotSupported runs fn outside any global transaction (WithoutXID).
+	NotSupported
+	// Supports joins the global transaction in the context if there is
+	// one, and otherwise runs fn without one.
+	Supports
+	// Never runs fn without a global transaction, and fails with
+	// ErrTransactionExists if the context carries one.
+	Never
+	// Mandatory joins the global transaction in the context, and fails
+	// with ErrNoTransaction if there is none.
+	Mandatory
+)
+
+var propagationNames = [...]string{"Required", "RequiresNew", "NotSupported", "Supports", "Never", "Mandatory"}
+
+// String returns the Seata name of p.
+func (p Propagation) String() string {
+	if p >= 0 && int(p) < len(propagationNames) {
+		return propagationNames[p]
+	}
+	return fmt.Sprintf("Propagation(%d)", int(p))
+}
+
+// Options configures one Do call.
+type Options struct {
+	// Name labels the global transaction in the TC's admin views.
+	Name string
+	// Timeout after which the TC rolls back a global transaction that Do
+	// began (0: the Manager's default). When it is known, fn's context
+	// carries the same deadline, so that work the TC will roll back anyway
+	// stops early.
+	Timeout time.Duration
+	// Propagation relates the call to a global transaction already in the
+	// context (default Required).
+	Propagation Propagation
+}
+
+// Do runs fn inside a global transaction, as chosen by opts.Propagation.
+//
+// When Do begins the global transaction (it is the initiator), it commits
+// when fn returns nil, and rolls back when fn returns an error or panics
+// (the panic then continues, with its original stack, after the rollback).
+// Only the initiator ends a transaction: when Do joins one that is already
+// in the context, it returns fn's error to its caller, whose own Do decides.
+//
+// Errors: fn's error is returned as is after a successful rollback (joined
+// with the rollback's error if that failed); a commit whose decision turned
+// out to be rollback returns an error wrapping ErrRolledBack; a commit whose
+// outcome could not be learned returns an error wrapping ErrUnknownOutcome
+// — Do never reports success for an outcome it does not know. If Begin
+// fails, fn is not run and the error is returned.
+//
+// fn's return value decides, not its context: a caller whose context is
+// cancelled after fn returned nil still gets a commit.
+func (m *Manager) Do(ctx context.Context, opts Options, fn func(ctx context.Context) error) error {
+	if m.err != nil {
+		return m.err
+	}
+	if opts.Timeout < 0 {
+		return fmt.Errorf("%w: Options.Timeout %v is negative", ErrInvalidOption, opts.Timeout)
+	}
+	xid, inTx := XID(ctx)
+	switch opts.Propagation {
+	case Required:
+		if inTx {
+			return fn(ctx)
+		}
+		return m.initiate(ctx, opts, fn)
+	case RequiresNew:
+		return m.initiate(ctx, opts, fn)
+	case NotSupported:
+		return fn(WithoutXID(ctx))
+	case Supports:
+		return fn(ctx)
+	case Never:
+		if inTx {
+			return fmt.Errorf("tm: propagation Never: %w (%s)", ErrTransactionExists, xid)
+		}
+		return fn(ctx)
+	case Mandatory:
+		if !inTx {
+			return fmt.Errorf("tm: propagation Mandatory: %w", ErrNoTransaction)
+		}
+		return fn(ctx)
+	default:
+		return fmt.Errorf("%w: unknown %v", ErrInvalidOption, opts.Propagation)
+	}
+}
+
+// initiate begins a global transaction, runs fn in it and ends it.
+func (m *Manager) initiate(ctx context.Context, opts Options, fn func(ctx context.Context) error) (err error) {
+	timeout := opts.Timeout
+	if timeout == 0 {
+		timeout = m.cfg.defaultTimeout
+	}
+	txCtx, xid, err := m.Begin(ctx, opts.Name, timeout)
+	if err != nil {
+		return err
+	}
+	log := m.cfg.log.With("xid", xid)
+
+	// A panic or runtime.Goexit in fn skips the normal path below; the
+	// deferred rollback runs without recovering, so the panic keeps its
+	// stack. The decision RPC is detached from ctx (see decide).
+	returned := false
+	defer func() {
+		if returned {
+			return
+		}
+		if _, rbErr := m.Rollback(ctx, xid); rbErr != nil {
+			log.ErrorContext(ctx, "tm: rollback after panic failed", "err", rbErr)
+		} else {
+			log.WarnContext(ctx, "tm: rolled back after panic")
+		}
+	}()
+
+	fnErr := m.run(txCtx, timeout, fn)
+	returned = true
+
+	if fnErr != nil {
+		if _, rbErr := m.Rollback(ctx, xid); rbErr != nil {
+			return errors.Join(fnErr, rbErr)
+		}
+		return fnErr
+	}
+	_, err = m.Commit(ctx, xid)
+	return err
+}
+
+func (m *Manager) run(ctx context.Context, timeout time.Duration, fn func(context.Context) error) error {
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	return fn(ctx)
+}

@@ -1,0 +1,111 @@
+package tm
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"google.golang.org/grpc"
+)
+
+// Defaults for the Manager's options.
+const (
+	DefaultRPCTimeout      = 5 * time.Second
+	DefaultDecisionTimeout = 30 * time.Second
+	DefaultBackoffBase     = 50 * time.Millisecond
+	DefaultBackoffMax      = 2 * time.Second
+)
+
+type config struct {
+	log             *slog.Logger
+	defaultTimeout  time.Duration
+	rpcTimeout      time.Duration
+	decisionTimeout time.Duration
+	backoff         backoff
+	dialOpts        []grpc.DialOption
+}
+
+func defaultConfig() config {
+	return config{
+		log:             slog.New(slog.DiscardHandler),
+		rpcTimeout:      DefaultRPCTimeout,
+		decisionTimeout: DefaultDecisionTimeout,
+		backoff:         backoff{base: DefaultBackoffBase, max: DefaultBackoffMax},
+	}
+}
+
+// Option configures a Manager. An invalid option does not panic: New
+// returns a Manager whose every call fails with an error wrapping
+// ErrInvalidOption (see (*Manager).Err).
+type Option func(*config) error
+
+// WithLogger sets the logger (default: discard). Records carry the key xid.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l == nil {
+			return fmt.Errorf("WithLogger: nil logger")
+		}
+		c.log = l
+		return nil
+	}
+}
+
+// WithDefaultTimeout sets the global transaction timeout used when Begin or
+// Do is given 0. The default, 0, lets the TC choose.
+func WithDefaultTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return fmt.Errorf("WithDefaultTimeout(%v): negative", d)
+		}
+		c.defaultTimeout = d
+		return nil
+	}
+}
+
+// WithRPCTimeout sets the deadline of one RPC attempt when the caller's
+// context has no earlier one (default DefaultRPCTimeout).
+func WithRPCTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("WithRPCTimeout(%v): must be positive", d)
+		}
+		c.rpcTimeout = d
+		return nil
+	}
+}
+
+// WithDecisionTimeout sets how long Commit and Rollback keep retrying while
+// the outcome is unknown before they give up with ErrUnknownOutcome
+// (default DefaultDecisionTimeout). It is independent of the caller's
+// context: a cancelled caller must not leave a decision half asked.
+func WithDecisionTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("WithDecisionTimeout(%v): must be positive", d)
+		}
+		c.decisionTimeout = d
+		return nil
+	}
+}
+
+// WithBackoff sets the retry backoff of Commit and Rollback: the first
+// wait is about base, doubling up to max, with jitter (defaults
+// DefaultBackoffBase, DefaultBackoffMax).
+func WithBackoff(base, max time.Duration) Option {
+	return func(c *config) error {
+		if base <= 0 || max < base {
+			return fmt.Errorf("WithBackoff(%v, %v): want 0 < base <= max", base, max)
+		}
+		c.backoff = backoff{base: base, max: max}
+		return nil
+	}
+}
+
+// WithDialOptions adds gRPC dial options used by Dial (transport
+// credentials, interceptors, ...). New ignores them.
+func WithDialOptions(opts ...grpc.DialOption) Option {
+	return func(c *config) error {
+		c.dialOpts = append(c.dialOpts, opts...)
+		return nil
+	}
+}
