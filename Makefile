@@ -1,0 +1,41 @@
+# xact — see README.md. Every target runs on a fresh Debian machine with Go.
+GO       ?= go
+GOFLAGS  ?=
+BIN      := bin/xact
+PROTOC_GEN_GO_VERSION      := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
+
+.PHONY: run build test test-short bench proto lint demo soak clean
+
+## run: the coordinator on its embedded store (127.0.0.1:8091, data in ./xact-data)
+run:
+	$(GO) run ./cmd/xact server
+
+build:
+	$(GO) build -o $(BIN) ./cmd/xact
+
+## test: every test, with -race, against a private MariaDB this target starts
+## (installing the Debian package first if it is missing and we are root)
+test:
+	./scripts/test.sh
+
+## bench: go test benchmarks of the store and the coordinator
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./storage/... ./tc/...
+
+## proto: regenerate protocol/xactpb from protocol/xact.proto
+proto:
+	@command -v protoc >/dev/null || { echo "protoc missing: apt-get install -y protobuf-compiler"; exit 1; }
+	GOBIN=$(CURDIR)/bin $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	GOBIN=$(CURDIR)/bin $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	PATH=$(CURDIR)/bin:$$PATH protoc -I protocol \
+		--go_out=protocol/xactpb --go_opt=paths=source_relative \
+		--go-grpc_out=protocol/xactpb --go-grpc_opt=paths=source_relative \
+		protocol/xact.proto
+
+lint:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+
+clean:
+	rm -rf bin xact-data

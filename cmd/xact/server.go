@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/xact-io/xact/tc"
+)
+
+func serverCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg := tc.DefaultConfig()
+	fs := flag.NewFlagSet("xact server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: xact server [flags]\n\nRuns the coordinator. Every flag can also be set as XACT_<FLAG> in the\nenvironment (XACT_LISTEN, XACT_DATA_DIR, ...) or as \"flag = value\" in --config.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	fs.String("config", "", "config file of `name = value` lines")
+	fs.StringVar(&cfg.ListenAddr, "listen", cfg.ListenAddr, "gRPC listen `address`")
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "`directory` of the embedded store (locked against a second server)")
+	fs.StringVar(&cfg.NodeID, "node-id", cfg.NodeID, "this coordinator's `name` inside XIDs")
+	fs.DurationVar(&cfg.DefaultTimeout, "default-timeout", cfg.DefaultTimeout, "global transaction timeout when Begin gives none")
+	fs.DurationVar(&cfg.MaxTimeout, "max-timeout", cfg.MaxTimeout, "largest timeout a client may ask for")
+	fs.DurationVar(&cfg.PhaseTwoTimeout, "phase-two-timeout", cfg.PhaseTwoTimeout, "wait for an RM's answer to one phase-two action")
+	fs.DurationVar(&cfg.DecisionWait, "decision-wait", cfg.DecisionWait, "how long Commit/Rollback wait for phase two before answering in-progress")
+	fs.DurationVar(&cfg.RetryBase, "retry-base", cfg.RetryBase, "first phase-two retry delay (doubles, with jitter)")
+	fs.DurationVar(&cfg.RetryMax, "retry-max", cfg.RetryMax, "largest phase-two retry delay")
+	fs.IntVar(&cfg.RetryBudget, "retry-budget", cfg.RetryBudget, "phase-two attempts before a transaction is parked")
+	fs.DurationVar(&cfg.ScanInterval, "scan-interval", cfg.ScanInterval, "how often timeouts and due retries are looked for")
+	fs.IntVar(&cfg.MaxLockKeys, "max-lock-keys", cfg.MaxLockKeys, "most lock keys in one branch registration")
+	fs.IntVar(&cfg.MaxRecvMsgBytes, "max-message-bytes", cfg.MaxRecvMsgBytes, "largest gRPC message accepted")
+	fs.StringVar(&cfg.Token, "token", "", "require this bearer `token` from every client")
+	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", cfg.ShutdownGrace, "wait for in-flight calls on shutdown")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	srv, err := tc.New(cfg)
+	if err != nil {
+		return err
+	}
+	cfg.Logger.Info("xact server listening", "addr", srv.Addr(), "data_dir", cfg.DataDir, "node_id", cfg.NodeID)
+	fmt.Fprintf(stdout, "listening on %s\n", srv.Addr())
+	err = srv.Serve(ctx)
+	cfg.Logger.Info("xact server stopped")
+	return err
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs every test the way CI does: a private MariaDB for the whole run
+# (unless XACT_TEST_MYSQL_DSN points at one), then go test -race on the main
+# module and on the end-to-end module in it/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+GO=${GO:-go}
+
+if [[ -z "${XACT_TEST_MYSQL_DSN:-}" ]]; then
+	if ! command -v mariadbd >/dev/null 2>&1 && [[ ! -x /usr/sbin/mariadbd ]]; then
+		if [[ $(id -u) -eq 0 ]]; then
+			echo "== installing mariadb-server (Debian package)"
+			export DEBIAN_FRONTEND=noninteractive
+			apt-get update -qq
+			apt-get install -y -qq mariadb-server >/dev/null
+		else
+			echo "mariadbd is not installed; run as root or: sudo apt-get install mariadb-server" >&2
+			exit 1
+		fi
+	fi
+	tmp=$(mktemp -d -t xact-mariadb.XXXXXX)
+	cleanup() {
+		$GO run ./internal/mysqltest/cmd/mariadb stop --dir "$tmp" || true
+		rm -rf "$tmp"
+	}
+	trap cleanup EXIT
+	echo "== starting a private MariaDB in $tmp"
+	XACT_TEST_MYSQL_DSN=$($GO run ./internal/mysqltest/cmd/mariadb start --dir "$tmp")
+	export XACT_TEST_MYSQL_DSN
+fi
+
+echo "== go vet"
+$GO vet ./...
+echo "== go test -race ./..."
+$GO test -race -count=1 -timeout 20m ./...
+if [[ -f it/go.mod ]]; then
+	echo "== end-to-end tests (it/)"
+	(cd it && $GO vet ./... && $GO test -race -count=1 -timeout 20m ./...)
+fi
+echo "== all tests passed"

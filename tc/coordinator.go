@@ -1,0 +1,275 @@
+package tc
+
+import (
+	"context"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/xact-io/xact/protocol"
+	"github.com/xact-io/xact/protocol/xactpb"
+	"github.com/xact-io/xact/storage"
+)
+
+// Status shorthands.
+const (
+	stBegin                  = xactpb.GlobalStatus_GLOBAL_STATUS_BEGIN
+	stCommitting             = xactpb.GlobalStatus_GLOBAL_STATUS_COMMITTING
+	stCommitRetrying         = xactpb.GlobalStatus_GLOBAL_STATUS_COMMIT_RETRYING
+	stRollbacking            = xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACKING
+	stRollbackRetrying       = xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACK_RETRYING
+	stTimeoutRollbacking     = xactpb.GlobalStatus_GLOBAL_STATUS_TIMEOUT_ROLLBACKING
+	stTimeoutRollbackRetry   = xactpb.GlobalStatus_GLOBAL_STATUS_TIMEOUT_ROLLBACK_RETRYING
+	stAsyncCommitting        = xactpb.GlobalStatus_GLOBAL_STATUS_ASYNC_COMMITTING
+	stCommitted              = xactpb.GlobalStatus_GLOBAL_STATUS_COMMITTED
+	stCommitFailed           = xactpb.GlobalStatus_GLOBAL_STATUS_COMMIT_FAILED
+	stRollbacked             = xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACKED
+	stRollbackFailed         = xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACK_FAILED
+	stTimeoutRollbacked      = xactpb.GlobalStatus_GLOBAL_STATUS_TIMEOUT_ROLLBACKED
+	stTimeoutRollbackFailed  = xactpb.GlobalStatus_GLOBAL_STATUS_TIMEOUT_ROLLBACK_FAILED
+	stCommitRetryTimeout     = xactpb.GlobalStatus_GLOBAL_STATUS_COMMIT_RETRY_TIMEOUT
+	stRollbackRetryTimeout   = xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACK_RETRY_TIMEOUT
+	brPhaseOneFailed         = xactpb.BranchStatus_BRANCH_STATUS_PHASE_ONE_FAILED
+	brPhaseOneDone           = xactpb.BranchStatus_BRANCH_STATUS_PHASE_ONE_DONE
+	brCommitted              = xactpb.BranchStatus_BRANCH_STATUS_PHASE_TWO_COMMITTED
+	brCommitFailedRetryable  = xactpb.BranchStatus_BRANCH_STATUS_PHASE_TWO_COMMIT_FAILED_RETRYABLE
+	brCommitFailedFinal      = xactpb.BranchStatus_BRANCH_STATUS_PHASE_TWO_COMMIT_FAILED_UNRETRYABLE
+	brRollbacked             = xactpb.BranchStatus_BRANCH_STATUS_PHASE_TWO_ROLLBACKED
+	brRollbackFailedRetryble = xactpb.BranchStatus_BRANCH_STATUS_PHASE_TWO_ROLLBACK_FAILED_RETRYABLE
+	brRollbackFailedFinal    = xactpb.BranchStatus_BRANCH_STATUS_PHASE_TWO_ROLLBACK_FAILED_UNRETRYABLE
+)
+
+// commitFamily reports whether s belongs to a global whose decision is
+// commit; rollbackFamily likewise for rollback.
+func commitFamily(s storage.Status) bool {
+	switch s {
+	case stCommitting, stCommitRetrying, stAsyncCommitting, stCommitted, stCommitFailed, stCommitRetryTimeout:
+		return true
+	}
+	return false
+}
+
+func rollbackFamily(s storage.Status) bool {
+	switch s {
+	case stRollbacking, stRollbackRetrying, stTimeoutRollbacking, stTimeoutRollbackRetry,
+		stRollbacked, stRollbackFailed, stTimeoutRollbacked, stTimeoutRollbackFailed, stRollbackRetryTimeout:
+		return true
+	}
+	return false
+}
+
+func timeoutFamily(s storage.Status) bool {
+	switch s {
+	case stTimeoutRollbacking, stTimeoutRollbackRetry, stTimeoutRollbacked, stTimeoutRollbackFailed:
+		return true
+	}
+	return false
+}
+
+type coordinator struct {
+	xactpb.UnimplementedCoordinatorServer
+	s *Server
+}
+
+func (c *coordinator) checkXID(xid string) error {
+	if xid == "" || len(xid) > 128 || !utf8.ValidString(xid) {
+		return fmt.Errorf("%w: xid must be 1-128 bytes of UTF-8", protocol.ErrInvalidArgument)
+	}
+	return nil
+}
+
+func (c *coordinator) Begin(ctx context.Context, req *xactpb.BeginRequest) (*xactpb.BeginResponse, error) {
+	cfg := &c.s.cfg
+	if len(req.GetName()) > 256 || !utf8.ValidString(req.GetName()) {
+		return nil, fmt.Errorf("%w: name must be at most 256 bytes of UTF-8", protocol.ErrInvalidArgument)
+	}
+	timeout := time.Duration(req.GetTimeoutMs()) * time.Millisecond
+	switch {
+	case req.GetTimeoutMs() < 0:
+		return nil, fmt.Errorf("%w: negative timeout", protocol.ErrInvalidArgument)
+	case timeout == 0:
+		timeout = cfg.DefaultTimeout
+	case timeout > cfg.MaxTimeout:
+		return nil, fmt.Errorf("%w: timeout %v exceeds the server's maximum %v", protocol.ErrInvalidArgument, timeout, cfg.MaxTimeout)
+	}
+	now := time.Now()
+	g := &storage.Global{
+		XID:       c.s.xids.next(),
+		Name:      req.GetName(),
+		Status:    stBegin,
+		Timeout:   timeout,
+		BeganAt:   now,
+		Deadline:  now.Add(timeout),
+		NextAt:    now.Add(timeout),
+		UpdatedAt: now,
+	}
+	if err := c.s.store.CreateGlobal(ctx, g); err != nil {
+		return nil, err
+	}
+	return &xactpb.BeginResponse{Xid: g.XID}, nil
+}
+
+func (c *coordinator) Commit(ctx context.Context, req *xactpb.CommitRequest) (*xactpb.CommitResponse, error) {
+	if err := c.checkXID(req.GetXid()); err != nil {
+		return nil, err
+	}
+	st, err := c.s.decide(ctx, req.GetXid(), true, false)
+	if err != nil {
+		return nil, err
+	}
+	return &xactpb.CommitResponse{Status: st}, nil
+}
+
+func (c *coordinator) Rollback(ctx context.Context, req *xactpb.RollbackRequest) (*xactpb.RollbackResponse, error) {
+	if err := c.checkXID(req.GetXid()); err != nil {
+		return nil, err
+	}
+	st, err := c.s.decide(ctx, req.GetXid(), false, false)
+	if err != nil {
+		return nil, err
+	}
+	return &xactpb.RollbackResponse{Status: st}, nil
+}
+
+func (c *coordinator) GetStatus(ctx context.Context, req *xactpb.GetStatusRequest) (*xactpb.GetStatusResponse, error) {
+	if err := c.checkXID(req.GetXid()); err != nil {
+		return nil, err
+	}
+	g, err := c.s.store.GetGlobal(ctx, req.GetXid())
+	if err != nil {
+		return nil, err
+	}
+	return &xactpb.GetStatusResponse{Status: g.Status}, nil
+}
+
+func (c *coordinator) checkKeys(resource string, keys []string) error {
+	cfg := &c.s.cfg
+	if resource == "" || len(resource) > 256 || !utf8.ValidString(resource) {
+		return fmt.Errorf("%w: resource id must be 1-256 bytes of UTF-8", protocol.ErrInvalidArgument)
+	}
+	if len(keys) > cfg.MaxLockKeys {
+		return fmt.Errorf("%w: %d lock keys, the limit is %d", protocol.ErrTooLarge, len(keys), cfg.MaxLockKeys)
+	}
+	for _, k := range keys {
+		if k == "" || len(k) > cfg.MaxKeyBytes {
+			return fmt.Errorf("%w: lock key of %d bytes (must be 1-%d)", protocol.ErrInvalidArgument, len(k), cfg.MaxKeyBytes)
+		}
+	}
+	return nil
+}
+
+func (c *coordinator) RegisterBranch(ctx context.Context, req *xactpb.RegisterBranchRequest) (*xactpb.RegisterBranchResponse, error) {
+	if err := c.checkXID(req.GetXid()); err != nil {
+		return nil, err
+	}
+	if err := c.checkKeys(req.GetResourceId(), req.GetLockKeys()); err != nil {
+		return nil, err
+	}
+	if len(req.GetApplicationData()) > c.s.cfg.MaxAppDataBytes {
+		return nil, fmt.Errorf("%w: application data of %d bytes, the limit is %d", protocol.ErrTooLarge, len(req.GetApplicationData()), c.s.cfg.MaxAppDataBytes)
+	}
+	if _, ok := xactpb.BranchType_name[int32(req.GetBranchType())]; !ok {
+		return nil, fmt.Errorf("%w: unknown branch type %d", protocol.ErrInvalidArgument, req.GetBranchType())
+	}
+	now := time.Now()
+	b := &storage.Branch{
+		XID:          req.GetXid(),
+		Resource:     req.GetResourceId(),
+		Type:         req.GetBranchType(),
+		Status:       xactpb.BranchStatus_BRANCH_STATUS_REGISTERED,
+		LockKeys:     dedupe(req.GetLockKeys()),
+		AppData:      req.GetApplicationData(),
+		RegisteredAt: now,
+	}
+	id, err := c.s.store.RegisterBranch(ctx, b, now)
+	if err != nil {
+		return nil, err
+	}
+	return &xactpb.RegisterBranchResponse{BranchId: id}, nil
+}
+
+func dedupe(keys []string) []string {
+	if len(keys) < 2 {
+		return keys
+	}
+	seen := make(map[string]struct{}, len(keys))
+	out := keys[:0:0]
+	for _, k := range keys {
+		if _, ok := seen[k]; !ok {
+			seen[k] = struct{}{}
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+func (c *coordinator) ReportBranch(ctx context.Context, req *xactpb.ReportBranchRequest) (*xactpb.ReportBranchResponse, error) {
+	if err := c.checkXID(req.GetXid()); err != nil {
+		return nil, err
+	}
+	switch req.GetStatus() {
+	case brPhaseOneDone, brPhaseOneFailed:
+	default:
+		return nil, fmt.Errorf("%w: a branch may report only phase-one outcomes, not %v", protocol.ErrInvalidArgument, req.GetStatus())
+	}
+	if len(req.GetApplicationData()) > c.s.cfg.MaxAppDataBytes {
+		return nil, fmt.Errorf("%w: application data too large", protocol.ErrTooLarge)
+	}
+	// Serialized with decisions: I3 needs a failure report to be seen by a
+	// concurrent commit, or to arrive after the decision.
+	mu := c.s.stripe(req.GetXid())
+	mu.Lock()
+	defer mu.Unlock()
+	g, err := c.s.store.GetGlobal(ctx, req.GetXid())
+	if err != nil {
+		return nil, err
+	}
+	if g.Status != stBegin {
+		// A late report changes nothing once the decision is made.
+		return nil, fmt.Errorf("%w: %v", protocol.ErrNotBegin, g.Status)
+	}
+	_, err = c.s.store.UpdateBranch(ctx, req.GetXid(), req.GetBranchId(), func(b *storage.Branch) error {
+		b.Status = req.GetStatus()
+		if req.GetUpdateApplicationData() {
+			b.AppData = req.GetApplicationData()
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &xactpb.ReportBranchResponse{}, nil
+}
+
+func (c *coordinator) QueryLocks(ctx context.Context, req *xactpb.QueryLocksRequest) (*xactpb.QueryLocksResponse, error) {
+	if req.GetXid() != "" {
+		if err := c.checkXID(req.GetXid()); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.checkKeys(req.GetResourceId(), req.GetLockKeys()); err != nil {
+		return nil, err
+	}
+	err := c.s.store.CheckLocks(ctx, req.GetXid(), req.GetResourceId(), req.GetLockKeys())
+	var lc *protocol.LockConflictError
+	switch {
+	case err == nil:
+		return &xactpb.QueryLocksResponse{Free: true}, nil
+	case asLockConflict(err, &lc):
+		return &xactpb.QueryLocksResponse{Free: false, ConflictKey: lc.Key, HolderXid: lc.Holder}, nil
+	default:
+		return nil, err
+	}
+}
+
+func (c *coordinator) Attach(stream xactpb.Coordinator_AttachServer) error {
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	stop := context.AfterFunc(c.s.bg, cancel)
+	defer stop()
+	err := c.s.hub.Serve(ctx, stream)
+	if c.s.bg.Err() != nil {
+		return protocol.ErrShuttingDown
+	}
+	return err
+}

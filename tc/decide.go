@@ -1,0 +1,169 @@
+package tc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/xact-io/xact/protocol"
+	"github.com/xact-io/xact/storage"
+)
+
+// errStale aborts an UpdateGlobal whose precondition no longer holds.
+var errStale = errors.New("tc: global changed concurrently")
+
+// decide makes (or joins) the commit or rollback decision for xid and waits
+// up to DecisionWait for phase two. It returns the global's status after the
+// wait: a final status, or an in-progress one whose decision is durable.
+//
+// Invariants kept here: commit is decided only from Begin and only if no
+// branch reported a phase-one failure (I3); a durable decision is never
+// changed (I2): asking the opposite of what was decided is an error, asking
+// the same again is answered with the current status. force is the
+// operator's path: it ignores the Begin deadline and resumes a parked
+// transaction in the direction already decided.
+func (s *Server) decide(ctx context.Context, xid string, commit, force bool) (storage.Status, error) {
+	st, err := s.decideLocked(ctx, xid, commit, force)
+	if err != nil {
+		return st, err
+	}
+	if storage.Final(st) {
+		return st, nil
+	}
+	done := s.drive.start(xid)
+	wait := s.cfg.DecisionWait
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-done:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+	}
+	g, err := s.store.GetGlobal(context.WithoutCancel(ctx), xid)
+	if err != nil {
+		// The decision is durable; only its current status is unknown.
+		return st, nil
+	}
+	return g.Status, nil
+}
+
+func (s *Server) decideLocked(ctx context.Context, xid string, commit, force bool) (storage.Status, error) {
+	mu := s.stripe(xid)
+	mu.Lock()
+	defer mu.Unlock()
+	g, err := s.store.GetGlobal(ctx, xid)
+	if err != nil {
+		return 0, err
+	}
+	if g.Finished {
+		return answerDecided(g, commit)
+	}
+	now := time.Now()
+	if g.Status != stBegin {
+		if commit && !commitFamily(g.Status) || !commit && !rollbackFamily(g.Status) {
+			return answerDecided(g, commit)
+		}
+		if force && g.Parked {
+			resumed := stCommitRetrying
+			if !commit {
+				resumed = stRollbackRetrying
+				if timeoutFamily(g.Status) {
+					resumed = stTimeoutRollbackRetry
+				}
+			}
+			g, err = s.store.UpdateGlobal(ctx, xid, func(g *storage.Global) error {
+				g.Parked, g.Attempts, g.Status, g.NextAt, g.UpdatedAt = false, 0, resumed, now, now
+				g.History = appendEvent(g.History, now, "resumed by operator")
+				return nil
+			})
+			if err != nil {
+				return 0, err
+			}
+			s.log.Info("global resumed by operator", "xid", xid, "status", g.Status)
+		}
+		return g.Status, nil
+	}
+
+	// Begin: this call makes the decision.
+	branches, err := s.store.Branches(ctx, xid)
+	if err != nil {
+		return 0, err
+	}
+	target, reason := stRollbacking, "rolled back by request"
+	var refuse error
+	if commit {
+		target, reason = stCommitting, "commit decided"
+		if !force && !now.Before(g.Deadline) {
+			target, reason = stTimeoutRollbacking, "timed out before commit"
+			refuse = fmt.Errorf("%w: %s passed its %v timeout", protocol.ErrTimedOut, xid, g.Timeout)
+		}
+		for _, b := range branches {
+			if b.Status == brPhaseOneFailed {
+				if force {
+					return g.Status, fmt.Errorf("%w: branch %d reported a phase-one failure; only rollback is possible", protocol.ErrInvalidArgument, b.ID)
+				}
+				target, reason = stRollbacking, fmt.Sprintf("branch %d reported a phase-one failure", b.ID)
+				refuse = fmt.Errorf("%w: %s", protocol.ErrRolledBack, reason)
+				break
+			}
+		}
+	}
+	if len(branches) == 0 {
+		final := map[storage.Status]storage.Status{
+			stCommitting: stCommitted, stRollbacking: stRollbacked, stTimeoutRollbacking: stTimeoutRollbacked,
+		}[target]
+		if err := s.store.FinishGlobal(ctx, xid, final); err != nil {
+			return 0, err
+		}
+		return final, refuse
+	}
+	g, err = s.store.UpdateGlobal(ctx, xid, func(g *storage.Global) error {
+		if g.Status != stBegin {
+			return errStale
+		}
+		g.Status, g.Attempts, g.UpdatedAt = target, 0, now
+		// A lease: the scanner leaves the global to this decision's driver
+		// until then, and picks it up after a crash.
+		g.NextAt = now.Add(s.cfg.PhaseTwoTimeout + s.cfg.ScanInterval)
+		g.History = appendEvent(g.History, now, reason)
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	s.log.Debug("global decided", "xid", xid, "status", target)
+	if refuse != nil {
+		// Start the rollback now; the caller learns why its commit failed.
+		s.drive.start(xid)
+		return g.Status, refuse
+	}
+	return g.Status, nil
+}
+
+// answerDecided answers a decision request for a global that is already
+// decided: the same direction gets the status, the opposite an error.
+func answerDecided(g *storage.Global, commit bool) (storage.Status, error) {
+	switch {
+	case commit && commitFamily(g.Status), !commit && rollbackFamily(g.Status):
+		return g.Status, nil
+	case commit && timeoutFamily(g.Status):
+		return g.Status, fmt.Errorf("%w: %s (%v)", protocol.ErrTimedOut, g.XID, g.Status)
+	case commit:
+		return g.Status, fmt.Errorf("%w: %s (%v)", protocol.ErrRolledBack, g.XID, g.Status)
+	default:
+		return g.Status, fmt.Errorf("%w: %s (%v)", protocol.ErrCommitted, g.XID, g.Status)
+	}
+}
+
+const maxHistory = 20
+
+func appendEvent(h []storage.Event, at time.Time, what string) []storage.Event {
+	h = append(h, storage.Event{At: at, What: what})
+	if len(h) > maxHistory {
+		h = append(h[:0:0], h[len(h)-maxHistory:]...)
+	}
+	return h
+}

@@ -1,0 +1,307 @@
+package tc
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/xact-io/xact/protocol/xactpb"
+	"github.com/xact-io/xact/storage"
+	"github.com/xact-io/xact/tc/internal/hub"
+)
+
+// driver runs phase two. At most one run per global is in flight at a time;
+// a request that finds one running joins it. A run is one round: it pushes
+// the pending actions, records the outcomes, and either finishes the global,
+// schedules the next round (NextAt, picked up by the scanner), or parks it.
+type driver struct {
+	s  *Server
+	wg sync.WaitGroup
+	mu struct {
+		sync.Mutex
+		running map[string]chan struct{}
+	}
+}
+
+func newDriver(s *Server) *driver {
+	d := &driver{s: s}
+	d.mu.running = map[string]chan struct{}{}
+	return d
+}
+
+// start begins a round for xid unless one is running, and returns a channel
+// closed when the round (new or joined) ends.
+func (d *driver) start(xid string) <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if ch, ok := d.mu.running[xid]; ok {
+		return ch
+	}
+	ch := make(chan struct{})
+	if d.s.bg.Err() != nil {
+		close(ch)
+		return ch
+	}
+	d.mu.running[xid] = ch
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		defer func() {
+			d.mu.Lock()
+			delete(d.mu.running, xid)
+			d.mu.Unlock()
+			close(ch)
+		}()
+		d.round(d.s.bg, xid)
+	}()
+	return ch
+}
+
+func (d *driver) isRunning(xid string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.mu.running[xid]
+	return ok
+}
+
+func (d *driver) wait() { d.wg.Wait() }
+
+func (d *driver) round(ctx context.Context, xid string) {
+	g, err := d.s.store.GetGlobal(ctx, xid)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.s.log.Warn("phase two: read global", "xid", xid, "err", err)
+		}
+		return
+	}
+	if g.Finished || g.Parked {
+		return
+	}
+	branches, err := d.s.store.Branches(ctx, xid)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.s.log.Warn("phase two: read branches", "xid", xid, "err", err)
+		}
+		return
+	}
+	switch {
+	case commitFamily(g.Status):
+		d.commit(ctx, g, branches)
+	case rollbackFamily(g.Status):
+		d.rollback(ctx, g, branches)
+	}
+}
+
+func (d *driver) action(ctx context.Context, kind xactpb.ActionKind, b *storage.Branch) hub.Result {
+	ctx, cancel := context.WithTimeout(ctx, d.s.cfg.PhaseTwoTimeout)
+	defer cancel()
+	return d.s.hub.Do(ctx, &xactpb.BranchAction{
+		Kind:            kind,
+		Xid:             b.XID,
+		BranchId:        b.ID,
+		ResourceId:      b.Resource,
+		BranchType:      b.Type,
+		ApplicationData: b.AppData,
+		LockKeys:        b.LockKeys,
+	})
+}
+
+// commit pushes BranchCommit to every branch not yet committed, in
+// parallel: commit order does not matter.
+func (d *driver) commit(ctx context.Context, g *storage.Global, branches []*storage.Branch) {
+	var todo []*storage.Branch
+	for _, b := range branches {
+		if b.Status != brCommitted {
+			todo = append(todo, b)
+		}
+	}
+	results := make([]hub.Result, len(todo))
+	var wg sync.WaitGroup
+	for i, b := range todo {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = d.action(ctx, xactpb.ActionKind_ACTION_KIND_COMMIT, b)
+		}()
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return // shutting down: the store still says what is left to do
+	}
+	var failed, unknown []string
+	for i, r := range results {
+		switch r.Outcome {
+		case xactpb.Outcome_OUTCOME_FAILED:
+			failed = append(failed, fmt.Sprintf("branch %d: %s", todo[i].ID, r.Reason))
+		case xactpb.Outcome_OUTCOME_UNKNOWN:
+			unknown = append(unknown, fmt.Sprintf("branch %d: %s", todo[i].ID, r.Reason))
+		}
+	}
+	if len(failed) == 0 && len(unknown) == 0 {
+		// The tombstone removes branches and locks in the same write.
+		if err := d.s.store.FinishGlobal(ctx, g.XID, stCommitted); err != nil {
+			d.s.log.Warn("phase two: finish", "xid", g.XID, "err", err)
+		}
+		return
+	}
+	// Not done in one round: record per-branch progress so that the next
+	// round skips what is committed, and release the locks now — the commit
+	// decision is durable, so they protect nothing any more (I5).
+	for i, b := range todo {
+		r := results[i]
+		_, err := d.s.store.UpdateBranch(ctx, g.XID, b.ID, func(b *storage.Branch) error {
+			switch r.Outcome {
+			case xactpb.Outcome_OUTCOME_DONE:
+				b.Status, b.Reason = brCommitted, ""
+			case xactpb.Outcome_OUTCOME_FAILED:
+				b.Status, b.Reason = brCommitFailedFinal, r.Reason
+				b.Attempts++
+			default:
+				b.Status, b.Reason = brCommitFailedRetryable, r.Reason
+				b.Attempts++
+			}
+			return nil
+		})
+		if err != nil {
+			d.s.log.Warn("phase two: record branch", "xid", g.XID, "branch_id", b.ID, "err", err)
+		}
+	}
+	if err := d.s.store.ReleaseLocks(ctx, g.XID); err != nil {
+		d.s.log.Warn("phase two: release locks", "xid", g.XID, "err", err)
+	}
+	d.reschedule(ctx, g.XID, true, failed, unknown)
+}
+
+// rollback undoes branches one at a time in reverse registration order
+// (I9), stopping at the first that is not DONE: a later branch's undo may
+// depend on an earlier one's being done first.
+func (d *driver) rollback(ctx context.Context, g *storage.Global, branches []*storage.Branch) {
+	slices.SortFunc(branches, func(a, b *storage.Branch) int { return int(b.ID - a.ID) })
+	for i, b := range branches {
+		if b.Status == brRollbacked {
+			continue
+		}
+		r := d.action(ctx, xactpb.ActionKind_ACTION_KIND_ROLLBACK, b)
+		if ctx.Err() != nil {
+			return
+		}
+		if r.Outcome == xactpb.Outcome_OUTCOME_DONE {
+			if i == len(branches)-1 {
+				break // the last one: FinishGlobal below records it with the rest
+			}
+			// The branch's undo is durable at the RM: record it, then free
+			// its rows (I5).
+			_, err := d.s.store.UpdateBranch(ctx, g.XID, b.ID, func(b *storage.Branch) error {
+				b.Status, b.Reason = brRollbacked, ""
+				return nil
+			})
+			if err == nil {
+				err = d.s.store.ReleaseLocks(ctx, g.XID, b.ID)
+			}
+			if err != nil {
+				d.s.log.Warn("phase two: record rollback", "xid", g.XID, "branch_id", b.ID, "err", err)
+				return // the next round re-sends it; rollback is idempotent
+			}
+			continue
+		}
+		what := fmt.Sprintf("branch %d: %s", b.ID, r.Reason)
+		_, err := d.s.store.UpdateBranch(ctx, g.XID, b.ID, func(b *storage.Branch) error {
+			b.Status, b.Reason = brRollbackFailedRetryble, r.Reason
+			if r.Outcome == xactpb.Outcome_OUTCOME_FAILED {
+				b.Status = brRollbackFailedFinal
+			}
+			b.Attempts++
+			return nil
+		})
+		if err != nil {
+			d.s.log.Warn("phase two: record branch", "xid", g.XID, "branch_id", b.ID, "err", err)
+		}
+		if r.Outcome == xactpb.Outcome_OUTCOME_FAILED {
+			d.reschedule(ctx, g.XID, false, []string{what}, nil)
+		} else {
+			d.reschedule(ctx, g.XID, false, nil, []string{what})
+		}
+		return
+	}
+	final := stRollbacked
+	if timeoutFamily(g.Status) {
+		final = stTimeoutRollbacked
+	}
+	if err := d.s.store.FinishGlobal(ctx, g.XID, final); err != nil {
+		d.s.log.Warn("phase two: finish", "xid", g.XID, "err", err)
+	}
+}
+
+// reschedule records a round that did not finish: a FAILED answer parks the
+// global at once; UNKNOWN answers schedule another round after a capped,
+// jittered exponential backoff, until the retry budget is spent and the
+// global is parked.
+func (d *driver) reschedule(ctx context.Context, xid string, commit bool, failed, unknown []string) {
+	mu := d.s.stripe(xid)
+	mu.Lock()
+	defer mu.Unlock()
+	now := time.Now()
+	g, err := d.s.store.UpdateGlobal(ctx, xid, func(g *storage.Global) error {
+		if g.Parked || !(commit && commitFamily(g.Status) || !commit && rollbackFamily(g.Status)) {
+			return errStale
+		}
+		g.Attempts++
+		g.UpdatedAt = now
+		timeout := timeoutFamily(g.Status)
+		switch {
+		case len(failed) > 0:
+			g.Parked, g.NextAt = true, time.Time{}
+			g.Reason = "phase two failed: " + failed[0]
+			g.Status = stCommitFailed
+			if !commit {
+				g.Status = pick(timeout, stTimeoutRollbackFailed, stRollbackFailed)
+			}
+		case g.Attempts >= d.s.cfg.RetryBudget:
+			g.Parked, g.NextAt = true, time.Time{}
+			g.Reason = fmt.Sprintf("retry budget of %d attempts spent; last: %s", d.s.cfg.RetryBudget, unknown[0])
+			g.Status = pick(commit, stCommitRetryTimeout, stRollbackRetryTimeout)
+		default:
+			g.Reason = unknown[0]
+			g.NextAt = now.Add(d.backoff(g.Attempts))
+			g.Status = stCommitRetrying
+			if !commit {
+				g.Status = pick(timeout, stTimeoutRollbackRetry, stRollbackRetrying)
+			}
+		}
+		g.History = appendEvent(g.History, now, fmt.Sprintf("attempt %d: %s", g.Attempts, g.Reason))
+		return nil
+	})
+	if err != nil {
+		if err != errStale && ctx.Err() == nil {
+			d.s.log.Warn("phase two: reschedule", "xid", xid, "err", err)
+		}
+		return
+	}
+	if g.Parked {
+		d.s.log.Error("global parked", "xid", xid, "status", g.Status, "reason", g.Reason)
+	} else {
+		d.s.log.Info("phase two will retry", "xid", xid, "attempt", g.Attempts, "at", g.NextAt, "reason", g.Reason)
+	}
+}
+
+// backoff is RetryBase·2^(n-1), capped at RetryMax, with the upper half
+// jittered so that retries of many globals spread out.
+func (d *driver) backoff(n int) time.Duration {
+	b := d.s.cfg.RetryBase
+	for i := 1; i < n && b < d.s.cfg.RetryMax; i++ {
+		b *= 2
+	}
+	b = min(b, d.s.cfg.RetryMax)
+	half := b / 2
+	return half + rand.N(half+1)
+}
+
+func pick(cond bool, a, b storage.Status) storage.Status {
+	if cond {
+		return a
+	}
+	return b
+}

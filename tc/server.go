@@ -1,0 +1,199 @@
+// Package tc is the transaction coordinator: the server that tracks global
+// transactions, holds global row locks, and drives phase two.
+//
+// The server is embeddable; `xact server` is a thin wrapper around it:
+//
+//	cfg := tc.DefaultConfig()
+//	cfg.DataDir = "/var/lib/xact"
+//	srv, err := tc.New(cfg)
+//	if err != nil { ... }
+//	defer srv.Close()
+//	err = srv.Serve(ctx) // until ctx is done or Close is called
+//
+// Everything the TC acknowledges is durable in its store before the answer
+// leaves (I2). Phase two is pushed to RMs over their Attach streams and
+// retried with capped exponential backoff until it is DONE, or until the
+// retry budget is spent and the transaction is parked for an operator.
+package tc
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/xact-io/xact/protocol"
+	"github.com/xact-io/xact/protocol/xactpb"
+	"github.com/xact-io/xact/storage"
+	badgerstore "github.com/xact-io/xact/storage/badger"
+	"github.com/xact-io/xact/tc/internal/hub"
+)
+
+// Server is a running coordinator.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	store    storage.Store
+	ownStore bool
+	lis      net.Listener
+	grpc     *grpc.Server
+	hub      *hub.Hub
+	xids     *xidGen
+	stripes  [256]sync.Mutex // serialize decisions per global (by XID hash)
+	drive    *driver
+
+	bg       context.Context // cancelled by Close: stops background work
+	stopBg   context.CancelFunc
+	wg       sync.WaitGroup
+	closeMu  sync.Mutex
+	closed   bool
+	serveErr chan error
+}
+
+// New opens the store, binds the listen address and prepares the server.
+// Call Serve to start serving and Close to stop.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s := &Server{cfg: cfg, log: log, store: cfg.Store, serveErr: make(chan error, 1)}
+	if s.store == nil {
+		st, err := badgerstore.Open(cfg.DataDir)
+		if err != nil {
+			return nil, fmt.Errorf("tc: open store: %w", err)
+		}
+		s.store, s.ownStore = st, true
+	}
+	lis, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		if s.ownStore {
+			s.store.Close()
+		}
+		return nil, fmt.Errorf("tc: listen: %w", err)
+	}
+	s.lis = lis
+	s.bg, s.stopBg = context.WithCancel(context.Background())
+	s.hub = hub.New(cfg.NodeID, log)
+	s.xids = newXIDGen(cfg.NodeID)
+	s.drive = newDriver(s)
+	s.grpc = grpc.NewServer(
+		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgBytes),
+		grpc.ChainUnaryInterceptor(s.unaryAuth),
+		grpc.ChainStreamInterceptor(s.streamAuth),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+	)
+	xactpb.RegisterCoordinatorServer(s.grpc, &coordinator{s: s})
+	xactpb.RegisterAdminServer(s.grpc, &admin{s: s})
+	return s, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() string { return s.lis.Addr().String() }
+
+// Store is the store the server persists through.
+func (s *Server) Store() storage.Store { return s.store }
+
+// Serve recovers unfinished transactions, starts the background loops and
+// serves gRPC until ctx is done or Close is called. It returns nil after a
+// clean stop.
+func (s *Server) Serve(ctx context.Context) error {
+	if err := s.recover(ctx); err != nil {
+		return err
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.scanLoop()
+	}()
+	go func() { s.serveErr <- s.grpc.Serve(s.lis) }()
+	select {
+	case <-ctx.Done():
+		return s.Close()
+	case err := <-s.serveErr:
+		if errors.Is(err, grpc.ErrServerStopped) {
+			return nil
+		}
+		return err
+	}
+}
+
+// Close stops the server: background work first (its state is in the store
+// and resumes on the next start), then RM streams, then in-flight RPCs get
+// up to ShutdownGrace to finish. Close is idempotent.
+func (s *Server) Close() error {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	s.stopBg()
+	s.hub.Close()
+	done := make(chan struct{})
+	go func() { s.grpc.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(s.cfg.ShutdownGrace):
+		s.grpc.Stop()
+		<-done
+	}
+	s.wg.Wait()
+	s.drive.wait()
+	if s.ownStore {
+		return s.store.Close()
+	}
+	return nil
+}
+
+func (s *Server) stripe(xid string) *sync.Mutex {
+	var h uint32 = 2166136261
+	for i := 0; i < len(xid); i++ {
+		h ^= uint32(xid[i])
+		h *= 16777619
+	}
+	return &s.stripes[h%uint32(len(s.stripes))]
+}
+
+func (s *Server) authorized(ctx context.Context) error {
+	if s.cfg.Token == "" {
+		return nil
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	for _, v := range md.Get("authorization") {
+		tok, ok := strings.CutPrefix(v, "Bearer ")
+		if ok && subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.Token)) == 1 {
+			return nil
+		}
+	}
+	return protocol.ToStatus(protocol.ErrUnauthenticated)
+}
+
+func (s *Server) unaryAuth(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if err := s.authorized(ctx); err != nil {
+		return nil, err
+	}
+	resp, err := h(ctx, req)
+	return resp, protocol.ToStatus(err)
+}
+
+func (s *Server) streamAuth(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	if err := s.authorized(ss.Context()); err != nil {
+		return err
+	}
+	return protocol.ToStatus(h(srv, ss))
+}

@@ -1,0 +1,564 @@
+package tc_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/xact-io/xact/protocol"
+	"github.com/xact-io/xact/protocol/xactpb"
+	"github.com/xact-io/xact/tc"
+	"github.com/xact-io/xact/tc/tctest"
+)
+
+type client struct {
+	t     *testing.T
+	coord xactpb.CoordinatorClient
+	admin xactpb.AdminClient
+}
+
+func newClient(t *testing.T, srv *tctest.Server) *client {
+	conn := srv.Conn(t)
+	return &client{t: t, coord: xactpb.NewCoordinatorClient(conn), admin: xactpb.NewAdminClient(conn)}
+}
+
+func (c *client) begin(timeout time.Duration) string {
+	c.t.Helper()
+	resp, err := c.coord.Begin(context.Background(), &xactpb.BeginRequest{Name: "test", TimeoutMs: timeout.Milliseconds()})
+	if err != nil {
+		c.t.Fatalf("Begin: %v", err)
+	}
+	return resp.GetXid()
+}
+
+func (c *client) register(xid, resource string, keys ...string) (int64, error) {
+	resp, err := c.coord.RegisterBranch(context.Background(), &xactpb.RegisterBranchRequest{
+		Xid: xid, ResourceId: resource, BranchType: xactpb.BranchType_BRANCH_TYPE_AT, LockKeys: keys,
+	})
+	return resp.GetBranchId(), protocol.FromStatus(err)
+}
+
+func (c *client) mustRegister(xid, resource string, keys ...string) int64 {
+	c.t.Helper()
+	id, err := c.register(xid, resource, keys...)
+	if err != nil {
+		c.t.Fatalf("RegisterBranch(%s, %v): %v", xid, keys, err)
+	}
+	return id
+}
+
+func (c *client) commit(xid string) (xactpb.GlobalStatus, error) {
+	resp, err := c.coord.Commit(context.Background(), &xactpb.CommitRequest{Xid: xid})
+	return resp.GetStatus(), protocol.FromStatus(err)
+}
+
+func (c *client) rollback(xid string) (xactpb.GlobalStatus, error) {
+	resp, err := c.coord.Rollback(context.Background(), &xactpb.RollbackRequest{Xid: xid})
+	return resp.GetStatus(), protocol.FromStatus(err)
+}
+
+func (c *client) status(xid string) xactpb.GlobalStatus {
+	c.t.Helper()
+	resp, err := c.coord.GetStatus(context.Background(), &xactpb.GetStatusRequest{Xid: xid})
+	if err != nil {
+		c.t.Fatalf("GetStatus(%s): %v", xid, protocol.FromStatus(err))
+	}
+	return resp.GetStatus()
+}
+
+func (c *client) show(xid string) *xactpb.ShowGlobalResponse {
+	c.t.Helper()
+	resp, err := c.admin.ShowGlobal(context.Background(), &xactpb.ShowGlobalRequest{Xid: xid})
+	if err != nil {
+		c.t.Fatalf("ShowGlobal(%s): %v", xid, err)
+	}
+	return resp
+}
+
+func (c *client) locks() []*xactpb.RowLock {
+	c.t.Helper()
+	resp, err := c.admin.ListLocks(context.Background(), &xactpb.ListLocksRequest{})
+	if err != nil {
+		c.t.Fatalf("ListLocks: %v", err)
+	}
+	return resp.GetLocks()
+}
+
+// eventually polls cond until it holds or the time is up.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+const (
+	committed          = xactpb.GlobalStatus_GLOBAL_STATUS_COMMITTED
+	rollbacked         = xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACKED
+	timeoutRollbacked  = xactpb.GlobalStatus_GLOBAL_STATUS_TIMEOUT_ROLLBACKED
+	commitRetrying     = xactpb.GlobalStatus_GLOBAL_STATUS_COMMIT_RETRYING
+	outcomeDone        = xactpb.Outcome_OUTCOME_DONE
+	outcomeFailed      = xactpb.Outcome_OUTCOME_FAILED
+	outcomeUnknown     = xactpb.Outcome_OUTCOME_UNKNOWN
+	actionCommitKind   = xactpb.ActionKind_ACTION_KIND_COMMIT
+	actionRollbackKind = xactpb.ActionKind_ACTION_KIND_ROLLBACK
+)
+
+func TestCommitWithoutBranches(t *testing.T) {
+	c := newClient(t, tctest.Start(t))
+	xid := c.begin(time.Minute)
+	if got, err := c.commit(xid); err != nil || got != committed {
+		t.Fatalf("Commit = %v, %v; want %v, nil", got, err, committed)
+	}
+	if got := c.status(xid); got != committed {
+		t.Errorf("GetStatus after commit = %v, want %v", got, committed)
+	}
+}
+
+func TestCommitDeliversPhaseTwoAndReleasesLocks(t *testing.T) {
+	for _, name := range []string{"memory", "badger"} {
+		t.Run(name, func(t *testing.T) {
+			var opts []tctest.Option
+			if name == "badger" {
+				opts = append(opts, tctest.WithBadger())
+			}
+			srv := tctest.Start(t, opts...)
+			c := newClient(t, srv)
+			rm := attachRM(t, srv.Conn(t), "db1", "db2")
+			xid := c.begin(time.Minute)
+			b1 := c.mustRegister(xid, "db1", "t:1", "t:2")
+			b2 := c.mustRegister(xid, "db2", "t:1")
+			if b1 != 1 || b2 != 2 {
+				t.Errorf("branch ids = %d, %d; want 1, 2", b1, b2)
+			}
+			if n := len(c.locks()); n != 3 {
+				t.Errorf("locks before commit = %d, want 3", n)
+			}
+			if got, err := c.commit(xid); err != nil || got != committed {
+				t.Fatalf("Commit = %v, %v; want %v", got, err, committed)
+			}
+			if n := len(c.locks()); n != 0 {
+				t.Errorf("locks after commit = %d, want 0", n)
+			}
+			want := map[string]int{"ACTION_KIND_COMMIT/" + xid + "/1": 1, "ACTION_KIND_COMMIT/" + xid + "/2": 1}
+			if got := rm.effectCounts(); !mapsEqual(got, want) {
+				t.Errorf("effects = %v, want %v", got, want)
+			}
+			if got, err := c.commit(xid); err != nil || got != committed {
+				t.Errorf("second Commit = %v, %v; want %v, nil (safe to repeat)", got, err, committed)
+			}
+			if _, err := c.rollback(xid); !errors.Is(err, protocol.ErrCommitted) {
+				t.Errorf("Rollback after commit: err = %v, want ErrCommitted", err)
+			}
+		})
+	}
+}
+
+func mapsEqual(a, b map[string]int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func TestRollbackInReverseOrder(t *testing.T) {
+	srv := tctest.Start(t)
+	c := newClient(t, srv)
+	rm := attachRM(t, srv.Conn(t), "db1", "db2")
+	xid := c.begin(time.Minute)
+	for i := 0; i < 4; i++ {
+		c.mustRegister(xid, []string{"db1", "db2"}[i%2], fmt.Sprintf("t:%d", i))
+	}
+	if got, err := c.rollback(xid); err != nil || got != rollbacked {
+		t.Fatalf("Rollback = %v, %v; want %v", got, err, rollbacked)
+	}
+	var order []int64
+	for _, a := range rm.actions() {
+		if a.GetKind() != actionRollbackKind {
+			t.Errorf("action kind = %v, want rollback", a.GetKind())
+		}
+		order = append(order, a.GetBranchId())
+	}
+	if want := []int64{4, 3, 2, 1}; !slices.Equal(order, want) {
+		t.Errorf("rollback order = %v, want %v (I9)", order, want)
+	}
+	if _, err := c.commit(xid); !errors.Is(err, protocol.ErrRolledBack) {
+		t.Errorf("Commit after rollback: err = %v, want ErrRolledBack", err)
+	}
+	if got, err := c.rollback(xid); err != nil || got != rollbacked {
+		t.Errorf("second Rollback = %v, %v; want %v, nil", got, err, rollbacked)
+	}
+	if n := len(c.locks()); n != 0 {
+		t.Errorf("locks after rollback = %d, want 0", n)
+	}
+}
+
+func TestLockConflict(t *testing.T) {
+	srv := tctest.Start(t)
+	c := newClient(t, srv)
+	attachRM(t, srv.Conn(t), "db1")
+	x1 := c.begin(time.Minute)
+	x2 := c.begin(time.Minute)
+	c.mustRegister(x1, "db1", "t:1", "t:2")
+	_, err := c.register(x2, "db1", "t:3", "t:2")
+	var lc *protocol.LockConflictError
+	if !errors.As(err, &lc) || lc.Holder != x1 || lc.Key != "t:2" || lc.Resource != "db1" {
+		t.Fatalf("conflicting RegisterBranch: err = %#v, want LockConflictError on t:2 held by %s", err, x1)
+	}
+	if !errors.Is(err, protocol.ErrLockConflict) {
+		t.Errorf("errors.Is(%v, ErrLockConflict) = false", err)
+	}
+	// All or nothing: t:3 must not have been taken by x2.
+	for _, l := range c.locks() {
+		if l.GetXid() == x2 {
+			t.Errorf("lock %v taken by the refused registration", l)
+		}
+	}
+	// The same key in another resource is another row.
+	c.mustRegister(x2, "db2", "t:2")
+	// QueryLocks sees the holder, and not the caller's own locks.
+	resp, err := xactpb.NewCoordinatorClient(srv.Conn(t)).QueryLocks(context.Background(), &xactpb.QueryLocksRequest{Xid: x2, ResourceId: "db1", LockKeys: []string{"t:1"}})
+	if err != nil || resp.GetFree() || resp.GetHolderXid() != x1 {
+		t.Errorf("QueryLocks = %v, %v; want held by %s", resp, err, x1)
+	}
+	resp, err = xactpb.NewCoordinatorClient(srv.Conn(t)).QueryLocks(context.Background(), &xactpb.QueryLocksRequest{Xid: x1, ResourceId: "db1", LockKeys: []string{"t:1"}})
+	if err != nil || !resp.GetFree() {
+		t.Errorf("QueryLocks by the holder = %v, %v; want free", resp, err)
+	}
+	if _, err := c.commit(x1); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	c.mustRegister(x2, "db1", "t:3", "t:2")
+}
+
+func TestRegisterRefused(t *testing.T) {
+	srv := tctest.Start(t)
+	c := newClient(t, srv)
+	attachRM(t, srv.Conn(t), "db1")
+
+	committedXID := c.begin(time.Minute)
+	c.mustRegister(committedXID, "db1", "a")
+	c.commit(committedXID)
+	rolledBackXID := c.begin(time.Minute)
+	c.rollback(rolledBackXID)
+	pendingXID := c.begin(time.Minute)
+	c.mustRegister(pendingXID, "db1", "b")
+	srv.Server().Store() // keep the server referenced
+	tests := []struct {
+		name string
+		xid  string
+		want error
+	}{
+		{"unknown", "tc1:nope:1", protocol.ErrNotFound},
+		{"committed", committedXID, protocol.ErrNotBegin},
+		{"rolled back", rolledBackXID, protocol.ErrNotBegin},
+	}
+	for _, tt := range tests {
+		if _, err := c.register(tt.xid, "db1", "z"); !errors.Is(err, tt.want) {
+			t.Errorf("%s: RegisterBranch err = %v, want %v", tt.name, err, tt.want)
+		}
+	}
+	if _, err := c.register(committedXID, "db1", "zz"); err == nil {
+		t.Fatal("registered into a finished global")
+	}
+	for _, l := range c.locks() {
+		if l.GetKey() == "z" || l.GetKey() == "zz" {
+			t.Errorf("refused registration left lock %v", l)
+		}
+	}
+}
+
+func TestTimeoutRollsBackAndRefusesLateBranch(t *testing.T) {
+	srv := tctest.Start(t)
+	c := newClient(t, srv)
+	rm := attachRM(t, srv.Conn(t), "db1")
+	xid := c.begin(150 * time.Millisecond)
+	c.mustRegister(xid, "db1", "k1")
+	eventually(t, "timeout rollback", func() bool { return c.status(xid) == timeoutRollbacked })
+	if _, err := c.register(xid, "db1", "k2"); !errors.Is(err, protocol.ErrNotBegin) && !errors.Is(err, protocol.ErrTimedOut) {
+		t.Errorf("late RegisterBranch: err = %v, want ErrNotBegin or ErrTimedOut", err)
+	}
+	if _, err := c.commit(xid); !errors.Is(err, protocol.ErrTimedOut) {
+		t.Errorf("Commit after timeout: err = %v, want ErrTimedOut", err)
+	}
+	if got := rm.effectCounts()["ACTION_KIND_ROLLBACK/"+xid+"/1"]; got != 1 {
+		t.Errorf("rollback effects = %d, want 1", got)
+	}
+	if n := len(c.locks()); n != 0 {
+		t.Errorf("locks = %d, want 0 (I5)", n)
+	}
+}
+
+func TestCommitAfterDeadlineBeforeScanIsRefused(t *testing.T) {
+	srv := tctest.Start(t, tctest.WithConfig(func(c *tc.Config) { c.ScanInterval = time.Hour }))
+	c := newClient(t, srv)
+	attachRM(t, srv.Conn(t), "db1")
+	xid := c.begin(50 * time.Millisecond)
+	c.mustRegister(xid, "db1", "k1")
+	time.Sleep(100 * time.Millisecond)
+	if _, err := c.register(xid, "db1", "k2"); !errors.Is(err, protocol.ErrTimedOut) {
+		t.Errorf("RegisterBranch past deadline: err = %v, want ErrTimedOut", err)
+	}
+	if _, err := c.commit(xid); !errors.Is(err, protocol.ErrTimedOut) {
+		t.Fatalf("Commit past deadline: err = %v, want ErrTimedOut", err)
+	}
+	eventually(t, "rollback", func() bool { return c.status(xid) == timeoutRollbacked })
+}
+
+func TestPhaseOneFailureForcesRollback(t *testing.T) {
+	srv := tctest.Start(t)
+	c := newClient(t, srv)
+	rm := attachRM(t, srv.Conn(t), "db1")
+	xid := c.begin(time.Minute)
+	c.mustRegister(xid, "db1", "k1")
+	b2 := c.mustRegister(xid, "db1", "k2")
+	if _, err := c.coord.ReportBranch(context.Background(), &xactpb.ReportBranchRequest{Xid: xid, BranchId: b2, Status: xactpb.BranchStatus_BRANCH_STATUS_PHASE_ONE_FAILED}); err != nil {
+		t.Fatalf("ReportBranch: %v", err)
+	}
+	if _, err := c.commit(xid); !errors.Is(err, protocol.ErrRolledBack) {
+		t.Fatalf("Commit with a failed branch: err = %v, want ErrRolledBack (I3)", err)
+	}
+	eventually(t, "rollback", func() bool { return c.status(xid) == rollbacked })
+	for _, a := range rm.actions() {
+		if a.GetKind() == actionCommitKind {
+			t.Errorf("a branch got commit: %v", a)
+		}
+	}
+}
+
+func TestRMAttachesLate(t *testing.T) {
+	srv := tctest.Start(t)
+	c := newClient(t, srv)
+	xid := c.begin(time.Minute)
+	c.mustRegister(xid, "db1", "k1")
+	got, err := c.commit(xid)
+	if err != nil || got != commitRetrying {
+		t.Fatalf("Commit with no RM = %v, %v; want %v (decided, phase two pending)", got, err, commitRetrying)
+	}
+	if n := len(c.locks()); n != 0 {
+		t.Errorf("locks after commit decision = %d, want 0", n)
+	}
+	rm := attachRM(t, srv.Conn(t), "db1")
+	eventually(t, "commit after attach", func() bool { return c.status(xid) == committed })
+	if got := rm.effectCounts()["ACTION_KIND_COMMIT/"+xid+"/1"]; got != 1 {
+		t.Errorf("commit effects = %d, want 1 (I7)", got)
+	}
+}
+
+func TestUnknownOutcomeRetriedThenParked(t *testing.T) {
+	srv := tctest.Start(t, tctest.WithConfig(func(c *tc.Config) { c.RetryBudget = 3 }))
+	c := newClient(t, srv)
+	rm := attachRM(t, srv.Conn(t), "db1")
+	rm.setAnswer(func(*xactpb.BranchAction) (xactpb.Outcome, string) { return outcomeUnknown, "database unreachable" })
+	xid := c.begin(time.Minute)
+	c.mustRegister(xid, "db1", "k1")
+	c.mustRegister(xid, "db1", "k2")
+	if _, err := c.rollback(xid); err != nil {
+		t.Fatalf("Rollback: %v", err)
+	}
+	eventually(t, "parked", func() bool { return c.show(xid).GetGlobal().GetParked() })
+	g := c.show(xid)
+	if got, want := g.GetGlobal().GetStatus(), xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACK_RETRY_TIMEOUT; got != want {
+		t.Errorf("parked status = %v, want %v", got, want)
+	}
+	if got := g.GetGlobal().GetAttempts(); got != 3 {
+		t.Errorf("attempts = %d, want 3", got)
+	}
+	if len(g.GetLocks()) != 2 {
+		t.Errorf("parked rollback holds %d locks, want 2 (I5: visible while parked)", len(g.GetLocks()))
+	}
+	list, err := c.admin.ListGlobals(context.Background(), &xactpb.ListGlobalsRequest{ParkedOnly: true})
+	if err != nil || len(list.GetGlobals()) != 1 || list.GetGlobals()[0].GetXid() != xid {
+		t.Errorf("ListGlobals(parked) = %v, %v; want %s", list, err, xid)
+	}
+	// Only the last branch was tried: rollback stops at the first UNKNOWN.
+	for _, a := range rm.actions() {
+		if a.GetBranchId() != 2 {
+			t.Errorf("action for branch %d before branch 2 was undone", a.GetBranchId())
+		}
+	}
+	// The operator fixes the cause and resumes.
+	rm.setAnswer(func(*xactpb.BranchAction) (xactpb.Outcome, string) { return outcomeDone, "" })
+	if _, err := c.admin.ForceCommit(context.Background(), &xactpb.ForceRequest{Xid: xid}); !errors.Is(protocol.FromStatus(err), protocol.ErrRolledBack) {
+		t.Errorf("ForceCommit of a rollback: err = %v, want ErrRolledBack (I2)", err)
+	}
+	resp, err := c.admin.ForceRollback(context.Background(), &xactpb.ForceRequest{Xid: xid})
+	if err != nil || resp.GetStatus() != rollbacked {
+		t.Fatalf("ForceRollback = %v, %v; want %v", resp, err, rollbacked)
+	}
+	if n := len(c.locks()); n != 0 {
+		t.Errorf("locks = %d, want 0", n)
+	}
+}
+
+func TestFailedOutcomeParksAtOnce(t *testing.T) {
+	srv := tctest.Start(t)
+	c := newClient(t, srv)
+	rm := attachRM(t, srv.Conn(t), "db1")
+	rm.setAnswer(func(*xactpb.BranchAction) (xactpb.Outcome, string) { return outcomeFailed, "dirty row" })
+	xid := c.begin(time.Minute)
+	c.mustRegister(xid, "db1", "k1")
+	got, err := c.commit(xid)
+	if err != nil || got != xactpb.GlobalStatus_GLOBAL_STATUS_COMMIT_FAILED {
+		t.Fatalf("Commit = %v, %v; want COMMIT_FAILED (parked)", got, err)
+	}
+	g := c.show(xid)
+	if !g.GetGlobal().GetParked() || g.GetBranches()[0].GetReason() != "dirty row" {
+		t.Errorf("show = %v; want parked with the branch's reason", g)
+	}
+	if n := len(rm.actions()); n != 1 {
+		t.Errorf("FAILED was retried: %d actions, want 1", n)
+	}
+	rm.setAnswer(func(*xactpb.BranchAction) (xactpb.Outcome, string) { return outcomeDone, "" })
+	resp, err := c.admin.ForceCommit(context.Background(), &xactpb.ForceRequest{Xid: xid})
+	if err != nil || resp.GetStatus() != committed {
+		t.Fatalf("ForceCommit = %v, %v; want %v", resp, err, committed)
+	}
+}
+
+func TestRestartResumesPhaseTwo(t *testing.T) {
+	srv := tctest.Start(t, tctest.WithBadger())
+	c := newClient(t, srv)
+	rm := attachRM(t, srv.Conn(t), "db1")
+	rm.setAnswer(func(*xactpb.BranchAction) (xactpb.Outcome, string) { return outcomeUnknown, "not yet" })
+	xid := c.begin(time.Minute)
+	c.mustRegister(xid, "db1", "k1")
+	c.mustRegister(xid, "db1", "k2")
+	if got, err := c.commit(xid); err != nil || got != commitRetrying {
+		t.Fatalf("Commit = %v, %v; want %v", got, err, commitRetrying)
+	}
+	rm.close()
+	srv.Restart()
+	c = newClient(t, srv)
+	if got := c.status(xid); got != commitRetrying {
+		t.Fatalf("status after restart = %v, want %v (I2)", got, commitRetrying)
+	}
+	rm2 := attachRM(t, srv.Conn(t), "db1")
+	eventually(t, "commit after restart", func() bool { return c.status(xid) == committed })
+	for k, v := range rm2.effectCounts() {
+		if v != 1 {
+			t.Errorf("effect %s happened %d times, want 1", k, v)
+		}
+	}
+	if n := len(rm2.effectCounts()); n != 2 {
+		t.Errorf("effects after restart = %d, want 2", n)
+	}
+}
+
+func TestMalformedRequests(t *testing.T) {
+	srv := tctest.Start(t, tctest.WithConfig(func(c *tc.Config) { c.MaxLockKeys = 3; c.MaxAppDataBytes = 8 }))
+	c := newClient(t, srv)
+	xid := c.begin(time.Minute)
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		call func() error
+		want codes.Code
+	}{
+		{"empty xid", func() error {
+			_, err := c.coord.Commit(ctx, &xactpb.CommitRequest{})
+			return err
+		}, codes.InvalidArgument},
+		{"negative timeout", func() error {
+			_, err := c.coord.Begin(ctx, &xactpb.BeginRequest{TimeoutMs: -1})
+			return err
+		}, codes.InvalidArgument},
+		{"timeout over max", func() error {
+			_, err := c.coord.Begin(ctx, &xactpb.BeginRequest{TimeoutMs: int64(48 * time.Hour / time.Millisecond)})
+			return err
+		}, codes.InvalidArgument},
+		{"too many keys", func() error {
+			_, err := c.coord.RegisterBranch(ctx, &xactpb.RegisterBranchRequest{Xid: xid, ResourceId: "r", LockKeys: []string{"a", "b", "c", "d"}})
+			return err
+		}, codes.ResourceExhausted},
+		{"empty key", func() error {
+			_, err := c.coord.RegisterBranch(ctx, &xactpb.RegisterBranchRequest{Xid: xid, ResourceId: "r", LockKeys: []string{""}})
+			return err
+		}, codes.InvalidArgument},
+		{"no resource", func() error {
+			_, err := c.coord.RegisterBranch(ctx, &xactpb.RegisterBranchRequest{Xid: xid, LockKeys: []string{"a"}})
+			return err
+		}, codes.InvalidArgument},
+		{"unknown branch type", func() error {
+			_, err := c.coord.RegisterBranch(ctx, &xactpb.RegisterBranchRequest{Xid: xid, ResourceId: "r", BranchType: 99})
+			return err
+		}, codes.InvalidArgument},
+		{"app data too large", func() error {
+			_, err := c.coord.RegisterBranch(ctx, &xactpb.RegisterBranchRequest{Xid: xid, ResourceId: "r", ApplicationData: make([]byte, 9)})
+			return err
+		}, codes.ResourceExhausted},
+		{"report phase two status", func() error {
+			_, err := c.coord.ReportBranch(ctx, &xactpb.ReportBranchRequest{Xid: xid, BranchId: 1, Status: xactpb.BranchStatus_BRANCH_STATUS_PHASE_TWO_COMMITTED})
+			return err
+		}, codes.InvalidArgument},
+		{"report unknown branch", func() error {
+			_, err := c.coord.ReportBranch(ctx, &xactpb.ReportBranchRequest{Xid: xid, BranchId: 7, Status: xactpb.BranchStatus_BRANCH_STATUS_PHASE_ONE_DONE})
+			return err
+		}, codes.NotFound},
+		{"unknown xid", func() error {
+			_, err := c.coord.Rollback(ctx, &xactpb.RollbackRequest{Xid: "tc1:x:1"})
+			return err
+		}, codes.NotFound},
+	}
+	for _, tt := range tests {
+		if got := status.Code(tt.call()); got != tt.want {
+			t.Errorf("%s: code = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	g := c.show(xid)
+	if g.GetGlobal().GetStatus() != xactpb.GlobalStatus_GLOBAL_STATUS_BEGIN || len(g.GetBranches()) != 0 || len(g.GetLocks()) != 0 {
+		t.Errorf("malformed requests changed the global: %v", g)
+	}
+}
+
+func TestToken(t *testing.T) {
+	srv := tctest.Start(t, tctest.WithConfig(func(c *tc.Config) { c.Token = "s3cret" }))
+	c := newClient(t, srv)
+	_, err := c.coord.Begin(context.Background(), &xactpb.BeginRequest{})
+	if !errors.Is(protocol.FromStatus(err), protocol.ErrUnauthenticated) {
+		t.Errorf("Begin without token: err = %v, want ErrUnauthenticated", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		mod  func(*tc.Config)
+	}{
+		{"empty addr", func(c *tc.Config) { c.ListenAddr = "" }},
+		{"bad node id", func(c *tc.Config) { c.NodeID = "a:b" }},
+		{"zero scan", func(c *tc.Config) { c.ScanInterval = 0 }},
+		{"budget", func(c *tc.Config) { c.RetryBudget = 0 }},
+		{"base over max", func(c *tc.Config) { c.RetryBase = time.Hour }},
+		{"no store", func(c *tc.Config) { c.DataDir = "" }},
+	}
+	for _, tt := range tests {
+		cfg := tc.DefaultConfig()
+		tt.mod(&cfg)
+		if err := cfg.Validate(); err == nil {
+			t.Errorf("%s: Validate() = nil, want an error", tt.name)
+		}
+		if _, err := tc.New(cfg); err == nil {
+			t.Errorf("%s: New() = nil error, want one", tt.name)
+		}
+	}
+	def := tc.DefaultConfig()
+	if err := def.Validate(); err != nil {
+		t.Errorf("DefaultConfig().Validate() = %v", err)
+	}
+}
