@@ -2,9 +2,9 @@ package tc_test
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"testing"
-	"strconv"
 
 	"google.golang.org/grpc"
 
