@@ -2,10 +2,184 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/xact-io/xact/protocol/xactpb"
+	"github.com/xact-io/xact/rm"
+	"github.com/xact-io/xact/tm"
 )
 
+// benchResult is what `xact bench` prints.
+type benchResult struct {
+	Mode        string  `json:"mode"`
+	Branches    int     `json:"branches"`
+	Concurrency int     `json:"concurrency"`
+	Seconds     float64 `json:"seconds"`
+	Committed   int64   `json:"committed"`
+	Errors      int64   `json:"errors"`
+	TxPerSec    float64 `json:"tx_per_sec"`
+	P50Ms       float64 `json:"p50_ms"`
+	P99Ms       float64 `json:"p99_ms"`
+	MaxMs       float64 `json:"max_ms"`
+	FirstError  string  `json:"first_error,omitempty"`
+}
+
+// noop is the phase-two handler of the benchmark's branches.
+type noop struct{ commits, rollbacks atomic.Int64 }
+
+func (n *noop) Commit(context.Context, rm.Action) error   { n.commits.Add(1); return nil }
+func (n *noop) Rollback(context.Context, rm.Action) error { n.rollbacks.Add(1); return nil }
+
 func benchCmd(ctx context.Context, args []string, out io.Writer) error {
-	return fmt.Errorf("not built yet")
+	var cf clientFlags
+	fs := newFlagSet("xact bench")
+	cf.register(fs)
+	branches := fs.Int("branches", 2, "branches per global transaction")
+	concurrency := fs.Int("concurrency", 16, "concurrent global transactions")
+	duration := fs.Duration("duration", 10*time.Second, "how long to run")
+	warmup := fs.Duration("warmup", time.Second, "run this long before measuring")
+	conns := fs.Int("conns", 2, "gRPC connections to the coordinator")
+	mode := fs.String("mode", "at", "branch type: at (no-op AT branches)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *branches < 0 || *concurrency < 1 || *duration <= 0 || *conns < 1 {
+		return fmt.Errorf("need --branches >= 0, --concurrency >= 1, --duration > 0, --conns >= 1")
+	}
+	if *mode != "at" {
+		return fmt.Errorf("--mode %q: only \"at\" is built so far", *mode)
+	}
+	var cc []*grpc.ClientConn
+	for i := 0; i < *conns; i++ {
+		c, err := cf.dial()
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		cc = append(cc, c)
+	}
+	h := &noop{}
+	rmc := rm.New(cc[0], rm.WithClientID("xact-bench"))
+	defer rmc.Close()
+	resources := make([]string, *branches)
+	for i := range resources {
+		resources[i] = "bench-" + strconv.Itoa(i)
+		if err := rmc.Serve(resources[i], xactpb.BranchType_BRANCH_TYPE_AT, h); err != nil {
+			return err
+		}
+	}
+	if err := rmc.Start(ctx); err != nil {
+		return err
+	}
+	tms := make([]*tm.Manager, len(cc))
+	rms := make([]*rm.Client, len(cc))
+	for i, c := range cc {
+		tms[i] = tm.New(c)
+		rms[i] = rmc
+		if i > 0 {
+			// Phase-one calls spread over the connections; one client
+			// serves phase two.
+			rms[i] = rm.New(c, rm.WithClientID("xact-bench-"+strconv.Itoa(i)))
+			defer rms[i].Close()
+		}
+	}
+
+	var (
+		measuring atomic.Bool
+		committed atomic.Int64
+		errs      atomic.Int64
+		firstErr  atomic.Value
+		mu        sync.Mutex
+		lat       []time.Duration
+		wg        sync.WaitGroup
+	)
+	runCtx, stop := context.WithCancel(ctx)
+	for w := 0; w < *concurrency; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mgr, client := tms[w%len(tms)], rms[w%len(rms)]
+			var mine []time.Duration
+			for seq := 0; runCtx.Err() == nil; seq++ {
+				start := time.Now()
+				err := mgr.Do(runCtx, tm.Options{Name: "bench", Timeout: 30 * time.Second}, func(ctx context.Context) error {
+					xid, _ := tm.XID(ctx)
+					for b, res := range resources {
+						key := fmt.Sprintf("bench:%d-%d-%d", w, seq, b)
+						if _, err := client.RegisterBranch(ctx, xid, res, xactpb.BranchType_BRANCH_TYPE_AT, []string{key}, nil); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+				if !measuring.Load() {
+					continue
+				}
+				if err != nil {
+					if runCtx.Err() == nil {
+						errs.Add(1)
+						firstErr.CompareAndSwap(nil, err.Error())
+					}
+					continue
+				}
+				committed.Add(1)
+				mine = append(mine, time.Since(start))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	select {
+	case <-time.After(*warmup):
+	case <-ctx.Done():
+	}
+	measuring.Store(true)
+	began := time.Now()
+	select {
+	case <-time.After(*duration):
+	case <-ctx.Done():
+	}
+	elapsed := time.Since(began)
+	measuring.Store(false)
+	stop()
+	wg.Wait()
+
+	slices.Sort(lat)
+	q := func(p float64) float64 {
+		if len(lat) == 0 {
+			return 0
+		}
+		return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) / 1000
+	}
+	r := benchResult{
+		Mode: *mode, Branches: *branches, Concurrency: *concurrency, Seconds: elapsed.Seconds(),
+		Committed: committed.Load(), Errors: errs.Load(),
+		TxPerSec: float64(committed.Load()) / elapsed.Seconds(),
+		P50Ms:    q(0.50), P99Ms: q(0.99), MaxMs: q(1),
+	}
+	if s, ok := firstErr.Load().(string); ok {
+		r.FirstError = s
+	}
+	if cf.json {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	}
+	fmt.Fprintf(out, "mode=%s branches=%d concurrency=%d duration=%.1fs\n", r.Mode, r.Branches, r.Concurrency, r.Seconds)
+	fmt.Fprintf(out, "committed=%d errors=%d  %.0f global tx/s  p50=%.2fms p99=%.2fms max=%.2fms\n",
+		r.Committed, r.Errors, r.TxPerSec, r.P50Ms, r.P99Ms, r.MaxMs)
+	if r.FirstError != "" {
+		fmt.Fprintf(out, "first error: %s\n", r.FirstError)
+	}
+	return nil
 }

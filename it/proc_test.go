@@ -1,0 +1,141 @@
+package it
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var xactBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "xact-it-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	xactBin = filepath.Join(dir, "xact")
+	build := exec.Command("go", "build", "-race", "-o", xactBin, "github.com/xact-io/xact/cmd/xact")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building xact:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// tcProc is one `xact server` process.
+type tcProc struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	addr string
+	dir  string
+	args []string
+
+	mu     sync.Mutex
+	stderr bytes.Buffer
+	exited chan struct{}
+}
+
+// startTC starts `xact server` on dataDir at addr ("127.0.0.1:0" for a free
+// port) and waits until it listens.
+func startTC(t *testing.T, dataDir, addr string, args ...string) *tcProc {
+	t.Helper()
+	p := &tcProc{t: t, dir: dataDir, args: args, exited: make(chan struct{})}
+	all := append([]string{"server", "--listen", addr, "--data-dir", dataDir, "--log-level", "debug",
+		"--scan-interval", "50ms", "--retry-base", "50ms", "--retry-max", "500ms"}, args...)
+	p.cmd = exec.Command(xactBin, all...)
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Stderr = &lockedWriter{mu: &p.mu, w: &p.stderr}
+	var startErr error
+	for i := 0; i < 50; i++ { // a killed predecessor's port may linger briefly
+		if startErr = p.cmd.Start(); startErr == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if startErr != nil {
+		t.Fatalf("start xact server: %v", startErr)
+	}
+	go func() { p.cmd.Wait(); close(p.exited) }()
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if a, ok := strings.CutPrefix(sc.Text(), "listening on "); ok {
+				lines <- a
+			}
+		}
+	}()
+	select {
+	case p.addr = <-lines:
+	case <-p.exited:
+		t.Fatalf("xact server exited at start:\n%s", p.log())
+	case <-time.After(30 * time.Second):
+		p.kill()
+		t.Fatalf("xact server did not start:\n%s", p.log())
+	}
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("xact server log (%s):\n%s", p.addr, tail(p.log(), 60))
+		}
+	})
+	return p
+}
+
+func (p *tcProc) log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stderr.String()
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (p *tcProc) kill() {
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.exited
+}
+
+// restart starts a new process on the same data directory and address.
+func (p *tcProc) restart() *tcProc {
+	p.t.Helper()
+	p.kill()
+	return startTC(p.t, p.dir, p.addr, p.args...)
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
