@@ -1,0 +1,428 @@
+// Package memory is an in-memory storage.Store for tests and for running a
+// coordinator without durability. It keeps the same contract as every other
+// store (see storage/storetest); nothing survives the process.
+//
+//	s := memory.New()
+//	defer s.Close()
+//	err := s.CreateGlobal(ctx, &storage.Global{XID: "x1", Status: xactpb.GlobalStatus_GLOBAL_STATUS_BEGIN})
+package memory
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/xact-io/xact/protocol"
+	"github.com/xact-io/xact/protocol/xactpb"
+	"github.com/xact-io/xact/storage"
+)
+
+// DefaultTombstoneRetention is how long a finished global's tombstone stays
+// visible to GetGlobal unless WithTombstoneRetention says otherwise.
+const DefaultTombstoneRetention = 10 * time.Minute
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithTombstoneRetention sets how long tombstones of finished globals are
+// kept. d <= 0 keeps the default.
+func WithTombstoneRetention(d time.Duration) Option {
+	return func(s *Store) {
+		if d > 0 {
+			s.retention = d
+		}
+	}
+}
+
+// Store is an in-memory storage.Store. All state is guarded by one mutex;
+// every object that goes in or out is copied.
+type Store struct {
+	retention time.Duration
+	now       func() time.Time // tests replace it
+
+	mu struct {
+		sync.Mutex
+		closed   bool
+		globals  map[string]*storage.Global
+		branches map[string][]*storage.Branch // in registration order
+		locks    map[row]holder
+		held     map[string]map[row]int64 // xid -> row -> branch id; mirrors locks
+		// Tombstones expire in the order they were written (retention is
+		// fixed), so a FIFO finds the expired ones without a scan.
+		tombs     map[string]tombstone
+		tombQueue []tombRef
+	}
+}
+
+var _ storage.Store = (*Store)(nil)
+
+type row struct{ resource, key string }
+
+type holder struct {
+	xid      string
+	branchID int64
+}
+
+type tombstone struct {
+	g       *storage.Global
+	expires time.Time
+}
+
+type tombRef struct {
+	xid     string
+	expires time.Time
+}
+
+// New returns an empty store.
+func New(opts ...Option) *Store {
+	s := &Store{retention: DefaultTombstoneRetention, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	s.mu.globals = map[string]*storage.Global{}
+	s.mu.branches = map[string][]*storage.Branch{}
+	s.mu.locks = map[row]holder{}
+	s.mu.held = map[string]map[row]int64{}
+	s.mu.tombs = map[string]tombstone{}
+	return s
+}
+
+// lock takes the mutex after checking ctx, and refuses a closed store.
+// On success the caller must unlock s.mu.
+func (s *Store) lock(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.mu.closed {
+		s.mu.Unlock()
+		return storage.ErrClosed
+	}
+	return nil
+}
+
+// tombLocked returns xid's tombstone if it has not expired, after purging
+// the expired ones.
+func (s *Store) tombLocked(xid string) (*storage.Global, bool) {
+	now := s.now()
+	for len(s.mu.tombQueue) > 0 && !now.Before(s.mu.tombQueue[0].expires) {
+		ref := s.mu.tombQueue[0]
+		s.mu.tombQueue[0] = tombRef{}
+		s.mu.tombQueue = s.mu.tombQueue[1:]
+		// The same XID may have been finished again later; only the entry
+		// this reference was queued for goes.
+		if t, ok := s.mu.tombs[ref.xid]; ok && t.expires.Equal(ref.expires) {
+			delete(s.mu.tombs, ref.xid)
+		}
+	}
+	t, ok := s.mu.tombs[xid]
+	if !ok || !now.Before(t.expires) {
+		return nil, false
+	}
+	return t.g, true
+}
+
+// CreateGlobal stores a copy of g; storage.ErrExists if g.XID is stored or
+// has a retained tombstone.
+func (s *Store) CreateGlobal(ctx context.Context, g *storage.Global) error {
+	if g.XID == "" {
+		return fmt.Errorf("storage: create global: empty XID: %w", protocol.ErrInvalidArgument)
+	}
+	if err := s.lock(ctx); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	if _, ok := s.mu.globals[g.XID]; ok {
+		return fmt.Errorf("storage: create global %s: %w", g.XID, storage.ErrExists)
+	}
+	if _, ok := s.tombLocked(g.XID); ok {
+		return fmt.Errorf("storage: create global %s (finished): %w", g.XID, storage.ErrExists)
+	}
+	c := g.Clone()
+	c.Finished = false
+	s.mu.globals[g.XID] = c
+	return nil
+}
+
+// GetGlobal returns a copy of the global or of its tombstone.
+func (s *Store) GetGlobal(ctx context.Context, xid string) (*storage.Global, error) {
+	if err := s.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	if g, ok := s.mu.globals[xid]; ok {
+		return g.Clone(), nil
+	}
+	if g, ok := s.tombLocked(xid); ok {
+		return g.Clone(), nil
+	}
+	return nil, fmt.Errorf("storage: get global %s: %w", xid, storage.ErrNotFound)
+}
+
+// UpdateGlobal calls fn on a copy of the global and stores the result. fn
+// runs under the store's mutex, so it must not call the store. Changes fn
+// makes to XID, BranchSeq and Finished are ignored.
+func (s *Store) UpdateGlobal(ctx context.Context, xid string, fn func(g *storage.Global) error) (*storage.Global, error) {
+	if err := s.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	old, ok := s.mu.globals[xid]
+	if !ok {
+		return nil, fmt.Errorf("storage: update global %s: %w", xid, storage.ErrNotFound)
+	}
+	c := old.Clone()
+	if err := fn(c); err != nil {
+		return nil, err
+	}
+	c.XID, c.BranchSeq, c.Finished = old.XID, old.BranchSeq, false
+	s.mu.globals[xid] = c.Clone()
+	return c, nil
+}
+
+// FinishGlobal replaces the global by a tombstone with status final and
+// drops its branches and locks. Finishing a tombstone is a no-op.
+func (s *Store) FinishGlobal(ctx context.Context, xid string, final storage.Status) error {
+	if err := s.lock(ctx); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	g, ok := s.mu.globals[xid]
+	if !ok {
+		if _, ok := s.tombLocked(xid); ok {
+			return nil
+		}
+		return fmt.Errorf("storage: finish global %s: %w", xid, storage.ErrNotFound)
+	}
+	s.releaseLocked(xid, nil)
+	delete(s.mu.globals, xid)
+	delete(s.mu.branches, xid)
+	t := g.Clone()
+	t.Status = final
+	t.Finished = true
+	t.NextAt = time.Time{}
+	expires := s.now().Add(s.retention)
+	s.mu.tombs[xid] = tombstone{g: t, expires: expires}
+	s.mu.tombQueue = append(s.mu.tombQueue, tombRef{xid: xid, expires: expires})
+	return nil
+}
+
+// ListGlobals returns copies of the unfinished globals matching f, ordered
+// by XID.
+func (s *Store) ListGlobals(ctx context.Context, f storage.Filter) ([]*storage.Global, error) {
+	if err := s.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	var out []*storage.Global
+	for _, g := range s.mu.globals {
+		if f.ParkedOnly && !g.Parked {
+			continue
+		}
+		if len(f.Statuses) > 0 && !slices.Contains(f.Statuses, g.Status) {
+			continue
+		}
+		out = append(out, g)
+	}
+	slices.SortFunc(out, func(a, b *storage.Global) int { return strings.Compare(a.XID, b.XID) })
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	for i, g := range out {
+		out[i] = g.Clone()
+	}
+	return out, nil
+}
+
+// DueGlobals returns copies of the globals whose NextAt is set and not after
+// t, earliest first (ties by XID), at most limit (<= 0: no limit).
+func (s *Store) DueGlobals(ctx context.Context, t time.Time, limit int) ([]*storage.Global, error) {
+	if err := s.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	var out []*storage.Global
+	for _, g := range s.mu.globals {
+		if !g.NextAt.IsZero() && !g.NextAt.After(t) {
+			out = append(out, g)
+		}
+	}
+	slices.SortFunc(out, func(a, b *storage.Global) int {
+		return cmp.Or(a.NextAt.Compare(b.NextAt), strings.Compare(a.XID, b.XID))
+	})
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	for i, g := range out {
+		out[i] = g.Clone()
+	}
+	return out, nil
+}
+
+// RegisterBranch checks the global, takes b's locks all or nothing, assigns
+// b.ID and stores a copy of b.
+func (s *Store) RegisterBranch(ctx context.Context, b *storage.Branch, now time.Time) (int64, error) {
+	if err := s.lock(ctx); err != nil {
+		return 0, err
+	}
+	defer s.mu.Unlock()
+	g, ok := s.mu.globals[b.XID]
+	switch {
+	case !ok:
+		if _, ok := s.tombLocked(b.XID); ok {
+			return 0, fmt.Errorf("storage: register branch of %s (finished): %w", b.XID, storage.ErrNotBegin)
+		}
+		return 0, fmt.Errorf("storage: register branch of %s: %w", b.XID, storage.ErrNotFound)
+	case g.Status != xactpb.GlobalStatus_GLOBAL_STATUS_BEGIN:
+		return 0, fmt.Errorf("storage: register branch of %s (status %v): %w", b.XID, g.Status, storage.ErrNotBegin)
+	case !g.Deadline.IsZero() && !now.Before(g.Deadline):
+		return 0, fmt.Errorf("storage: register branch of %s: %w", b.XID, storage.ErrTimedOut)
+	}
+	// Check every key before taking any: all or nothing.
+	var take []row
+	for _, k := range b.LockKeys {
+		r := row{b.Resource, k}
+		h, held := s.mu.locks[r]
+		if held && h.xid != b.XID {
+			return 0, &protocol.LockConflictError{Resource: b.Resource, Key: k, Holder: h.xid}
+		}
+		if !held && !slices.Contains(take, r) {
+			take = append(take, r)
+		}
+	}
+	g.BranchSeq++
+	id := g.BranchSeq
+	if len(take) > 0 {
+		mine := s.mu.held[b.XID]
+		if mine == nil {
+			mine = map[row]int64{}
+			s.mu.held[b.XID] = mine
+		}
+		for _, r := range take {
+			s.mu.locks[r] = holder{xid: b.XID, branchID: id}
+			mine[r] = id
+		}
+	}
+	c := b.Clone()
+	c.ID = id
+	s.mu.branches[b.XID] = append(s.mu.branches[b.XID], c)
+	b.ID = id
+	return id, nil
+}
+
+// UpdateBranch calls fn on a copy of the branch and stores the result. fn
+// runs under the store's mutex. Changes fn makes to XID and ID are ignored.
+func (s *Store) UpdateBranch(ctx context.Context, xid string, id int64, fn func(b *storage.Branch) error) (*storage.Branch, error) {
+	if err := s.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	bs := s.mu.branches[xid]
+	i := slices.IndexFunc(bs, func(b *storage.Branch) bool { return b.ID == id })
+	if i < 0 {
+		return nil, fmt.Errorf("storage: update branch %s/%d: %w", xid, id, storage.ErrBranchNotFound)
+	}
+	c := bs[i].Clone()
+	if err := fn(c); err != nil {
+		return nil, err
+	}
+	c.XID, c.ID = xid, id
+	bs[i] = c.Clone()
+	return c, nil
+}
+
+// Branches returns copies of the global's branches in registration order.
+func (s *Store) Branches(ctx context.Context, xid string) ([]*storage.Branch, error) {
+	if err := s.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	bs := s.mu.branches[xid]
+	out := make([]*storage.Branch, len(bs))
+	for i, b := range bs {
+		out[i] = b.Clone()
+	}
+	return out, nil
+}
+
+// ReleaseLocks drops the locks xid holds for the given branches, or all of
+// them.
+func (s *Store) ReleaseLocks(ctx context.Context, xid string, branchIDs ...int64) error {
+	if err := s.lock(ctx); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	s.releaseLocked(xid, branchIDs)
+	return nil
+}
+
+func (s *Store) releaseLocked(xid string, branchIDs []int64) {
+	mine := s.mu.held[xid]
+	for r, id := range mine {
+		if len(branchIDs) == 0 || slices.Contains(branchIDs, id) {
+			delete(s.mu.locks, r)
+			delete(mine, r)
+		}
+	}
+	if len(mine) == 0 {
+		delete(s.mu.held, xid)
+	}
+}
+
+// CheckLocks reports the first key of resource held by a global other than
+// xid.
+func (s *Store) CheckLocks(ctx context.Context, xid, resource string, keys []string) error {
+	if err := s.lock(ctx); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	for _, k := range keys {
+		if h, ok := s.mu.locks[row{resource, k}]; ok && h.xid != xid {
+			return &protocol.LockConflictError{Resource: resource, Key: k, Holder: h.xid}
+		}
+	}
+	return nil
+}
+
+// Locks lists held locks ordered by resource and key (of one global if xid
+// is not empty), at most limit (<= 0: no limit).
+func (s *Store) Locks(ctx context.Context, xid string, limit int) ([]storage.Lock, error) {
+	if err := s.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	var out []storage.Lock
+	if xid == "" {
+		for r, h := range s.mu.locks {
+			out = append(out, storage.Lock{Resource: r.resource, Key: r.key, XID: h.xid, BranchID: h.branchID})
+		}
+	} else {
+		for r, id := range s.mu.held[xid] {
+			out = append(out, storage.Lock{Resource: r.resource, Key: r.key, XID: xid, BranchID: id})
+		}
+	}
+	slices.SortFunc(out, func(a, b storage.Lock) int {
+		return cmp.Or(strings.Compare(a.Resource, b.Resource), strings.Compare(a.Key, b.Key))
+	})
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// Close makes every later call fail with storage.ErrClosed and drops the
+// state. Calling it again is a no-op.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.closed {
+		return nil
+	}
+	s.mu.closed = true
+	s.mu.globals, s.mu.branches, s.mu.locks, s.mu.held, s.mu.tombs, s.mu.tombQueue = nil, nil, nil, nil, nil, nil
+	return nil
+}

@@ -1,0 +1,142 @@
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/xact-io/xact/storage"
+)
+
+// BenchGoroutines are the numbers of concurrent callers Bench measures.
+var BenchGoroutines = []int{1, 16, 64}
+
+// Bench runs the store benchmarks. open must return a fresh, empty store and
+// register its Close with b.Cleanup. For each operation and each count in
+// BenchGoroutines it runs exactly that many goroutines (independent of
+// GOMAXPROCS, unlike b.RunParallel) and reports ops/s:
+//
+//   - CreateGlobal: one durable change per op.
+//   - RegisterBranch: a branch with two fresh lock keys on a global per
+//     goroutine; one durable change per op.
+//   - FullTx: a committed global transaction with two branches (create,
+//     two registrations, update to Committing, release locks, finish): six
+//     durable changes per op; also reports changes/s.
+func Bench(b *testing.B, open func(b *testing.B) storage.Store) {
+	ops := []struct {
+		name    string
+		changes int
+		setup   func(b *testing.B, s storage.Store, worker int) // outside the timer
+		op      func(ctx context.Context, s storage.Store, worker int, seq int64) error
+	}{
+		{
+			name:    "CreateGlobal",
+			changes: 1,
+			op: func(ctx context.Context, s storage.Store, _ int, seq int64) error {
+				return s.CreateGlobal(ctx, newGlobal(benchXID(seq)))
+			},
+		},
+		{
+			name:    "RegisterBranch",
+			changes: 1,
+			setup: func(b *testing.B, s storage.Store, worker int) {
+				g := newGlobal("w" + strconv.Itoa(worker))
+				g.Deadline = g.Deadline.AddDate(100, 0, 0)
+				mustCreate(b, s, g)
+			},
+			op: func(ctx context.Context, s storage.Store, worker int, seq int64) error {
+				k := strconv.FormatInt(seq, 10)
+				br := newBranch("w"+strconv.Itoa(worker), resourceA, "a"+k, "b"+k)
+				_, err := s.RegisterBranch(ctx, br, base)
+				return err
+			},
+		},
+		{
+			name:    "FullTx",
+			changes: 6,
+			op:      fullTx,
+		},
+	}
+	for _, op := range ops {
+		b.Run(op.name, func(b *testing.B) {
+			for _, n := range BenchGoroutines {
+				b.Run(fmt.Sprintf("goroutines=%d", n), func(b *testing.B) {
+					s := open(b)
+					if op.setup != nil {
+						for w := range n {
+							op.setup(b, s, w)
+						}
+					}
+					runWorkers(b, n, func(ctx context.Context, worker int, seq int64) error {
+						return op.op(ctx, s, worker, seq)
+					})
+					if b.Failed() {
+						return
+					}
+					perSec := float64(b.N) / b.Elapsed().Seconds()
+					b.ReportMetric(perSec, "ops/s")
+					if op.changes > 1 {
+						b.ReportMetric(perSec*float64(op.changes), "changes/s")
+					}
+				})
+			}
+		})
+	}
+}
+
+func benchXID(seq int64) string { return "bench-" + strconv.FormatInt(seq, 10) }
+
+func fullTx(ctx context.Context, s storage.Store, _ int, seq int64) error {
+	xid := benchXID(seq)
+	if err := s.CreateGlobal(ctx, newGlobal(xid)); err != nil {
+		return err
+	}
+	k := strconv.FormatInt(seq, 10)
+	for _, res := range []string{resourceA, resourceB} {
+		if _, err := s.RegisterBranch(ctx, newBranch(xid, res, "a"+k, "b"+k), base); err != nil {
+			return err
+		}
+	}
+	if _, err := s.UpdateGlobal(ctx, xid, func(g *storage.Global) error {
+		g.Status = committing
+		g.NextAt = base
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := s.ReleaseLocks(ctx, xid); err != nil {
+		return err
+	}
+	return s.FinishGlobal(ctx, xid, committed)
+}
+
+// runWorkers runs b.N calls of fn spread over n goroutines, each call with
+// a unique sequence number.
+func runWorkers(b *testing.B, n int, fn func(ctx context.Context, worker int, seq int64) error) {
+	ctx := context.Background()
+	var next atomic.Int64
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for w := range n {
+		wg.Go(func() {
+			for !failed.Load() {
+				seq := next.Add(1)
+				if seq > int64(b.N) {
+					return
+				}
+				if err := fn(ctx, w, seq); err != nil {
+					if failed.CompareAndSwap(false, true) {
+						b.Errorf("op %d = %v, want nil", seq, err)
+					}
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+}
