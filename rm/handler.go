@@ -35,7 +35,7 @@ var ErrPermanent = errors.New("rm: permanent failure")
 
 type permanentError struct{ err error }
 
-func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Error() string   { return e.err.Error() }
 func (e *permanentError) Unwrap() []error { return []error{e.err, ErrPermanent} }
 
 // Permanent wraps err so that the TC records the branch as FAILED and parks
