@@ -206,7 +206,7 @@ func (m *Manager) Status(ctx context.Context, xid string) (xactpb.GlobalStatus, 
 	}
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.decisionTimeout)
 	defer cancel()
-	st, err := m.retry(ctx, "status", xid, func(ctx context.Context) (xactpb.GlobalStatus, error) {
+	st, err := m.retry(ctx, "status", xid, m.cfg.rpcTimeout, func(ctx context.Context) (xactpb.GlobalStatus, error) {
 		r, err := m.client.GetStatus(ctx, &xactpb.GetStatusRequest{Xid: xid}, grpc.WaitForReady(true))
 		return r.GetStatus(), err
 	})
@@ -229,15 +229,15 @@ func (m *Manager) check(xid string) error {
 func (m *Manager) decide(ctx context.Context, op, xid string, call func(context.Context) (xactpb.GlobalStatus, error)) (xactpb.GlobalStatus, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.decisionTimeout)
 	defer cancel()
-	return m.retry(ctx, op, xid, call)
+	return m.retry(ctx, op, xid, m.cfg.decisionAttempt, call)
 }
 
 // retry calls call until it returns an answer (a status or an error that
-// is not protocol.Retryable) or ctx is done; each attempt has the RPC
+// is not protocol.Retryable) or ctx is done; each attempt has its own
 // timeout. Only for calls that are safe to repeat.
-func (m *Manager) retry(ctx context.Context, op, xid string, call func(context.Context) (xactpb.GlobalStatus, error)) (xactpb.GlobalStatus, error) {
+func (m *Manager) retry(ctx context.Context, op, xid string, attemptTimeout time.Duration, call func(context.Context) (xactpb.GlobalStatus, error)) (xactpb.GlobalStatus, error) {
 	for attempt := 0; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, m.cfg.rpcTimeout)
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 		st, err := call(actx)
 		cancel()
 		if err == nil {

@@ -205,12 +205,13 @@ func TestOptions(t *testing.T) {
 		ok   bool
 	}{
 		{"defaults", true, nil, true},
-		{"all valid", true, []Option{WithLogger(discardLogger()), WithDefaultTimeout(time.Second), WithRPCTimeout(time.Second), WithDecisionTimeout(time.Second), WithBackoff(time.Millisecond, time.Second), nil}, true},
+		{"all valid", true, []Option{WithLogger(discardLogger()), WithDefaultTimeout(time.Second), WithRPCTimeout(time.Second), WithDecisionTimeout(time.Second), WithDecisionAttemptTimeout(time.Second), WithBackoff(time.Millisecond, time.Second), nil}, true},
 		{"nil conn", false, nil, false},
 		{"nil logger", true, []Option{WithLogger(nil)}, false},
 		{"negative default timeout", true, []Option{WithDefaultTimeout(-1)}, false},
 		{"zero rpc timeout", true, []Option{WithRPCTimeout(0)}, false},
 		{"zero decision timeout", true, []Option{WithDecisionTimeout(0)}, false},
+		{"zero decision attempt timeout", true, []Option{WithDecisionAttemptTimeout(0)}, false},
 		{"backoff max < base", true, []Option{WithBackoff(time.Second, time.Millisecond)}, false},
 		{"backoff zero", true, []Option{WithBackoff(0, time.Millisecond)}, false},
 	}

@@ -12,6 +12,7 @@ import (
 const (
 	DefaultRPCTimeout      = 5 * time.Second
 	DefaultDecisionTimeout = 30 * time.Second
+	DefaultDecisionAttempt = 10 * time.Second
 	DefaultBackoffBase     = 50 * time.Millisecond
 	DefaultBackoffMax      = 2 * time.Second
 )
@@ -21,6 +22,7 @@ type config struct {
 	defaultTimeout  time.Duration
 	rpcTimeout      time.Duration
 	decisionTimeout time.Duration
+	decisionAttempt time.Duration
 	backoff         backoff
 	dialOpts        []grpc.DialOption
 }
@@ -30,6 +32,7 @@ func defaultConfig() config {
 		log:             slog.New(slog.DiscardHandler),
 		rpcTimeout:      DefaultRPCTimeout,
 		decisionTimeout: DefaultDecisionTimeout,
+		decisionAttempt: DefaultDecisionAttempt,
 		backoff:         backoff{base: DefaultBackoffBase, max: DefaultBackoffMax},
 	}
 }
@@ -62,8 +65,8 @@ func WithDefaultTimeout(d time.Duration) Option {
 	}
 }
 
-// WithRPCTimeout sets the deadline of one RPC attempt when the caller's
-// context has no earlier one (default DefaultRPCTimeout).
+// WithRPCTimeout sets the deadline of one Begin or Status attempt when the
+// caller's context has no earlier one (default DefaultRPCTimeout).
 func WithRPCTimeout(d time.Duration) Option {
 	return func(c *config) error {
 		if d <= 0 {
@@ -84,6 +87,21 @@ func WithDecisionTimeout(d time.Duration) Option {
 			return fmt.Errorf("WithDecisionTimeout(%v): must be positive", d)
 		}
 		c.decisionTimeout = d
+		return nil
+	}
+}
+
+// WithDecisionAttemptTimeout sets the deadline of one Commit or Rollback
+// attempt (default DefaultDecisionAttempt; the decision timeout caps it).
+// It must exceed the TC's DecisionWait (5s by default): the TC holds a
+// decision request until phase two ends or DecisionWait passes, and an
+// attempt that gives up first only learns nothing and asks again.
+func WithDecisionAttemptTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("WithDecisionAttemptTimeout(%v): must be positive", d)
+		}
+		c.decisionAttempt = d
 		return nil
 	}
 }
