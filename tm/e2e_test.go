@@ -1,0 +1,168 @@
+package tm_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/xact-io/xact/protocol"
+	"github.com/xact-io/xact/protocol/xactpb"
+	"github.com/xact-io/xact/tc/tctest"
+	"github.com/xact-io/xact/tm"
+)
+
+// These tests run the Manager against a real in-process TC (tctest).
+
+func newManager(t *testing.T, srv *tctest.Server) *tm.Manager {
+	t.Helper()
+	return tm.New(srv.Conn(t), tm.WithBackoff(5*time.Millisecond, 50*time.Millisecond), tm.WithDecisionTimeout(10*time.Second))
+}
+
+// status reads a global's status through the admin service (it also sees
+// tombstones of finished globals).
+func status(t *testing.T, srv *tctest.Server, xid string) xactpb.GlobalStatus {
+	t.Helper()
+	resp, err := xactpb.NewAdminClient(srv.Conn(t)).ShowGlobal(context.Background(), &xactpb.ShowGlobalRequest{Xid: xid})
+	if err != nil {
+		t.Fatalf("ShowGlobal(%s) = %v", xid, protocol.FromStatus(err))
+	}
+	return resp.GetGlobal().GetStatus()
+}
+
+func TestE2EDo(t *testing.T) {
+	srv := tctest.Start(t)
+	m := newManager(t, srv)
+	ctx := context.Background()
+	errBusiness := errors.New("business failed")
+
+	tests := []struct {
+		name    string
+		fnErr   error
+		want    xactpb.GlobalStatus
+		wantErr error
+	}{
+		{"commit", nil, xactpb.GlobalStatus_GLOBAL_STATUS_COMMITTED, nil},
+		{"rollback", errBusiness, xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACKED, errBusiness},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var xid string
+			err := m.Do(ctx, tm.Options{Name: tt.name, Timeout: 10 * time.Second}, func(ctx context.Context) error {
+				xid, _ = tm.XID(ctx)
+				return tt.fnErr
+			})
+			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
+				t.Fatalf("Do() = %v, want %v", err, tt.wantErr)
+			}
+			if got := status(t, srv, xid); got != tt.want {
+				t.Errorf("status(%s) = %v, want %v", xid, got, tt.want)
+			}
+			if got, err := m.Status(ctx, xid); err != nil || got != tt.want {
+				t.Errorf("Status(%s) = %v, %v, want %v", xid, got, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestE2ETimedOut: fn outlives the global's timeout and returns nil anyway;
+// the TC has rolled it back, and Do says so.
+func TestE2ETimedOut(t *testing.T) {
+	srv := tctest.Start(t)
+	m := newManager(t, srv)
+	var xid string
+	err := m.Do(context.Background(), tm.Options{Timeout: 100 * time.Millisecond}, func(ctx context.Context) error {
+		xid, _ = tm.XID(ctx)
+		<-ctx.Done() // the global's deadline
+		time.Sleep(50 * time.Millisecond)
+		return nil
+	})
+	if !errors.Is(err, tm.ErrRolledBack) || !errors.Is(err, protocol.ErrTimedOut) {
+		t.Fatalf("Do() = %v, want tm.ErrRolledBack and protocol.ErrTimedOut", err)
+	}
+	if got := status(t, srv, xid); !tm.DecidedRollback(got) {
+		t.Errorf("status = %v, want a rollback status", got)
+	}
+}
+
+func TestE2EPropagation(t *testing.T) {
+	srv := tctest.Start(t)
+	m := newManager(t, srv)
+	ctx := context.Background()
+	errInner := errors.New("inner failed")
+
+	// The outer global fails after a RequiresNew inner one committed: the
+	// inner stays committed. A Required inner joins the outer.
+	var outer, joined, inner string
+	err := m.Do(ctx, tm.Options{Name: "outer"}, func(ctx context.Context) error {
+		outer, _ = tm.XID(ctx)
+		if err := m.Do(ctx, tm.Options{Propagation: tm.Required}, func(ctx context.Context) error {
+			joined, _ = tm.XID(ctx)
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := m.Do(ctx, tm.Options{Name: "inner", Propagation: tm.RequiresNew}, func(ctx context.Context) error {
+			inner, _ = tm.XID(ctx)
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := m.Do(ctx, tm.Options{Propagation: tm.NotSupported}, func(ctx context.Context) error {
+			if x, ok := tm.XID(ctx); ok {
+				t.Errorf("NotSupported: fn saw XID %s", x)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := m.Do(ctx, tm.Options{Propagation: tm.Never}, func(context.Context) error { return nil }); !errors.Is(err, tm.ErrTransactionExists) {
+			t.Errorf("Never inside a global = %v, want ErrTransactionExists", err)
+		}
+		return errInner
+	})
+	if !errors.Is(err, errInner) {
+		t.Fatalf("Do() = %v, want %v", err, errInner)
+	}
+	if joined != outer || inner == outer || inner == "" {
+		t.Fatalf("outer %q, joined %q, inner %q: want joined == outer != inner", outer, joined, inner)
+	}
+	if got := status(t, srv, outer); got != xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACKED {
+		t.Errorf("outer status = %v, want ROLLBACKED", got)
+	}
+	if got := status(t, srv, inner); got != xactpb.GlobalStatus_GLOBAL_STATUS_COMMITTED {
+		t.Errorf("inner (RequiresNew) status = %v, want COMMITTED", got)
+	}
+	if err := m.Do(ctx, tm.Options{Propagation: tm.Mandatory}, func(context.Context) error { return nil }); !errors.Is(err, tm.ErrNoTransaction) {
+		t.Errorf("Mandatory outside a global = %v, want ErrNoTransaction", err)
+	}
+}
+
+// TestE2ECommitAcrossRestart: a commit asked while the TC is down is
+// retried until the TC is back, and succeeds.
+func TestE2ECommitAcrossRestart(t *testing.T) {
+	srv := tctest.Start(t)
+	m := newManager(t, srv)
+	ctx, xid, err := m.Begin(context.Background(), "restart", 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	type result struct {
+		st  xactpb.GlobalStatus
+		err error
+	}
+	done := make(chan result, 1)
+	cctx, cancel := context.WithCancel(ctx)
+	go func() {
+		st, err := m.Commit(cctx, xid)
+		done <- result{st, err}
+	}()
+	cancel() // a caller that gives up does not stop the commit
+	time.Sleep(200 * time.Millisecond)
+	srv.Restart()
+	r := <-done
+	if r.err != nil || !tm.DecidedCommit(r.st) {
+		t.Fatalf("Commit() across restart = %v, %v, want committed", r.st, r.err)
+	}
+}
