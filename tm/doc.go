@@ -1,0 +1,44 @@
+// Package tm is xact's transaction manager: it begins, commits and rolls
+// back global transactions on a TC, and carries the XID of the current
+// global transaction from service to service.
+//
+// Most code needs only Do:
+//
+//	conn, _ := grpc.NewClient(tcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+//	m := tm.New(conn)
+//	err := m.Do(ctx, tm.Options{Name: "transfer", Timeout: 30 * time.Second}, func(ctx context.Context) error {
+//		// Every database write made with ctx (through the datasource
+//		// wrapper), every TCC Try and every call made through the
+//		// propagation helpers below joins the global transaction.
+//		if err := debit(ctx, from, amount); err != nil {
+//			return err // rolls everything back
+//		}
+//		return credit(ctx, to, amount)
+//	})
+//	switch {
+//	case errors.Is(err, tm.ErrRolledBack):      // nothing was kept (e.g. it timed out)
+//	case errors.Is(err, tm.ErrUnknownOutcome):  // ask later; never assume either way
+//	}
+//
+// # Decisions
+//
+// Commit and Rollback are safe to repeat on the TC, so they are retried
+// with capped exponential backoff and jitter while the outcome is unknown,
+// detached from the caller's cancellation and under their own deadline.
+// Begin is not safe to repeat and is never retried after an ambiguous
+// failure. A commit whose decision is durable counts as committed even
+// while phase two is still running: that is the TC's job from then on.
+//
+// # Propagation
+//
+// The XID travels in gRPC metadata (MetadataKey, "xact-xid") and in the
+// HTTP header Header ("Xact-Xid"):
+//
+//	grpc.NewClient(addr, grpc.WithUnaryInterceptor(tm.UnaryClientInterceptor()), grpc.WithStreamInterceptor(tm.StreamClientInterceptor()))
+//	grpc.NewServer(grpc.UnaryInterceptor(tm.UnaryServerInterceptor()), grpc.StreamInterceptor(tm.StreamServerInterceptor()))
+//	http.Handle("/", tm.Middleware(mux))
+//	client := &http.Client{Transport: tm.Transport(nil)}
+//
+// A server refuses an incoming XID that fails ValidateXID instead of
+// running the request outside the caller's transaction.
+package tm
