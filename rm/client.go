@@ -84,7 +84,12 @@ func New(conn grpc.ClientConnInterface, opts ...Option) *Client {
 }
 
 // Err returns the configuration error that makes every call fail, or nil.
-func (c *Client) Err() error { return c.err }
+func (c *Client) Err() error {
+	if c.err == nil && c.client == nil {
+		return fmt.Errorf("%w: zero Client; use rm.New", ErrInvalidOption)
+	}
+	return c.err
+}
 
 // Serve declares that this RM runs phase two for branches of resource in
 // mode typ, with h. It may be called before or after Start. Declaring a
@@ -93,8 +98,8 @@ func (c *Client) Err() error { return c.err }
 // (re-)attach sends the full declaration. Serving the same resource and
 // type again replaces the handler.
 func (c *Client) Serve(resource string, typ xactpb.BranchType, h Handler) error {
-	if c.err != nil {
-		return c.err
+	if err := c.Err(); err != nil {
+		return err
 	}
 	if resource == "" {
 		return fmt.Errorf("rm: serve: empty resource id: %w", ErrInvalidArgument)
@@ -151,8 +156,8 @@ func (c *Client) hello() *xactpb.Hello {
 // loop keeps trying in the background (Close stops it). ctx's values, but
 // not its cancellation, reach the handlers' contexts.
 func (c *Client) Start(ctx context.Context) error {
-	if c.err != nil {
-		return c.err
+	if err := c.Err(); err != nil {
+		return err
 	}
 	c.mu.Lock()
 	switch c.mu.state {
@@ -207,8 +212,8 @@ func (c *Client) Close() error {
 }
 
 func (c *Client) usable() error {
-	if c.err != nil {
-		return c.err
+	if err := c.Err(); err != nil {
+		return err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

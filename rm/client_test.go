@@ -616,3 +616,20 @@ func TestPhaseOne(t *testing.T) {
 		t.Errorf("RegisterBranch() after Close = %v, want ErrClosed", err)
 	}
 }
+
+func TestZeroClient(t *testing.T) {
+	var c Client
+	h := funcHandler(func(context.Context, string, Action) error { return nil })
+	if err := c.Serve("db", at, h); !errors.Is(err, ErrInvalidOption) {
+		t.Errorf("zero Client Serve() = %v, want ErrInvalidOption", err)
+	}
+	if err := c.Start(context.Background()); !errors.Is(err, ErrInvalidOption) {
+		t.Errorf("zero Client Start() = %v, want ErrInvalidOption", err)
+	}
+	if _, err := c.RegisterBranch(context.Background(), "x:1", "db", at, nil, nil); !errors.Is(err, ErrInvalidOption) {
+		t.Errorf("zero Client RegisterBranch() = %v, want ErrInvalidOption", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Errorf("zero Client Close() = %v", err)
+	}
+}

@@ -74,8 +74,8 @@ type Options struct {
 // fn's return value decides, not its context: a caller whose context is
 // cancelled after fn returned nil still gets a commit.
 func (m *Manager) Do(ctx context.Context, opts Options, fn func(ctx context.Context) error) error {
-	if m.err != nil {
-		return m.err
+	if err := m.Err(); err != nil {
+		return err
 	}
 	if opts.Timeout < 0 {
 		return fmt.Errorf("%w: Options.Timeout %v is negative", ErrInvalidOption, opts.Timeout)

@@ -72,7 +72,12 @@ func Dial(addr string, opts ...Option) (*Manager, error) {
 }
 
 // Err returns the configuration error that makes every call fail, or nil.
-func (m *Manager) Err() error { return m.err }
+func (m *Manager) Err() error {
+	if m.err == nil && m.client == nil {
+		return fmt.Errorf("%w: zero Manager; use tm.New", ErrInvalidOption)
+	}
+	return m.err
+}
 
 // Close closes the connection if Dial made it; otherwise it does nothing.
 func (m *Manager) Close() error {
@@ -92,8 +97,8 @@ func (m *Manager) Close() error {
 // timeout) for a connection that is not ready yet, because a request that
 // was never sent is safe to send.
 func (m *Manager) Begin(ctx context.Context, name string, timeout time.Duration) (context.Context, string, error) {
-	if m.err != nil {
-		return ctx, "", m.err
+	if err := m.Err(); err != nil {
+		return ctx, "", err
 	}
 	if timeout < 0 {
 		return ctx, "", fmt.Errorf("tm: begin %q: negative timeout %v: %w", name, timeout, protocol.ErrInvalidArgument)
@@ -217,8 +222,8 @@ func (m *Manager) Status(ctx context.Context, xid string) (xactpb.GlobalStatus, 
 }
 
 func (m *Manager) check(xid string) error {
-	if m.err != nil {
-		return m.err
+	if err := m.Err(); err != nil {
+		return err
 	}
 	return ValidateXID(xid)
 }

@@ -272,3 +272,16 @@ func TestBackoffDelay(t *testing.T) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func TestZeroManager(t *testing.T) {
+	var m Manager
+	if _, _, err := m.Begin(context.Background(), "t", 0); !errors.Is(err, ErrInvalidOption) {
+		t.Errorf("zero Manager Begin() = %v, want ErrInvalidOption", err)
+	}
+	if _, err := m.Rollback(context.Background(), "x:1"); !errors.Is(err, ErrInvalidOption) {
+		t.Errorf("zero Manager Rollback() = %v, want ErrInvalidOption", err)
+	}
+	if err := m.Close(); err != nil {
+		t.Errorf("zero Manager Close() = %v", err)
+	}
+}
