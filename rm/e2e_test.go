@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -287,7 +291,16 @@ func TestE2EPermanentParks(t *testing.T) {
 // TestE2EReattachAfterRestart: phase two that could not finish before the
 // TC restarted is delivered after the RM re-attaches to the new TC.
 func TestE2EReattachAfterRestart(t *testing.T) {
-	e := setup(t)
+	for _, store := range []struct {
+		name string
+		opts []tctest.Option
+	}{{"memory", nil}, {"badger", []tctest.Option{tctest.WithBadger()}}} {
+		t.Run(store.name, func(t *testing.T) { testReattachAfterRestart(t, store.opts...) })
+	}
+}
+
+func testReattachAfterRestart(t *testing.T, opts ...tctest.Option) {
+	e := setup(t, opts...)
 	var mu sync.Mutex
 	blocked := true
 	e.l.setFail(func(kind string, a rm.Action, call int) error {
@@ -318,6 +331,55 @@ func TestE2EReattachAfterRestart(t *testing.T) {
 	mu.Unlock()
 	e.waitStatus(t, xid, xactpb.GlobalStatus_GLOBAL_STATUS_COMMITTED)
 	e.checkOnce(t, xid, ids, "commit")
+}
+
+// TestE2EHTTPPropagation: a service called over HTTP inside Do joins the
+// caller's global transaction, and the caller's failure rolls back the
+// service's branch.
+func TestE2EHTTPPropagation(t *testing.T) {
+	e := setup(t)
+	svc := httptest.NewServer(tm.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := tm.XID(r.Context()); !ok {
+			http.Error(w, "no global transaction", http.StatusBadRequest)
+			return
+		}
+		ids, err := e.branches(r.Context(), 1)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprint(w, ids[0])
+	})))
+	defer svc.Close()
+	client := &http.Client{Transport: tm.Transport(nil)}
+	defer client.CloseIdleConnections()
+
+	errLater := errors.New("a later step failed")
+	var xid, branch string
+	err := e.m.Do(context.Background(), tm.Options{Name: "http"}, func(ctx context.Context) error {
+		xid, _ = tm.XID(ctx)
+		req, err := http.NewRequestWithContext(ctx, "POST", svc.URL, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("service: %s: %s", resp.Status, body)
+		}
+		branch = string(body)
+		return errLater
+	})
+	if !errors.Is(err, errLater) {
+		t.Fatalf("Do() = %v, want %v", err, errLater)
+	}
+	e.waitStatus(t, xid, xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACKED)
+	id, _ := strconv.ParseInt(branch, 10, 64)
+	e.checkOnce(t, xid, []int64{id}, "rollback")
 }
 
 // TestE2EExactlyOnce runs concurrent global transactions, half failing,
