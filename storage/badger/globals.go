@@ -1,0 +1,317 @@
+package badger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	bdb "github.com/dgraph-io/badger/v4"
+
+	"github.com/xact-io/xact/protocol"
+	"github.com/xact-io/xact/storage"
+)
+
+// maxWritesPerTxn bounds the deletes of one transaction in FinishGlobal and
+// ReleaseLocks; Badger refuses transactions past a size limit
+// (ErrTxnTooBig), so a global with very many locks or branches is cleaned up
+// over several transactions.
+const maxWritesPerTxn = 10000
+
+// exists reports whether key is present. The read is recorded, so a
+// concurrent transaction that writes key conflicts with this one.
+func exists(txn *bdb.Txn, key []byte) (bool, error) {
+	_, err := txn.Get(key)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, bdb.ErrKeyNotFound):
+		return false, nil
+	}
+	return false, fmt.Errorf("storage/badger: get: %w", err)
+}
+
+// readGlobal decodes the record at key (a global or tombstone key).
+func readGlobal(txn *bdb.Txn, key []byte, xid string) (*storage.Global, bool, error) {
+	item, err := txn.Get(key)
+	if errors.Is(err, bdb.ErrKeyNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("storage/badger: get global %s: %w", xid, err)
+	}
+	var g *storage.Global
+	if err := item.Value(func(v []byte) error {
+		g, err = decodeGlobal(v)
+		return err
+	}); err != nil {
+		return nil, false, fmt.Errorf("storage/badger: global %s: %w", xid, err)
+	}
+	return g, true, nil
+}
+
+func getGlobal(txn *bdb.Txn, xid string) (*storage.Global, bool, error) {
+	return readGlobal(txn, globalKey(xid), xid)
+}
+
+// putGlobal writes g (whose previous version is old, nil if new) and moves
+// its due-index entry if NextAt changed.
+func putGlobal(txn *tx, old, g *storage.Global) error {
+	if old != nil && !old.NextAt.IsZero() && !old.NextAt.Equal(g.NextAt) {
+		if err := txn.Delete(dueKey(old.NextAt, old.XID)); err != nil {
+			return fmt.Errorf("storage/badger: unindex global %s: %w", g.XID, err)
+		}
+	}
+	if !g.NextAt.IsZero() && (old == nil || !old.NextAt.Equal(g.NextAt)) {
+		if err := txn.Set(dueKey(g.NextAt, g.XID), nil); err != nil {
+			return fmt.Errorf("storage/badger: index global %s: %w", g.XID, err)
+		}
+	}
+	if err := txn.Set(globalKey(g.XID), encodeGlobal(g)); err != nil {
+		return fmt.Errorf("storage/badger: put global %s: %w", g.XID, err)
+	}
+	return nil
+}
+
+// CreateGlobal stores g; storage.ErrExists if g.XID is stored or has a
+// retained tombstone.
+func (s *Store) CreateGlobal(ctx context.Context, g *storage.Global) error {
+	if g.XID == "" {
+		return fmt.Errorf("storage: create global: empty XID: %w", protocol.ErrInvalidArgument)
+	}
+	c := g.Clone()
+	c.Finished = false
+	return s.update(ctx, func(txn *tx) error {
+		for _, key := range [][]byte{globalKey(c.XID), tombstoneKey(c.XID)} {
+			ok, err := exists(txn.Txn, key)
+			if err != nil {
+				return err
+			}
+			if ok {
+				return fmt.Errorf("storage: create global %s: %w", c.XID, storage.ErrExists)
+			}
+		}
+		return putGlobal(txn, nil, c)
+	})
+}
+
+// GetGlobal returns the global or its tombstone.
+func (s *Store) GetGlobal(ctx context.Context, xid string) (*storage.Global, error) {
+	var g *storage.Global
+	err := s.view(ctx, func(txn *bdb.Txn) error {
+		var ok bool
+		var err error
+		if g, ok, err = getGlobal(txn, xid); err != nil || ok {
+			return err
+		}
+		if g, ok, err = readGlobal(txn, tombstoneKey(xid), xid); err != nil || ok {
+			return err
+		}
+		return fmt.Errorf("storage: get global %s: %w", xid, storage.ErrNotFound)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// UpdateGlobal calls fn on a copy of the global and stores the result; fn
+// runs again if the transaction conflicts. Changes fn makes to XID,
+// BranchSeq and Finished are ignored.
+func (s *Store) UpdateGlobal(ctx context.Context, xid string, fn func(g *storage.Global) error) (*storage.Global, error) {
+	var out *storage.Global
+	err := s.update(ctx, func(txn *tx) error {
+		old, ok, err := getGlobal(txn.Txn, xid)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("storage: update global %s: %w", xid, storage.ErrNotFound)
+		}
+		c := old.Clone()
+		if err := fn(c); err != nil {
+			return err
+		}
+		c.XID, c.BranchSeq, c.Finished = old.XID, old.BranchSeq, false
+		out = c
+		return putGlobal(txn, old, c)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// FinishGlobal deletes the global, its branches and locks, and writes a
+// tombstone with status final that expires after the retention period.
+// Finishing a tombstone is a no-op. A global with more than about
+// maxWritesPerTxn/2 locks and branches is cleaned up over several durable
+// transactions; if one fails, calling FinishGlobal again completes it.
+func (s *Store) FinishGlobal(ctx context.Context, xid string, final storage.Status) error {
+	for {
+		done := false
+		err := s.update(ctx, func(txn *tx) error {
+			done = false
+			g, ok, err := getGlobal(txn.Txn, xid)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				tomb, err := exists(txn.Txn, tombstoneKey(xid))
+				if err != nil {
+					return err
+				}
+				if !tomb {
+					return fmt.Errorf("storage: finish global %s: %w", xid, storage.ErrNotFound)
+				}
+				done = true
+				return nil
+			}
+			n, complete, err := releaseLocks(txn, xid, nil, maxWritesPerTxn)
+			if err != nil || !complete {
+				return err
+			}
+			if _, complete, err := deletePrefix(txn, branchPrefix(xid), maxWritesPerTxn-n); err != nil || !complete {
+				return err
+			}
+			if !g.NextAt.IsZero() {
+				if err := txn.Delete(dueKey(g.NextAt, xid)); err != nil {
+					return fmt.Errorf("storage/badger: unindex global %s: %w", xid, err)
+				}
+			}
+			if err := txn.Delete(globalKey(xid)); err != nil {
+				return fmt.Errorf("storage/badger: delete global %s: %w", xid, err)
+			}
+			t := g.Clone()
+			t.Status = final
+			t.Finished = true
+			t.NextAt = time.Time{}
+			e := bdb.NewEntry(tombstoneKey(xid), encodeGlobal(t)).WithTTL(s.cfg.retention)
+			if err := txn.SetEntry(e); err != nil {
+				return fmt.Errorf("storage/badger: put tombstone %s: %w", xid, err)
+			}
+			done = true
+			return nil
+		})
+		if err != nil || done {
+			return err
+		}
+	}
+}
+
+// deletePrefix deletes up to budget keys under prefix and reports how many
+// it deleted and whether none are left.
+func deletePrefix(txn *tx, prefix []byte, budget int) (int, bool, error) {
+	keys := collectKeys(txn.Txn, prefix, budget+1)
+	complete := len(keys) <= budget
+	if !complete {
+		keys = keys[:budget]
+	}
+	for _, k := range keys {
+		if err := txn.Delete(k); err != nil {
+			return 0, false, fmt.Errorf("storage/badger: delete: %w", err)
+		}
+	}
+	return len(keys), complete, nil
+}
+
+// collectKeys returns copies of up to limit keys under prefix. Keys are
+// collected before anything is written so that no iterator is open while
+// the transaction changes.
+func collectKeys(txn *bdb.Txn, prefix []byte, limit int) [][]byte {
+	opts := bdb.DefaultIteratorOptions
+	opts.PrefetchValues = false
+	opts.Prefix = prefix
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	var keys [][]byte
+	for it.Rewind(); it.Valid() && len(keys) < limit; it.Next() {
+		keys = append(keys, it.Item().KeyCopy(nil))
+	}
+	return keys
+}
+
+// ListGlobals returns the unfinished globals matching f, ordered by XID.
+func (s *Store) ListGlobals(ctx context.Context, f storage.Filter) ([]*storage.Global, error) {
+	var out []*storage.Global
+	err := s.view(ctx, func(txn *bdb.Txn) error {
+		opts := bdb.DefaultIteratorOptions
+		opts.Prefix = []byte{prefixGlobal}
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		n := 0
+		for it.Rewind(); it.Valid(); it.Next() {
+			if n++; n%1024 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			var g *storage.Global
+			err := it.Item().Value(func(v []byte) error {
+				var err error
+				g, err = decodeGlobal(v)
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("storage/badger: global %q: %w", it.Item().Key()[1:], err)
+			}
+			if f.ParkedOnly && !g.Parked {
+				continue
+			}
+			if len(f.Statuses) > 0 && !slices.Contains(f.Statuses, g.Status) {
+				continue
+			}
+			out = append(out, g)
+			if f.Limit > 0 && len(out) >= f.Limit {
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// DueGlobals returns the globals whose NextAt is set and not after t,
+// earliest first (ties by XID), at most limit (<= 0: no limit).
+func (s *Store) DueGlobals(ctx context.Context, t time.Time, limit int) ([]*storage.Global, error) {
+	var out []*storage.Global
+	tKey := appendTimeKey(nil, t)
+	err := s.view(ctx, func(txn *bdb.Txn) error {
+		opts := bdb.DefaultIteratorOptions
+		opts.PrefetchValues = false
+		opts.Prefix = []byte{prefixDue}
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			timePart, xid, err := parseDueKey(it.Item().Key())
+			if err != nil {
+				return fmt.Errorf("storage/badger: due index: %w: %w", ErrCorrupt, err)
+			}
+			if !dueBefore(timePart, tKey) {
+				break
+			}
+			g, ok, err := getGlobal(txn, xid)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				// Cannot happen: the entry is written and removed with the
+				// global. Skip rather than fail the scan.
+				continue
+			}
+			out = append(out, g)
+			if limit > 0 && len(out) >= limit {
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}

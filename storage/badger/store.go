@@ -1,0 +1,329 @@
+// Package badger is the coordinator's embedded, durable storage.Store, built
+// on Badger (github.com/dgraph-io/badger/v4).
+//
+// Every mutating method returns only after its change is on disk. Concurrent
+// callers share fsyncs (group commit, see sync.go), so throughput grows with
+// the number of concurrent requests instead of being bound by one fsync per
+// change. Each mutation is one serializable Badger transaction: lock rows
+// are read before they are written, so two registrations that want the same
+// row conflict in Badger and one of them is retried, and a row is never
+// granted to two global transactions.
+//
+//	s, err := badger.Open("/var/lib/xact")
+//	if err != nil {
+//		return err // errors.Is(err, storage.ErrLocked): another process has it
+//	}
+//	defer s.Close()
+package badger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bdb "github.com/dgraph-io/badger/v4"
+
+	"github.com/xact-io/xact/storage"
+)
+
+// Defaults for the options.
+const (
+	DefaultTombstoneRetention = 10 * time.Minute
+	DefaultGCInterval         = 5 * time.Minute
+	DefaultGCDiscardRatio     = 0.5
+)
+
+// Option configures Open.
+type Option func(*config)
+
+type config struct {
+	retention    time.Duration
+	logger       *slog.Logger
+	gcInterval   time.Duration
+	discardRatio float64
+	tune         func(bdb.Options) bdb.Options
+}
+
+// WithTombstoneRetention sets how long tombstones of finished globals are
+// kept. Badger expires them with a TTL at one-second granularity. d <= 0
+// keeps the default.
+func WithTombstoneRetention(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.retention = d
+		}
+	}
+}
+
+// WithLogger sends Badger's log and the store's own warnings to l. By
+// default both are discarded.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) { c.logger = l }
+}
+
+// WithValueLogGC sets how often the store runs Badger's value-log garbage
+// collection and with which discard ratio (0 < ratio < 1). interval <= 0
+// turns it off.
+func WithValueLogGC(interval time.Duration, discardRatio float64) Option {
+	return func(c *config) {
+		c.gcInterval = interval
+		if discardRatio > 0 && discardRatio < 1 {
+			c.discardRatio = discardRatio
+		}
+	}
+}
+
+// WithBadgerOptions lets fn adjust Badger's options (memtable and cache
+// sizes, compression, ...). The store overrides what its guarantees rest
+// on: Dir, ValueDir, SyncWrites (false; the store syncs), InMemory,
+// ReadOnly, DetectConflicts (true) and Logger.
+func WithBadgerOptions(fn func(bdb.Options) bdb.Options) Option {
+	return func(c *config) { c.tune = fn }
+}
+
+// Store is a storage.Store on a Badger database in one directory. It is
+// safe for concurrent use.
+type Store struct {
+	db        *bdb.DB
+	cfg       config
+	unlockDir func() error
+	commit    *committer
+	gcStop    chan struct{}
+	gcDone    chan struct{}
+	// vlogAt is Badger's value threshold: values this long or longer go to
+	// the value log, which then needs a DB.Sync (vlogDirty).
+	vlogAt    int64
+	vlogDirty atomic.Bool
+
+	mu struct {
+		sync.RWMutex
+		closed bool
+	}
+	ops       sync.WaitGroup // calls in flight; Close waits for them
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ storage.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the store in dir. It fails with an error
+// matching storage.ErrLocked if another process, or another Store in this
+// process, has dir open.
+func Open(dir string, opts ...Option) (*Store, error) {
+	cfg := config{
+		retention:    DefaultTombstoneRetention,
+		gcInterval:   DefaultGCInterval,
+		discardRatio: DefaultGCDiscardRatio,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("storage/badger: create %s: %w", dir, err)
+	}
+	unlock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+
+	bo := bdb.DefaultOptions(dir)
+	if cfg.tune != nil {
+		bo = cfg.tune(bo)
+	}
+	bo = bo.WithDir(dir).WithValueDir(dir).
+		WithSyncWrites(false).
+		WithInMemory(false).
+		WithReadOnly(false).
+		WithDetectConflicts(true).
+		WithLogger(nil)
+	if cfg.logger != nil {
+		bo = bo.WithLogger(slogAdapter{cfg.logger.With("component", "badger")})
+	}
+	db, err := bdb.Open(bo)
+	if err != nil {
+		unlock()
+		return nil, fmt.Errorf("storage/badger: open %s: %w", dir, err)
+	}
+	fids, err := walFiles(dir)
+	if err != nil || len(fids) == 0 {
+		db.Close()
+		unlock()
+		if err == nil {
+			err = errors.New("no memtable WAL file found")
+		}
+		return nil, fmt.Errorf("storage/badger: open %s: %w", dir, err)
+	}
+	w := &wal{dir: dir, active: fids[len(fids)-1]}
+
+	s := &Store{
+		db:        db,
+		cfg:       cfg,
+		unlockDir: unlock,
+		gcStop:    make(chan struct{}),
+		gcDone:    make(chan struct{}),
+		vlogAt:    bo.ValueThreshold,
+	}
+	s.commit = newCommitter(func() error {
+		if s.vlogDirty.Swap(false) {
+			if err := db.Sync(); err != nil {
+				return err
+			}
+		}
+		return w.sync()
+	}, w.close)
+	go s.runGC()
+	return s, nil
+}
+
+// Close waits for calls in flight, stops the background goroutines, and
+// closes the database. Later calls fail with storage.ErrClosed; Close
+// itself may be called again and then returns nil.
+func (s *Store) Close() error {
+	first := false
+	s.closeOnce.Do(func() {
+		first = true
+		s.mu.Lock()
+		s.mu.closed = true
+		s.mu.Unlock()
+		s.ops.Wait()
+		close(s.gcStop)
+		<-s.gcDone
+		s.commit.stop()
+		if err := s.db.Close(); err != nil {
+			s.closeErr = fmt.Errorf("storage/badger: close: %w", err)
+		}
+		if err := s.unlockDir(); err != nil && s.closeErr == nil {
+			s.closeErr = fmt.Errorf("storage/badger: unlock: %w", err)
+		}
+	})
+	if !first {
+		return nil
+	}
+	return s.closeErr
+}
+
+// enter admits a call: it fails if ctx is done or the store is closed.
+// On success the caller must call s.ops.Done.
+func (s *Store) enter(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.mu.closed {
+		return storage.ErrClosed
+	}
+	s.ops.Add(1)
+	return nil
+}
+
+// tx is a read-write transaction that notes whether it wrote a value long
+// enough for Badger to put it in the value log. Its Set and SetEntry shadow
+// Txn's.
+type tx struct {
+	*bdb.Txn
+	vlogAt int64
+	vlog   bool
+}
+
+// Set is Txn.Set, noting long values.
+func (t *tx) Set(key, val []byte) error {
+	t.vlog = t.vlog || int64(len(val)) >= t.vlogAt
+	return t.Txn.Set(key, val)
+}
+
+// SetEntry is Txn.SetEntry, noting long values.
+func (t *tx) SetEntry(e *bdb.Entry) error {
+	t.vlog = t.vlog || int64(len(e.Value)) >= t.vlogAt
+	return t.Txn.SetEntry(e)
+}
+
+// update runs fn in a read-write transaction and returns once the change is
+// durable. fn must be repeatable: on a transaction conflict (another
+// transaction wrote a key fn read) it runs again on fresh data. An error
+// from fn aborts the transaction and is returned as it is.
+func (s *Store) update(ctx context.Context, fn func(t *tx) error) error {
+	if err := s.enter(ctx); err != nil {
+		return err
+	}
+	defer s.ops.Done()
+	if err := s.commit.failed(); err != nil {
+		return err
+	}
+	for attempt := 1; ; attempt++ {
+		var t *tx
+		err := s.db.Update(func(txn *bdb.Txn) error {
+			t = &tx{Txn: txn, vlogAt: s.vlogAt}
+			return fn(t)
+		})
+		if err == nil {
+			if t.vlog {
+				// Set after the commit and before joining a generation, so
+				// the sync that releases this caller sees it.
+				s.vlogDirty.Store(true)
+			}
+			break
+		}
+		if !errors.Is(err, bdb.ErrConflict) {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if attempt%8 == 0 {
+			// Heavy contention on one key: let the winners through.
+			time.Sleep(time.Duration(attempt/8) * 50 * time.Microsecond)
+		}
+	}
+	// Wait even when fn wrote nothing: a no-op answer may rest on a change
+	// another caller committed and is still waiting to sync.
+	return s.commit.wait()
+}
+
+// view runs fn in a read-only transaction.
+func (s *Store) view(ctx context.Context, fn func(txn *bdb.Txn) error) error {
+	if err := s.enter(ctx); err != nil {
+		return err
+	}
+	defer s.ops.Done()
+	return s.db.View(fn)
+}
+
+// runGC runs value-log garbage collection until Close.
+func (s *Store) runGC() {
+	defer close(s.gcDone)
+	if s.cfg.gcInterval <= 0 {
+		<-s.gcStop
+		return
+	}
+	t := time.NewTicker(s.cfg.gcInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.gcStop:
+			return
+		case <-t.C:
+		}
+		// One call rewrites at most one value-log file; repeat while it
+		// finds work.
+		for {
+			err := s.db.RunValueLogGC(s.cfg.discardRatio)
+			if err != nil {
+				if !errors.Is(err, bdb.ErrNoRewrite) && !errors.Is(err, bdb.ErrRejected) && s.cfg.logger != nil {
+					s.cfg.logger.Warn("storage/badger: value log GC failed", "err", err)
+				}
+				break
+			}
+			select {
+			case <-s.gcStop:
+				return
+			default:
+			}
+		}
+	}
+}
