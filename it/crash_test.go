@@ -153,6 +153,14 @@ func TestKillTCDuringPhaseTwo(t *testing.T) {
 	killedAt := acked.Load()
 	time.Sleep(300 * time.Millisecond)
 	proc = proc.restart()
+	// The kill must have caught work in flight, or this test proves nothing.
+	if list, err := xactpb.NewAdminClient(conn).ListGlobals(ctx, &xactpb.ListGlobalsRequest{}); err != nil {
+		t.Fatalf("ListGlobals after restart: %v", err)
+	} else if len(list.GetGlobals()) == 0 {
+		t.Fatal("nothing was unfinished at the kill; the test exercised no recovery")
+	} else {
+		t.Logf("%d globals unfinished right after the restart", len(list.GetGlobals()))
+	}
 	for acked.Load() < killedAt+100 {
 		time.Sleep(5 * time.Millisecond)
 	}
