@@ -154,7 +154,7 @@ func TestKillTCDuringPhaseTwo(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	proc = proc.restart()
 	// The kill must have caught work in flight, or this test proves nothing.
-	if list, err := xactpb.NewAdminClient(conn).ListGlobals(ctx, &xactpb.ListGlobalsRequest{}); err != nil {
+	if list, err := xactpb.NewAdminClient(conn).ListGlobals(ctx, &xactpb.ListGlobalsRequest{}, grpc.WaitForReady(true)); err != nil {
 		t.Fatalf("ListGlobals after restart: %v", err)
 	} else if len(list.GetGlobals()) == 0 {
 		t.Fatal("nothing was unfinished at the kill; the test exercised no recovery")
