@@ -33,6 +33,11 @@ func (s *Server) decide(ctx context.Context, xid string, commit, force bool) (st
 	}
 	done := s.drive.start(xid)
 	wait := s.cfg.DecisionWait
+	if dl, ok := ctx.Deadline(); ok {
+		// Answer before the caller gives up: the decision is durable, and an
+		// in-progress status beats a DeadlineExceeded that hides it.
+		wait = min(wait, time.Until(dl)-time.Until(dl)/10-5*time.Millisecond)
+	}
 	if wait > 0 {
 		t := time.NewTimer(wait)
 		defer t.Stop()

@@ -1158,7 +1158,9 @@ func (*RMMessage_Hello) isRMMessage_Body() {}
 
 func (*RMMessage_Results) isRMMessage_Body() {}
 
-// Hello must be the first message on an Attach stream.
+// Hello must be the first message on an Attach stream; the TC answers with
+// one Welcome. A later Hello on the same stream replaces the declaration
+// (resources served) and is not answered.
 type Hello struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Stable identity of the RM process (for logs and the admin view).

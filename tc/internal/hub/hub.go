@@ -93,10 +93,13 @@ func (h *Hub) Serve(ctx context.Context, stream Stream) error {
 		done:     make(chan struct{}),
 	}
 	s.mu.pending = map[uint64]chan Result{}
-	if err := stream.Send(&xactpb.TCMessage{Body: &xactpb.TCMessage_Welcome{Welcome: &xactpb.Welcome{NodeId: h.nodeID}}}); err != nil {
+	// Index the session before the Welcome: once welcomed, an RM may expect
+	// its phase-two work to be routed to it.
+	if err := h.add(s, hello.GetResourceIds()); err != nil {
 		return err
 	}
-	if err := h.add(s, hello.GetResourceIds()); err != nil {
+	if err := stream.Send(&xactpb.TCMessage{Body: &xactpb.TCMessage_Welcome{Welcome: &xactpb.Welcome{NodeId: h.nodeID}}}); err != nil {
+		h.remove(s)
 		return err
 	}
 	h.log.Info("rm attached", "client", s.clientID, "resources", hello.GetResourceIds())
