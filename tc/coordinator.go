@@ -72,10 +72,7 @@ type coordinator struct {
 }
 
 func (c *coordinator) checkXID(xid string) error {
-	if xid == "" || len(xid) > 128 || !utf8.ValidString(xid) {
-		return fmt.Errorf("%w: xid must be 1-128 bytes of UTF-8", protocol.ErrInvalidArgument)
-	}
-	return nil
+	return protocol.ValidateXID(xid)
 }
 
 func (c *coordinator) Begin(ctx context.Context, req *xactpb.BeginRequest) (*xactpb.BeginResponse, error) {

@@ -1,27 +1,21 @@
 package tm
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/xact-io/xact/protocol"
+)
 
 // MaxXIDLen is the longest XID the propagation helpers accept from the
-// wire. XIDs are opaque strings made by the TC; they are short (a node id
-// and a sequence number), so anything longer is garbage or an attack.
-const MaxXIDLen = 128
+// wire (protocol.MaxXIDLen).
+const MaxXIDLen = protocol.MaxXIDLen
 
-// ValidateXID reports whether xid can be a global transaction id: not
-// empty, at most MaxXIDLen bytes, and only printable ASCII without spaces
-// (it travels in gRPC metadata and HTTP headers). The error wraps
+// ValidateXID reports whether xid can be a global transaction id, by the
+// rule the TC applies too (protocol.ValidateXID). The error wraps
 // ErrInvalidXID.
 func ValidateXID(xid string) error {
-	if xid == "" {
-		return fmt.Errorf("%w: empty", ErrInvalidXID)
-	}
-	if len(xid) > MaxXIDLen {
-		return fmt.Errorf("%w: %d bytes, longer than %d", ErrInvalidXID, len(xid), MaxXIDLen)
-	}
-	for i := 0; i < len(xid); i++ {
-		if c := xid[i]; c <= ' ' || c > '~' {
-			return fmt.Errorf("%w: byte 0x%02x at offset %d is not printable ASCII", ErrInvalidXID, c, i)
-		}
+	if err := protocol.ValidateXID(xid); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidXID, err)
 	}
 	return nil
 }
