@@ -184,7 +184,7 @@ func (s *Store) ReleaseLocks(ctx context.Context, xid string, branchIDs ...int64
 		complete := false
 		err := s.update(ctx, func(txn *tx) error {
 			var err error
-			_, complete, err = releaseLocks(txn, xid, branchIDs, maxWritesPerTxn)
+			_, complete, err = releaseLocks(txn, xid, branchIDs, s.writeBudget)
 			return err
 		})
 		if err != nil || complete {

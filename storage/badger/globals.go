@@ -168,11 +168,11 @@ func (s *Store) FinishGlobal(ctx context.Context, xid string, final storage.Stat
 				done = true
 				return nil
 			}
-			n, complete, err := releaseLocks(txn, xid, nil, maxWritesPerTxn)
+			n, complete, err := releaseLocks(txn, xid, nil, s.writeBudget)
 			if err != nil || !complete {
 				return err
 			}
-			if _, complete, err := deletePrefix(txn, branchPrefix(xid), maxWritesPerTxn-n); err != nil || !complete {
+			if _, complete, err := deletePrefix(txn, branchPrefix(xid), s.writeBudget-n); err != nil || !complete {
 				return err
 			}
 			if !g.NextAt.IsZero() {

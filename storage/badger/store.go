@@ -99,6 +99,10 @@ type Store struct {
 	// the value log, which then needs a DB.Sync (vlogDirty).
 	vlogAt    int64
 	vlogDirty atomic.Bool
+	wal       *wal // used by the committer's goroutine only
+	// writeBudget bounds the deletes of one cleanup transaction
+	// (maxWritesPerTxn; tests lower it).
+	writeBudget int
 
 	mu struct {
 		sync.RWMutex
@@ -161,12 +165,14 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	w := &wal{dir: dir, active: fids[len(fids)-1]}
 
 	s := &Store{
-		db:        db,
-		cfg:       cfg,
-		unlockDir: unlock,
-		gcStop:    make(chan struct{}),
-		gcDone:    make(chan struct{}),
-		vlogAt:    bo.ValueThreshold,
+		db:          db,
+		cfg:         cfg,
+		unlockDir:   unlock,
+		gcStop:      make(chan struct{}),
+		gcDone:      make(chan struct{}),
+		vlogAt:      bo.ValueThreshold,
+		wal:         w,
+		writeBudget: maxWritesPerTxn,
 	}
 	s.commit = newCommitter(func() error {
 		if s.vlogDirty.Swap(false) {

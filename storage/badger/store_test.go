@@ -1,18 +1,44 @@
 package badger
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	bdb "github.com/dgraph-io/badger/v4"
+	"go.uber.org/goleak"
+
+	"github.com/xact-io/xact/protocol"
+	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/storage"
 	"github.com/xact-io/xact/storage/storetest"
+)
+
+const (
+	begin      = xactpb.GlobalStatus_GLOBAL_STATUS_BEGIN
+	committing = xactpb.GlobalStatus_GLOBAL_STATUS_COMMITTING
+	committed  = xactpb.GlobalStatus_GLOBAL_STATUS_COMMITTED
 )
 
 // openTest opens a store in a fresh directory, closed when the test ends.
 func openTest(tb testing.TB, opts ...Option) *Store {
 	tb.Helper()
-	s, err := Open(tb.TempDir(), opts...)
+	return openDir(tb, tb.TempDir(), opts...)
+}
+
+func openDir(tb testing.TB, dir string, opts ...Option) *Store {
+	tb.Helper()
+	s, err := Open(dir, opts...)
 	if err != nil {
-		tb.Fatalf("Open = %v", err)
+		tb.Fatalf("Open(%s) = %v", dir, err)
 	}
 	tb.Cleanup(func() {
 		if err := s.Close(); err != nil {
@@ -22,10 +48,375 @@ func openTest(tb testing.TB, opts ...Option) *Store {
 	return s
 }
 
+// smallTables keeps Badger's memory small and makes memtables rotate
+// quickly.
+func smallTables(memTable int64) Option {
+	return WithBadgerOptions(func(o bdb.Options) bdb.Options {
+		return o.WithMemTableSize(memTable).WithValueThreshold(memTable / 16).
+			WithBlockCacheSize(1 << 20).WithNumMemtables(2)
+	})
+}
+
 func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storage.Store { return openTest(t) })
 }
 
 func BenchmarkStore(b *testing.B) {
 	storetest.Bench(b, func(b *testing.B) storage.Store { return openTest(b) })
+}
+
+func TestOpenLocked(t *testing.T) {
+	dir := t.TempDir()
+	s := openDir(t, dir)
+	if s2, err := Open(dir); !errors.Is(err, storage.ErrLocked) {
+		if err == nil {
+			s2.Close()
+		}
+		t.Fatalf("second Open(%s) = %v, want %v", dir, err, storage.ErrLocked)
+	}
+	// The first store is unaffected, and the directory opens again once it
+	// is closed.
+	ctx := context.Background()
+	if err := s.CreateGlobal(ctx, &storage.Global{XID: "x1", Status: begin}); err != nil {
+		t.Fatalf("CreateGlobal after failed second Open = %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close = %v", err)
+	}
+	s3 := openDir(t, dir)
+	if _, err := s3.GetGlobal(ctx, "x1"); err != nil {
+		t.Errorf("GetGlobal after reopen = %v, want nil", err)
+	}
+}
+
+func TestOpenNotADirectory(t *testing.T) {
+	file := t.TempDir() + "/file"
+	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := Open(file); err == nil {
+		s.Close()
+		t.Fatalf("Open(regular file) = nil error, want one")
+	}
+}
+
+// TestReopen checks that everything a store holds survives Close and Open:
+// globals, branches, locks, the due index and tombstones.
+func TestReopen(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	now := time.Date(2031, 1, 2, 3, 4, 5, 6, time.UTC)
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatalf("Open = %v", err)
+	}
+	for i, xid := range []string{"a", "b", "c"} {
+		g := &storage.Global{XID: xid, Status: begin, Deadline: now.Add(time.Hour), NextAt: now.Add(time.Duration(i) * time.Second)}
+		if err := s.CreateGlobal(ctx, g); err != nil {
+			t.Fatalf("CreateGlobal(%s) = %v", xid, err)
+		}
+		if _, err := s.RegisterBranch(ctx, &storage.Branch{XID: xid, Resource: "r", LockKeys: []string{xid + "1", xid + "2"}}, now); err != nil {
+			t.Fatalf("RegisterBranch(%s) = %v", xid, err)
+		}
+	}
+	if _, err := s.UpdateGlobal(ctx, "a", func(g *storage.Global) error {
+		g.Status = committing
+		g.NextAt = now.Add(time.Minute)
+		return nil
+	}); err != nil {
+		t.Fatalf("UpdateGlobal = %v", err)
+	}
+	if err := s.FinishGlobal(ctx, "c", committed); err != nil {
+		t.Fatalf("FinishGlobal = %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close = %v", err)
+	}
+
+	s = openDir(t, dir)
+	a, err := s.GetGlobal(ctx, "a")
+	if err != nil || a.Status != committing || !a.NextAt.Equal(now.Add(time.Minute)) || a.BranchSeq != 1 {
+		t.Errorf("GetGlobal(a) after reopen = %+v, %v; want Committing, NextAt +1m, BranchSeq 1", a, err)
+	}
+	c, err := s.GetGlobal(ctx, "c")
+	if err != nil || !c.Finished || c.Status != committed {
+		t.Errorf("GetGlobal(c) after reopen = %+v, %v; want a Committed tombstone", c, err)
+	}
+	due, err := s.DueGlobals(ctx, now.Add(time.Hour), 0)
+	if err != nil {
+		t.Fatalf("DueGlobals = %v", err)
+	}
+	var got []string
+	for _, g := range due {
+		got = append(got, g.XID)
+	}
+	if want := []string{"b", "a"}; !slices.Equal(got, want) {
+		t.Errorf("DueGlobals after reopen = %v, want %v", got, want)
+	}
+	locks, err := s.Locks(ctx, "", 0)
+	if err != nil {
+		t.Fatalf("Locks = %v", err)
+	}
+	if len(locks) != 4 {
+		t.Errorf("len(Locks) after reopen = %d, want 4 (a's and b's)", len(locks))
+	}
+	_, err = s.RegisterBranch(ctx, &storage.Branch{XID: "b", Resource: "r", LockKeys: []string{"a1"}}, now)
+	var lc *protocol.LockConflictError
+	if !errors.As(err, &lc) || lc.Holder != "a" {
+		t.Errorf("RegisterBranch(b, a's key) after reopen = %v, want a conflict held by a", err)
+	}
+	if id, err := s.RegisterBranch(ctx, &storage.Branch{XID: "b", Resource: "r", LockKeys: []string{"new"}}, now); err != nil || id != 2 {
+		t.Errorf("RegisterBranch(b) after reopen = %d, %v, want 2, nil", id, err)
+	}
+}
+
+func TestTombstoneExpiry(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := openTest(t, WithTombstoneRetention(time.Second))
+	if err := s.CreateGlobal(ctx, &storage.Global{XID: "x1", Status: begin}); err != nil {
+		t.Fatalf("CreateGlobal = %v", err)
+	}
+	if err := s.FinishGlobal(ctx, "x1", committed); err != nil {
+		t.Fatalf("FinishGlobal = %v", err)
+	}
+	if g, err := s.GetGlobal(ctx, "x1"); err != nil || !g.Finished {
+		t.Fatalf("GetGlobal right after finish = %+v, %v, want the tombstone", g, err)
+	}
+	// Badger's TTL has one-second granularity: the tombstone is gone
+	// within two seconds.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := s.GetGlobal(ctx, "x1")
+		if errors.Is(err, storage.ErrNotFound) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("GetGlobal = %v", err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tombstone still there 5s after finish with 1s retention")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The XID can be used again.
+	if err := s.CreateGlobal(ctx, &storage.Global{XID: "x1", Status: begin}); err != nil {
+		t.Errorf("CreateGlobal after tombstone expired = %v, want nil", err)
+	}
+}
+
+// TestCorruptRecords writes undecodable values under each keyspace and
+// checks that reads fail with ErrCorrupt instead of panicking.
+func TestCorruptRecords(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	garbage := []byte{0x0a, 0xff, 0xff, 0xff} // field 1, bytes, length past the end
+	if err := s.db.Update(func(txn *bdb.Txn) error {
+		for _, k := range [][]byte{
+			globalKey("g"), tombstoneKey("t"), branchKey("b", 1), lockKey("r", "k"),
+		} {
+			if err := txn.Set(k, garbage); err != nil {
+				return err
+			}
+		}
+		// A due entry pointing at the corrupt global, and a malformed
+		// lock-index key.
+		if err := txn.Set(dueKey(time.Unix(1, 0), "g"), nil); err != nil {
+			return err
+		}
+		return txn.Set(append(heldPrefix("h"), 1, 2, 3), nil)
+	}); err != nil {
+		t.Fatalf("writing garbage = %v", err)
+	}
+	calls := []struct {
+		name string
+		call func() error
+	}{
+		{"GetGlobal(global)", func() error { _, err := s.GetGlobal(ctx, "g"); return err }},
+		{"GetGlobal(tombstone)", func() error { _, err := s.GetGlobal(ctx, "t"); return err }},
+		{"UpdateGlobal", func() error {
+			_, err := s.UpdateGlobal(ctx, "g", func(*storage.Global) error { return nil })
+			return err
+		}},
+		{"RegisterBranch(global)", func() error {
+			_, err := s.RegisterBranch(ctx, &storage.Branch{XID: "g"}, time.Now())
+			return err
+		}},
+		{"FinishGlobal", func() error { return s.FinishGlobal(ctx, "g", committed) }},
+		{"ListGlobals", func() error { _, err := s.ListGlobals(ctx, storage.Filter{}); return err }},
+		{"DueGlobals", func() error { _, err := s.DueGlobals(ctx, time.Unix(2, 0), 0); return err }},
+		{"Branches", func() error { _, err := s.Branches(ctx, "b"); return err }},
+		{"UpdateBranch", func() error {
+			_, err := s.UpdateBranch(ctx, "b", 1, func(*storage.Branch) error { return nil })
+			return err
+		}},
+		{"CheckLocks", func() error { return s.CheckLocks(ctx, "x", "r", []string{"k"}) }},
+		{"Locks(all)", func() error { _, err := s.Locks(ctx, "", 0); return err }},
+		{"Locks(xid)", func() error { _, err := s.Locks(ctx, "h", 0); return err }},
+		{"ReleaseLocks", func() error { return s.ReleaseLocks(ctx, "h") }},
+	}
+	for _, c := range calls {
+		if err := c.call(); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s over a corrupt record = %v, want %v", c.name, err, ErrCorrupt)
+		}
+	}
+	// A registration whose lock row is corrupt is refused too.
+	if err := s.CreateGlobal(ctx, &storage.Global{XID: "ok", Status: begin}); err != nil {
+		t.Fatalf("CreateGlobal = %v", err)
+	}
+	if _, err := s.RegisterBranch(ctx, &storage.Branch{XID: "ok", Resource: "r", LockKeys: []string{"k"}}, time.Now()); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("RegisterBranch over a corrupt lock row = %v, want %v", err, ErrCorrupt)
+	}
+}
+
+// TestCleanupInChunks finishes and releases globals with more locks and
+// branches than one transaction may delete.
+func TestCleanupInChunks(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	s.writeBudget = 7
+	for _, xid := range []string{"f", "r"} {
+		if err := s.CreateGlobal(ctx, &storage.Global{XID: xid, Status: begin}); err != nil {
+			t.Fatalf("CreateGlobal = %v", err)
+		}
+		for b := range 5 {
+			var keys []string
+			for k := range 4 {
+				keys = append(keys, fmt.Sprintf("%s-%d-%d", xid, b, k))
+			}
+			if _, err := s.RegisterBranch(ctx, &storage.Branch{XID: xid, Resource: "r", LockKeys: keys}, time.Now()); err != nil {
+				t.Fatalf("RegisterBranch = %v", err)
+			}
+		}
+	}
+	if err := s.FinishGlobal(ctx, "f", committed); err != nil {
+		t.Fatalf("FinishGlobal = %v", err)
+	}
+	if err := s.ReleaseLocks(ctx, "r", 2, 4); err != nil {
+		t.Fatalf("ReleaseLocks(r, 2, 4) = %v", err)
+	}
+	if got, err := s.Locks(ctx, "r", 0); err != nil || len(got) != 12 {
+		t.Errorf("Locks(r) after releasing 2 of 5 branches = %d locks, %v, want 12", len(got), err)
+	}
+	if err := s.ReleaseLocks(ctx, "r"); err != nil {
+		t.Fatalf("ReleaseLocks(r) = %v", err)
+	}
+	if got, err := s.Locks(ctx, "", 0); err != nil || len(got) != 0 {
+		t.Errorf("Locks after cleanup = %+v, %v, want none", got, err)
+	}
+	if bs, err := s.Branches(ctx, "f"); err != nil || len(bs) != 0 {
+		t.Errorf("Branches(f) = %d, %v, want 0", len(bs), err)
+	}
+	if g, err := s.GetGlobal(ctx, "f"); err != nil || !g.Finished {
+		t.Errorf("GetGlobal(f) = %+v, %v, want a tombstone", g, err)
+	}
+}
+
+// TestWALRotation writes through several memtable rotations and checks
+// that the store followed them and lost nothing.
+func TestWALRotation(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := Open(dir, smallTables(1<<20), WithValueLogGC(0, 0))
+	if err != nil {
+		t.Fatalf("Open = %v", err)
+	}
+	first := s.wal.active
+	const n = 3000
+	reason := strings.Repeat("r", 1000)
+	for i := range n {
+		g := &storage.Global{XID: fmt.Sprintf("x%05d", i), Status: begin, Reason: reason}
+		if err := s.CreateGlobal(ctx, g); err != nil {
+			t.Fatalf("CreateGlobal(%d) = %v", i, err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close = %v", err)
+	}
+	if s.wal.active < first+2 {
+		t.Errorf("WAL tracker at file %d after ~3 MB of writes with 1 MB memtables, want >= %d", s.wal.active, first+2)
+	}
+	s = openDir(t, dir, smallTables(1<<20))
+	all, err := s.ListGlobals(ctx, storage.Filter{})
+	if err != nil || len(all) != n {
+		t.Errorf("ListGlobals after reopen = %d globals, %v, want %d", len(all), err, n)
+	}
+}
+
+// TestValueLogSync writes a record past Badger's value threshold, which
+// Badger puts in the value log, and checks that the store syncs it.
+func TestValueLogSync(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	opt := WithBadgerOptions(func(o bdb.Options) bdb.Options { return o.WithValueThreshold(1 << 10) })
+	s, err := Open(dir, opt)
+	if err != nil {
+		t.Fatalf("Open = %v", err)
+	}
+	if err := s.CreateGlobal(ctx, &storage.Global{XID: "x1", Status: begin}); err != nil {
+		t.Fatalf("CreateGlobal = %v", err)
+	}
+	big := bytes.Repeat([]byte{7}, 4<<10)
+	if _, err := s.RegisterBranch(ctx, &storage.Branch{XID: "x1", AppData: big}, time.Now()); err != nil {
+		t.Fatalf("RegisterBranch = %v", err)
+	}
+	if s.vlogDirty.Load() {
+		t.Errorf("vlogDirty after the big write was acknowledged = true, want false (synced)")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close = %v", err)
+	}
+	s = openDir(t, dir, opt)
+	bs, err := s.Branches(ctx, "x1")
+	if err != nil || len(bs) != 1 || !bytes.Equal(bs[0].AppData, big) {
+		t.Errorf("Branches after reopen = %d, %v, want the 4 KiB branch", len(bs), err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for Badger's concurrent logging.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestLogger(t *testing.T) {
+	var buf syncBuffer
+	l := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s := openTest(t, WithLogger(l))
+	if err := s.CreateGlobal(context.Background(), &storage.Global{XID: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := buf.String(); !strings.Contains(got, "component=badger") {
+		t.Errorf("log with WithLogger = %q, want Badger's messages tagged component=badger", got)
+	}
+}
+
+func TestCloseStopsGoroutines(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	s, err := Open(t.TempDir(), WithValueLogGC(time.Millisecond, 0.5))
+	if err != nil {
+		t.Fatalf("Open = %v", err)
+	}
+	ctx := context.Background()
+	for i := range 20 {
+		if err := s.CreateGlobal(ctx, &storage.Global{XID: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(5 * time.Millisecond) // let the GC loop run
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close = %v", err)
+	}
 }
