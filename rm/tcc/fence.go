@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -319,7 +320,7 @@ func (f *Fence) Try(ctx context.Context, b Branch, try func(ctx context.Context,
 	for attempt := 0; ; attempt++ {
 		tx, st, err := f.lock(ctx, b, FenceTried)
 		if err != nil {
-			if conflict(err) && attempt < conflictAttempts {
+			if conflict(err) && attempt < conflictAttempts && pause(ctx, attempt) == nil {
 				continue
 			}
 			return fmt.Errorf("tcc: fence try %v: %w", b, err)
@@ -399,7 +400,7 @@ func (f *Fence) recordFailedTry(ctx context.Context, b Branch, cancelFailed func
 	for attempt := 0; ; attempt++ {
 		tx, st, err := f.lock(ctx, b, FenceTryFailed)
 		if err != nil {
-			if conflict(err) && attempt < conflictAttempts {
+			if conflict(err) && attempt < conflictAttempts && pause(ctx, attempt) == nil {
 				continue
 			}
 			return err
@@ -427,7 +428,7 @@ func (f *Fence) recordFailedTry(ctx context.Context, b Branch, cancelFailed func
 		}
 		if err != nil {
 			_ = tx.Rollback()
-			if conflict(err) && attempt < conflictAttempts {
+			if conflict(err) && attempt < conflictAttempts && pause(ctx, attempt) == nil {
 				continue
 			}
 		}
@@ -441,7 +442,7 @@ func (f *Fence) recordFailedTry(ctx context.Context, b Branch, cancelFailed func
 // (ErrNotTried) or b was cancelled or its Try failed (ErrFenceConflict).
 // confirm may be nil (nothing to do but record it).
 func (f *Fence) Confirm(ctx context.Context, b Branch, confirm func(ctx context.Context, tx *sql.Tx) error) error {
-	return f.phaseTwo(ctx, b, "confirm", func(tx *sql.Tx, st FenceStatus) (bool, error) {
+	return f.phaseTwo(ctx, b, "confirm", FenceNone, func(tx *sql.Tx, st FenceStatus) (bool, error) {
 		switch st {
 		case FenceTried:
 			if confirm != nil {
@@ -468,7 +469,7 @@ func (f *Fence) Confirm(ctx context.Context, b Branch, confirm func(ctx context.
 // cancelled, and a permanent error when b was confirmed. cancel may be
 // nil.
 func (f *Fence) Cancel(ctx context.Context, b Branch, cancel func(ctx context.Context, tx *sql.Tx, try TryOutcome) error) error {
-	return f.phaseTwo(ctx, b, "cancel", func(tx *sql.Tx, st FenceStatus) (bool, error) {
+	return f.phaseTwo(ctx, b, "cancel", FenceSuspended, func(tx *sql.Tx, st FenceStatus) (bool, error) {
 		switch st {
 		case FenceTried, FenceTryFailed:
 			if cancel != nil {
@@ -481,8 +482,8 @@ func (f *Fence) Cancel(ctx context.Context, b Branch, cancel func(ctx context.Co
 				}
 			}
 			return true, f.set(ctx, tx, b, st, FenceCancelled)
-		case FenceNone:
-			return true, f.insert(ctx, tx, b, FenceSuspended)
+		case FenceNone: // inserted as suspended by lock
+			return true, nil
 		case FenceCancelled, FenceSuspended:
 			return false, nil
 		default:
@@ -491,11 +492,11 @@ func (f *Fence) Cancel(ctx context.Context, b Branch, cancel func(ctx context.Co
 	})
 }
 
-// phaseTwo locks b's row (or its absence) and runs step on it; step says
-// whether to commit. A step that lost a race with a concurrent one on the
+// phaseTwo locks b's row (inserting it with status insert if absent, see
+// lock) and runs step on it; step says whether to commit. A step that lost a race with a concurrent one on the
 // same branch (duplicate key on insert, deadlock) starts over, and then
 // sees the other's result.
-func (f *Fence) phaseTwo(ctx context.Context, b Branch, what string, step func(tx *sql.Tx, st FenceStatus) (bool, error)) error {
+func (f *Fence) phaseTwo(ctx context.Context, b Branch, what string, insert FenceStatus, step func(tx *sql.Tx, st FenceStatus) (bool, error)) error {
 	if err := f.usable(); err != nil {
 		return err
 	}
@@ -503,7 +504,7 @@ func (f *Fence) phaseTwo(ctx context.Context, b Branch, what string, step func(t
 		return rm.Permanent(fmt.Errorf("tcc: fence %s: %w", what, err))
 	}
 	for attempt := 0; ; attempt++ {
-		tx, st, err := f.lock(ctx, b, FenceNone)
+		tx, st, err := f.lock(ctx, b, insert)
 		if err == nil {
 			var commit bool
 			commit, err = step(tx, st)
@@ -517,7 +518,7 @@ func (f *Fence) phaseTwo(ctx context.Context, b Branch, what string, step func(t
 		if err == nil {
 			return nil
 		}
-		if conflict(err) && attempt < conflictAttempts {
+		if conflict(err) && attempt < conflictAttempts && pause(ctx, attempt) == nil {
 			continue
 		}
 		if rm.IsPermanent(err) {
@@ -531,7 +532,13 @@ func (f *Fence) phaseTwo(ctx context.Context, b Branch, what string, step func(t
 // there is no row and insert is not FenceNone, it inserts the row with
 // status insert and reports FenceNone (the caller owns the new row). A
 // concurrent insert of the same row makes it fail with a conflict (see
-// conflict); the caller starts over.
+// conflict); the caller starts over (see pause).
+//
+// The insert runs in a new transaction: the SELECT ... FOR UPDATE that
+// found no row holds a gap lock (REPEATABLE READ), and two transactions
+// that both hold it and both insert deadlock. Without it, concurrent
+// inserters of one key queue behind the first, which wins, and the others
+// get a duplicate key and find its row when they start over.
 func (f *Fence) lock(ctx context.Context, b Branch, insert FenceStatus) (*sql.Tx, FenceStatus, error) {
 	tx, err := f.db.BeginTx(ctx, f.cfg.txOpts)
 	if err != nil {
@@ -545,14 +552,32 @@ func (f *Fence) lock(ctx context.Context, b Branch, insert FenceStatus) (*sql.Tx
 	case !errors.Is(err, sql.ErrNoRows):
 		_ = tx.Rollback()
 		return nil, FenceNone, err
+	case insert == FenceNone:
+		return tx, FenceNone, nil
 	}
-	if insert != FenceNone {
-		if err := f.insert(ctx, tx, b, insert); err != nil {
-			_ = tx.Rollback()
-			return nil, FenceNone, err
-		}
+	_ = tx.Rollback()
+	if tx, err = f.db.BeginTx(ctx, f.cfg.txOpts); err != nil {
+		return nil, FenceNone, fmt.Errorf("begin: %w", err)
+	}
+	if err := f.insert(ctx, tx, b, insert); err != nil {
+		_ = tx.Rollback()
+		return nil, FenceNone, err
 	}
 	return tx, FenceNone, nil
+}
+
+// pause waits a little before attempt+1 of a step that lost a race, so
+// that racing steps do not collide again in lock step.
+func pause(ctx context.Context, attempt int) error {
+	d := time.Duration(1+rand.IntN(4*(attempt+1))) * time.Millisecond
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (f *Fence) insert(ctx context.Context, tx *sql.Tx, b Branch, st FenceStatus) error {

@@ -61,6 +61,7 @@ type Resource[Req any] struct {
 	name string
 	rm   *rm.Client
 	try  func(ctx context.Context, b Branch, req Req) error
+	h    rm.Handler // what rm runs in phase two; tests call it directly
 
 	// afterRegister, when set (by tests), runs between the branch's
 	// registration and the Try.
@@ -148,7 +149,7 @@ func register[Req any](rmc *rm.Client, name string, try func(context.Context, Br
 	if err := rmc.Serve(name, xactpb.BranchType_BRANCH_TYPE_TCC, h); err != nil {
 		return nil, fmt.Errorf("tcc: register %s: %w", name, err)
 	}
-	return &Resource[Req]{name: name, rm: rmc, try: try}, nil
+	return &Resource[Req]{name: name, rm: rmc, try: try, h: h}, nil
 }
 
 // Name returns the resource's name, its resource id at the TC.
