@@ -151,6 +151,9 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	db, err := bdb.Open(bo)
 	if err != nil {
 		unlock()
+		if dirBusy(dir) {
+			return nil, fmt.Errorf("storage/badger: %s: %w (%v)", dir, storage.ErrLocked, err)
+		}
 		return nil, fmt.Errorf("storage/badger: open %s: %w", dir, err)
 	}
 	fids, err := walFiles(dir)

@@ -89,6 +89,23 @@ func TestOpenLocked(t *testing.T) {
 	}
 }
 
+// TestOpenLockedByBadger checks a directory held by a plain Badger
+// process (one that does not take the store's own lock file).
+func TestOpenLockedByBadger(t *testing.T) {
+	dir := t.TempDir()
+	db, err := bdb.Open(bdb.DefaultOptions(dir).WithLogger(nil).WithMemTableSize(1 << 20).WithValueThreshold(1 << 10))
+	if err != nil {
+		t.Fatalf("bdb.Open = %v", err)
+	}
+	defer db.Close()
+	if s, err := Open(dir); !errors.Is(err, storage.ErrLocked) {
+		if err == nil {
+			s.Close()
+		}
+		t.Fatalf("Open(dir held by Badger) = %v, want %v", err, storage.ErrLocked)
+	}
+}
+
 func TestOpenNotADirectory(t *testing.T) {
 	file := t.TempDir() + "/file"
 	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {

@@ -388,8 +388,9 @@ func (s *Store) CheckLocks(ctx context.Context, xid, resource string, keys []str
 	return nil
 }
 
-// Locks lists held locks ordered by resource and key (of one global if xid
-// is not empty), at most limit (<= 0: no limit).
+// Locks lists held locks, at most limit (<= 0: no limit): all of them
+// ordered by resource and key, or one global's ordered by branch id,
+// resource and key (the orders storage/badger lists them in).
 func (s *Store) Locks(ctx context.Context, xid string, limit int) ([]storage.Lock, error) {
 	if err := s.lock(ctx); err != nil {
 		return nil, err
@@ -406,7 +407,11 @@ func (s *Store) Locks(ctx context.Context, xid string, limit int) ([]storage.Loc
 		}
 	}
 	slices.SortFunc(out, func(a, b storage.Lock) int {
-		return cmp.Or(strings.Compare(a.Resource, b.Resource), strings.Compare(a.Key, b.Key))
+		byBranch := 0
+		if xid != "" {
+			byBranch = cmp.Compare(a.BranchID, b.BranchID)
+		}
+		return cmp.Or(byBranch, strings.Compare(a.Resource, b.Resource), strings.Compare(a.Key, b.Key))
 	})
 	if limit > 0 && len(out) > limit {
 		out = out[:limit]
