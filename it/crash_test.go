@@ -56,6 +56,24 @@ func (l *ledger) outcome(xid string, branch int64) string {
 	return l.effects[fmt.Sprintf("%s/%d", xid, branch)]
 }
 
+// attachLedger starts an RM serving resources with led as the AT handler.
+func attachLedger(t *testing.T, conn grpc.ClientConnInterface, led *ledger, resources ...string) *rm.Client {
+	t.Helper()
+	rmc := rm.New(conn, rm.WithClientID("it-rm"), rm.WithBackoff(20*time.Millisecond, 200*time.Millisecond))
+	for _, r := range resources {
+		if err := rmc.Serve(r, xactpb.BranchType_BRANCH_TYPE_AT, led); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := rmc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rmc.Close() })
+	return rmc
+}
+
 func dial(t *testing.T, addr string) *grpc.ClientConn {
 	t.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -89,18 +107,9 @@ func TestKillTCDuringPhaseTwo(t *testing.T) {
 
 	led := newLedger()
 	led.flaky.Store(true)
-	rmc := rm.New(conn, rm.WithClientID("it-rm"), rm.WithBackoff(20*time.Millisecond, 200*time.Millisecond))
-	for _, r := range []string{"db-a", "db-b"} {
-		if err := rmc.Serve(r, xactpb.BranchType_BRANCH_TYPE_AT, led); err != nil {
-			t.Fatal(err)
-		}
-	}
+	rmc := attachLedger(t, conn, led, "db-a", "db-b")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := rmc.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer rmc.Close()
 	mgr := tm.New(conn, tm.WithDecisionTimeout(60*time.Second))
 
 	var (

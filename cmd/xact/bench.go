@@ -49,8 +49,10 @@ func benchCmd(ctx context.Context, args []string, out io.Writer) error {
 	warmup := fs.Duration("warmup", time.Second, "run this long before measuring")
 	conns := fs.Int("conns", 2, "gRPC connections to the coordinator")
 	mode := fs.String("mode", "at", "branch type: at (no-op AT branches)")
-	if err := parseFlags(fs, args); err != nil {
+	if pos, err := parseFlags(fs, args); err != nil {
 		return err
+	} else if len(pos) > 0 {
+		return fmt.Errorf("unexpected argument %q", pos[0])
 	}
 	if *branches < 0 || *concurrency < 1 || *duration <= 0 || *conns < 1 {
 		return fmt.Errorf("need --branches >= 0, --concurrency >= 1, --duration > 0, --conns >= 1")

@@ -64,7 +64,8 @@ func txCmd(ctx context.Context, args []string, out io.Writer) error {
 	statusFlag := fs.String("status", "", "only this status (e.g. COMMIT_RETRYING or 3); comma-separated")
 	parked := fs.Bool("parked", false, "only parked transactions")
 	limit := fs.Int("limit", 1000, "at most this many")
-	if err := parseFlags(fs, args[1:]); err != nil {
+	pos, err := parseFlags(fs, args[1:])
+	if err != nil {
 		return err
 	}
 	conn, err := cf.dial()
@@ -76,10 +77,10 @@ func txCmd(ctx context.Context, args []string, out io.Writer) error {
 	defer cancel()
 	admin := xactpb.NewAdminClient(conn)
 	needXID := func() (string, error) {
-		if fs.NArg() != 1 {
+		if len(pos) != 1 {
 			return "", fmt.Errorf("want exactly one XID")
 		}
-		return fs.Arg(0), nil
+		return pos[0], nil
 	}
 	switch args[0] {
 	case "list":
@@ -152,8 +153,10 @@ func lockCmd(ctx context.Context, args []string, out io.Writer) error {
 	cf.register(fs)
 	xid := fs.String("xid", "", "only locks of this global transaction")
 	limit := fs.Int("limit", 10000, "at most this many")
-	if err := parseFlags(fs, args[1:]); err != nil {
+	if pos, err := parseFlags(fs, args[1:]); err != nil {
 		return err
+	} else if len(pos) > 0 {
+		return fmt.Errorf("unexpected argument %q", pos[0])
 	}
 	conn, err := cf.dial()
 	if err != nil {

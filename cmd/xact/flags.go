@@ -16,12 +16,20 @@ var errUsage = errors.New("usage")
 // then XACT_<NAME> environment variables (name upper-cased, dashes as
 // underscores), then the config file named by the --config flag (if fs has
 // one): lines of "name = value", # comments.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return errUsage
+//
+// Flags may come before or after positional arguments (`xact tx show XID
+// --json`); the positional ones are returned.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, errUsage
 		}
-		return errUsage
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -43,7 +51,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 			errs = append(errs, err)
 		}
 	}
-	return errors.Join(errs...)
+	return positional, errors.Join(errs...)
 }
 
 func applyConfigFile(fs *flag.FlagSet, path string, set map[string]bool) error {

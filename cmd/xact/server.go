@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	_ "net/http/pprof" // served only with --debug-addr
+	"time"
 
 	"github.com/xact-io/xact/tc"
 )
@@ -35,14 +39,26 @@ func serverCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&cfg.Token, "token", "", "require this bearer `token` from every client")
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", cfg.ShutdownGrace, "wait for in-flight calls on shutdown")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	if err := parseFlags(fs, args); err != nil {
+	debugAddr := fs.String("debug-addr", "", "serve net/http/pprof on this `address` (e.g. 127.0.0.1:6060)")
+	if pos, err := parseFlags(fs, args); err != nil {
 		return err
+	} else if len(pos) > 0 {
+		return fmt.Errorf("unexpected argument %q", pos[0])
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if *debugAddr != "" {
+		lis, err := net.Listen("tcp", *debugAddr)
+		if err != nil {
+			return fmt.Errorf("--debug-addr: %w", err)
+		}
+		dbg := &http.Server{Handler: http.DefaultServeMux, ReadHeaderTimeout: 10 * time.Second}
+		go dbg.Serve(lis)
+		defer dbg.Close()
+	}
 	srv, err := tc.New(cfg)
 	if err != nil {
 		return err
