@@ -237,4 +237,3 @@ func fenceStatus(t *testing.T, f *tcc.Fence, xid string, id int64) tcc.FenceStat
 	}
 	return st
 }
-
