@@ -1,0 +1,323 @@
+package mysql
+
+import (
+	"context"
+	"database/sql/driver"
+	"fmt"
+	"strings"
+
+	"github.com/pingcap/tidb/pkg/parser/ast"
+
+	"github.com/xact-io/xact/undo"
+)
+
+// dmlPlan images UPDATE and DELETE, single- and multi-table: the before
+// image reads the target tables' rows with the statement's own table
+// references, WHERE, ORDER BY and LIMIT, FOR UPDATE; the after image of an
+// UPDATE reads the same rows again by primary key.
+type dmlPlan struct {
+	op      undo.Op
+	multi   bool
+	targets []*source // sources whose rows the statement changes
+	query   string    // the before-image query
+	args    []any
+	// images per base table (several aliases of one table share one).
+	tables []*tableImage
+}
+
+type tableImage struct {
+	table  *Table
+	pk     []int
+	before []undo.Row
+	keys   map[string]bool
+}
+
+func (d *Dialect) planUpdate(ctx context.Context, conn driver.Conn, p *Plan) (planner, error) {
+	x := p.st.node.(*ast.UpdateStmt)
+	if x.With != nil {
+		return nil, unsupported("UPDATE with a WITH clause; use a subquery or a join")
+	}
+	if x.TableRefs == nil {
+		return nil, unsupported("UPDATE without a table")
+	}
+	srcs, err := collectSources(x.TableRefs.TableRefs, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.resolve(ctx, conn, srcs); err != nil {
+		return nil, err
+	}
+	var targets []*source
+	for _, a := range x.List {
+		s, c, err := columnOwner(srcs, a.Column)
+		if err != nil {
+			return nil, err
+		}
+		if s.table.isKey(c.Name) {
+			return nil, unsupported("UPDATE assigns primary-key column %s.%s; its after image could not be found by key", s.table.Name, c.Name)
+		}
+		if s.table.CascadedBy && inUniqueKey(s.table, c.Name) {
+			return nil, unsupported("UPDATE of %s.%s may cascade to child rows through a foreign key, which cannot be imaged", s.table.Name, c.Name)
+		}
+		if !containsSource(targets, s) {
+			targets = append(targets, s)
+		}
+	}
+	for _, s := range targets {
+		if err := s.table.usable(); err != nil {
+			return nil, err
+		}
+		if s.table.hasTrigger("UPDATE") {
+			return nil, unsupported("table %s has an UPDATE trigger whose writes cannot be imaged", s.table.Name)
+		}
+	}
+	return newDMLPlan(p, undo.OpUpdate, len(srcs) > 1, targets, x.TableRefs, x.Where, x.Order, x.Limit)
+}
+
+func (d *Dialect) planDelete(ctx context.Context, conn driver.Conn, p *Plan) (planner, error) {
+	x := p.st.node.(*ast.DeleteStmt)
+	if x.With != nil {
+		return nil, unsupported("DELETE with a WITH clause; use a subquery or a join")
+	}
+	if x.TableRefs == nil {
+		return nil, unsupported("DELETE without a table")
+	}
+	srcs, err := collectSources(x.TableRefs.TableRefs, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.resolve(ctx, conn, srcs); err != nil {
+		return nil, err
+	}
+	var targets []*source
+	if x.IsMultiTable {
+		if x.Tables == nil {
+			return nil, unsupported("multi-table DELETE without target tables")
+		}
+		for _, tn := range x.Tables.Tables {
+			s := findSource(srcs, tn.Schema.O, tn.Name.O)
+			if s == nil || s.table == nil {
+				return nil, unsupported("DELETE target %s is not a base table of the statement", tn.Name.O)
+			}
+			if !containsSource(targets, s) {
+				targets = append(targets, s)
+			}
+		}
+	} else {
+		if len(srcs) != 1 || srcs[0].table == nil {
+			return nil, unsupported("DELETE from a derived table")
+		}
+		targets = srcs
+	}
+	for _, s := range targets {
+		if err := s.table.usable(); err != nil {
+			return nil, err
+		}
+		if s.table.hasTrigger("DELETE") {
+			return nil, unsupported("table %s has a DELETE trigger whose writes cannot be imaged", s.table.Name)
+		}
+		if s.table.CascadedBy {
+			return nil, unsupported("deleting from %s cascades to child rows through a foreign key, which cannot be imaged", s.table.Name)
+		}
+	}
+	return newDMLPlan(p, undo.OpDelete, x.IsMultiTable, targets, x.TableRefs, x.Where, x.Order, x.Limit)
+}
+
+func containsSource(list []*source, s *source) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func inUniqueKey(t *Table, col string) bool {
+	for _, k := range t.UniqueKeys {
+		for _, c := range k.Columns {
+			if strings.EqualFold(c, col) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// newDMLPlan builds the before-image query:
+//
+//	SELECT <target columns> FROM <refs> [WHERE …] [ORDER BY …] [LIMIT …] FOR UPDATE
+//
+// The statement's clauses are restored from its AST, so their placeholders
+// map to the statement's arguments whatever their order.
+func newDMLPlan(p *Plan, op undo.Op, multi bool, targets []*source, refs *ast.TableRefsClause,
+	where ast.ExprNode, order *ast.OrderByClause, limit *ast.Limit) (*dmlPlan, error) {
+	if len(targets) == 0 {
+		return nil, unsupported("statement changes no table")
+	}
+	check := []ast.Node{refs}
+	if where != nil {
+		check = append(check, where)
+	}
+	if order != nil {
+		check = append(check, order)
+	}
+	if limit != nil {
+		check = append(check, limit)
+	}
+	if err := checkDeterministic(check...); err != nil {
+		return nil, err
+	}
+	b := &sqlBuf{user: p.args}
+	b.WriteString("SELECT ")
+	for i, s := range targets {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		writeSelectList(b, s.table, s.qualifier())
+	}
+	b.WriteString(" FROM ")
+	if err := b.restore(refs); err != nil {
+		return nil, err
+	}
+	if where != nil {
+		b.WriteString(" WHERE ")
+		if err := b.restore(where); err != nil {
+			return nil, err
+		}
+	}
+	if order != nil {
+		b.WriteString(" ")
+		if err := b.restore(order); err != nil {
+			return nil, err
+		}
+	}
+	if limit != nil {
+		b.WriteString(" ")
+		if err := b.restore(limit); err != nil {
+			return nil, err
+		}
+	}
+	b.WriteString(" FOR UPDATE")
+	dp := &dmlPlan{op: op, multi: multi, targets: targets, query: b.String(), args: b.args}
+	for _, s := range targets {
+		if dp.image(s.table) == nil {
+			dp.tables = append(dp.tables, &tableImage{table: s.table, pk: pkIndexes(s.table), keys: map[string]bool{}})
+		}
+	}
+	return dp, nil
+}
+
+func (dp *dmlPlan) image(t *Table) *tableImage {
+	for _, ti := range dp.tables {
+		if ti.table == t {
+			return ti
+		}
+	}
+	return nil
+}
+
+func (dp *dmlPlan) before(ctx context.Context, conn driver.Conn, p *Plan) error {
+	res, err := queryRows(ctx, conn, dp.query, dp.args)
+	if err != nil {
+		return fmt.Errorf("mysql: before image: %w", err)
+	}
+	for _, vals := range res {
+		off := 0
+		for _, s := range dp.targets {
+			n := len(s.table.Columns)
+			if off+n > len(vals) {
+				return fmt.Errorf("mysql: before image returned %d columns", len(vals))
+			}
+			row, err := readRow(imageColumns(s.table), vals[off:off+n])
+			off += n
+			if err != nil {
+				return err
+			}
+			ti := dp.image(s.table)
+			k, ok := keyOf(ti.table, ti.pk, row)
+			if !ok || ti.keys[k] {
+				// The NULL side of an outer join, or a row a join
+				// repeats.
+				continue
+			}
+			ti.keys[k] = true
+			ti.before = append(ti.before, row)
+			p.addKey(k)
+		}
+	}
+	return nil
+}
+
+func (dp *dmlPlan) after(ctx context.Context, conn driver.Conn, p *Plan, res driver.Result) error {
+	matched := 0
+	for _, ti := range dp.tables {
+		matched += len(ti.before)
+	}
+	if dp.op == undo.OpDelete {
+		if res != nil {
+			n, err := res.RowsAffected()
+			if err == nil && n != int64(matched) {
+				return fmt.Errorf("%w: DELETE removed %d rows, its before image holds %d", ErrImageMismatch, n, matched)
+			}
+		}
+		for _, ti := range dp.tables {
+			if len(ti.before) == 0 {
+				continue
+			}
+			rec := undo.Record{Table: ti.table.Name, Op: undo.OpDelete, PrimaryKey: ti.table.PrimaryKey, Before: ti.before}
+			if err := p.addRecord(rec); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	changed := 0
+	var recs []undo.Record
+	for _, ti := range dp.tables {
+		if len(ti.before) == 0 {
+			continue
+		}
+		after, err := rowsByKey(ctx, conn, ti.table, imageColumns(ti.table), ti.pk, ti.before, false)
+		if err != nil {
+			return fmt.Errorf("mysql: after image: %w", err)
+		}
+		byKey := make(map[string]undo.Row, len(after))
+		for _, row := range after {
+			k, _ := keyOf(ti.table, ti.pk, row)
+			byKey[k] = row
+		}
+		rec := undo.Record{Table: ti.table.Name, Op: undo.OpUpdate, PrimaryKey: ti.table.PrimaryKey}
+		for _, b := range ti.before {
+			k, _ := keyOf(ti.table, ti.pk, b)
+			a, ok := byKey[k]
+			if !ok {
+				return fmt.Errorf("%w: row %s of the before image is gone after the UPDATE", ErrImageMismatch, k)
+			}
+			if a.Equal(b) {
+				// Matched but unchanged: nothing to undo; its lock key
+				// stays, as the statement locked the row.
+				continue
+			}
+			changed++
+			rec.Before = append(rec.Before, b)
+			rec.After = append(rec.After, a)
+		}
+		if len(rec.Before) > 0 {
+			recs = append(recs, rec)
+		}
+	}
+	if res != nil {
+		// Affected rows count changed rows, or matched rows with
+		// CLIENT_FOUND_ROWS; any other number means rows outside the image.
+		n, err := res.RowsAffected()
+		if err == nil && n != int64(changed) && n != int64(matched) {
+			return fmt.Errorf("%w: UPDATE affected %d rows, its images hold %d matched and %d changed", ErrImageMismatch, n, matched, changed)
+		}
+	}
+	for _, r := range recs {
+		if err := p.addRecord(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
