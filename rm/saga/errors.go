@@ -32,8 +32,10 @@ type StepError struct {
 	Err      error
 }
 
+// Error describes the failed step and its cause.
 func (e *StepError) Error() string {
 	return fmt.Sprintf("saga %s: step %s (xid %s, branch %d, %d attempts): %v", e.Saga, e.Step, e.XID, e.BranchID, e.Attempts, e.Err)
 }
 
+// Unwrap returns the cause, so errors.Is finds the action's error.
 func (e *StepError) Unwrap() error { return e.Err }

@@ -65,6 +65,7 @@ const (
 	StepFailed
 )
 
+// String returns "unknown", "done" or "failed".
 func (s StepStatus) String() string {
 	switch s {
 	case StepUnknown:

@@ -40,6 +40,7 @@ func validResource(name string) error {
 	return nil
 }
 
+// String formats b as "xid/branch (resource)" for errors and logs.
 func (b Branch) String() string { return fmt.Sprintf("%s/%d (%s)", b.XID, b.BranchID, b.Resource) }
 
 type branchKey struct{}
@@ -78,6 +79,7 @@ const (
 	TryFailed
 )
 
+// String returns "unknown", "done" or "failed".
 func (o TryOutcome) String() string {
 	switch o {
 	case TryUnknown:

@@ -55,6 +55,7 @@ const (
 	FenceTryFailed FenceStatus = 5
 )
 
+// String returns the status's lower-case name ("tried", "try-failed", ...).
 func (s FenceStatus) String() string {
 	switch s {
 	case FenceNone:

@@ -219,10 +219,12 @@ type handler[Req any] struct {
 
 var _ rm.Handler = (*handler[struct{}])(nil)
 
+// Commit runs the resource's Confirm for the branch of a.
 func (h *handler[Req]) Commit(ctx context.Context, a rm.Action) error {
 	return h.run(ctx, a, "confirm", h.confirm)
 }
 
+// Rollback runs the resource's Cancel for the branch of a.
 func (h *handler[Req]) Rollback(ctx context.Context, a rm.Action) error {
 	return h.run(ctx, a, "cancel", h.cancel)
 }
