@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -104,6 +105,11 @@ func (c *committer) run() {
 	for {
 		select {
 		case <-c.kick:
+			// A woken goroutine runs next on its P, ahead of the writers
+			// that are runnable too; with one P it would sync for a single
+			// waiter every time. Yield once so that they join this
+			// generation first.
+			runtime.Gosched()
 			c.flush()
 		case <-c.quit:
 			c.flush()

@@ -11,13 +11,13 @@ import (
 	"github.com/xact-io/xact/storage"
 )
 
-// BenchGoroutines are the numbers of concurrent callers Bench measures.
-var BenchGoroutines = []int{1, 16, 64}
+// benchGoroutines are the numbers of concurrent callers Bench measures.
+var benchGoroutines = []int{1, 16, 64}
 
 // Bench runs the store benchmarks. open must return a fresh, empty store and
-// register its Close with b.Cleanup. For each operation and each count in
-// BenchGoroutines it runs exactly that many goroutines (independent of
-// GOMAXPROCS, unlike b.RunParallel) and reports ops/s:
+// register its Close with b.Cleanup. For each operation and for 1, 16 and
+// 64 concurrent callers it runs exactly that many goroutines (independent of
+// GOMAXPROCS, unlike b.RunParallel with b.SetParallelism) and reports ops/s:
 //
 //   - CreateGlobal: one durable change per op.
 //   - RegisterBranch: a branch with two fresh lock keys on a global per
@@ -62,7 +62,7 @@ func Bench(b *testing.B, open func(b *testing.B) storage.Store) {
 	}
 	for _, op := range ops {
 		b.Run(op.name, func(b *testing.B) {
-			for _, n := range BenchGoroutines {
+			for _, n := range benchGoroutines {
 				b.Run(fmt.Sprintf("goroutines=%d", n), func(b *testing.B) {
 					s := open(b)
 					if op.setup != nil {
