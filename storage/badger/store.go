@@ -28,6 +28,7 @@ import (
 
 	bdb "github.com/dgraph-io/badger/v4"
 
+	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/storage"
 )
 
@@ -277,6 +278,11 @@ func (s *Store) update(ctx context.Context, fn func(t *tx) error) error {
 				s.vlogDirty.Store(true)
 			}
 			break
+		}
+		if errors.Is(err, bdb.ErrTxnTooBig) {
+			// Too many lock keys or too large a record for one Badger
+			// transaction: the request is too large, retrying cannot help.
+			return fmt.Errorf("storage/badger: %w: %w", protocol.ErrTooLarge, err)
 		}
 		if !errors.Is(err, bdb.ErrConflict) {
 			return err

@@ -329,6 +329,30 @@ func TestCleanupInChunks(t *testing.T) {
 	}
 }
 
+// TestTooLarge checks that a registration too large for one Badger
+// transaction is refused as protocol.ErrTooLarge and changes nothing.
+func TestTooLarge(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, smallTables(1<<20))
+	if err := s.CreateGlobal(ctx, &storage.Global{XID: "x1", Status: begin}); err != nil {
+		t.Fatalf("CreateGlobal = %v", err)
+	}
+	keys := make([]string, 20000)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("orders:%08d", i)
+	}
+	_, err := s.RegisterBranch(ctx, &storage.Branch{XID: "x1", Resource: "r", LockKeys: keys}, time.Now())
+	if !errors.Is(err, protocol.ErrTooLarge) || !errors.Is(err, bdb.ErrTxnTooBig) {
+		t.Fatalf("RegisterBranch(20000 keys, 1 MiB memtable) = %v, want %v wrapping %v", err, protocol.ErrTooLarge, bdb.ErrTxnTooBig)
+	}
+	if locks, err := s.Locks(ctx, "", 0); err != nil || len(locks) != 0 {
+		t.Errorf("Locks after refused registration = %d, %v, want none", len(locks), err)
+	}
+	if g, err := s.GetGlobal(ctx, "x1"); err != nil || g.BranchSeq != 0 {
+		t.Errorf("GetGlobal after refused registration = %+v, %v, want BranchSeq 0", g, err)
+	}
+}
+
 // TestWALRotation writes through several memtable rotations and checks
 // that the store followed them and lost nothing.
 func TestWALRotation(t *testing.T) {
