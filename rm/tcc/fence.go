@@ -347,7 +347,7 @@ func (f *Fence) Try(ctx context.Context, b Branch, try func(ctx context.Context,
 
 // runTry runs the business Try in tx, which holds b's row as tried, and
 // commits; on failure it records the Try as failed.
-func (f *Fence) runTry(ctx context.Context, tx *sql.Tx, b Branch, try func(context.Context, *sql.Tx) error, cancelFailed func(context.Context, *sql.Tx) error) (err error) {
+func (f *Fence) runTry(ctx context.Context, tx *sql.Tx, b Branch, try func(context.Context, *sql.Tx) error, cancelFailed func(context.Context, *sql.Tx) error) error {
 	finished := false
 	defer func() {
 		if !finished { // try panicked: undo everything, row included
