@@ -162,7 +162,10 @@ func newStep[S any](name string, opts []StepOption) StepDef[S] {
 //
 // The action runs with ctx carrying the global transaction (tm.XID: the tm
 // gRPC and HTTP interceptors send it to remote services) and the step
-// (StepFrom).
+// (StepFrom). The compensation runs in phase two, outside the global
+// transaction: its ctx carries the step (StepFrom) but no XID, so nothing
+// it calls joins a transaction that is being rolled back; a remote
+// compensation names the branch in its request (Record.XID, BranchID).
 func Step[S any](name string, action func(ctx context.Context, s S) (S, error), compensate func(ctx context.Context, r Record[S]) error, opts ...StepOption) StepDef[S] {
 	d := newStep[S](name, opts)
 	if action == nil && d.err == nil {

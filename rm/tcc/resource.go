@@ -19,6 +19,10 @@ import (
 // (the branch's action context) and decoded again for Confirm and Cancel,
 // possibly in another process, so it must survive a JSON round trip.
 //
+// Confirm and Cancel run in phase two, outside the global transaction:
+// their ctx carries the branch (BranchFrom) but no XID (tm.XID), so that
+// nothing they call joins a transaction that is being decided.
+//
 // Without a fence the functions must give their own guarantees: Confirm
 // and Cancel may be called more than once; Cancel may be called for a Try
 // that never ran or has not run yet; and a Try may arrive after its

@@ -54,6 +54,12 @@ func (c *calls) add(what string, o TryOutcome) {
 	}
 }
 
+func (c *calls) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.try, c.confirm, c.cancel, c.outcomes = 0, 0, 0, nil
+}
+
 type callCounts struct {
 	Try, Confirm, Cancel int
 	Outcomes             []TryOutcome
