@@ -51,7 +51,10 @@ func attachRM(t *testing.T, conn grpc.ClientConnInterface, resources ...string) 
 			for _, a := range msg.GetActions().GetActions() {
 				r.mu.Lock()
 				r.calls = append(r.calls, a)
-				out, reason := r.answer(a)
+				answer := r.answer
+				r.mu.Unlock()
+				out, reason := answer(a)
+				r.mu.Lock()
 				if out == xactpb.Outcome_OUTCOME_DONE {
 					r.effects[a.GetKind().String()+"/"+a.GetXid()+"/"+itoa(a.GetBranchId())]++
 				}

@@ -562,3 +562,36 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("DefaultConfig().Validate() = %v", err)
 	}
 }
+
+func TestGracefulShutdownAnswersInFlightCommit(t *testing.T) {
+	srv := tctest.Start(t)
+	c := newClient(t, srv)
+	rm := attachRM(t, srv.Conn(t), "db1")
+	release := make(chan struct{})
+	rm.setAnswer(func(*xactpb.BranchAction) (xactpb.Outcome, string) {
+		<-release
+		return outcomeDone, ""
+	})
+	defer close(release)
+	xid := c.begin(time.Minute)
+	c.mustRegister(xid, "db1", "k1")
+	type answer struct {
+		st  xactpb.GlobalStatus
+		err error
+	}
+	got := make(chan answer, 1)
+	go func() {
+		st, err := c.commit(xid)
+		got <- answer{st, err}
+	}()
+	eventually(t, "phase two in flight", func() bool { return len(rm.actions()) == 1 })
+	srv.Stop()
+	a := <-got
+	if a.err != nil || a.st != xactpb.GlobalStatus_GLOBAL_STATUS_COMMITTING {
+		t.Fatalf("in-flight Commit during shutdown = %v, %v; want COMMITTING, nil (decided, durable)", a.st, a.err)
+	}
+	srv.Restart()
+	c = newClient(t, srv)
+	attachRM(t, srv.Conn(t), "db1")
+	eventually(t, "commit after restart", func() bool { return c.status(xid) == committed })
+}
