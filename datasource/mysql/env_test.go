@@ -108,7 +108,7 @@ func run(ctx context.Context, d *Dialect, conn driver.Conn, query string, args .
 		return nil, err
 	}
 	var res driver.Result
-	if p.Returning() || p.Kind() == KindSelectForUpdate {
+	if p.Returning() || p.Kind() == KindSelectForUpdate || p.Kind() == KindOther {
 		if _, err := queryRows(ctx, conn, query, nvArgs(args)); err != nil {
 			return nil, err
 		}
@@ -187,7 +187,7 @@ func (e *env) checksum(tables ...string) string {
 	for _, t := range tables {
 		var name string
 		var sum sql.NullInt64
-		if err := e.db.QueryRow("CHECKSUM TABLE " + quote(t)).Scan(&name, &sum); err != nil {
+		if err := e.db.QueryRow("CHECKSUM TABLE "+quote(t)).Scan(&name, &sum); err != nil {
 			e.t.Fatalf("CHECKSUM TABLE %s: %v", t, err)
 		}
 		out = append(out, fmt.Sprintf("%s=%d", t, sum.Int64))

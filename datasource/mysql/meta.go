@@ -190,7 +190,7 @@ func loadTable(ctx context.Context, conn driver.Conn, name string) (*Table, erro
 		return nil, fmt.Errorf("mysql: read metadata of %s: %w", name, err)
 	}
 	if len(rows) == 0 {
-		return nil, fmt.Errorf("%w: %s (temporary tables are not supported in a branch)", ErrTableNotFound, name)
+		return nil, fmt.Errorf("%w: %w: %s not found in the connection's database (temporary tables are not supported in a branch)", ErrUnsupported, ErrTableNotFound, name)
 	}
 	t := &Table{Schema: str(rows[0][0]), Name: str(rows[0][1]), Engine: str(rows[0][3])}
 	if tt := str(rows[0][2]); tt != "BASE TABLE" && tt != "SYSTEM VERSIONED" {

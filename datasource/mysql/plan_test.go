@@ -1,0 +1,276 @@
+package mysql
+
+import (
+	"context"
+	"database/sql/driver"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/xact-io/xact/undo"
+)
+
+const baseSchema = `
+CREATE TABLE acct (id BIGINT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(20) NOT NULL, bal DECIMAL(10,2) NOT NULL, UNIQUE KEY uk_name (name));
+INSERT INTO acct VALUES (1, 'ann', 10.00), (2, 'bob', 20.00), (3, 'cy', 30.00);
+CREATE TABLE item (ord INT, line INT, qty INT, PRIMARY KEY (ord, line));
+INSERT INTO item VALUES (1, 1, 5), (1, 2, 6), (2, 1, 7);
+CREATE TABLE ` + "`select` (`a``b c` INT PRIMARY KEY, `from` VARCHAR(10))" + `;
+INSERT INTO ` + "`select` VALUES (1, 'x'), (2, 'y')"
+
+func formatRows(rows []undo.Row) string {
+	var parts []string
+	for _, r := range rows {
+		var vals []string
+		for _, f := range r {
+			vals = append(vals, f.Value.String())
+		}
+		parts = append(parts, "("+strings.Join(vals, " ")+")")
+	}
+	return strings.Join(parts, "")
+}
+
+func formatRecords(recs []undo.Record) []string {
+	var out []string
+	for _, r := range recs {
+		out = append(out, fmt.Sprintf("%s %s %s->%s", r.Op, r.Table, formatRows(r.Before), formatRows(r.After)))
+	}
+	return out
+}
+
+func TestStatements(t *testing.T) {
+	tests := []struct {
+		name    string
+		setup   []string
+		sql     string
+		args    []any
+		kind    Kind
+		records []string
+		keys    []string
+	}{
+		{
+			name:    "update with where, order by, limit and placeholders everywhere",
+			sql:     "UPDATE acct SET bal = bal + ?, name = CONCAT(name, ?) WHERE bal BETWEEN ? AND ? ORDER BY bal DESC LIMIT ?",
+			args:    []any{1, "!", 15, 100, 1},
+			kind:    KindUpdate,
+			records: []string{`update acct (3 "cy" 30.00d)->(3 "cy!" 31.00d)`},
+			keys:    []string{"acct:3"},
+		},
+		{
+			name:    "update matching nothing",
+			sql:     "UPDATE acct SET bal = 0 WHERE id = ?",
+			args:    []any{99},
+			kind:    KindUpdate,
+			records: nil,
+			keys:    nil,
+		},
+		{
+			name:    "update changing nothing keeps the lock",
+			sql:     "UPDATE acct SET bal = bal WHERE id IN (?, ?)",
+			args:    []any{1, 2},
+			kind:    KindUpdate,
+			records: nil,
+			keys:    []string{"acct:1", "acct:2"},
+		},
+		{
+			name:    "update with literals only",
+			sql:     "UPDATE acct SET name = 'o''neil\\\\x' WHERE name = 'ann'",
+			kind:    KindUpdate,
+			records: []string{`update acct (1 "ann" 10.00d)->(1 "o'neil\\x" 10.00d)`},
+			keys:    []string{"acct:1"},
+		},
+		{
+			name:    "update composite key",
+			sql:     "UPDATE item SET qty = qty * 2 WHERE ord = ?",
+			args:    []any{1},
+			kind:    KindUpdate,
+			records: []string{`update item (1 1 5)(1 2 6)->(1 1 10)(1 2 12)`},
+			keys:    []string{"item:1,1", "item:1,2"},
+		},
+		{
+			name:    "delete with order by and limit",
+			sql:     "DELETE FROM acct WHERE bal > ? ORDER BY bal LIMIT 1",
+			args:    []any{10},
+			kind:    KindDelete,
+			records: []string{`delete acct (2 "bob" 20.00d)->`},
+			keys:    []string{"acct:2"},
+		},
+
+		{
+			name:    "insert generated keys",
+			sql:     "INSERT INTO acct (name, bal) VALUES (?, ?), (?, ?)",
+			args:    []any{"dee", "1.5", "eve", 2},
+			kind:    KindInsert,
+			records: []string{`insert acct ->(4 "dee" 1.50d)(5 "eve" 2.00d)`},
+			keys:    []string{"acct:4", "acct:5"},
+		},
+		{
+			name:    "insert generated keys with step 3",
+			setup:   []string{"SET SESSION auto_increment_increment = 3"},
+			sql:     "INSERT INTO acct (id, name, bal) VALUES (NULL, ?, 1), (0, ?, 2), (DEFAULT, 'z', 3)",
+			args:    []any{"dee", "eve"},
+			kind:    KindInsert,
+			records: []string{`insert acct ->(4 "dee" 1.00d)(7 "eve" 2.00d)(10 "z" 3.00d)`},
+			keys:    []string{"acct:4", "acct:7", "acct:10"},
+		},
+		{
+			name:    "insert explicit keys, no column list",
+			sql:     "INSERT INTO acct VALUES (?, ?, ?), (-7, 'neg', 0)",
+			args:    []any{100, "hund", "9.99"},
+			kind:    KindInsert,
+			records: []string{`insert acct ->(-7 "neg" 0.00d)(100 "hund" 9.99d)`},
+			keys:    []string{"acct:-7", "acct:100"},
+		},
+		{
+			name:    "insert set",
+			sql:     "INSERT INTO item SET ord = ?, line = 9, qty = ?",
+			args:    []any{5, 1},
+			kind:    KindInsert,
+			records: []string{`insert item ->(5 9 1)`},
+			keys:    []string{"item:5,9"},
+		},
+		{
+			name:    "insert ignore skips an existing key",
+			sql:     "INSERT IGNORE INTO item (ord, line, qty) VALUES (1, 1, 99), (3, 1, 1)",
+			kind:    KindInsert,
+			records: []string{`insert item ->(3 1 1)`},
+			keys:    []string{"item:1,1", "item:3,1"},
+		},
+		{
+			name: "upsert by primary key, by unique key, and new",
+			sql:  "INSERT INTO acct (id, name, bal) VALUES (1, 'x', 1), (50, 'bob', 2), (60, 'new', 3) ON DUPLICATE KEY UPDATE bal = bal + VALUES(bal)",
+			kind: KindInsert,
+			records: []string{
+				`update acct (1 "ann" 10.00d)(2 "bob" 20.00d)->(1 "ann" 11.00d)(2 "bob" 22.00d)`,
+				`insert acct ->(60 "new" 3.00d)`,
+			},
+			keys: []string{"acct:1", "acct:2", "acct:60"},
+		},
+		{
+			name: "upsert with generated keys found by unique key",
+			sql:  "INSERT INTO acct (name, bal) VALUES (?, 5), (?, 6) ON DUPLICATE KEY UPDATE bal = 0",
+			args: []any{"cy", "fay"},
+			kind: KindInsert,
+			records: []string{
+				`update acct (3 "cy" 30.00d)->(3 "cy" 0.00d)`,
+				`insert acct ->(4 "fay" 6.00d)`,
+			},
+			keys: []string{"acct:3", "acct:4"},
+		},
+		{
+			name:    "multi-table update",
+			sql:     "UPDATE acct a JOIN item i ON i.ord = a.id SET a.bal = a.bal - i.qty, i.qty = 0 WHERE a.id = ?",
+			args:    []any{2},
+			kind:    KindUpdate,
+			records: []string{`update acct (2 "bob" 20.00d)->(2 "bob" 13.00d)`, `update item (2 1 7)->(2 1 0)`},
+			keys:    []string{"acct:2", "item:2,1"},
+		},
+		{
+			name:    "multi-table delete",
+			sql:     "DELETE a, i FROM acct AS a LEFT JOIN item AS i ON i.ord = a.id WHERE a.id >= ?",
+			args:    []any{2},
+			kind:    KindDelete,
+			records: []string{`delete acct (2 "bob" 20.00d)(3 "cy" 30.00d)->`, `delete item (2 1 7)->`},
+			keys:    []string{"acct:2", "item:2,1", "acct:3"},
+		},
+		{
+			name:    "multi-table delete using",
+			sql:     "DELETE FROM i USING item AS i JOIN acct AS a ON a.id = i.ord WHERE a.name = ?",
+			args:    []any{"ann"},
+			kind:    KindDelete,
+			records: []string{`delete item (1 1 5)(1 2 6)->`},
+			keys:    []string{"item:1,1", "item:1,2"},
+		},
+		{
+			name: "select for update",
+			sql:  "SELECT name FROM acct WHERE bal > ? ORDER BY id LIMIT ? OFFSET ? FOR UPDATE",
+			args: []any{5, 2, 1},
+			kind: KindSelectForUpdate,
+			keys: []string{"acct:2", "acct:3"},
+		},
+		{
+			name: "select for update over a join and an aggregate",
+			sql:  "SELECT a.name, SUM(i.qty) FROM acct a LEFT JOIN item i ON i.ord = a.id GROUP BY a.name LIMIT 1 FOR UPDATE",
+			kind: KindSelectForUpdate,
+			keys: []string{"acct:1", "item:1,1", "item:1,2", "acct:2", "item:2,1", "acct:3"},
+		},
+
+		{
+			name: "plain select",
+			sql:  "SELECT * FROM acct WHERE id = ?",
+			args: []any{1},
+			kind: KindOther,
+		},
+		{
+			name:    "delete returning",
+			sql:     "DELETE FROM acct WHERE id = ? RETURNING id, name",
+			args:    []any{3},
+			kind:    KindDelete,
+			records: []string{`delete acct (3 "cy" 30.00d)->`},
+			keys:    []string{"acct:3"},
+		},
+		{
+			name:    "insert returning with generated keys",
+			sql:     "INSERT INTO acct (name, bal) VALUES ('r1', 1), ('r2', 2) RETURNING id",
+			kind:    KindInsert,
+			records: []string{`insert acct ->(4 "r1" 1.00d)(5 "r2" 2.00d)`},
+			keys:    []string{"acct:4", "acct:5"},
+		},
+		{
+			name:    "identifiers that need quoting",
+			sql:     "UPDATE `select` SET `from` = ? WHERE `a``b c` = ?",
+			args:    []any{"z", 2},
+			kind:    KindUpdate,
+			records: []string{`update select (2 "y")->(2 "z")`},
+			keys:    []string{"select:2"},
+		},
+	}
+	for _, ip := range []bool{false, true} {
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("interpolate=%v/%s", ip, tt.name), func(t *testing.T) {
+				e := newEnv(t, interpolate(ip))
+				e.exec(strings.Split(baseSchema, ";\n")...)
+				tables := []string{"acct", "item", "select"}
+				sum0 := e.checksum(tables...)
+				var log undo.Log
+				var keys []string
+				err := tx(t, e.db, func(ctx context.Context, conn driver.Conn) error {
+					for _, s := range tt.setup {
+						if _, err := execute(ctx, conn, s, nil); err != nil {
+							return err
+						}
+					}
+					p, err := run(ctx, e.d, conn, tt.sql, tt.args...)
+					if err != nil {
+						return err
+					}
+					if got := p.Kind(); got != tt.kind {
+						t.Errorf("Kind() = %v, want %v", got, tt.kind)
+					}
+					log.Records, keys = p.Records(), p.LockKeys()
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := formatRecords(log.Records); !slices.Equal(got, tt.records) {
+					t.Errorf("records =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tt.records, "\n"))
+				}
+				if !slices.Equal(keys, tt.keys) {
+					t.Errorf("lock keys = %q, want %q", keys, tt.keys)
+				}
+				enc, err := undo.Encode(&log)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := e.rollback(e.db, enc, keys); err != nil {
+					t.Fatalf("rollback: %v", err)
+				}
+				if got := e.checksum(tables...); got != sum0 {
+					t.Errorf("after rollback: %s, want %s", got, sum0)
+				}
+			})
+		}
+	}
+}
