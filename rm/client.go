@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -141,7 +142,14 @@ func (c *Client) hello() *xactpb.Hello {
 	for r := range c.mu.handlers {
 		h.ResourceIds = append(h.ResourceIds, r.resource)
 		h.BranchTypes = append(h.BranchTypes, r.typ)
+		h.Routes = append(h.Routes, &xactpb.Route{ResourceId: r.resource, BranchType: r.typ})
 	}
+	slices.SortFunc(h.Routes, func(a, b *xactpb.Route) int {
+		if c := strings.Compare(a.GetResourceId(), b.GetResourceId()); c != 0 {
+			return c
+		}
+		return int(a.GetBranchType() - b.GetBranchType())
+	})
 	slices.Sort(h.ResourceIds)
 	h.ResourceIds = slices.Compact(h.ResourceIds)
 	slices.Sort(h.BranchTypes)

@@ -1169,7 +1169,11 @@ type Hello struct {
 	// to any attached RM that declared it.
 	ResourceIds []string `protobuf:"bytes,2,rep,name=resource_ids,json=resourceIds,proto3" json:"resource_ids,omitempty"`
 	// Branch types this RM handles.
-	BranchTypes   []BranchType `protobuf:"varint,3,rep,packed,name=branch_types,json=branchTypes,proto3,enum=xact.v1.BranchType" json:"branch_types,omitempty"`
+	BranchTypes []BranchType `protobuf:"varint,3,rep,packed,name=branch_types,json=branchTypes,proto3,enum=xact.v1.BranchType" json:"branch_types,omitempty"`
+	// What this RM serves, exactly: phase-two work for a branch goes to an RM
+	// that declared its (resource, branch type). When empty, the TC takes
+	// every resource_ids x branch_types pair.
+	Routes        []*Route `protobuf:"bytes,4,rep,name=routes,proto3" json:"routes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1225,6 +1229,66 @@ func (x *Hello) GetBranchTypes() []BranchType {
 	return nil
 }
 
+func (x *Hello) GetRoutes() []*Route {
+	if x != nil {
+		return x.Routes
+	}
+	return nil
+}
+
+// Route is one (resource, branch type) an RM serves.
+type Route struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ResourceId    string                 `protobuf:"bytes,1,opt,name=resource_id,json=resourceId,proto3" json:"resource_id,omitempty"`
+	BranchType    BranchType             `protobuf:"varint,2,opt,name=branch_type,json=branchType,proto3,enum=xact.v1.BranchType" json:"branch_type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Route) Reset() {
+	*x = Route{}
+	mi := &file_xact_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Route) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Route) ProtoMessage() {}
+
+func (x *Route) ProtoReflect() protoreflect.Message {
+	mi := &file_xact_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Route.ProtoReflect.Descriptor instead.
+func (*Route) Descriptor() ([]byte, []int) {
+	return file_xact_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *Route) GetResourceId() string {
+	if x != nil {
+		return x.ResourceId
+	}
+	return ""
+}
+
+func (x *Route) GetBranchType() BranchType {
+	if x != nil {
+		return x.BranchType
+	}
+	return BranchType_BRANCH_TYPE_AT
+}
+
 type Results struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Results       []*BranchResult        `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
@@ -1234,7 +1298,7 @@ type Results struct {
 
 func (x *Results) Reset() {
 	*x = Results{}
-	mi := &file_xact_proto_msgTypes[16]
+	mi := &file_xact_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1246,7 +1310,7 @@ func (x *Results) String() string {
 func (*Results) ProtoMessage() {}
 
 func (x *Results) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[16]
+	mi := &file_xact_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1259,7 +1323,7 @@ func (x *Results) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Results.ProtoReflect.Descriptor instead.
 func (*Results) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{16}
+	return file_xact_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Results) GetResults() []*BranchResult {
@@ -1284,7 +1348,7 @@ type BranchResult struct {
 
 func (x *BranchResult) Reset() {
 	*x = BranchResult{}
-	mi := &file_xact_proto_msgTypes[17]
+	mi := &file_xact_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1296,7 +1360,7 @@ func (x *BranchResult) String() string {
 func (*BranchResult) ProtoMessage() {}
 
 func (x *BranchResult) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[17]
+	mi := &file_xact_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1309,7 +1373,7 @@ func (x *BranchResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BranchResult.ProtoReflect.Descriptor instead.
 func (*BranchResult) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{17}
+	return file_xact_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *BranchResult) GetRequestId() uint64 {
@@ -1361,7 +1425,7 @@ type TCMessage struct {
 
 func (x *TCMessage) Reset() {
 	*x = TCMessage{}
-	mi := &file_xact_proto_msgTypes[18]
+	mi := &file_xact_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1373,7 +1437,7 @@ func (x *TCMessage) String() string {
 func (*TCMessage) ProtoMessage() {}
 
 func (x *TCMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[18]
+	mi := &file_xact_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1386,7 +1450,7 @@ func (x *TCMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TCMessage.ProtoReflect.Descriptor instead.
 func (*TCMessage) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{18}
+	return file_xact_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *TCMessage) GetBody() isTCMessage_Body {
@@ -1439,7 +1503,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_xact_proto_msgTypes[19]
+	mi := &file_xact_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1451,7 +1515,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[19]
+	mi := &file_xact_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1464,7 +1528,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{19}
+	return file_xact_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Welcome) GetNodeId() string {
@@ -1483,7 +1547,7 @@ type Actions struct {
 
 func (x *Actions) Reset() {
 	*x = Actions{}
-	mi := &file_xact_proto_msgTypes[20]
+	mi := &file_xact_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1495,7 +1559,7 @@ func (x *Actions) String() string {
 func (*Actions) ProtoMessage() {}
 
 func (x *Actions) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[20]
+	mi := &file_xact_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1508,7 +1572,7 @@ func (x *Actions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Actions.ProtoReflect.Descriptor instead.
 func (*Actions) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{20}
+	return file_xact_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Actions) GetActions() []*BranchAction {
@@ -1537,7 +1601,7 @@ type BranchAction struct {
 
 func (x *BranchAction) Reset() {
 	*x = BranchAction{}
-	mi := &file_xact_proto_msgTypes[21]
+	mi := &file_xact_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1549,7 +1613,7 @@ func (x *BranchAction) String() string {
 func (*BranchAction) ProtoMessage() {}
 
 func (x *BranchAction) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[21]
+	mi := &file_xact_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1562,7 +1626,7 @@ func (x *BranchAction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BranchAction.ProtoReflect.Descriptor instead.
 func (*BranchAction) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{21}
+	return file_xact_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *BranchAction) GetRequestId() uint64 {
@@ -1643,7 +1707,7 @@ type GlobalTransaction struct {
 
 func (x *GlobalTransaction) Reset() {
 	*x = GlobalTransaction{}
-	mi := &file_xact_proto_msgTypes[22]
+	mi := &file_xact_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1655,7 +1719,7 @@ func (x *GlobalTransaction) String() string {
 func (*GlobalTransaction) ProtoMessage() {}
 
 func (x *GlobalTransaction) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[22]
+	mi := &file_xact_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1668,7 +1732,7 @@ func (x *GlobalTransaction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GlobalTransaction.ProtoReflect.Descriptor instead.
 func (*GlobalTransaction) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{22}
+	return file_xact_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GlobalTransaction) GetXid() string {
@@ -1772,7 +1836,7 @@ type RetryEvent struct {
 
 func (x *RetryEvent) Reset() {
 	*x = RetryEvent{}
-	mi := &file_xact_proto_msgTypes[23]
+	mi := &file_xact_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1784,7 +1848,7 @@ func (x *RetryEvent) String() string {
 func (*RetryEvent) ProtoMessage() {}
 
 func (x *RetryEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[23]
+	mi := &file_xact_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1797,7 +1861,7 @@ func (x *RetryEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryEvent.ProtoReflect.Descriptor instead.
 func (*RetryEvent) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{23}
+	return file_xact_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RetryEvent) GetAtUnixMs() int64 {
@@ -1832,7 +1896,7 @@ type Branch struct {
 
 func (x *Branch) Reset() {
 	*x = Branch{}
-	mi := &file_xact_proto_msgTypes[24]
+	mi := &file_xact_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1844,7 +1908,7 @@ func (x *Branch) String() string {
 func (*Branch) ProtoMessage() {}
 
 func (x *Branch) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[24]
+	mi := &file_xact_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1857,7 +1921,7 @@ func (x *Branch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Branch.ProtoReflect.Descriptor instead.
 func (*Branch) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{24}
+	return file_xact_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Branch) GetXid() string {
@@ -1942,7 +2006,7 @@ type RowLock struct {
 
 func (x *RowLock) Reset() {
 	*x = RowLock{}
-	mi := &file_xact_proto_msgTypes[25]
+	mi := &file_xact_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1954,7 +2018,7 @@ func (x *RowLock) String() string {
 func (*RowLock) ProtoMessage() {}
 
 func (x *RowLock) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[25]
+	mi := &file_xact_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1967,7 +2031,7 @@ func (x *RowLock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RowLock.ProtoReflect.Descriptor instead.
 func (*RowLock) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{25}
+	return file_xact_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RowLock) GetResourceId() string {
@@ -2010,7 +2074,7 @@ type ListGlobalsRequest struct {
 
 func (x *ListGlobalsRequest) Reset() {
 	*x = ListGlobalsRequest{}
-	mi := &file_xact_proto_msgTypes[26]
+	mi := &file_xact_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2022,7 +2086,7 @@ func (x *ListGlobalsRequest) String() string {
 func (*ListGlobalsRequest) ProtoMessage() {}
 
 func (x *ListGlobalsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[26]
+	mi := &file_xact_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2035,7 +2099,7 @@ func (x *ListGlobalsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGlobalsRequest.ProtoReflect.Descriptor instead.
 func (*ListGlobalsRequest) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{26}
+	return file_xact_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListGlobalsRequest) GetStatuses() []GlobalStatus {
@@ -2068,7 +2132,7 @@ type ListGlobalsResponse struct {
 
 func (x *ListGlobalsResponse) Reset() {
 	*x = ListGlobalsResponse{}
-	mi := &file_xact_proto_msgTypes[27]
+	mi := &file_xact_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2080,7 +2144,7 @@ func (x *ListGlobalsResponse) String() string {
 func (*ListGlobalsResponse) ProtoMessage() {}
 
 func (x *ListGlobalsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[27]
+	mi := &file_xact_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2093,7 +2157,7 @@ func (x *ListGlobalsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGlobalsResponse.ProtoReflect.Descriptor instead.
 func (*ListGlobalsResponse) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{27}
+	return file_xact_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListGlobalsResponse) GetGlobals() []*GlobalTransaction {
@@ -2112,7 +2176,7 @@ type ShowGlobalRequest struct {
 
 func (x *ShowGlobalRequest) Reset() {
 	*x = ShowGlobalRequest{}
-	mi := &file_xact_proto_msgTypes[28]
+	mi := &file_xact_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2124,7 +2188,7 @@ func (x *ShowGlobalRequest) String() string {
 func (*ShowGlobalRequest) ProtoMessage() {}
 
 func (x *ShowGlobalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[28]
+	mi := &file_xact_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2137,7 +2201,7 @@ func (x *ShowGlobalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShowGlobalRequest.ProtoReflect.Descriptor instead.
 func (*ShowGlobalRequest) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{28}
+	return file_xact_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ShowGlobalRequest) GetXid() string {
@@ -2158,7 +2222,7 @@ type ShowGlobalResponse struct {
 
 func (x *ShowGlobalResponse) Reset() {
 	*x = ShowGlobalResponse{}
-	mi := &file_xact_proto_msgTypes[29]
+	mi := &file_xact_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2170,7 +2234,7 @@ func (x *ShowGlobalResponse) String() string {
 func (*ShowGlobalResponse) ProtoMessage() {}
 
 func (x *ShowGlobalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[29]
+	mi := &file_xact_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2183,7 +2247,7 @@ func (x *ShowGlobalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShowGlobalResponse.ProtoReflect.Descriptor instead.
 func (*ShowGlobalResponse) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{29}
+	return file_xact_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ShowGlobalResponse) GetGlobal() *GlobalTransaction {
@@ -2216,7 +2280,7 @@ type ForceRequest struct {
 
 func (x *ForceRequest) Reset() {
 	*x = ForceRequest{}
-	mi := &file_xact_proto_msgTypes[30]
+	mi := &file_xact_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2228,7 +2292,7 @@ func (x *ForceRequest) String() string {
 func (*ForceRequest) ProtoMessage() {}
 
 func (x *ForceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[30]
+	mi := &file_xact_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2241,7 +2305,7 @@ func (x *ForceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForceRequest.ProtoReflect.Descriptor instead.
 func (*ForceRequest) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{30}
+	return file_xact_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ForceRequest) GetXid() string {
@@ -2260,7 +2324,7 @@ type ForceResponse struct {
 
 func (x *ForceResponse) Reset() {
 	*x = ForceResponse{}
-	mi := &file_xact_proto_msgTypes[31]
+	mi := &file_xact_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2272,7 +2336,7 @@ func (x *ForceResponse) String() string {
 func (*ForceResponse) ProtoMessage() {}
 
 func (x *ForceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[31]
+	mi := &file_xact_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2285,7 +2349,7 @@ func (x *ForceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForceResponse.ProtoReflect.Descriptor instead.
 func (*ForceResponse) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{31}
+	return file_xact_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ForceResponse) GetStatus() GlobalStatus {
@@ -2305,7 +2369,7 @@ type ListLocksRequest struct {
 
 func (x *ListLocksRequest) Reset() {
 	*x = ListLocksRequest{}
-	mi := &file_xact_proto_msgTypes[32]
+	mi := &file_xact_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2317,7 +2381,7 @@ func (x *ListLocksRequest) String() string {
 func (*ListLocksRequest) ProtoMessage() {}
 
 func (x *ListLocksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[32]
+	mi := &file_xact_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2330,7 +2394,7 @@ func (x *ListLocksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLocksRequest.ProtoReflect.Descriptor instead.
 func (*ListLocksRequest) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{32}
+	return file_xact_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListLocksRequest) GetXid() string {
@@ -2356,7 +2420,7 @@ type ListLocksResponse struct {
 
 func (x *ListLocksResponse) Reset() {
 	*x = ListLocksResponse{}
-	mi := &file_xact_proto_msgTypes[33]
+	mi := &file_xact_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2368,7 +2432,7 @@ func (x *ListLocksResponse) String() string {
 func (*ListLocksResponse) ProtoMessage() {}
 
 func (x *ListLocksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[33]
+	mi := &file_xact_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2381,7 +2445,7 @@ func (x *ListLocksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLocksResponse.ProtoReflect.Descriptor instead.
 func (*ListLocksResponse) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{33}
+	return file_xact_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListLocksResponse) GetLocks() []*RowLock {
@@ -2445,11 +2509,17 @@ const file_xact_proto_rawDesc = "" +
 	"\tRMMessage\x12&\n" +
 	"\x05hello\x18\x01 \x01(\v2\x0e.xact.v1.HelloH\x00R\x05hello\x12,\n" +
 	"\aresults\x18\x02 \x01(\v2\x10.xact.v1.ResultsH\x00R\aresultsB\x06\n" +
-	"\x04body\"\x7f\n" +
+	"\x04body\"\xa7\x01\n" +
 	"\x05Hello\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12!\n" +
 	"\fresource_ids\x18\x02 \x03(\tR\vresourceIds\x126\n" +
-	"\fbranch_types\x18\x03 \x03(\x0e2\x13.xact.v1.BranchTypeR\vbranchTypes\":\n" +
+	"\fbranch_types\x18\x03 \x03(\x0e2\x13.xact.v1.BranchTypeR\vbranchTypes\x12&\n" +
+	"\x06routes\x18\x04 \x03(\v2\x0e.xact.v1.RouteR\x06routes\"^\n" +
+	"\x05Route\x12\x1f\n" +
+	"\vresource_id\x18\x01 \x01(\tR\n" +
+	"resourceId\x124\n" +
+	"\vbranch_type\x18\x02 \x01(\x0e2\x13.xact.v1.BranchTypeR\n" +
+	"branchType\":\n" +
 	"\aResults\x12/\n" +
 	"\aresults\x18\x01 \x03(\v2\x15.xact.v1.BranchResultR\aresults\"\xa0\x01\n" +
 	"\fBranchResult\x12\x1d\n" +
@@ -2622,7 +2692,7 @@ func file_xact_proto_rawDescGZIP() []byte {
 }
 
 var file_xact_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_xact_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_xact_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_xact_proto_goTypes = []any{
 	(GlobalStatus)(0),              // 0: xact.v1.GlobalStatus
 	(BranchStatus)(0),              // 1: xact.v1.BranchStatus
@@ -2645,24 +2715,25 @@ var file_xact_proto_goTypes = []any{
 	(*QueryLocksResponse)(nil),     // 18: xact.v1.QueryLocksResponse
 	(*RMMessage)(nil),              // 19: xact.v1.RMMessage
 	(*Hello)(nil),                  // 20: xact.v1.Hello
-	(*Results)(nil),                // 21: xact.v1.Results
-	(*BranchResult)(nil),           // 22: xact.v1.BranchResult
-	(*TCMessage)(nil),              // 23: xact.v1.TCMessage
-	(*Welcome)(nil),                // 24: xact.v1.Welcome
-	(*Actions)(nil),                // 25: xact.v1.Actions
-	(*BranchAction)(nil),           // 26: xact.v1.BranchAction
-	(*GlobalTransaction)(nil),      // 27: xact.v1.GlobalTransaction
-	(*RetryEvent)(nil),             // 28: xact.v1.RetryEvent
-	(*Branch)(nil),                 // 29: xact.v1.Branch
-	(*RowLock)(nil),                // 30: xact.v1.RowLock
-	(*ListGlobalsRequest)(nil),     // 31: xact.v1.ListGlobalsRequest
-	(*ListGlobalsResponse)(nil),    // 32: xact.v1.ListGlobalsResponse
-	(*ShowGlobalRequest)(nil),      // 33: xact.v1.ShowGlobalRequest
-	(*ShowGlobalResponse)(nil),     // 34: xact.v1.ShowGlobalResponse
-	(*ForceRequest)(nil),           // 35: xact.v1.ForceRequest
-	(*ForceResponse)(nil),          // 36: xact.v1.ForceResponse
-	(*ListLocksRequest)(nil),       // 37: xact.v1.ListLocksRequest
-	(*ListLocksResponse)(nil),      // 38: xact.v1.ListLocksResponse
+	(*Route)(nil),                  // 21: xact.v1.Route
+	(*Results)(nil),                // 22: xact.v1.Results
+	(*BranchResult)(nil),           // 23: xact.v1.BranchResult
+	(*TCMessage)(nil),              // 24: xact.v1.TCMessage
+	(*Welcome)(nil),                // 25: xact.v1.Welcome
+	(*Actions)(nil),                // 26: xact.v1.Actions
+	(*BranchAction)(nil),           // 27: xact.v1.BranchAction
+	(*GlobalTransaction)(nil),      // 28: xact.v1.GlobalTransaction
+	(*RetryEvent)(nil),             // 29: xact.v1.RetryEvent
+	(*Branch)(nil),                 // 30: xact.v1.Branch
+	(*RowLock)(nil),                // 31: xact.v1.RowLock
+	(*ListGlobalsRequest)(nil),     // 32: xact.v1.ListGlobalsRequest
+	(*ListGlobalsResponse)(nil),    // 33: xact.v1.ListGlobalsResponse
+	(*ShowGlobalRequest)(nil),      // 34: xact.v1.ShowGlobalRequest
+	(*ShowGlobalResponse)(nil),     // 35: xact.v1.ShowGlobalResponse
+	(*ForceRequest)(nil),           // 36: xact.v1.ForceRequest
+	(*ForceResponse)(nil),          // 37: xact.v1.ForceResponse
+	(*ListLocksRequest)(nil),       // 38: xact.v1.ListLocksRequest
+	(*ListLocksResponse)(nil),      // 39: xact.v1.ListLocksResponse
 }
 var file_xact_proto_depIdxs = []int32{
 	0,  // 0: xact.v1.CommitResponse.status:type_name -> xact.v1.GlobalStatus
@@ -2671,57 +2742,59 @@ var file_xact_proto_depIdxs = []int32{
 	2,  // 3: xact.v1.RegisterBranchRequest.branch_type:type_name -> xact.v1.BranchType
 	1,  // 4: xact.v1.ReportBranchRequest.status:type_name -> xact.v1.BranchStatus
 	20, // 5: xact.v1.RMMessage.hello:type_name -> xact.v1.Hello
-	21, // 6: xact.v1.RMMessage.results:type_name -> xact.v1.Results
+	22, // 6: xact.v1.RMMessage.results:type_name -> xact.v1.Results
 	2,  // 7: xact.v1.Hello.branch_types:type_name -> xact.v1.BranchType
-	22, // 8: xact.v1.Results.results:type_name -> xact.v1.BranchResult
-	3,  // 9: xact.v1.BranchResult.outcome:type_name -> xact.v1.Outcome
-	24, // 10: xact.v1.TCMessage.welcome:type_name -> xact.v1.Welcome
-	25, // 11: xact.v1.TCMessage.actions:type_name -> xact.v1.Actions
-	26, // 12: xact.v1.Actions.actions:type_name -> xact.v1.BranchAction
-	4,  // 13: xact.v1.BranchAction.kind:type_name -> xact.v1.ActionKind
-	2,  // 14: xact.v1.BranchAction.branch_type:type_name -> xact.v1.BranchType
-	0,  // 15: xact.v1.GlobalTransaction.status:type_name -> xact.v1.GlobalStatus
-	28, // 16: xact.v1.GlobalTransaction.history:type_name -> xact.v1.RetryEvent
-	2,  // 17: xact.v1.Branch.branch_type:type_name -> xact.v1.BranchType
-	1,  // 18: xact.v1.Branch.status:type_name -> xact.v1.BranchStatus
-	0,  // 19: xact.v1.ListGlobalsRequest.statuses:type_name -> xact.v1.GlobalStatus
-	27, // 20: xact.v1.ListGlobalsResponse.globals:type_name -> xact.v1.GlobalTransaction
-	27, // 21: xact.v1.ShowGlobalResponse.global:type_name -> xact.v1.GlobalTransaction
-	29, // 22: xact.v1.ShowGlobalResponse.branches:type_name -> xact.v1.Branch
-	30, // 23: xact.v1.ShowGlobalResponse.locks:type_name -> xact.v1.RowLock
-	0,  // 24: xact.v1.ForceResponse.status:type_name -> xact.v1.GlobalStatus
-	30, // 25: xact.v1.ListLocksResponse.locks:type_name -> xact.v1.RowLock
-	5,  // 26: xact.v1.Coordinator.Begin:input_type -> xact.v1.BeginRequest
-	7,  // 27: xact.v1.Coordinator.Commit:input_type -> xact.v1.CommitRequest
-	9,  // 28: xact.v1.Coordinator.Rollback:input_type -> xact.v1.RollbackRequest
-	11, // 29: xact.v1.Coordinator.GetStatus:input_type -> xact.v1.GetStatusRequest
-	13, // 30: xact.v1.Coordinator.RegisterBranch:input_type -> xact.v1.RegisterBranchRequest
-	15, // 31: xact.v1.Coordinator.ReportBranch:input_type -> xact.v1.ReportBranchRequest
-	17, // 32: xact.v1.Coordinator.QueryLocks:input_type -> xact.v1.QueryLocksRequest
-	19, // 33: xact.v1.Coordinator.Attach:input_type -> xact.v1.RMMessage
-	31, // 34: xact.v1.Admin.ListGlobals:input_type -> xact.v1.ListGlobalsRequest
-	33, // 35: xact.v1.Admin.ShowGlobal:input_type -> xact.v1.ShowGlobalRequest
-	35, // 36: xact.v1.Admin.ForceCommit:input_type -> xact.v1.ForceRequest
-	35, // 37: xact.v1.Admin.ForceRollback:input_type -> xact.v1.ForceRequest
-	37, // 38: xact.v1.Admin.ListLocks:input_type -> xact.v1.ListLocksRequest
-	6,  // 39: xact.v1.Coordinator.Begin:output_type -> xact.v1.BeginResponse
-	8,  // 40: xact.v1.Coordinator.Commit:output_type -> xact.v1.CommitResponse
-	10, // 41: xact.v1.Coordinator.Rollback:output_type -> xact.v1.RollbackResponse
-	12, // 42: xact.v1.Coordinator.GetStatus:output_type -> xact.v1.GetStatusResponse
-	14, // 43: xact.v1.Coordinator.RegisterBranch:output_type -> xact.v1.RegisterBranchResponse
-	16, // 44: xact.v1.Coordinator.ReportBranch:output_type -> xact.v1.ReportBranchResponse
-	18, // 45: xact.v1.Coordinator.QueryLocks:output_type -> xact.v1.QueryLocksResponse
-	23, // 46: xact.v1.Coordinator.Attach:output_type -> xact.v1.TCMessage
-	32, // 47: xact.v1.Admin.ListGlobals:output_type -> xact.v1.ListGlobalsResponse
-	34, // 48: xact.v1.Admin.ShowGlobal:output_type -> xact.v1.ShowGlobalResponse
-	36, // 49: xact.v1.Admin.ForceCommit:output_type -> xact.v1.ForceResponse
-	36, // 50: xact.v1.Admin.ForceRollback:output_type -> xact.v1.ForceResponse
-	38, // 51: xact.v1.Admin.ListLocks:output_type -> xact.v1.ListLocksResponse
-	39, // [39:52] is the sub-list for method output_type
-	26, // [26:39] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	21, // 8: xact.v1.Hello.routes:type_name -> xact.v1.Route
+	2,  // 9: xact.v1.Route.branch_type:type_name -> xact.v1.BranchType
+	23, // 10: xact.v1.Results.results:type_name -> xact.v1.BranchResult
+	3,  // 11: xact.v1.BranchResult.outcome:type_name -> xact.v1.Outcome
+	25, // 12: xact.v1.TCMessage.welcome:type_name -> xact.v1.Welcome
+	26, // 13: xact.v1.TCMessage.actions:type_name -> xact.v1.Actions
+	27, // 14: xact.v1.Actions.actions:type_name -> xact.v1.BranchAction
+	4,  // 15: xact.v1.BranchAction.kind:type_name -> xact.v1.ActionKind
+	2,  // 16: xact.v1.BranchAction.branch_type:type_name -> xact.v1.BranchType
+	0,  // 17: xact.v1.GlobalTransaction.status:type_name -> xact.v1.GlobalStatus
+	29, // 18: xact.v1.GlobalTransaction.history:type_name -> xact.v1.RetryEvent
+	2,  // 19: xact.v1.Branch.branch_type:type_name -> xact.v1.BranchType
+	1,  // 20: xact.v1.Branch.status:type_name -> xact.v1.BranchStatus
+	0,  // 21: xact.v1.ListGlobalsRequest.statuses:type_name -> xact.v1.GlobalStatus
+	28, // 22: xact.v1.ListGlobalsResponse.globals:type_name -> xact.v1.GlobalTransaction
+	28, // 23: xact.v1.ShowGlobalResponse.global:type_name -> xact.v1.GlobalTransaction
+	30, // 24: xact.v1.ShowGlobalResponse.branches:type_name -> xact.v1.Branch
+	31, // 25: xact.v1.ShowGlobalResponse.locks:type_name -> xact.v1.RowLock
+	0,  // 26: xact.v1.ForceResponse.status:type_name -> xact.v1.GlobalStatus
+	31, // 27: xact.v1.ListLocksResponse.locks:type_name -> xact.v1.RowLock
+	5,  // 28: xact.v1.Coordinator.Begin:input_type -> xact.v1.BeginRequest
+	7,  // 29: xact.v1.Coordinator.Commit:input_type -> xact.v1.CommitRequest
+	9,  // 30: xact.v1.Coordinator.Rollback:input_type -> xact.v1.RollbackRequest
+	11, // 31: xact.v1.Coordinator.GetStatus:input_type -> xact.v1.GetStatusRequest
+	13, // 32: xact.v1.Coordinator.RegisterBranch:input_type -> xact.v1.RegisterBranchRequest
+	15, // 33: xact.v1.Coordinator.ReportBranch:input_type -> xact.v1.ReportBranchRequest
+	17, // 34: xact.v1.Coordinator.QueryLocks:input_type -> xact.v1.QueryLocksRequest
+	19, // 35: xact.v1.Coordinator.Attach:input_type -> xact.v1.RMMessage
+	32, // 36: xact.v1.Admin.ListGlobals:input_type -> xact.v1.ListGlobalsRequest
+	34, // 37: xact.v1.Admin.ShowGlobal:input_type -> xact.v1.ShowGlobalRequest
+	36, // 38: xact.v1.Admin.ForceCommit:input_type -> xact.v1.ForceRequest
+	36, // 39: xact.v1.Admin.ForceRollback:input_type -> xact.v1.ForceRequest
+	38, // 40: xact.v1.Admin.ListLocks:input_type -> xact.v1.ListLocksRequest
+	6,  // 41: xact.v1.Coordinator.Begin:output_type -> xact.v1.BeginResponse
+	8,  // 42: xact.v1.Coordinator.Commit:output_type -> xact.v1.CommitResponse
+	10, // 43: xact.v1.Coordinator.Rollback:output_type -> xact.v1.RollbackResponse
+	12, // 44: xact.v1.Coordinator.GetStatus:output_type -> xact.v1.GetStatusResponse
+	14, // 45: xact.v1.Coordinator.RegisterBranch:output_type -> xact.v1.RegisterBranchResponse
+	16, // 46: xact.v1.Coordinator.ReportBranch:output_type -> xact.v1.ReportBranchResponse
+	18, // 47: xact.v1.Coordinator.QueryLocks:output_type -> xact.v1.QueryLocksResponse
+	24, // 48: xact.v1.Coordinator.Attach:output_type -> xact.v1.TCMessage
+	33, // 49: xact.v1.Admin.ListGlobals:output_type -> xact.v1.ListGlobalsResponse
+	35, // 50: xact.v1.Admin.ShowGlobal:output_type -> xact.v1.ShowGlobalResponse
+	37, // 51: xact.v1.Admin.ForceCommit:output_type -> xact.v1.ForceResponse
+	37, // 52: xact.v1.Admin.ForceRollback:output_type -> xact.v1.ForceResponse
+	39, // 53: xact.v1.Admin.ListLocks:output_type -> xact.v1.ListLocksResponse
+	41, // [41:54] is the sub-list for method output_type
+	28, // [28:41] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_xact_proto_init() }
@@ -2733,7 +2806,7 @@ func file_xact_proto_init() {
 		(*RMMessage_Hello)(nil),
 		(*RMMessage_Results)(nil),
 	}
-	file_xact_proto_msgTypes[18].OneofWrappers = []any{
+	file_xact_proto_msgTypes[19].OneofWrappers = []any{
 		(*TCMessage_Welcome)(nil),
 		(*TCMessage_Actions)(nil),
 	}
@@ -2743,7 +2816,7 @@ func file_xact_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_xact_proto_rawDesc), len(file_xact_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   34,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -4,7 +4,7 @@
 // An RM opens one Attach stream, declares the resources it serves in a
 // Hello, and from then on receives Actions and answers with Results. The hub
 // routes an action to any attached session serving the action's resource
-// (round robin), packs whatever is queued for one session into a single
+// and branch type (round robin), packs whatever is queued for one session into a single
 // Actions message, and matches answers to waiting callers by request id. An
 // action that finds no session, loses its session, or gets no answer within
 // its context's deadline has an UNKNOWN outcome: the caller retries later.
@@ -45,10 +45,10 @@ type Hub struct {
 
 	mu struct {
 		sync.Mutex
-		sessions   map[*session]struct{}
-		byResource map[string][]*session
-		next       map[string]int // round-robin cursor per resource
-		closed     bool
+		sessions map[*session]struct{}
+		byRoute  map[Route][]*session
+		next     map[Route]int // round-robin cursor per route
+		closed   bool
 	}
 }
 
@@ -56,9 +56,40 @@ type Hub struct {
 func New(nodeID string, log *slog.Logger) *Hub {
 	h := &Hub{nodeID: nodeID, log: log}
 	h.mu.sessions = map[*session]struct{}{}
-	h.mu.byResource = map[string][]*session{}
-	h.mu.next = map[string]int{}
+	h.mu.byRoute = map[Route][]*session{}
+	h.mu.next = map[Route]int{}
 	return h
+}
+
+// Route is what an action is routed by: its resource and branch type.
+type Route struct {
+	Resource string
+	Type     xactpb.BranchType
+}
+
+// routes reads the declaration of a Hello: its exact routes, or (from an RM
+// that sends none) every resource x branch type pair, all types if none is
+// named.
+func routes(h *xactpb.Hello) []Route {
+	var out []Route
+	for _, r := range h.GetRoutes() {
+		out = append(out, Route{r.GetResourceId(), r.GetBranchType()})
+	}
+	if len(out) > 0 {
+		return out
+	}
+	types := h.GetBranchTypes()
+	if len(types) == 0 {
+		for t := range xactpb.BranchType_name {
+			types = append(types, xactpb.BranchType(t))
+		}
+	}
+	for _, res := range h.GetResourceIds() {
+		for _, t := range types {
+			out = append(out, Route{res, t})
+		}
+	}
+	return out
 }
 
 type session struct {
@@ -69,9 +100,9 @@ type session struct {
 
 	mu struct {
 		sync.Mutex
-		pending   map[uint64]chan Result
-		resources []string
-		ended     bool
+		pending map[uint64]chan Result
+		routes  []Route
+		ended   bool
 	}
 }
 
@@ -95,7 +126,7 @@ func (h *Hub) Serve(ctx context.Context, stream Stream) error {
 	s.mu.pending = map[uint64]chan Result{}
 	// Index the session before the Welcome: once welcomed, an RM may expect
 	// its phase-two work to be routed to it.
-	if err := h.add(s, hello.GetResourceIds()); err != nil {
+	if err := h.add(s, routes(hello)); err != nil {
 		return err
 	}
 	if err := stream.Send(&xactpb.TCMessage{Body: &xactpb.TCMessage_Welcome{Welcome: &xactpb.Welcome{NodeId: h.nodeID}}}); err != nil {
@@ -119,7 +150,7 @@ func (h *Hub) Serve(ctx context.Context, stream Stream) error {
 			}
 			switch b := msg.GetBody().(type) {
 			case *xactpb.RMMessage_Hello:
-				h.redeclare(s, b.Hello.GetResourceIds())
+				h.redeclare(s, routes(b.Hello))
 			case *xactpb.RMMessage_Results:
 				s.deliver(b.Results.GetResults())
 			}
@@ -140,37 +171,45 @@ func (h *Hub) Serve(ctx context.Context, stream Stream) error {
 	return err
 }
 
-func (h *Hub) add(s *session, resources []string) error {
+func (h *Hub) add(s *session, rs []Route) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.mu.closed {
 		return errors.New("hub: closed")
 	}
 	h.mu.sessions[s] = struct{}{}
-	h.indexLocked(s, resources)
+	h.indexLocked(s, rs)
 	return nil
 }
 
-func (h *Hub) indexLocked(s *session, resources []string) {
+func (h *Hub) indexLocked(s *session, rs []Route) {
 	s.mu.Lock()
-	old := s.mu.resources
-	s.mu.resources = append([]string(nil), resources...)
+	old := s.mu.routes
+	s.mu.routes = append([]Route(nil), rs...)
 	s.mu.Unlock()
-	for _, r := range old {
-		h.mu.byResource[r] = without(h.mu.byResource[r], s)
-	}
-	for _, r := range resources {
-		if !contains(h.mu.byResource[r], s) {
-			h.mu.byResource[r] = append(h.mu.byResource[r], s)
+	h.unindexLocked(s, old)
+	for _, r := range rs {
+		if !contains(h.mu.byRoute[r], s) {
+			h.mu.byRoute[r] = append(h.mu.byRoute[r], s)
 		}
 	}
 }
 
-func (h *Hub) redeclare(s *session, resources []string) {
+func (h *Hub) unindexLocked(s *session, rs []Route) {
+	for _, r := range rs {
+		h.mu.byRoute[r] = without(h.mu.byRoute[r], s)
+		if len(h.mu.byRoute[r]) == 0 {
+			delete(h.mu.byRoute, r)
+			delete(h.mu.next, r)
+		}
+	}
+}
+
+func (h *Hub) redeclare(s *session, rs []Route) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if _, ok := h.mu.sessions[s]; ok {
-		h.indexLocked(s, resources)
+		h.indexLocked(s, rs)
 	}
 }
 
@@ -178,13 +217,9 @@ func (h *Hub) remove(s *session) {
 	h.mu.Lock()
 	delete(h.mu.sessions, s)
 	s.mu.Lock()
-	for _, r := range s.mu.resources {
-		h.mu.byResource[r] = without(h.mu.byResource[r], s)
-		if len(h.mu.byResource[r]) == 0 {
-			delete(h.mu.byResource, r)
-		}
-	}
+	rs := s.mu.routes
 	s.mu.Unlock()
+	h.unindexLocked(s, rs)
 	h.mu.Unlock()
 	s.end()
 }
@@ -244,13 +279,6 @@ func (s *session) sendLoop(ctx context.Context) error {
 	}
 }
 
-// Attached reports whether some session serves resource.
-func (h *Hub) Attached(resource string) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.mu.byResource[resource]) > 0
-}
-
 // Clients lists the attached sessions' client ids.
 func (h *Hub) Clients() []string {
 	h.mu.Lock()
@@ -262,15 +290,15 @@ func (h *Hub) Clients() []string {
 	return out
 }
 
-func (h *Hub) pick(resource string) *session {
+func (h *Hub) pick(r Route) *session {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	ss := h.mu.byResource[resource]
+	ss := h.mu.byRoute[r]
 	if len(ss) == 0 {
 		return nil
 	}
-	i := h.mu.next[resource] % len(ss)
-	h.mu.next[resource] = i + 1
+	i := h.mu.next[r] % len(ss)
+	h.mu.next[r] = i + 1
 	return ss[i]
 }
 
@@ -278,9 +306,9 @@ func (h *Hub) pick(resource string) *session {
 // the answer until ctx is done. Every way of not getting an answer is
 // OUTCOME_UNKNOWN with a reason.
 func (h *Hub) Do(ctx context.Context, a *xactpb.BranchAction) Result {
-	s := h.pick(a.GetResourceId())
+	s := h.pick(Route{a.GetResourceId(), a.GetBranchType()})
 	if s == nil {
-		return Result{Outcome: xactpb.Outcome_OUTCOME_UNKNOWN, Reason: fmt.Sprintf("no rm attached for resource %q", a.GetResourceId())}
+		return Result{Outcome: xactpb.Outcome_OUTCOME_UNKNOWN, Reason: fmt.Sprintf("no rm attached for resource %q (%s)", a.GetResourceId(), a.GetBranchType())}
 	}
 	id := h.seq.Add(1)
 	a.RequestId = id
