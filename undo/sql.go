@@ -1,6 +1,7 @@
 package undo
 
 import (
+	"encoding/hex"
 	"fmt"
 	"strings"
 )
@@ -24,8 +25,11 @@ type Column struct {
 	// column, with exactly one "?" ("" means "?"). MySQL string columns use
 	// it to reinterpret raw bytes in the column's character set.
 	Bind string
-	// Binary passes KindString values as []byte rather than string.
-	Binary bool
+	// Hex passes KindString values as upper-case hexadecimal text, for a
+	// Bind that decodes it (UNHEX): unlike a string or []byte argument,
+	// hex text reaches the server unchanged whatever the protocol and the
+	// connection's character set.
+	Hex bool
 }
 
 // Statement is one compensating statement.
@@ -108,8 +112,8 @@ func bind(b *strings.Builder, c *Column, v Value) any {
 	} else {
 		b.WriteString(c.Bind)
 	}
-	if c.Binary && v.kind == KindString {
-		return []byte(v.text)
+	if c.Hex && v.kind == KindString {
+		return hex.EncodeToString([]byte(v.text))
 	}
 	return v.Arg()
 }

@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"context"
+	"encoding/hex"
 	"database/sql/driver"
 	"strings"
 
@@ -318,10 +319,10 @@ func isNilNode(n ast.Node) bool {
 
 // bindImage binds image value v for column c, as compensating SQL does.
 func bindImage(b *sqlBuf, c *Column, v undo.Value) {
-	expr, binary := c.bindExpr()
+	expr, hexArg := c.bindExpr()
 	arg := v.Arg()
-	if binary && v.Kind() == undo.KindString {
-		arg = []byte(v.Text())
+	if hexArg && v.Kind() == undo.KindString {
+		arg = hex.EncodeToString([]byte(v.Text()))
 	}
 	b.bind(expr, arg)
 }

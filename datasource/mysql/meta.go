@@ -117,11 +117,13 @@ func (c *Column) selectExpr(q string) string {
 }
 
 // bindExpr returns the SQL that turns one bound image value into a value
-// of the column: for character columns the raw bytes are reinterpreted in
-// the column's charset and collation, whatever the connection's charset.
-func (c *Column) bindExpr() (expr string, binary bool) {
+// of the column: for character columns the raw bytes, sent as hex text,
+// are reinterpreted in the column's charset and collation, whatever the
+// connection's charset and protocol (a []byte argument would be taken as
+// text in the connection's charset by prepared statements).
+func (c *Column) bindExpr() (expr string, hex bool) {
 	if c.class == classString && c.Charset != "" {
-		return "CONVERT(CAST(? AS BINARY) USING " + c.Charset + ") COLLATE " + c.Collation, true
+		return "CONVERT(UNHEX(?) USING " + c.Charset + ") COLLATE " + c.Collation, true
 	}
 	return "", false
 }
@@ -150,8 +152,8 @@ func (t *Table) Undo() *undo.Table {
 	ut := &undo.Table{Name: t.Name, PrimaryKey: t.PrimaryKey}
 	for i := range t.Columns {
 		c := &t.Columns[i]
-		bind, binary := c.bindExpr()
-		ut.Columns = append(ut.Columns, undo.Column{Name: c.Name, Generated: c.Generated, Bind: bind, Binary: binary})
+		bind, hex := c.bindExpr()
+		ut.Columns = append(ut.Columns, undo.Column{Name: c.Name, Generated: c.Generated, Bind: bind, Hex: hex})
 	}
 	return ut
 }

@@ -31,8 +31,9 @@ import (
 //     session in UTC, which Undo arranges.
 //   - character strings (CHAR, VARCHAR, TEXT, ENUM, SET, JSON): CAST(c AS
 //     BINARY), the bytes as stored in the column's charset, untouched by
-//     character_set_results; written back by CONVERT(CAST(? AS BINARY)
-//     USING charset) COLLATE collation.
+//     character_set_results; written back by CONVERT(UNHEX(?) USING
+//     charset) COLLATE collation with the bytes as hex text, which no
+//     protocol or connection charset alters.
 //
 // toValue turns what the driver returns for such an expression into an
 // undo.Value, accepting every form go-sql-driver/mysql uses for it.
