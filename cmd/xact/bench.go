@@ -15,6 +15,8 @@ import (
 
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/rm"
+	"github.com/xact-io/xact/rm/saga"
+	"github.com/xact-io/xact/rm/tcc"
 	"github.com/xact-io/xact/tm"
 )
 
@@ -48,7 +50,7 @@ func benchCmd(ctx context.Context, args []string, out io.Writer) error {
 	duration := fs.Duration("duration", 10*time.Second, "how long to run")
 	warmup := fs.Duration("warmup", time.Second, "run this long before measuring")
 	conns := fs.Int("conns", 2, "gRPC connections to the coordinator")
-	mode := fs.String("mode", "at", "branch type: at (no-op AT branches)")
+	mode := fs.String("mode", "at", "at (no-op AT branches), tcc (no-op TCC resources) or saga (no-op steps)")
 	if pos, err := parseFlags(fs, args); err != nil {
 		return err
 	} else if len(pos) > 0 {
@@ -57,9 +59,7 @@ func benchCmd(ctx context.Context, args []string, out io.Writer) error {
 	if *branches < 0 || *concurrency < 1 || *duration <= 0 || *conns < 1 {
 		return fmt.Errorf("need --branches >= 0, --concurrency >= 1, --duration > 0, --conns >= 1")
 	}
-	if *mode != "at" {
-		return fmt.Errorf("--mode %q: only \"at\" is built so far", *mode)
-	}
+	var runSaga func(ctx context.Context, i int) error // saga mode runs whole sagas
 	var cc []*grpc.ClientConn
 	for i := 0; i < *conns; i++ {
 		c, err := cf.dial()
@@ -72,26 +72,94 @@ func benchCmd(ctx context.Context, args []string, out io.Writer) error {
 	h := &noop{}
 	rmc := rm.New(cc[0], rm.WithClientID("xact-bench"))
 	defer rmc.Close()
-	resources := make([]string, *branches)
-	for i := range resources {
-		resources[i] = "bench-" + strconv.Itoa(i)
-		if err := rmc.Serve(resources[i], xactpb.BranchType_BRANCH_TYPE_AT, h); err != nil {
+	// Phase-one calls spread over the connections; rmc serves phase two.
+	tms := make([]*tm.Manager, len(cc))
+	rms := make([]*rm.Client, len(cc))
+	for i, c := range cc {
+		tms[i], rms[i] = tm.New(c), rmc
+		if i > 0 {
+			rms[i] = rm.New(c, rm.WithClientID("xact-bench-"+strconv.Itoa(i)))
+			defer rms[i].Close()
+		}
+	}
+	// txFn builds, per connection, the body of one global transaction.
+	var txFn func(i, w, seq int) func(ctx context.Context) error
+	switch *mode {
+	case "at":
+		resources := make([]string, *branches)
+		for i := range resources {
+			resources[i] = "bench-" + strconv.Itoa(i)
+			if err := rmc.Serve(resources[i], xactpb.BranchType_BRANCH_TYPE_AT, h); err != nil {
+				return err
+			}
+		}
+		txFn = func(i, w, seq int) func(ctx context.Context) error {
+			client := rms[i]
+			return func(ctx context.Context) error {
+				xid, _ := tm.XID(ctx)
+				for b, res := range resources {
+					key := fmt.Sprintf("bench:%d-%d-%d", w, seq, b)
+					if _, err := client.RegisterBranch(ctx, xid, res, xactpb.BranchType_BRANCH_TYPE_AT, []string{key}, nil); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+		}
+	case "tcc":
+		// Every connection's RM registers the resources (Try registers
+		// through the client it was declared on); rmc serves phase two.
+		perConn := make([][]*tcc.Resource[struct{}], len(rms))
+		for i, client := range rms {
+			for b := 0; b < *branches; b++ {
+				res, err := tcc.Register(client, "bench-tcc-"+strconv.Itoa(b), tcc.Funcs[struct{}]{
+					Try: func(context.Context, struct{}) error { return nil },
+				})
+				if err != nil {
+					return err
+				}
+				perConn[i] = append(perConn[i], res)
+			}
+		}
+		txFn = func(i, w, seq int) func(ctx context.Context) error {
+			return func(ctx context.Context) error {
+				for _, res := range perConn[i] {
+					if err := res.Try(ctx, struct{}{}); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+		}
+	case "saga":
+		perConn := make([]*saga.Saga[int], len(rms))
+		for i, client := range rms {
+			var steps []saga.StepDef[int]
+			for b := 0; b < *branches; b++ {
+				steps = append(steps, saga.Step("step-"+strconv.Itoa(b),
+					func(_ context.Context, s int) (int, error) { return s + 1, nil }, nil))
+			}
+			def, err := saga.Define(tms[i], client, "bench-saga", steps...)
+			if err != nil {
+				return err
+			}
+			perConn[i] = def
+		}
+		runSaga = func(ctx context.Context, i int) error {
+			_, err := perConn[i].RunWith(ctx, tm.Options{Name: "bench", Timeout: 30 * time.Second}, 0)
 			return err
 		}
+	default:
+		return fmt.Errorf("--mode %q: want at, tcc or saga", *mode)
 	}
 	if err := rmc.Start(ctx); err != nil {
 		return err
 	}
-	tms := make([]*tm.Manager, len(cc))
-	rms := make([]*rm.Client, len(cc))
-	for i, c := range cc {
-		tms[i] = tm.New(c)
-		rms[i] = rmc
-		if i > 0 {
-			// Phase-one calls spread over the connections; one client
-			// serves phase two.
-			rms[i] = rm.New(c, rm.WithClientID("xact-bench-"+strconv.Itoa(i)))
-			defer rms[i].Close()
+	for _, client := range rms[1:] {
+		if client != rmc {
+			if err := client.Start(ctx); err != nil {
+				return err
+			}
 		}
 	}
 
@@ -109,20 +177,16 @@ func benchCmd(ctx context.Context, args []string, out io.Writer) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			mgr, client := tms[w%len(tms)], rms[w%len(rms)]
+			i := w % len(cc)
 			var mine []time.Duration
 			for seq := 0; runCtx.Err() == nil; seq++ {
 				start := time.Now()
-				err := mgr.Do(runCtx, tm.Options{Name: "bench", Timeout: 30 * time.Second}, func(ctx context.Context) error {
-					xid, _ := tm.XID(ctx)
-					for b, res := range resources {
-						key := fmt.Sprintf("bench:%d-%d-%d", w, seq, b)
-						if _, err := client.RegisterBranch(ctx, xid, res, xactpb.BranchType_BRANCH_TYPE_AT, []string{key}, nil); err != nil {
-							return err
-						}
-					}
-					return nil
-				})
+				var err error
+				if runSaga != nil {
+					err = runSaga(runCtx, i)
+				} else {
+					err = tms[i].Do(runCtx, tm.Options{Name: "bench", Timeout: 30 * time.Second}, txFn(i, w, seq))
+				}
 				if !measuring.Load() {
 					continue
 				}

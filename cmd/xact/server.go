@@ -11,6 +11,7 @@ import (
 	_ "net/http/pprof" // served only with --debug-addr
 	"time"
 
+	"github.com/xact-io/xact/storage/memory"
 	"github.com/xact-io/xact/tc"
 )
 
@@ -38,6 +39,7 @@ func serverCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.IntVar(&cfg.MaxRecvMsgBytes, "max-message-bytes", cfg.MaxRecvMsgBytes, "largest gRPC message accepted")
 	fs.StringVar(&cfg.Token, "token", "", "require this bearer `token` from every client")
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", cfg.ShutdownGrace, "wait for in-flight calls on shutdown")
+	storeKind := fs.String("store", "badger", "badger (durable, in --data-dir) or memory (loses everything on exit; for benchmarks and demos)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "serve net/http/pprof on this `address` (e.g. 127.0.0.1:6060)")
 	if pos, err := parseFlags(fs, args); err != nil {
@@ -58,6 +60,14 @@ func serverCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		dbg := &http.Server{Handler: http.DefaultServeMux, ReadHeaderTimeout: 10 * time.Second}
 		go dbg.Serve(lis)
 		defer dbg.Close()
+	}
+	switch *storeKind {
+	case "badger":
+	case "memory":
+		cfg.Store = memory.New()
+		cfg.Logger.Warn("memory store: nothing survives a restart; never use it in production")
+	default:
+		return fmt.Errorf("--store %q: want badger or memory", *storeKind)
 	}
 	srv, err := tc.New(cfg)
 	if err != nil {

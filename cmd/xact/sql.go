@@ -3,6 +3,9 @@ package main
 import (
 	"fmt"
 	"io"
+
+	"github.com/xact-io/xact/rm/tcc"
+	"github.com/xact-io/xact/undo"
 )
 
 func sqlCmd(args []string, out io.Writer) error {
@@ -17,5 +20,8 @@ func sqlCmd(args []string, out io.Writer) error {
 	return err
 }
 
-// participantDDL is filled by the files of the modes that ship a table.
-var participantDDL = map[string]string{}
+// participantDDL holds the tables a participant database needs per mode.
+var participantDDL = map[string]string{
+	"undo-log":  undo.LogTableDDL,
+	"tcc-fence": tcc.FenceDDL,
+}
