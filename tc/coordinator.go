@@ -100,7 +100,10 @@ func (c *coordinator) Begin(ctx context.Context, req *xactpb.BeginRequest) (*xac
 		NextAt:    now.Add(timeout),
 		UpdatedAt: now,
 	}
-	if err := c.s.store.CreateGlobal(ctx, g); err != nil {
+	// Relaxed: a Begin lost in a crash is harmless — no branch can have
+	// registered (registration is durable and syncs this write too), so the
+	// TM's next call finds no transaction and nothing needs compensating.
+	if err := c.s.store.CreateGlobal(storage.Relaxed(ctx), g); err != nil {
 		return nil, err
 	}
 	return &xactpb.BeginResponse{Xid: g.XID}, nil

@@ -69,7 +69,12 @@ func (d *driver) isRunning(xid string) bool {
 
 func (d *driver) wait() { d.wg.Wait() }
 
+//
+// Every write of a round is relaxed (storage.Relaxed): the decision it
+// carries out is already durable, every action is idempotent at the RM, and
+// a round lost in a crash is redone by recovery.
 func (d *driver) round(ctx context.Context, xid string) {
+	ctx = storage.Relaxed(ctx)
 	g, err := d.s.store.GetGlobal(ctx, xid)
 	if err != nil {
 		if ctx.Err() == nil {

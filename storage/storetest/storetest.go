@@ -104,6 +104,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"DueGlobals", testDueGlobals},
 		{"DueGlobalsReindex", testDueGlobalsReindex},
 		{"Copies", testCopies},
+		{"Relaxed", testRelaxed},
 		{"CancelledContext", testCancelledContext},
 		{"Closed", testClosed},
 	}
@@ -1315,5 +1316,29 @@ func testClosed(t *testing.T, s storage.Store) {
 		if !errors.Is(err, storage.ErrClosed) {
 			t.Errorf("%s after Close = %v, want %v", name, err, storage.ErrClosed)
 		}
+	}
+}
+
+// testRelaxed: changes acknowledged under storage.Relaxed are atomic and
+// visible to every later read, like any other.
+func testRelaxed(t *testing.T, s storage.Store) {
+	ctx := storage.Relaxed(context.Background())
+	want := newGlobal("r1")
+	if err := s.CreateGlobal(ctx, want.Clone()); err != nil {
+		t.Fatalf("relaxed CreateGlobal: %v", err)
+	}
+	checkGlobal(t, `GetGlobal("r1") after a relaxed create`, mustGet(t, s, "r1"), want)
+	id, err := s.RegisterBranch(ctx, &storage.Branch{XID: "r1", Resource: "db", LockKeys: []string{"k"}}, base)
+	if err != nil || id != 1 {
+		t.Fatalf("relaxed RegisterBranch = %d, %v; want 1, nil", id, err)
+	}
+	if err := s.FinishGlobal(ctx, "r1", committed); err != nil {
+		t.Fatalf("relaxed FinishGlobal: %v", err)
+	}
+	if g := mustGet(t, s, "r1"); !g.Finished || g.Status != committed {
+		t.Errorf("GetGlobal after a relaxed finish = %+v, want the committed tombstone", g)
+	}
+	if locks, err := s.Locks(context.Background(), "r1", 0); err != nil || len(locks) != 0 {
+		t.Errorf("Locks after a relaxed finish = %v, %v; want none", locks, err)
 	}
 }
