@@ -2,8 +2,8 @@ package mysql
 
 import (
 	"context"
-	"encoding/hex"
 	"database/sql/driver"
+	"encoding/hex"
 	"strings"
 
 	"github.com/pingcap/tidb/pkg/parser/ast"

@@ -256,6 +256,13 @@ func (p *param) Restore(ctx *format.RestoreCtx) error {
 	return nil
 }
 
+// GetValue returns a non-nil marker: the parser's restore of TRIM(? FROM
+// s) skips a value argument whose value is nil and would drop the
+// placeholder. (sqlBuf.restore still checks that no placeholder is lost.)
+func (p *param) GetValue() any { return placeholder{} }
+
+type placeholder struct{}
+
 // Accept keeps the param node itself in the tree.
 func (p *param) Accept(v ast.Visitor) (ast.Node, bool) {
 	n, skip := v.Enter(p)

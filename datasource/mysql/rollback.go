@@ -26,8 +26,11 @@ var ErrOutsideLocks = errors.New("mysql: undo record touches rows outside the br
 // afresh (undo.ErrSchema). A row that someone else changed since the
 // branch wrote it fails with an *undo.DirtyError (undo.ErrDirty): that
 // branch cannot be rolled back automatically and must be parked for an
-// operator. Rows already compensated (an earlier attempt that committed)
-// are skipped, so Undo may be repeated.
+// operator. A row already back in the state its record replaced is
+// skipped; still, run Undo and the deletion of the branch's undo_log row
+// in the same local transaction, so that a committed rollback is never
+// replayed (a row that several records touched is only recognised as
+// compensated by its last record).
 //
 // When the log holds TIMESTAMP columns, Undo sets the session time zone
 // to UTC for the replay (its images are UTC) and restores it before
