@@ -54,10 +54,17 @@ type tcProc struct {
 // port) and waits until it listens.
 func startTC(t *testing.T, dataDir, addr string, args ...string) *tcProc {
 	t.Helper()
+	return startTCEnv(t, dataDir, addr, nil, args...)
+}
+
+// startTCEnv is startTC with extra environment variables (failpoints).
+func startTCEnv(t *testing.T, dataDir, addr string, env []string, args ...string) *tcProc {
+	t.Helper()
 	p := &tcProc{t: t, dir: dataDir, args: args, exited: make(chan struct{})}
 	all := append([]string{"server", "--listen", addr, "--data-dir", dataDir, "--log-level", "debug",
 		"--scan-interval", "50ms", "--retry-base", "50ms", "--retry-max", "500ms"}, args...)
 	p.cmd = exec.Command(xactBin, all...)
+	p.cmd.Env = append(os.Environ(), env...)
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -115,6 +122,17 @@ func (p *tcProc) kill() {
 	}
 	p.cmd.Process.Signal(syscall.SIGKILL)
 	<-p.exited
+}
+
+// wait waits for the process to exit on its own and reports whether it
+// did within d.
+func (p *tcProc) wait(d time.Duration) bool {
+	select {
+	case <-p.exited:
+		return true
+	case <-time.After(d):
+		return false
+	}
 }
 
 // restart starts a new process on the same data directory and address.

@@ -6,6 +6,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/xact-io/xact/internal/failpoint"
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/storage"
@@ -106,6 +107,7 @@ func (c *coordinator) Begin(ctx context.Context, req *xactpb.BeginRequest) (*xac
 	if err := c.s.store.CreateGlobal(storage.Relaxed(ctx), g); err != nil {
 		return nil, err
 	}
+	failpoint.Hit("tc/begin/after-store")
 	return &xactpb.BeginResponse{Xid: g.XID}, nil
 }
 
@@ -185,6 +187,7 @@ func (c *coordinator) RegisterBranch(ctx context.Context, req *xactpb.RegisterBr
 	if err != nil {
 		return nil, err
 	}
+	failpoint.Hit("tc/register/after-store")
 	return &xactpb.RegisterBranchResponse{BranchId: id}, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/xact-io/xact/internal/failpoint"
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/storage"
 )
@@ -140,6 +141,7 @@ func (s *Server) decideLocked(ctx context.Context, xid string, commit, force boo
 		return 0, err
 	}
 	s.log.Debug("global decided", "xid", xid, "status", target)
+	failpoint.Hit("tc/decide/after-decision")
 	if refuse != nil {
 		// Start the rollback now; the caller learns why its commit failed.
 		s.drive.start(xid)

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/xact-io/xact/internal/failpoint"
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/storage"
 	"github.com/xact-io/xact/tc/internal/hub"
@@ -69,7 +70,6 @@ func (d *driver) isRunning(xid string) bool {
 
 func (d *driver) wait() { d.wg.Wait() }
 
-//
 // Every write of a round is relaxed (storage.Relaxed): the decision it
 // carries out is already durable, every action is idempotent at the RM, and
 // a round lost in a crash is redone by recovery.
@@ -103,6 +103,7 @@ func (d *driver) round(ctx context.Context, xid string) {
 func (d *driver) action(ctx context.Context, kind xactpb.ActionKind, b *storage.Branch) hub.Result {
 	ctx, cancel := context.WithTimeout(ctx, d.s.cfg.PhaseTwoTimeout)
 	defer cancel()
+	defer failpoint.Hit("tc/phase2/after-send")
 	return d.s.hub.Do(ctx, &xactpb.BranchAction{
 		Kind:            kind,
 		Xid:             b.XID,
@@ -146,6 +147,7 @@ func (d *driver) commit(ctx context.Context, g *storage.Global, branches []*stor
 		}
 	}
 	if len(failed) == 0 && len(unknown) == 0 {
+		failpoint.Hit("tc/phase2/before-finish")
 		// The tombstone removes branches and locks in the same write.
 		if err := d.s.store.FinishGlobal(ctx, g.XID, stCommitted); err != nil {
 			d.s.log.Warn("phase two: finish", "xid", g.XID, "err", err)
@@ -210,6 +212,7 @@ func (d *driver) rollback(ctx context.Context, g *storage.Global, branches []*st
 				d.s.log.Warn("phase two: record rollback", "xid", g.XID, "branch_id", b.ID, "err", err)
 				return // the next round re-sends it; rollback is idempotent
 			}
+			failpoint.Hit("tc/phase2/after-branch-undo")
 			continue
 		}
 		what := fmt.Sprintf("branch %d: %s", b.ID, r.Reason)
@@ -231,6 +234,7 @@ func (d *driver) rollback(ctx context.Context, g *storage.Global, branches []*st
 		}
 		return
 	}
+	failpoint.Hit("tc/phase2/before-finish")
 	final := stRollbacked
 	if timeoutFamily(g.Status) {
 		final = stTimeoutRollbacked
