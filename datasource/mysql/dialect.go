@@ -44,7 +44,7 @@ func New(opts ...Option) *Dialect {
 }
 
 // Table returns the metadata of table name in conn's current database,
-// from the cache if it is fresh.
+// from the cache if it is fresh. The result is shared: do not modify it.
 func (d *Dialect) Table(ctx context.Context, conn driver.Conn, name string) (*Table, error) {
 	d.mu.Lock()
 	t, ok := d.mu.tables[name]
@@ -99,6 +99,8 @@ func (d *Dialect) Prepare(ctx context.Context, conn driver.Conn, query string, a
 // be built. A plan is for one execution: call Before, run the statement,
 // call After, then take Records and LockKeys.
 func (d *Dialect) PrepareStatement(ctx context.Context, conn driver.Conn, st *Statement, args []driver.NamedValue) (*Plan, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
 	p := &Plan{st: st, args: args}
 	if st.node != nil && len(args) != len(st.params) {
 		return nil, fmt.Errorf("mysql: statement has %d placeholders, %d arguments given", len(st.params), len(args))

@@ -123,6 +123,31 @@ func (d *Dialect) planDelete(ctx context.Context, conn driver.Conn, p *Plan) (pl
 	return newDMLPlan(p, undo.OpDelete, x.IsMultiTable, targets, x.TableRefs, x.Where, x.Order, x.Limit)
 }
 
+// orderCoversKey reports whether ORDER BY names every primary-key column
+// of s, which makes the order total: then the image query and the
+// statement, reading the same locked rows, pick the same first rows.
+func orderCoversKey(order *ast.OrderByClause, s *source) bool {
+	if order == nil {
+		return false
+	}
+	for _, k := range s.table.PrimaryKey {
+		found := false
+		for _, item := range order.Items {
+			c, ok := item.Expr.(*ast.ColumnNameExpr)
+			if !ok || !strings.EqualFold(c.Name.Name.O, k) {
+				continue
+			}
+			if c.Name.Table.O == "" || c.Name.Table.O == s.refName() || strings.EqualFold(c.Name.Table.O, s.refName()) {
+				found = true
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
 func containsSource(list []*source, s *source) bool {
 	for _, x := range list {
 		if x == s {
@@ -166,6 +191,9 @@ func newDMLPlan(p *Plan, op undo.Op, multi bool, targets []*source, refs *ast.Ta
 	}
 	if err := checkDeterministic(check...); err != nil {
 		return nil, err
+	}
+	if limit != nil && (len(targets) != 1 || !orderCoversKey(order, targets[0])) {
+		return nil, unsupported("LIMIT without the primary key in ORDER BY: the statement may pick other rows than its before-image query; add the primary-key columns to ORDER BY")
 	}
 	b := &sqlBuf{user: p.args}
 	b.WriteString("SELECT ")

@@ -49,8 +49,11 @@ func (k Kind) String() string {
 	return fmt.Sprintf("kind(%d)", k)
 }
 
-// Statement is one parsed SQL statement.
+// Statement is one parsed SQL statement. It may be planned any number of
+// times (a prepared statement's executions), also concurrently.
 type Statement struct {
+	// mu serializes planning: walking the AST writes its child pointers.
+	mu     sync.Mutex
 	kind   Kind
 	node   ast.StmtNode // nil when the parser could not read a read-only statement
 	params []*param     // placeholders in text order

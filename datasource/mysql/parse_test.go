@@ -122,8 +122,8 @@ func TestBeforeImageSQL(t *testing.T) {
 		wantArgs []any
 	}{
 		{
-			"UPDATE t SET b = ? WHERE c = ? ORDER BY b LIMIT ?",
-			"SELECT `t`.`a`, `t`.`b`, CAST(`t`.`c` AS BINARY) FROM `t` WHERE `c`=? ORDER BY `b` LIMIT ? FOR UPDATE",
+			"UPDATE t SET b = ? WHERE c = ? ORDER BY b, a LIMIT ?",
+			"SELECT `t`.`a`, `t`.`b`, CAST(`t`.`c` AS BINARY) FROM `t` WHERE `c`=? ORDER BY `b`,`a` LIMIT ? FOR UPDATE",
 			[]any{int64(101), int64(102)},
 		},
 		{

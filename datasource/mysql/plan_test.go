@@ -51,7 +51,7 @@ func TestStatements(t *testing.T) {
 	}{
 		{
 			name:    "update with where, order by, limit and placeholders everywhere",
-			sql:     "UPDATE acct SET bal = bal + ?, name = CONCAT(name, ?) WHERE bal BETWEEN ? AND ? ORDER BY bal DESC LIMIT ?",
+			sql:     "UPDATE acct SET bal = bal + ?, name = CONCAT(name, ?) WHERE bal BETWEEN ? AND ? ORDER BY bal DESC, id LIMIT ?",
 			args:    []any{1, "!", 15, 100, 1},
 			kind:    KindUpdate,
 			records: []string{`update acct (3 "cy" 30.00d)->(3 "cy!" 31.00d)`},
@@ -90,7 +90,7 @@ func TestStatements(t *testing.T) {
 		},
 		{
 			name:    "delete with order by and limit",
-			sql:     "DELETE FROM acct WHERE bal > ? ORDER BY bal LIMIT 1",
+			sql:     "DELETE FROM acct WHERE bal > ? ORDER BY bal, acct.id LIMIT 1",
 			args:    []any{10},
 			kind:    KindDelete,
 			records: []string{`delete acct (2 "bob" 20.00d)->`},

@@ -31,6 +31,8 @@ func TestRefused(t *testing.T) {
 		reason string // part of the error message
 	}{
 		{"REPLACE INTO acct VALUES (1, 'a', 1)", nil, "REPLACE"},
+		{"DELETE FROM acct WHERE bal > 0 LIMIT 1", nil, "LIMIT without the primary key"},
+		{"UPDATE item SET qty = 0 ORDER BY qty, ord LIMIT 1", nil, "LIMIT without the primary key"},
 		{"INSERT INTO acct (name, bal) SELECT name, bal FROM acct", nil, "INSERT … SELECT"},
 		{"UPDATE acct SET id = 5 WHERE id = 1", nil, "primary-key column"},
 		{"INSERT INTO acct (id, name, bal) VALUES (1, 'a', 1) ON DUPLICATE KEY UPDATE id = 7", nil, "primary-key column"},
