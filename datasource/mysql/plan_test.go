@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/xact-io/xact/undo"
 )
@@ -271,6 +273,145 @@ func TestStatements(t *testing.T) {
 					t.Errorf("after rollback: %s, want %s", got, sum0)
 				}
 			})
+		}
+	}
+}
+
+// TestStringKeys: character and binary primary keys are matched through
+// their bind expressions (charset, collation) in after images and at
+// rollback; an upsert finds a row whose key differs only in case.
+func TestStringKeys(t *testing.T) {
+	for _, ip := range []bool{false, true} {
+		t.Run(fmt.Sprintf("interpolate=%v", ip), func(t *testing.T) {
+			e := newEnv(t, interpolate(ip))
+			e.exec(
+				"CREATE TABLE sk (k VARCHAR(20) COLLATE utf8mb4_unicode_ci PRIMARY KEY, v INT)",
+				"INSERT INTO sk VALUES ('Äpfel', 1), ('b 😀', 2)",
+				"CREATE TABLE lk (k VARCHAR(10) CHARACTER SET latin1 COLLATE latin1_german1_ci PRIMARY KEY, v INT)",
+				"INSERT INTO lk VALUES ('é', 1), ('x', 2)",
+				"CREATE TABLE bk (k VARBINARY(16) PRIMARY KEY, v INT)",
+				"INSERT INTO bk VALUES (x'00ff10', 1)",
+			)
+			tables := []string{"sk", "lk", "bk"}
+			sum0 := e.checksum(tables...)
+			var recs []undo.Record
+			var keys []string
+			err := tx(t, e.db, func(ctx context.Context, conn driver.Conn) error {
+				for _, s := range []stmt{
+					q("UPDATE sk SET v = v + 1"),
+					q("UPDATE lk SET v = 9 WHERE k = ?", "é"),
+					q("DELETE FROM lk WHERE k = 'x'"),
+					q("UPDATE bk SET v = 5"),
+					q("INSERT INTO sk VALUES (?, 7), ('neu', 8) ON DUPLICATE KEY UPDATE v = VALUES(v)", "äpfel"),
+				} {
+					p, err := run(ctx, e.d, conn, s.sql, s.args...)
+					if err != nil {
+						return fmt.Errorf("%s: %w", s.sql, err)
+					}
+					recs = append(recs, p.Records()...)
+					keys = append(keys, p.LockKeys()...)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []string{
+				`update sk ("Äpfel" 1)("b 😀" 2)->("Äpfel" 2)("b 😀" 3)`,
+				`update lk ("\xe9" 1)->("\xe9" 9)`,
+				`delete lk ("x" 2)->`,
+				`update bk (b"\x00\xff\x10" 1)->(b"\x00\xff\x10" 5)`,
+				`update sk ("Äpfel" 2)->("Äpfel" 7)`,
+				`insert sk ->("neu" 8)`,
+			}
+			if got := formatRecords(recs); !slices.Equal(got, want) {
+				t.Errorf("records =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			wantKeys := []string{"sk:%C3%84pfel", "sk:b%20%F0%9F%98%80", "lk:%E9", "lk:x", "bk:%00%FF%10", "sk:%C3%84pfel", "sk:neu"}
+			if !slices.Equal(keys, wantKeys) {
+				t.Errorf("lock keys = %q, want %q", keys, wantKeys)
+			}
+			enc, err := undo.Encode(&undo.Log{Records: recs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := e.rollback(e.db, enc, keys); err != nil {
+				t.Fatalf("rollback: %v", err)
+			}
+			if got := e.checksum(tables...); got != sum0 {
+				t.Errorf("after rollback: %s, want %s", got, sum0)
+			}
+		})
+	}
+}
+
+// TestMetadataCache: metadata is cached, refreshed after the TTL, and
+// dropped by Invalidate.
+func TestMetadataCache(t *testing.T) {
+	e := newEnv(t)
+	e.exec("CREATE TABLE m (id INT PRIMARY KEY, a INT)")
+	now := time.Unix(1000, 0)
+	e.d = New(WithMetadataTTL(time.Minute))
+	e.d.now = func() time.Time { return now }
+	cols := func() int {
+		var n int
+		err := tx(t, e.db, func(ctx context.Context, conn driver.Conn) error {
+			tb, err := e.d.Table(ctx, conn, "m")
+			n = len(tb.Columns)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if got, want := cols(), 2; got != want {
+		t.Fatalf("columns = %d, want %d", got, want)
+	}
+	e.exec("ALTER TABLE m ADD COLUMN b INT")
+	if got, want := cols(), 2; got != want {
+		t.Errorf("columns within the TTL = %d, want the cached %d", got, want)
+	}
+	now = now.Add(2 * time.Minute)
+	if got, want := cols(), 3; got != want {
+		t.Errorf("columns after the TTL = %d, want %d", got, want)
+	}
+	e.exec("ALTER TABLE m ADD COLUMN c INT")
+	e.d.Invalidate("m")
+	if got, want := cols(), 4; got != want {
+		t.Errorf("columns after Invalidate = %d, want %d", got, want)
+	}
+}
+
+// TestConcurrentPlans plans one parsed statement from several connections
+// at once (the race detector checks the shared AST).
+func TestConcurrentPlans(t *testing.T) {
+	e := newEnv(t)
+	e.exec(strings.Split(baseSchema, ";\n")...)
+	st, err := Parse("UPDATE item SET qty = qty + 1 WHERE ord = ? AND line = ?")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for i := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- tx(t, e.db, func(ctx context.Context, conn driver.Conn) error {
+				p, err := e.d.PrepareStatement(ctx, conn, st, nv([]any{1 + i%2, 1 + i/2}))
+				if err != nil {
+					return err
+				}
+				return p.Before(ctx, conn)
+			})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
 		}
 	}
 }
