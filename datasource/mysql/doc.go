@@ -33,6 +33,8 @@
 // INSERT (single and multi-row, VALUES or SET, with generated
 // AUTO_INCREMENT keys or explicit keys given as literals or placeholders),
 // INSERT IGNORE with explicit keys, INSERT … ON DUPLICATE KEY UPDATE,
+// INSERT … SELECT that supplies the whole primary key (the SELECT runs
+// first, LOCK IN SHARE MODE, to learn the keys),
 // UPDATE and DELETE with WHERE, ORDER BY and LIMIT, multi-table UPDATE and
 // DELETE (joins, aliases, USING), composite primary keys, SELECT … FOR
 // UPDATE [NOWAIT | SKIP LOCKED | WAIT n] (lock keys only), and MariaDB's
@@ -42,7 +44,8 @@
 //
 // # Refused, with ErrUnsupported, before the statement runs
 //
-// REPLACE, INSERT … SELECT, LOAD DATA, CALL, DDL (also reported by
+// REPLACE, INSERT … SELECT without the primary key (or with SELECT *,
+// LIMIT, a set operation, IGNORE or an upsert), LOAD DATA, CALL, DDL (also reported by
 // Classify so a wrapper can Invalidate metadata), transaction control and
 // savepoints in SQL text, SET autocommit, LOCK TABLES, USE; tables without
 // a primary key, on a non-transactional engine, views, temporary and

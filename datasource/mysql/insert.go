@@ -130,9 +130,6 @@ func inspectValue(e ast.ExprNode, args []driver.NamedValue) valueKind {
 
 func (d *Dialect) planInsert(ctx context.Context, conn driver.Conn, p *Plan) (planner, error) {
 	x := p.st.node.(*ast.InsertStmt)
-	if x.Select != nil {
-		return nil, unsupported("INSERT … SELECT: the keys of the inserted rows cannot be known before it runs; insert VALUES")
-	}
 	if x.Table == nil || x.Table.TableRefs == nil {
 		return nil, unsupported("INSERT without a table")
 	}
@@ -182,6 +179,9 @@ func (d *Dialect) planInsert(ctx context.Context, conn driver.Conn, p *Plan) (pl
 			}
 		}
 		return -1
+	}
+	if x.Select != nil {
+		return planInsertSelect(p, x, ip, cols)
 	}
 	for r, list := range x.Lists {
 		if len(list) != len(cols) {
@@ -552,4 +552,132 @@ func (ip *insertPlan) inserted(ctx context.Context, conn driver.Conn, res driver
 		}
 	})
 	return ip.read(ctx, conn, ip.imageQuery(b.String(), false), b.args)
+}
+
+// insertSelectPlan images INSERT … SELECT whose column list includes the
+// whole primary key: before the statement it runs the SELECT itself, LOCK
+// IN SHARE MODE (as the INSERT would read it), to learn the keys it will
+// insert; afterwards it reads those rows by key.
+type insertSelectPlan struct {
+	table    *Table
+	pk       []int // primary-key positions in table.Columns
+	keyPos   []int // position of each primary-key column in the SELECT list
+	query    string
+	args     []any
+	keys     [][]driver.Value
+	keyCount int
+}
+
+func planInsertSelect(p *Plan, x *ast.InsertStmt, ip *insertPlan, cols []*Column) (planner, error) {
+	t := ip.table
+	if ip.ignore || ip.upsert {
+		return nil, unsupported("INSERT IGNORE or ON DUPLICATE KEY UPDATE with SELECT; insert VALUES")
+	}
+	sel, ok := x.Select.(*ast.SelectStmt)
+	if !ok {
+		return nil, unsupported("INSERT … SELECT of a set operation; the keys it inserts cannot be known in advance")
+	}
+	if sel.With != nil || sel.Limit != nil || sel.SelectIntoOpt != nil || len(sel.WindowSpecs) > 0 || sel.Fields == nil {
+		return nil, unsupported("INSERT … SELECT with WITH, LIMIT or windows: the rows it picks cannot be read in advance exactly")
+	}
+	for _, f := range sel.Fields.Fields {
+		if f.WildCard != nil {
+			return nil, unsupported("INSERT … SELECT *: name the selected columns")
+		}
+	}
+	if len(sel.Fields.Fields) != len(cols) {
+		return nil, unsupported("INSERT … SELECT selects %d values for %d columns", len(sel.Fields.Fields), len(cols))
+	}
+	sp := &insertSelectPlan{table: t, pk: ip.pk}
+	for _, j := range ip.pk {
+		c := &t.Columns[j]
+		pos := -1
+		for i, x := range cols {
+			if x == c {
+				pos = i
+			}
+		}
+		if pos < 0 {
+			return nil, unsupported("INSERT … SELECT without primary-key column %s: the keys of the inserted rows cannot be known before it runs (\"INSERT … SELECT without keys\")", c.Name)
+		}
+		sp.keyPos = append(sp.keyPos, pos)
+	}
+	if err := checkDeterministic(sel); err != nil {
+		return nil, err
+	}
+	b := &sqlBuf{user: p.args}
+	if err := b.restore(sel); err != nil {
+		return nil, err
+	}
+	if sel.From != nil {
+		b.WriteString(" LOCK IN SHARE MODE")
+	}
+	sp.query, sp.args = b.String(), b.args
+	return sp, nil
+}
+
+func (sp *insertSelectPlan) before(ctx context.Context, conn driver.Conn, p *Plan) error {
+	rows, err := queryRows(ctx, conn, sp.query, sp.args)
+	if err != nil {
+		return fmt.Errorf("mysql: keys of INSERT … SELECT: %w", err)
+	}
+	sp.keyCount = len(rows)
+	for _, r := range rows {
+		key := make([]driver.Value, len(sp.keyPos))
+		for i, pos := range sp.keyPos {
+			if pos >= len(r) {
+				return fmt.Errorf("mysql: keys of INSERT … SELECT: %d columns", len(r))
+			}
+			key[i] = r[pos]
+		}
+		sp.keys = append(sp.keys, key)
+	}
+	return nil
+}
+
+func (sp *insertSelectPlan) after(ctx context.Context, conn driver.Conn, p *Plan, res driver.Result) error {
+	if res != nil {
+		if n, err := res.RowsAffected(); err == nil && n != int64(sp.keyCount) {
+			return fmt.Errorf("%w: INSERT … SELECT inserted %d rows, its SELECT returned %d", ErrImageMismatch, n, sp.keyCount)
+		}
+	}
+	rec := undo.Record{Table: sp.table.Name, Op: undo.OpInsert, PrimaryKey: sp.table.PrimaryKey}
+	seen := make(map[string]bool)
+	cols := imageColumns(sp.table)
+	for keys := sp.keys; len(keys) > 0; {
+		chunk := keys[:min(len(keys), maxKeysPerQuery)]
+		keys = keys[len(chunk):]
+		b := &sqlBuf{}
+		writeKeyIn(b, sp.table, sp.pk, len(chunk), func(r, k int) { b.bind("", chunk[r][k]) })
+		q := "SELECT " + selectList(sp.table) + " FROM " + quote(sp.table.Name) + " WHERE " + b.String()
+		rows, err := queryRows(ctx, conn, q, b.args)
+		if err != nil {
+			return fmt.Errorf("mysql: after image: %w", err)
+		}
+		for _, r := range rows {
+			row, err := readRow(cols, r)
+			if err != nil {
+				return err
+			}
+			k, _ := keyOf(sp.table, sp.pk, row)
+			if !seen[k] {
+				seen[k] = true
+				rec.After = append(rec.After, row)
+			}
+		}
+	}
+	if len(rec.After) != sp.keyCount {
+		return fmt.Errorf("%w: INSERT … SELECT of %d rows, %d found by key afterwards", ErrImageMismatch, sp.keyCount, len(rec.After))
+	}
+	if len(rec.After) == 0 {
+		return nil
+	}
+	return p.addRecord(rec)
+}
+
+// selectList returns the image expressions of t's columns.
+func selectList(t *Table) string {
+	b := &sqlBuf{}
+	writeSelectList(b, t, quote(t.Name))
+	return b.String()
 }

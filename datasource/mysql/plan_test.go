@@ -185,6 +185,19 @@ func TestStatements(t *testing.T) {
 			keys:    []string{"item:1,1", "item:1,2"},
 		},
 		{
+			name:    "insert select with keys",
+			sql:     "INSERT INTO item (qty, ord, line) SELECT bal, id + ?, 1 FROM acct WHERE bal > ? ORDER BY id",
+			args:    []any{10, 15},
+			kind:    KindInsert,
+			records: []string{`insert item ->(12 1 20)(13 1 30)`},
+			keys:    []string{"item:12,1", "item:13,1"},
+		},
+		{
+			name: "insert select of nothing",
+			sql:  "INSERT INTO item (ord, line, qty) SELECT id, 1, 1 FROM acct WHERE id < 0",
+			kind: KindInsert,
+		},
+		{
 			name: "select for update",
 			sql:  "SELECT name FROM acct WHERE bal > ? ORDER BY id LIMIT ? OFFSET ? FOR UPDATE",
 			args: []any{5, 2, 1},
