@@ -102,8 +102,8 @@ func (d *Dialect) PrepareStatement(ctx context.Context, conn driver.Conn, st *St
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	p := &Plan{st: st, args: args}
-	if st.node != nil && len(args) != len(st.params) {
-		return nil, fmt.Errorf("mysql: statement has %d placeholders, %d arguments given", len(st.params), len(args))
+	if n := st.NumInput(); n >= 0 && len(args) != n {
+		return nil, fmt.Errorf("mysql: statement has %d placeholders, %d arguments given", n, len(args))
 	}
 	var err error
 	switch st.kind {

@@ -53,6 +53,9 @@ func (d *Dialect) planUpdate(ctx context.Context, conn driver.Conn, p *Plan) (pl
 		if err != nil {
 			return nil, err
 		}
+		if s.table == nil {
+			return nil, unsupported("UPDATE of a derived table")
+		}
 		if s.table.isKey(c.Name) {
 			return nil, unsupported("UPDATE assigns primary-key column %s.%s; its after image could not be found by key", s.table.Name, c.Name)
 		}
@@ -64,7 +67,7 @@ func (d *Dialect) planUpdate(ctx context.Context, conn driver.Conn, p *Plan) (pl
 		}
 	}
 	for _, s := range targets {
-		if err := s.table.usable(); err != nil {
+		if _, err := usableSource(s); err != nil {
 			return nil, err
 		}
 		if s.table.hasTrigger("UPDATE") {
@@ -96,21 +99,24 @@ func (d *Dialect) planDelete(ctx context.Context, conn driver.Conn, p *Plan) (pl
 		}
 		for _, tn := range x.Tables.Tables {
 			s := findSource(srcs, tn.Schema.O, tn.Name.O)
-			if s == nil || s.table == nil {
-				return nil, unsupported("DELETE target %s is not a base table of the statement", tn.Name.O)
+			if s == nil {
+				return nil, unsupported("DELETE target %s is not a table of the statement", tn.Name.O)
+			}
+			if _, err := usableSource(s); err != nil {
+				return nil, err
 			}
 			if !containsSource(targets, s) {
 				targets = append(targets, s)
 			}
 		}
 	} else {
-		if len(srcs) != 1 || srcs[0].table == nil {
-			return nil, unsupported("DELETE from a derived table")
+		if len(srcs) != 1 {
+			return nil, unsupported("single-table DELETE with %d tables", len(srcs))
 		}
 		targets = srcs
 	}
 	for _, s := range targets {
-		if err := s.table.usable(); err != nil {
+		if _, err := usableSource(s); err != nil {
 			return nil, err
 		}
 		if s.table.hasTrigger("DELETE") {

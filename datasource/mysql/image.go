@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"encoding/hex"
+	"errors"
 	"strings"
 
 	"github.com/pingcap/tidb/pkg/parser/ast"
@@ -16,6 +17,9 @@ type source struct {
 	name  *ast.TableName // nil for a derived table
 	alias string         // AS name, "" if none
 	table *Table         // metadata, for base tables
+	// err says why a base table has no metadata (a view, another
+	// database); only an error if the statement changes or locks it.
+	err error
 }
 
 // qualifier is how columns of the source are qualified in image queries:
@@ -65,23 +69,43 @@ func collectSources(n ast.ResultSetNode, out []*source) ([]*source, error) {
 }
 
 // resolve loads the metadata of every base-table source and checks that it
-// is in the connection's database.
+// is in the connection's database. A source that cannot be used (a view,
+// a table of another database) keeps the reason in source.err and fails
+// the statement only if the statement writes or locks it; other errors
+// fail at once.
 func (d *Dialect) resolve(ctx context.Context, conn driver.Conn, srcs []*source) error {
 	for _, s := range srcs {
 		if s.name == nil {
 			continue
 		}
 		t, err := d.Table(ctx, conn, s.name.Name.O)
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrUnsupported):
+			s.err = err
+			continue
+		case err != nil:
 			return err
 		}
 		if s.name.Schema.O != "" && s.name.Schema.O != t.Schema {
-			return unsupported("table %s.%s is outside the branch's database %s; each database is its own resource",
+			s.err = unsupported("table %s.%s is outside the branch's database %s; each database is its own resource",
 				s.name.Schema.O, s.name.Name.O, t.Schema)
+			continue
 		}
 		s.table = t
 	}
 	return nil
+}
+
+// usableSource returns the metadata of a source the statement writes or
+// locks, or why it has none.
+func usableSource(s *source) (*Table, error) {
+	if s.table != nil {
+		return s.table, s.table.usable()
+	}
+	if s.err != nil {
+		return nil, s.err
+	}
+	return nil, unsupported("%s is a derived table", s.refName())
 }
 
 // findSource returns the source that clauses call name (an alias, or the
@@ -105,8 +129,11 @@ func findSource(srcs []*source, schema, name string) *source {
 func columnOwner(srcs []*source, col *ast.ColumnName) (*source, *Column, error) {
 	if col.Table.O != "" {
 		s := findSource(srcs, col.Schema.O, col.Table.O)
-		if s == nil || s.table == nil {
-			return nil, nil, unsupported("column %s.%s: not a base table of the statement", col.Table.O, col.Name.O)
+		if s == nil {
+			return nil, nil, unsupported("column %s.%s: not a table of the statement", col.Table.O, col.Name.O)
+		}
+		if _, err := usableSource(s); err != nil {
+			return nil, nil, err
 		}
 		c, ok := s.table.Column(col.Name.O)
 		if !ok {
@@ -119,9 +146,10 @@ func columnOwner(srcs []*source, col *ast.ColumnName) (*source, *Column, error) 
 	for _, s := range srcs {
 		if s.table == nil {
 			if len(srcs) > 1 {
-				return nil, nil, unsupported("column %s is not qualified and the statement reads a derived table; qualify it", col.Name.O)
+				return nil, nil, unsupported("column %s is not qualified and the statement reads %s, whose columns are unknown; qualify it", col.Name.O, s.refName())
 			}
-			continue
+			_, err := usableSource(s)
+			return nil, nil, err
 		}
 		if c, ok := s.table.Column(col.Name.O); ok {
 			if owner != nil {

@@ -143,8 +143,8 @@ func (d *Dialect) planInsert(ctx context.Context, conn driver.Conn, p *Plan) (pl
 	if err := d.resolve(ctx, conn, srcs); err != nil {
 		return nil, err
 	}
-	t := srcs[0].table
-	if err := t.usable(); err != nil {
+	t, err := usableSource(srcs[0])
+	if err != nil {
 		return nil, err
 	}
 	ip := &insertPlan{table: t, pk: pkIndexes(t), rows: len(x.Lists), ignore: x.IgnoreErr, upsert: len(x.OnDuplicate) > 0}

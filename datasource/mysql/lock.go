@@ -55,7 +55,7 @@ func (d *Dialect) planLock(ctx context.Context, conn driver.Conn, p *Plan) (plan
 		}
 	}
 	for _, s := range targets {
-		if err := s.table.usable(); err != nil {
+		if _, err := usableSource(s); err != nil {
 			return nil, err
 		}
 	}

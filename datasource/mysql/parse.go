@@ -57,8 +57,10 @@ type Statement struct {
 	kind   Kind
 	node   ast.StmtNode // nil when the parser could not read a read-only statement
 	params []*param     // placeholders in text order
-	// returning is MariaDB's RETURNING list, cut off before parsing.
+	// returning is MariaDB's RETURNING list, cut off before parsing, and
+	// trailing the number of placeholders in it (after all others).
 	returning string
+	trailing  int
 	// reason says why a KindUnsupported or KindDDL statement is refused.
 	reason string
 }
@@ -77,7 +79,7 @@ func (s *Statement) NumInput() int {
 	if s.node == nil {
 		return -1
 	}
-	return len(s.params)
+	return len(s.params) + s.trailing
 }
 
 var parsers = sync.Pool{New: func() any { return parser.New() }}
@@ -135,6 +137,11 @@ func Parse(query string) (st *Statement, err error) {
 		return nil, unsupported("%d statements in one query; send them one by one", len(nodes))
 	}
 	st = &Statement{node: nodes[0], returning: returning}
+	for _, tk := range lex(returning) {
+		if tk.kind == tokPunct && tk.text == "?" {
+			st.trailing++
+		}
+	}
 	st.params = replaceParams(st.node)
 	st.kind, st.reason = classify(st.node)
 	return st, nil

@@ -27,6 +27,7 @@ func TestParseKind(t *testing.T) {
 		{"DELETE FROM t WHERE id = ? RETURNING id, `returning`", KindDelete, true, 1},
 		{"INSERT INTO t (a) VALUES ('returning') RETURNING a", KindInsert, true, 0},
 		{"INSERT INTO t (a) VALUES (1) /* c */ returning *", KindInsert, true, 0},
+		{"DELETE FROM t WHERE a = ? RETURNING a + ?, '?'", KindDelete, true, 2},
 		{"SHOW TABLES", KindOther, false, 0},
 		{"SET @a = 1", KindOther, false, 0},
 		{"EXPLAIN UPDATE t SET a = 1", KindOther, false, 0},

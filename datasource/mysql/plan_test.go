@@ -169,6 +169,15 @@ func TestStatements(t *testing.T) {
 			keys:    []string{"acct:2", "item:2,1"},
 		},
 		{
+			name:    "multi-table update reading a view",
+			setup:   []string{"CREATE OR REPLACE VIEW v_item AS SELECT ord, SUM(qty) AS total FROM item GROUP BY ord"},
+			sql:     "UPDATE acct a JOIN v_item v ON v.ord = a.id SET a.bal = v.total WHERE a.id = ?",
+			args:    []any{1},
+			kind:    KindUpdate,
+			records: []string{`update acct (1 "ann" 10.00d)->(1 "ann" 11.00d)`},
+			keys:    []string{"acct:1"},
+		},
+		{
 			name:    "multi-table delete",
 			sql:     "DELETE a, i FROM acct AS a LEFT JOIN item AS i ON i.ord = a.id WHERE a.id >= ?",
 			args:    []any{2},
@@ -224,6 +233,14 @@ func TestStatements(t *testing.T) {
 			kind:    KindDelete,
 			records: []string{`delete acct (3 "cy" 30.00d)->`},
 			keys:    []string{"acct:3"},
+		},
+		{
+			name:    "delete returning with a placeholder in the list",
+			sql:     "DELETE FROM acct WHERE id = ? RETURNING id * ?",
+			args:    []any{2, 10},
+			kind:    KindDelete,
+			records: []string{`delete acct (2 "bob" 20.00d)->`},
+			keys:    []string{"acct:2"},
 		},
 		{
 			name:    "insert returning with generated keys",
