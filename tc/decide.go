@@ -25,14 +25,14 @@ var errStale = errors.New("tc: global changed concurrently")
 // operator's path: it ignores the Begin deadline and resumes a parked
 // transaction in the direction already decided.
 func (s *Server) decide(ctx context.Context, xid string, commit, force bool) (storage.Status, error) {
-	st, err := s.decideLocked(ctx, xid, commit, force)
+	st, pre, err := s.decideLocked(ctx, xid, commit, force)
 	if err != nil {
 		return st, err
 	}
 	if storage.Final(st) {
 		return st, nil
 	}
-	done := s.drive.start(xid)
+	r := s.drive.start(xid, pre)
 	wait := s.cfg.DecisionWait
 	if dl, ok := ctx.Deadline(); ok {
 		// Answer before the caller gives up: the decision is durable, and an
@@ -43,7 +43,10 @@ func (s *Server) decide(ctx context.Context, xid string, commit, force bool) (st
 		t := time.NewTimer(wait)
 		defer t.Stop()
 		select {
-		case <-done:
+		case <-r.done:
+			if r.status != 0 {
+				return r.status, nil
+			}
 		case <-t.C:
 		case <-ctx.Done():
 		}
@@ -56,21 +59,25 @@ func (s *Server) decide(ctx context.Context, xid string, commit, force bool) (st
 	return g.Status, nil
 }
 
-func (s *Server) decideLocked(ctx context.Context, xid string, commit, force bool) (storage.Status, error) {
+// When it makes the decision it also returns what the first phase-two round
+// needs, if it has all of it.
+func (s *Server) decideLocked(ctx context.Context, xid string, commit, force bool) (storage.Status, *preload, error) {
 	mu := s.stripe(xid)
 	mu.Lock()
 	defer mu.Unlock()
 	g, err := s.store.GetGlobal(ctx, xid)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if g.Finished {
-		return answerDecided(g, commit)
+		st, err := answerDecided(g, commit)
+		return st, nil, err
 	}
 	now := time.Now()
 	if g.Status != stBegin {
 		if commit && !commitFamily(g.Status) || !commit && !rollbackFamily(g.Status) {
-			return answerDecided(g, commit)
+			st, err := answerDecided(g, commit)
+			return st, nil, err
 		}
 		if force && g.Parked {
 			resumed := stCommitRetrying
@@ -86,17 +93,17 @@ func (s *Server) decideLocked(ctx context.Context, xid string, commit, force boo
 				return nil
 			})
 			if err != nil {
-				return 0, err
+				return 0, nil, err
 			}
 			s.log.Info("global resumed by operator", "xid", xid, "status", g.Status)
 		}
-		return g.Status, nil
+		return g.Status, nil, nil
 	}
 
 	// Begin: this call makes the decision.
 	branches, err := s.store.Branches(ctx, xid)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	target, reason := stRollbacking, "rolled back by request"
 	var refuse error
@@ -109,7 +116,7 @@ func (s *Server) decideLocked(ctx context.Context, xid string, commit, force boo
 		for _, b := range branches {
 			if b.Status == brPhaseOneFailed {
 				if force {
-					return g.Status, fmt.Errorf("%w: branch %d reported a phase-one failure; only rollback is possible", protocol.ErrInvalidArgument, b.ID)
+					return g.Status, nil, fmt.Errorf("%w: branch %d reported a phase-one failure; only rollback is possible", protocol.ErrInvalidArgument, b.ID)
 				}
 				target, reason = stRollbacking, fmt.Sprintf("branch %d reported a phase-one failure", b.ID)
 				refuse = fmt.Errorf("%w: %s", protocol.ErrRolledBack, reason)
@@ -122,9 +129,9 @@ func (s *Server) decideLocked(ctx context.Context, xid string, commit, force boo
 			stCommitting: stCommitted, stRollbacking: stRollbacked, stTimeoutRollbacking: stTimeoutRollbacked,
 		}[target]
 		if err := s.store.FinishGlobal(ctx, xid, final); err != nil {
-			return 0, err
+			return 0, nil, err
 		}
-		return final, refuse
+		return final, nil, refuse
 	}
 	g, err = s.store.UpdateGlobal(ctx, xid, func(g *storage.Global) error {
 		if g.Status != stBegin {
@@ -138,16 +145,23 @@ func (s *Server) decideLocked(ctx context.Context, xid string, commit, force boo
 		return nil
 	})
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	s.log.Debug("global decided", "xid", xid, "status", target)
 	failpoint.Hit("tc/decide/after-decision")
+	// The decision closed registration, so the branches read before it are
+	// all of them if their count matches the sequence the store handed out;
+	// otherwise one registered in between and the round reads them again.
+	var pre *preload
+	if int64(len(branches)) == g.BranchSeq {
+		pre = &preload{g: g, branches: branches}
+	}
 	if refuse != nil {
 		// Start the rollback now; the caller learns why its commit failed.
-		s.drive.start(xid)
-		return g.Status, refuse
+		s.drive.start(xid, pre)
+		return g.Status, nil, refuse
 	}
-	return g.Status, nil
+	return g.Status, pre, nil
 }
 
 // answerDecided answers a decision request for a global that is already

@@ -23,30 +23,44 @@ type driver struct {
 	wg sync.WaitGroup
 	mu struct {
 		sync.Mutex
-		running map[string]chan struct{}
+		running map[string]*run
 	}
+}
+
+// run is one round in flight. status is valid once done is closed: the
+// global's status after the round, or 0 if the round could not tell.
+type run struct {
+	done   chan struct{}
+	status storage.Status
+}
+
+// preload is what the caller that starts a round already read: the global
+// after its decision and all of its branches. It saves the round its reads.
+type preload struct {
+	g        *storage.Global
+	branches []*storage.Branch
 }
 
 func newDriver(s *Server) *driver {
 	d := &driver{s: s}
-	d.mu.running = map[string]chan struct{}{}
+	d.mu.running = map[string]*run{}
 	return d
 }
 
-// start begins a round for xid unless one is running, and returns a channel
-// closed when the round (new or joined) ends.
-func (d *driver) start(xid string) <-chan struct{} {
+// start begins a round for xid unless one is running, and returns the
+// round (new or joined). pre may be nil.
+func (d *driver) start(xid string, pre *preload) *run {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if ch, ok := d.mu.running[xid]; ok {
-		return ch
+	if r, ok := d.mu.running[xid]; ok {
+		return r
 	}
-	ch := make(chan struct{})
+	r := &run{done: make(chan struct{})}
 	if d.s.bg.Err() != nil {
-		close(ch)
-		return ch
+		close(r.done)
+		return r
 	}
-	d.mu.running[xid] = ch
+	d.mu.running[xid] = r
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
@@ -54,11 +68,11 @@ func (d *driver) start(xid string) <-chan struct{} {
 			d.mu.Lock()
 			delete(d.mu.running, xid)
 			d.mu.Unlock()
-			close(ch)
+			close(r.done)
 		}()
-		d.round(d.s.bg, xid)
+		r.status = d.round(d.s.bg, xid, pre)
 	}()
-	return ch
+	return r
 }
 
 func (d *driver) isRunning(xid string) bool {
@@ -73,31 +87,37 @@ func (d *driver) wait() { d.wg.Wait() }
 // Every write of a round is relaxed (storage.Relaxed): the decision it
 // carries out is already durable, every action is idempotent at the RM, and
 // a round lost in a crash is redone by recovery.
-func (d *driver) round(ctx context.Context, xid string) {
+func (d *driver) round(ctx context.Context, xid string, pre *preload) storage.Status {
 	ctx = storage.Relaxed(ctx)
-	g, err := d.s.store.GetGlobal(ctx, xid)
-	if err != nil {
-		if ctx.Err() == nil {
-			d.s.log.Warn("phase two: read global", "xid", xid, "err", err)
+	var g *storage.Global
+	var branches []*storage.Branch
+	if pre != nil {
+		g, branches = pre.g, pre.branches
+	} else {
+		var err error
+		if g, err = d.s.store.GetGlobal(ctx, xid); err != nil {
+			if ctx.Err() == nil {
+				d.s.log.Warn("phase two: read global", "xid", xid, "err", err)
+			}
+			return 0
 		}
-		return
-	}
-	if g.Finished || g.Parked {
-		return
-	}
-	branches, err := d.s.store.Branches(ctx, xid)
-	if err != nil {
-		if ctx.Err() == nil {
-			d.s.log.Warn("phase two: read branches", "xid", xid, "err", err)
+		if g.Finished || g.Parked {
+			return g.Status
 		}
-		return
+		if branches, err = d.s.store.Branches(ctx, xid); err != nil {
+			if ctx.Err() == nil {
+				d.s.log.Warn("phase two: read branches", "xid", xid, "err", err)
+			}
+			return 0
+		}
 	}
 	switch {
 	case commitFamily(g.Status):
-		d.commit(ctx, g, branches)
+		return d.commit(ctx, g, branches)
 	case rollbackFamily(g.Status):
-		d.rollback(ctx, g, branches)
+		return d.rollback(ctx, g, branches)
 	}
+	return g.Status
 }
 
 func (d *driver) action(ctx context.Context, kind xactpb.ActionKind, b *storage.Branch) hub.Result {
@@ -117,7 +137,7 @@ func (d *driver) action(ctx context.Context, kind xactpb.ActionKind, b *storage.
 
 // commit pushes BranchCommit to every branch not yet committed, in
 // parallel: commit order does not matter.
-func (d *driver) commit(ctx context.Context, g *storage.Global, branches []*storage.Branch) {
+func (d *driver) commit(ctx context.Context, g *storage.Global, branches []*storage.Branch) storage.Status {
 	var todo []*storage.Branch
 	for _, b := range branches {
 		if b.Status != brCommitted {
@@ -135,7 +155,7 @@ func (d *driver) commit(ctx context.Context, g *storage.Global, branches []*stor
 	}
 	wg.Wait()
 	if ctx.Err() != nil {
-		return // shutting down: the store still says what is left to do
+		return 0 // shutting down: the store still says what is left to do
 	}
 	var failed, unknown []string
 	for i, r := range results {
@@ -151,8 +171,9 @@ func (d *driver) commit(ctx context.Context, g *storage.Global, branches []*stor
 		// The tombstone removes branches and locks in the same write.
 		if err := d.s.store.FinishGlobal(ctx, g.XID, stCommitted); err != nil {
 			d.s.log.Warn("phase two: finish", "xid", g.XID, "err", err)
+			return 0
 		}
-		return
+		return stCommitted
 	}
 	// Not done in one round: record per-branch progress so that the next
 	// round skips what is committed, and release the locks now — the commit
@@ -179,13 +200,13 @@ func (d *driver) commit(ctx context.Context, g *storage.Global, branches []*stor
 	if err := d.s.store.ReleaseLocks(ctx, g.XID); err != nil {
 		d.s.log.Warn("phase two: release locks", "xid", g.XID, "err", err)
 	}
-	d.reschedule(ctx, g.XID, true, failed, unknown)
+	return d.reschedule(ctx, g.XID, true, failed, unknown)
 }
 
 // rollback undoes branches one at a time in reverse registration order
 // (I9), stopping at the first that is not DONE: a later branch's undo may
 // depend on an earlier one's being done first.
-func (d *driver) rollback(ctx context.Context, g *storage.Global, branches []*storage.Branch) {
+func (d *driver) rollback(ctx context.Context, g *storage.Global, branches []*storage.Branch) storage.Status {
 	slices.SortFunc(branches, func(a, b *storage.Branch) int { return int(b.ID - a.ID) })
 	for i, b := range branches {
 		if b.Status == brRollbacked {
@@ -193,7 +214,7 @@ func (d *driver) rollback(ctx context.Context, g *storage.Global, branches []*st
 		}
 		r := d.action(ctx, xactpb.ActionKind_ACTION_KIND_ROLLBACK, b)
 		if ctx.Err() != nil {
-			return
+			return 0
 		}
 		if r.Outcome == xactpb.Outcome_OUTCOME_DONE {
 			if i == len(branches)-1 {
@@ -210,7 +231,7 @@ func (d *driver) rollback(ctx context.Context, g *storage.Global, branches []*st
 			}
 			if err != nil {
 				d.s.log.Warn("phase two: record rollback", "xid", g.XID, "branch_id", b.ID, "err", err)
-				return // the next round re-sends it; rollback is idempotent
+				return 0 // the next round re-sends it; rollback is idempotent
 			}
 			failpoint.Hit("tc/phase2/after-branch-undo")
 			continue
@@ -228,11 +249,9 @@ func (d *driver) rollback(ctx context.Context, g *storage.Global, branches []*st
 			d.s.log.Warn("phase two: record branch", "xid", g.XID, "branch_id", b.ID, "err", err)
 		}
 		if r.Outcome == xactpb.Outcome_OUTCOME_FAILED {
-			d.reschedule(ctx, g.XID, false, []string{what}, nil)
-		} else {
-			d.reschedule(ctx, g.XID, false, nil, []string{what})
+			return d.reschedule(ctx, g.XID, false, []string{what}, nil)
 		}
-		return
+		return d.reschedule(ctx, g.XID, false, nil, []string{what})
 	}
 	failpoint.Hit("tc/phase2/before-finish")
 	final := stRollbacked
@@ -241,14 +260,16 @@ func (d *driver) rollback(ctx context.Context, g *storage.Global, branches []*st
 	}
 	if err := d.s.store.FinishGlobal(ctx, g.XID, final); err != nil {
 		d.s.log.Warn("phase two: finish", "xid", g.XID, "err", err)
+		return 0
 	}
+	return final
 }
 
 // reschedule records a round that did not finish: a FAILED answer parks the
 // global at once; UNKNOWN answers schedule another round after a capped,
 // jittered exponential backoff, until the retry budget is spent and the
 // global is parked.
-func (d *driver) reschedule(ctx context.Context, xid string, commit bool, failed, unknown []string) {
+func (d *driver) reschedule(ctx context.Context, xid string, commit bool, failed, unknown []string) storage.Status {
 	mu := d.s.stripe(xid)
 	mu.Lock()
 	defer mu.Unlock()
@@ -287,13 +308,14 @@ func (d *driver) reschedule(ctx context.Context, xid string, commit bool, failed
 		if err != errStale && ctx.Err() == nil {
 			d.s.log.Warn("phase two: reschedule", "xid", xid, "err", err)
 		}
-		return
+		return 0
 	}
 	if g.Parked {
 		d.s.log.Error("global parked", "xid", xid, "status", g.Status, "reason", g.Reason)
 	} else {
 		d.s.log.Info("phase two will retry", "xid", xid, "attempt", g.Attempts, "at", g.NextAt, "reason", g.Reason)
 	}
+	return g.Status
 }
 
 // backoff is RetryBase·2^(n-1), capped at RetryMax, with the upper half

@@ -21,7 +21,7 @@ func (s *Server) recover(ctx context.Context) error {
 		if g.Status == stBegin || g.Parked {
 			continue
 		}
-		s.drive.start(g.XID)
+		s.drive.start(g.XID, nil)
 		n++
 	}
 	if len(gs) > 0 {
@@ -63,7 +63,7 @@ func (s *Server) scanOnce(ctx context.Context) {
 		case g.Status == stBegin:
 			s.expire(ctx, g.XID)
 		case !s.drive.isRunning(g.XID):
-			s.drive.start(g.XID)
+			s.drive.start(g.XID, nil)
 		}
 	}
 }
@@ -92,5 +92,5 @@ func (s *Server) expire(ctx context.Context, xid string) {
 		return
 	}
 	s.log.Info("global timed out", "xid", xid)
-	s.drive.start(xid)
+	s.drive.start(xid, nil)
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -49,7 +51,8 @@ func benchCmd(ctx context.Context, args []string, out io.Writer) error {
 	concurrency := fs.Int("concurrency", 16, "concurrent global transactions")
 	duration := fs.Duration("duration", 10*time.Second, "how long to run")
 	warmup := fs.Duration("warmup", time.Second, "run this long before measuring")
-	conns := fs.Int("conns", 2, "gRPC connections to the coordinator")
+	conns := fs.Int("conns", 1, "gRPC connections to the coordinator (one batches best)")
+	cpuProfile := fs.String("cpuprofile", "", "write the bench process's CPU profile to this `file`")
 	mode := fs.String("mode", "at", "at (no-op AT branches), tcc (no-op TCC resources) or saga (no-op steps)")
 	if pos, err := parseFlags(fs, args); err != nil {
 		return err
@@ -208,6 +211,17 @@ func benchCmd(ctx context.Context, args []string, out io.Writer) error {
 	select {
 	case <-time.After(*warmup):
 	case <-ctx.Done():
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	measuring.Store(true)
 	began := time.Now()
