@@ -1,0 +1,368 @@
+package datasource
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/xact-io/xact/datasource/mysql"
+	"github.com/xact-io/xact/protocol"
+	"github.com/xact-io/xact/protocol/xactpb"
+	"github.com/xact-io/xact/undo"
+)
+
+// txState is the AT-mode state of one local transaction: the undo records
+// and row lock keys its statements produced.
+//
+// Phase one of a branch keeps this order, each step only if the previous
+// one succeeded:
+//
+//  1. every DML statement is planned by the dialect (refused with
+//     ErrUnsupported before it runs if its undo cannot be built), its
+//     before image read FOR UPDATE, the statement run, its after image
+//     read, and its records and keys kept here;
+//  2. at commit, the branch is registered with all its lock keys (the TC
+//     takes them all or none; on a conflict the registration is retried
+//     within the lock-wait budget);
+//  3. the undo log is inserted in the same local transaction, keyed by
+//     (xid, branch_id); if phase two already rolled the branch back, its
+//     "global finished" marker makes the insert fail (I8) and nothing is
+//     committed;
+//  4. the local transaction commits. If steps 3 or 4 fail, the branch is
+//     reported PHASE_ONE_FAILED so that the TC rolls the global back; the
+//     rollback finds no undo log and leaves the marker.
+type txState struct {
+	// ctx is the context the transaction was begun with. Commit uses its
+	// values, detached from its cancellation.
+	ctx   context.Context
+	c     *conn
+	scope scope
+	inner driver.Tx
+	// autocommit marks the wrapper's own transaction around one
+	// statement: a lock conflict fails at once, and conn.autocommit runs
+	// the whole transaction again after a pause, holding nothing.
+	autocommit bool
+
+	records []undo.Record
+	keys    []string // lock keys of written rows, in order, without repeats
+	seen    map[string]struct{}
+	// aborted is why the transaction can only be rolled back.
+	aborted error
+}
+
+func newTxState(ctx context.Context, c *conn, s scope, inner driver.Tx, autocommit bool) *txState {
+	return &txState{ctx: ctx, c: c, scope: s, inner: inner, autocommit: autocommit}
+}
+
+func (ts *txState) abort(err error) {
+	if ts.aborted == nil {
+		ts.aborted = err
+	}
+}
+
+// noteErr looks at a statement's own error: a deadlock makes InnoDB roll
+// the whole transaction back, after which later statements would run
+// outside it.
+func (ts *txState) noteErr(err error) {
+	if err != nil && mysqlErrno(err) == erDeadlock {
+		ts.abort(err)
+	}
+}
+
+func (ts *txState) abortedError() error {
+	return fmt.Errorf("%w: %w", ErrAborted, ts.aborted)
+}
+
+// plan plans st for this transaction; nil for statements that need
+// nothing (their kind is KindOther).
+func (ts *txState) plan(ctx context.Context, st *mysql.Statement, args []driver.NamedValue) (*mysql.Plan, error) {
+	if ts.aborted != nil {
+		return nil, ts.abortedError()
+	}
+	if st.Kind() == mysql.KindOther {
+		return nil, nil
+	}
+	p, err := ts.c.c.dialect.PrepareStatement(ctx, ts.c.inner, st, args)
+	if err != nil {
+		if errors.Is(err, mysql.ErrUnsupported) {
+			return nil, fmt.Errorf("%w: %w", ErrUnsupported, err)
+		}
+		ts.noteErr(err)
+		return nil, fmt.Errorf("datasource: plan statement: %w", err)
+	}
+	return p, nil
+}
+
+// before runs the plan's first half and, for SELECT … FOR UPDATE, checks
+// that no other global transaction holds the rows it is about to lock.
+func (ts *txState) before(ctx context.Context, p *mysql.Plan) error {
+	if err := p.Before(ctx, ts.c.inner); err != nil {
+		ts.noteErr(err)
+		return fmt.Errorf("datasource: before image: %w", err)
+	}
+	if p.Kind() == mysql.KindSelectForUpdate && len(p.LockKeys()) > 0 {
+		return ts.checkLocks(ctx, p.LockKeys())
+	}
+	return nil
+}
+
+// after runs the plan's second half and keeps its records and keys. The
+// statement has run: any failure here aborts the transaction, since its
+// undo would be incomplete.
+func (ts *txState) after(ctx context.Context, p *mysql.Plan, res driver.Result) error {
+	if p.Kind() == mysql.KindSelectForUpdate {
+		return nil
+	}
+	if p.Returning() {
+		res = nil
+	}
+	if err := p.After(ctx, ts.c.inner, res); err != nil {
+		ts.abort(err)
+		return ts.abortedError()
+	}
+	if ts.scope.xid != "" {
+		ts.records = append(ts.records, p.Records()...)
+	}
+	for _, k := range p.LockKeys() {
+		if ts.seen == nil {
+			ts.seen = make(map[string]struct{})
+		}
+		if _, ok := ts.seen[k]; !ok {
+			ts.seen[k] = struct{}{}
+			ts.keys = append(ts.keys, k)
+		}
+	}
+	return nil
+}
+
+// exec runs a statement through run, captured.
+func (ts *txState) exec(ctx context.Context, st *mysql.Statement, args []driver.NamedValue, run func(context.Context) (driver.Result, error)) (driver.Result, error) {
+	p, err := ts.plan(ctx, st, args)
+	if err != nil {
+		return nil, err
+	}
+	if p == nil {
+		res, err := run(ctx)
+		ts.noteErr(err)
+		return res, err
+	}
+	if err := ts.before(ctx, p); err != nil {
+		return nil, err
+	}
+	res, err := run(ctx)
+	if err != nil {
+		ts.noteErr(err)
+		return nil, err
+	}
+	if err := ts.after(ctx, p, res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// query runs a statement that returns rows through run, captured. Rows of
+// a statement with an undo (MariaDB's RETURNING) are read into memory
+// first, as its after image can only be read once they are; so are the
+// rows of the wrapper's own autocommit transaction, which commits before
+// they are returned.
+func (ts *txState) query(ctx context.Context, st *mysql.Statement, args []driver.NamedValue, run func(context.Context) (driver.Rows, error)) (driver.Rows, error) {
+	p, err := ts.plan(ctx, st, args)
+	if err != nil {
+		return nil, err
+	}
+	if p != nil {
+		if err := ts.before(ctx, p); err != nil {
+			return nil, err
+		}
+	}
+	rows, err := run(ctx)
+	if err != nil {
+		ts.noteErr(err)
+		return nil, err
+	}
+	if !ts.autocommit && (p == nil || p.Kind() == mysql.KindSelectForUpdate) {
+		return rows, nil
+	}
+	buf, err := bufferRows(rows)
+	if err != nil {
+		if p != nil && p.Kind() != mysql.KindSelectForUpdate {
+			ts.abort(err)
+			return nil, ts.abortedError()
+		}
+		ts.noteErr(err)
+		return nil, err
+	}
+	if p != nil {
+		if err := ts.after(ctx, p, nil); err != nil {
+			return nil, err
+		}
+	}
+	return buf, nil
+}
+
+// checkLocks asks the TC whether another global transaction holds any of
+// keys, waiting within the lock-wait budget (or failing at once in an
+// autocommit transaction, which the caller runs again).
+func (ts *txState) checkLocks(ctx context.Context, keys []string) error {
+	w := ts.c.c.newWaiter()
+	for {
+		qctx, cancel := context.WithTimeout(ctx, ts.c.c.cfg.commitTimeout)
+		err := ts.c.c.cfg.rm.QueryLocks(qctx, ts.scope.xid, ts.c.c.cfg.resource, keys)
+		cancel()
+		var lc *protocol.LockConflictError
+		if !errors.As(err, &lc) {
+			if err != nil {
+				return fmt.Errorf("datasource: check global locks: %w", err)
+			}
+			return nil
+		}
+		if ts.autocommit || !w.again(ctx) {
+			return newLockConflict(lc, w.waited())
+		}
+	}
+}
+
+// commit ends the local transaction according to its scope.
+func (ts *txState) commit() error {
+	switch {
+	case ts.aborted != nil:
+		ts.rollback()
+		return ts.abortedError()
+	case ts.scope.xid != "" && len(ts.records) > 0:
+		return ts.commitBranch()
+	case ts.scope.globalLock && len(ts.keys) > 0:
+		ctx := context.WithoutCancel(ts.ctx)
+		if err := ts.checkLocks(ctx, ts.keys); err != nil {
+			ts.rollback()
+			return err
+		}
+	}
+	// No records (reads, SELECT … FOR UPDATE, statements that changed no
+	// row): nothing to undo, so no branch.
+	return ts.inner.Commit()
+}
+
+// rollback rolls the local transaction back; its error is only logged,
+// as the caller reports the reason it rolled back.
+func (ts *txState) rollback() {
+	if err := ts.inner.Rollback(); err != nil {
+		ts.c.c.cfg.log.Warn("datasource: local rollback failed", "xid", ts.scope.xid, "resource", ts.c.c.cfg.resource, "err", err)
+		ts.c.bad = true
+	}
+}
+
+// commitBranch is phase one's commit: register, insert the undo log,
+// commit locally (see txState).
+func (ts *txState) commitBranch() error {
+	c := ts.c.c
+	ctx := context.WithoutCancel(ts.ctx)
+	log, err := undo.Encode(&undo.Log{Records: ts.records})
+	if err != nil {
+		ts.rollback()
+		return fmt.Errorf("datasource: encode undo log: %w", err)
+	}
+	branchID, err := ts.register(ctx)
+	if err != nil {
+		ts.rollback()
+		return err
+	}
+	lg := c.cfg.log.With("xid", ts.scope.xid, "branch_id", branchID, "resource", c.cfg.resource)
+
+	ictx, cancel := context.WithTimeout(ctx, c.cfg.commitTimeout)
+	_, err = ts.c.execDirect(ictx, undo.InsertLogSQL, []driver.NamedValue{
+		{Ordinal: 1, Value: ts.scope.xid},
+		{Ordinal: 2, Value: branchID},
+		{Ordinal: 3, Value: undo.LogContext},
+		{Ordinal: 4, Value: log},
+		{Ordinal: 5, Value: int64(undo.StatusNormal)},
+	})
+	cancel()
+	if err != nil {
+		ts.rollback()
+		ts.reportFailed(ctx, lg, branchID)
+		if mysqlErrno(err) == erDupEntry {
+			return fmt.Errorf("%w: %s branch %d: %w", ErrBranchRolledBack, ts.scope.xid, branchID, err)
+		}
+		return fmt.Errorf("datasource: insert undo log of %s branch %d: %w", ts.scope.xid, branchID, err)
+	}
+	if err := ts.inner.Commit(); err != nil {
+		// Committed or not, the TC rolls the branch back: with the undo
+		// log if the commit happened, with a marker if it did not.
+		ts.c.bad = true
+		ts.reportFailed(ctx, lg, branchID)
+		return fmt.Errorf("datasource: local commit of %s branch %d: %w", ts.scope.xid, branchID, err)
+	}
+	lg.Debug("datasource: branch committed locally", "records", len(ts.records), "locks", len(ts.keys))
+	return nil
+}
+
+// register registers the branch with its lock keys, retrying lock
+// conflicts within the lock-wait budget.
+func (ts *txState) register(ctx context.Context) (int64, error) {
+	c := ts.c.c
+	w := c.newWaiter()
+	for {
+		rctx, cancel := context.WithTimeout(ctx, c.cfg.commitTimeout)
+		id, err := c.cfg.rm.RegisterBranch(rctx, ts.scope.xid, c.cfg.resource, xactpb.BranchType_BRANCH_TYPE_AT, ts.keys, nil)
+		cancel()
+		if err == nil {
+			return id, nil
+		}
+		var lc *protocol.LockConflictError
+		if !errors.As(err, &lc) {
+			return 0, fmt.Errorf("datasource: register branch of %s on %s: %w", ts.scope.xid, c.cfg.resource, err)
+		}
+		if ts.autocommit || !w.again(ctx) {
+			return 0, newLockConflict(lc, w.waited())
+		}
+	}
+}
+
+// reportFailed tells the TC that the branch's phase one failed after it
+// registered, so that the global rolls back instead of committing a
+// branch without its change.
+func (ts *txState) reportFailed(ctx context.Context, lg *slog.Logger, branchID int64) {
+	c := ts.c.c
+	rctx, cancel := context.WithTimeout(ctx, c.cfg.commitTimeout)
+	defer cancel()
+	if err := c.cfg.rm.ReportBranch(rctx, ts.scope.xid, branchID, xactpb.BranchStatus_BRANCH_STATUS_PHASE_ONE_FAILED, nil); err != nil {
+		// The TM's commit still cannot commit the branch's missing
+		// change: phase-two commit only deletes undo logs. A rollback
+		// finds no undo log and leaves the marker.
+		lg.Warn("datasource: report of phase-one failure failed", "err", err)
+	}
+}
+
+// waiter paces retries within the lock-wait budget.
+type waiter struct {
+	start    time.Time
+	budget   time.Duration
+	interval time.Duration
+}
+
+func (c *Connector) newWaiter() *waiter {
+	return &waiter{start: time.Now(), budget: c.cfg.lockWait, interval: c.cfg.lockInterval}
+}
+
+// again sleeps for about one interval and reports whether another
+// attempt fits in the budget; false if it does not or ctx ended.
+func (w *waiter) again(ctx context.Context) bool {
+	d := w.interval/2 + rand.N(w.interval+1)
+	if time.Since(w.start)+d > w.budget {
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (w *waiter) waited() time.Duration { return time.Since(w.start) }

@@ -1,0 +1,442 @@
+package datasource
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+
+	"github.com/xact-io/xact/datasource/mysql"
+)
+
+// conn wraps one driver connection.
+//
+// It claims a fixed subset of database/sql's optional interfaces, the ones
+// the wrapper needs to see every statement and transaction with its
+// context, and for each of them behaves exactly as database/sql does when
+// the inner connection lacks the interface:
+//
+//	ConnBeginTx         inner BeginTx, else Begin (non-default options refused, as database/sql does)
+//	ConnPrepareContext  inner PrepareContext, else Prepare (then the context is checked)
+//	ExecerContext       inner ExecContext, else Exec, else driver.ErrSkip
+//	QueryerContext      inner QueryContext, else Query, else driver.ErrSkip
+//	NamedValueChecker   inner CheckNamedValue, else driver.ErrSkip (database/sql's default conversion)
+//	SessionResetter     clears the wrapper's state, then inner ResetSession if it has one
+//	Validator           false after an uncertain failure, else inner IsValid, else true
+//	Pinger              inner Ping, else nil
+//
+// Others (the deprecated Execer and Queryer, ConnPrepareContext's
+// ColumnConverter on statements) are not claimed.
+type conn struct {
+	c     *Connector
+	inner driver.Conn
+	// tx is the open local transaction, nil between transactions. A
+	// statement on the connection while it is set belongs to it.
+	tx *tx
+	// bad is set when the connection's session state is uncertain (a
+	// commit that failed after the branch registered): database/sql
+	// discards it instead of pooling it.
+	bad bool
+	// parsed caches parsed statements (a connection is used by one
+	// goroutine at a time, so it needs no lock).
+	parsed map[string]*mysql.Statement
+}
+
+var (
+	_ driver.Conn               = (*conn)(nil)
+	_ driver.ConnBeginTx        = (*conn)(nil)
+	_ driver.ConnPrepareContext = (*conn)(nil)
+	_ driver.ExecerContext      = (*conn)(nil)
+	_ driver.QueryerContext     = (*conn)(nil)
+	_ driver.NamedValueChecker  = (*conn)(nil)
+	_ driver.SessionResetter    = (*conn)(nil)
+	_ driver.Validator          = (*conn)(nil)
+	_ driver.Pinger             = (*conn)(nil)
+)
+
+// maxParsed bounds the per-connection statement cache.
+const maxParsed = 512
+
+func newConn(c *Connector, inner driver.Conn) *conn {
+	return &conn{c: c, inner: inner}
+}
+
+// Prepare implements driver.Conn.
+func (c *conn) Prepare(query string) (driver.Stmt, error) {
+	return c.PrepareContext(context.Background(), query)
+}
+
+// PrepareContext prepares query on the inner connection. Executions of the
+// statement are captured like statements sent directly.
+func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	si, err := c.innerPrepare(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return &stmt{c: c, inner: si, query: query}, nil
+}
+
+// Close closes the inner connection.
+func (c *conn) Close() error {
+	c.tx = nil
+	return c.inner.Close()
+}
+
+// Begin implements driver.Conn; database/sql calls BeginTx instead.
+func (c *conn) Begin() (driver.Tx, error) {
+	return c.BeginTx(context.Background(), driver.TxOptions{})
+}
+
+// BeginTx begins a local transaction. Its context decides, once, what
+// the transaction is: a branch of the global transaction whose XID it
+// carries, a local transaction that respects global locks
+// (WithGlobalLockContext), or a plain local transaction.
+func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	if c.tx != nil {
+		return nil, errors.New("datasource: connection already in a transaction")
+	}
+	s := scopeOf(ctx)
+	if s.global() && c.c.cfg.rm == nil {
+		return nil, ErrNoRM
+	}
+	if err := c.c.usable(s); err != nil {
+		return nil, err
+	}
+	it, err := c.innerBegin(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	t := &tx{c: c, state: newTxState(ctx, c, s, it, false)}
+	c.tx = t
+	return t, nil
+}
+
+// ExecContext runs a statement. Inside a global transaction it is
+// captured: refused if it cannot be undone, else imaged before and after.
+func (c *conn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	s, st, err := c.route(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		res, err := c.innerExec(ctx, query, args)
+		if err == nil {
+			c.c.noteDDL(query)
+		}
+		return res, err
+	}
+	run := func(ctx context.Context) (driver.Result, error) { return c.execDirect(ctx, query, args) }
+	if c.tx != nil {
+		return c.tx.state.exec(ctx, st, args, run)
+	}
+	var res driver.Result
+	err = c.autocommit(ctx, s, func(ts *txState) error {
+		var err error
+		res, err = ts.exec(ctx, st, args, run)
+		return err
+	})
+	return res, err
+}
+
+// QueryContext runs a query; see ExecContext.
+func (c *conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	s, st, err := c.route(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		return c.innerQuery(ctx, query, args)
+	}
+	run := func(ctx context.Context) (driver.Rows, error) { return c.queryDirect(ctx, query, args) }
+	if c.tx != nil {
+		return c.tx.state.query(ctx, st, args, run)
+	}
+	var rows driver.Rows
+	err = c.autocommit(ctx, s, func(ts *txState) error {
+		var err error
+		rows, err = ts.query(ctx, st, args, run)
+		return err
+	})
+	return rows, err
+}
+
+// route decides how a statement runs. It returns a nil statement when the
+// statement goes to the inner connection untouched: outside global work,
+// and for statements that neither write nor lock rows (plain reads are
+// read-uncommitted across global transactions, as in Seata).
+func (c *conn) route(ctx context.Context, query string) (scope, *mysql.Statement, error) {
+	s, mismatch, err := c.scope(ctx)
+	if err != nil {
+		return s, nil, err
+	}
+	if !s.global() && !mismatch {
+		return s, nil, nil
+	}
+	st, err := c.parse(query)
+	if err != nil {
+		if mismatch {
+			return s, nil, fmt.Errorf("%w: %w", ErrXIDMismatch, err)
+		}
+		return s, nil, fmt.Errorf("%w: %w", ErrUnsupported, err)
+	}
+	if st.Kind() == mysql.KindOther {
+		return s, nil, nil
+	}
+	if mismatch {
+		return s, nil, mismatchError(ctx, c.tx)
+	}
+	return s, st, nil
+}
+
+// scope returns the scope a statement run with ctx belongs to: its
+// transaction's, if one is open (mismatch reports a context that names
+// another global transaction), else the context's own.
+func (c *conn) scope(ctx context.Context) (s scope, mismatch bool, err error) {
+	cs := scopeOf(ctx)
+	if c.tx != nil {
+		ts := c.tx.state.scope
+		return ts, cs.xid != "" && cs.xid != ts.xid, nil
+	}
+	if cs.global() && c.c.cfg.rm == nil {
+		return cs, false, ErrNoRM
+	}
+	if err := c.c.usable(cs); err != nil {
+		return cs, false, err
+	}
+	return cs, false, nil
+}
+
+func mismatchError(ctx context.Context, t *tx) error {
+	xid := scopeOf(ctx).xid
+	if t.state.scope.xid == "" {
+		return fmt.Errorf("%w: the context carries %s, the transaction was begun outside any global transaction", ErrXIDMismatch, xid)
+	}
+	return fmt.Errorf("%w: the context carries %s, the transaction belongs to %s", ErrXIDMismatch, xid, t.state.scope.xid)
+}
+
+// parse returns the parsed statement of query from the connection's cache.
+func (c *conn) parse(query string) (*mysql.Statement, error) {
+	if st, ok := c.parsed[query]; ok {
+		return st, nil
+	}
+	st, err := mysql.Parse(query)
+	if err != nil {
+		return nil, err
+	}
+	if c.parsed == nil || len(c.parsed) >= maxParsed {
+		c.parsed = make(map[string]*mysql.Statement)
+	}
+	c.parsed[query] = st
+	return st, nil
+}
+
+// autocommit runs a statement sent outside a local transaction in global
+// scope as a local transaction of its own: a branch of its own (Seata's
+// autocommit mode), or a global-lock check. On a lock conflict the whole
+// local transaction is rolled back, releasing its row locks, and run
+// again after a pause, within the lock-wait budget: nothing holds rows
+// while it waits.
+func (c *conn) autocommit(ctx context.Context, s scope, run func(*txState) error) error {
+	w := c.c.newWaiter()
+	for {
+		it, err := c.innerBegin(ctx, driver.TxOptions{})
+		if err != nil {
+			return err
+		}
+		ts := newTxState(ctx, c, s, it, true)
+		if err = run(ts); err != nil {
+			ts.rollback()
+		} else {
+			err = ts.commit()
+		}
+		var lc *LockConflictError
+		if !errors.As(err, &lc) {
+			return err
+		}
+		if !w.again(ctx) {
+			lc.Waited = w.waited()
+			return err
+		}
+	}
+}
+
+// CheckNamedValue forwards to the inner connection's checker, or lets
+// database/sql convert the value as it would without one.
+func (c *conn) CheckNamedValue(nv *driver.NamedValue) error {
+	if nvc, ok := c.inner.(driver.NamedValueChecker); ok {
+		return nvc.CheckNamedValue(nv)
+	}
+	return driver.ErrSkip
+}
+
+// ResetSession clears the per-connection transaction state before the
+// connection is reused, and resets the inner session. A connection that
+// still has a transaction open, or whose state is uncertain, is refused
+// with driver.ErrBadConn so that database/sql discards it.
+func (c *conn) ResetSession(ctx context.Context) error {
+	if c.tx != nil || c.bad {
+		c.tx = nil
+		return driver.ErrBadConn
+	}
+	if sr, ok := c.inner.(driver.SessionResetter); ok {
+		return sr.ResetSession(ctx)
+	}
+	return nil
+}
+
+// IsValid reports whether the connection may go back to the pool.
+func (c *conn) IsValid() bool {
+	if c.bad || c.tx != nil {
+		return false
+	}
+	if v, ok := c.inner.(driver.Validator); ok {
+		return v.IsValid()
+	}
+	return true
+}
+
+// Ping forwards to the inner connection if it can ping.
+func (c *conn) Ping(ctx context.Context) error {
+	if p, ok := c.inner.(driver.Pinger); ok {
+		return p.Ping(ctx)
+	}
+	return nil
+}
+
+// The inner calls below follow database/sql's fallbacks (ctxutil.go).
+
+func (c *conn) innerBegin(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	if b, ok := c.inner.(driver.ConnBeginTx); ok {
+		return b.BeginTx(ctx, opts)
+	}
+	if opts.Isolation != driver.IsolationLevel(0) {
+		return nil, errors.New("sql: driver does not support non-default isolation level")
+	}
+	if opts.ReadOnly {
+		return nil, errors.New("sql: driver does not support read-only transactions")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	t, err := c.inner.Begin() //nolint:staticcheck // the fallback database/sql uses
+	if err == nil {
+		select {
+		case <-ctx.Done():
+			t.Rollback()
+			return nil, ctx.Err()
+		default:
+		}
+	}
+	return t, err
+}
+
+func (c *conn) innerPrepare(ctx context.Context, query string) (driver.Stmt, error) {
+	if p, ok := c.inner.(driver.ConnPrepareContext); ok {
+		return p.PrepareContext(ctx, query)
+	}
+	si, err := c.inner.Prepare(query)
+	if err == nil {
+		select {
+		case <-ctx.Done():
+			si.Close()
+			return nil, ctx.Err()
+		default:
+		}
+	}
+	return si, err
+}
+
+// innerExec runs query on the inner connection; it returns driver.ErrSkip
+// when the inner connection wants a prepared statement instead.
+func (c *conn) innerExec(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	if e, ok := c.inner.(driver.ExecerContext); ok {
+		return e.ExecContext(ctx, query, args)
+	}
+	if e, ok := c.inner.(driver.Execer); ok { //nolint:staticcheck // database/sql's fallback
+		vals, err := values(args)
+		if err != nil {
+			return nil, err
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		return e.Exec(query, vals)
+	}
+	return nil, driver.ErrSkip
+}
+
+// innerQuery runs query on the inner connection; see innerExec.
+func (c *conn) innerQuery(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	if q, ok := c.inner.(driver.QueryerContext); ok {
+		return q.QueryContext(ctx, query, args)
+	}
+	if q, ok := c.inner.(driver.Queryer); ok { //nolint:staticcheck // database/sql's fallback
+		vals, err := values(args)
+		if err != nil {
+			return nil, err
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		return q.Query(query, vals)
+	}
+	return nil, driver.ErrSkip
+}
+
+// execDirect runs query on the inner connection and, where the inner
+// connection answers driver.ErrSkip (go-sql-driver/mysql with arguments
+// and without interpolateParams), as a prepared statement, as database/sql
+// would.
+func (c *conn) execDirect(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	res, err := c.innerExec(ctx, query, args)
+	if !errors.Is(err, driver.ErrSkip) {
+		return res, err
+	}
+	si, err := c.innerPrepare(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	defer si.Close()
+	return stmtExec(ctx, si, args)
+}
+
+// queryDirect is execDirect for queries. Rows of a statement it had to
+// prepare are read into memory, so that the statement can be closed.
+func (c *conn) queryDirect(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	rows, err := c.innerQuery(ctx, query, args)
+	if !errors.Is(err, driver.ErrSkip) {
+		return rows, err
+	}
+	si, err := c.innerPrepare(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	defer si.Close()
+	rows, err = stmtQuery(ctx, si, args)
+	if err != nil {
+		return nil, err
+	}
+	return bufferRows(rows)
+}
+
+// values converts named arguments for the deprecated interfaces, refusing
+// names as database/sql does.
+func values(args []driver.NamedValue) ([]driver.Value, error) {
+	out := make([]driver.Value, len(args))
+	for i, a := range args {
+		if a.Name != "" {
+			return nil, errors.New("sql: driver does not support the use of Named Parameters")
+		}
+		out[i] = a.Value
+	}
+	return out, nil
+}
+
+// named converts plain arguments to positional named arguments.
+func named(args []driver.Value) []driver.NamedValue {
+	out := make([]driver.NamedValue, len(args))
+	for i, a := range args {
+		out[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
+	}
+	return out
+}

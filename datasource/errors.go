@@ -1,0 +1,134 @@
+package datasource
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	gomysql "github.com/go-sql-driver/mysql"
+
+	"github.com/xact-io/xact/protocol"
+)
+
+// Errors returned by this package. Errors of statements and commits wrap
+// the underlying cause as well (the dialect's, the driver's, the TC's), so
+// errors.Is and errors.As reach them.
+var (
+	// ErrUnsupported reports a statement that AT mode cannot compensate
+	// inside a global transaction (DDL, REPLACE, INSERT … SELECT, a table
+	// without a primary key, …). It is returned before the statement
+	// runs; the wrapped dialect error (mysql.ErrUnsupported) says why and,
+	// where there is one, what to do instead.
+	ErrUnsupported = errors.New("datasource: statement not supported in a global transaction")
+	// ErrLockConflict reports a row that another global transaction held
+	// for longer than the lock-wait budget (WithLockWait). The concrete
+	// error is a *LockConflictError naming the table, key and holder. The
+	// local transaction has been rolled back (at commit) or must be (at
+	// SELECT … FOR UPDATE).
+	ErrLockConflict = errors.New("datasource: row locked by another global transaction")
+	// ErrAborted reports a local transaction that can only be rolled
+	// back: a statement ran but its undo could not be completed (the
+	// wrapped error says why), or the database ended the transaction
+	// itself (a deadlock). Commit rolls it back and returns this error.
+	ErrAborted = errors.New("datasource: local transaction aborted")
+	// ErrBranchRolledBack reports a local commit that arrived after the
+	// TC had already rolled its branch back (the global timed out or was
+	// rolled back while the commit was on its way): the undo-log insert
+	// met the rollback's "global finished" marker, so nothing was
+	// committed (invariant I8).
+	ErrBranchRolledBack = errors.New("datasource: branch was rolled back before its local commit")
+	// ErrXIDMismatch reports a write whose context carries a global
+	// transaction other than the one its local transaction was begun in
+	// (or a global transaction, when the local transaction was begun
+	// outside any). A transaction joins the global of the context given
+	// to BeginTx, as in Seata; begin it with the global's context.
+	ErrXIDMismatch = errors.New("datasource: statement's global transaction differs from its local transaction's")
+	// ErrNoRM reports global work (an XID or a global-lock request in the
+	// context) on a data source opened without WithRM.
+	ErrNoRM = errors.New("datasource: no resource manager (open the data source with WithRM)")
+	// ErrInvalidOption reports a bad option or argument to NewConnector or
+	// Open.
+	ErrInvalidOption = errors.New("datasource: invalid option")
+	// ErrClosed reports use of a closed Connector.
+	ErrClosed = errors.New("datasource: closed")
+)
+
+// LockConflictError names the row another global transaction holds. It
+// matches ErrLockConflict and protocol.ErrLockConflict with errors.Is, and
+// errors.As finds the TC's *protocol.LockConflictError in it.
+type LockConflictError struct {
+	Resource string
+	Table    string // the table of Key
+	Key      string // the canonical lock key (undo.LockKey)
+	Holder   string // XID of the global transaction holding it
+	// Waited is how long the statement or commit waited for the lock.
+	Waited time.Duration
+	// Cause is the TC's answer.
+	Cause *protocol.LockConflictError
+}
+
+func (e *LockConflictError) Error() string {
+	return fmt.Sprintf("datasource: row %q of table %s on %s is locked by global transaction %s (waited %v)",
+		e.Key, e.Table, e.Resource, e.Holder, e.Waited.Round(time.Millisecond))
+}
+
+// Unwrap returns ErrLockConflict and the TC's error.
+func (e *LockConflictError) Unwrap() []error {
+	if e.Cause == nil {
+		return []error{ErrLockConflict}
+	}
+	return []error{ErrLockConflict, e.Cause}
+}
+
+func newLockConflict(lc *protocol.LockConflictError, waited time.Duration) *LockConflictError {
+	return &LockConflictError{
+		Resource: lc.Resource,
+		Table:    keyTable(lc.Key),
+		Key:      lc.Key,
+		Holder:   lc.Holder,
+		Waited:   waited,
+		Cause:    lc,
+	}
+}
+
+// keyTable returns the table name of a canonical lock key: the escaped
+// part before the first colon (undo.LockKey), unescaped.
+func keyTable(key string) string {
+	i := strings.IndexByte(key, ':')
+	if i < 0 {
+		return ""
+	}
+	s := key[:i]
+	if !strings.Contains(s, "%") {
+		return s
+	}
+	var b strings.Builder
+	for j := 0; j < len(s); j++ {
+		if s[j] == '%' && j+2 < len(s) {
+			if v, err := strconv.ParseUint(s[j+1:j+3], 16, 8); err == nil {
+				b.WriteByte(byte(v))
+				j += 2
+				continue
+			}
+		}
+		b.WriteByte(s[j])
+	}
+	return b.String()
+}
+
+// MySQL error numbers this package reacts to.
+const (
+	erDupEntry = 1062 // ER_DUP_ENTRY
+	erDeadlock = 1213 // ER_LOCK_DEADLOCK: InnoDB rolled the whole transaction back
+)
+
+// mysqlErrno returns the server error number of err, or 0.
+func mysqlErrno(err error) uint16 {
+	var me *gomysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number
+	}
+	return 0
+}

@@ -1,0 +1,192 @@
+package datasource
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/xact-io/xact/rm"
+)
+
+// Defaults of the options.
+const (
+	// DefaultLockWait is how long a commit or a SELECT … FOR UPDATE waits
+	// for rows another global transaction holds before it fails with
+	// ErrLockConflict.
+	DefaultLockWait = 2 * time.Second
+	// DefaultLockRetryInterval is the pause between two attempts to take
+	// or check global locks.
+	DefaultLockRetryInterval = 10 * time.Millisecond
+	// DefaultCommitTimeout bounds each TC call of a local commit or
+	// rollback (register, report, query locks), detached from the
+	// caller's cancellation.
+	DefaultCommitTimeout = 10 * time.Second
+	// DefaultPhaseTwoConns is the most database connections phase two
+	// (undo-log deletion and rollback replay) opens.
+	DefaultPhaseTwoConns = 8
+	// DefaultDeleteBatch is the most branches whose undo logs one DELETE
+	// removes after phase-two commit.
+	DefaultDeleteBatch = 256
+	// DefaultMarkerRetention is how long a "global finished" marker is
+	// kept before the cleanup loop deletes it.
+	DefaultMarkerRetention = 24 * time.Hour
+	// DefaultCleanupInterval is how often the cleanup loop runs.
+	DefaultCleanupInterval = time.Hour
+	// DefaultMetadataTTL is how long table metadata is cached.
+	DefaultMetadataTTL = time.Minute
+)
+
+type config struct {
+	rm            *rm.Client
+	resource      string
+	lockWait      time.Duration
+	lockInterval  time.Duration
+	commitTimeout time.Duration
+	log           *slog.Logger
+	phaseTwoConns int
+	deleteBatch   int
+	cleanupEvery  time.Duration
+	retention     time.Duration
+	metadataTTL   time.Duration
+}
+
+func defaultConfig() config {
+	return config{
+		lockWait:      DefaultLockWait,
+		lockInterval:  DefaultLockRetryInterval,
+		commitTimeout: DefaultCommitTimeout,
+		log:           slog.New(slog.DiscardHandler),
+		phaseTwoConns: DefaultPhaseTwoConns,
+		deleteBatch:   DefaultDeleteBatch,
+		cleanupEvery:  DefaultCleanupInterval,
+		retention:     DefaultMarkerRetention,
+		metadataTTL:   DefaultMetadataTTL,
+	}
+}
+
+// Option configures a Connector. A bad option makes NewConnector and Open
+// fail with an error wrapping ErrInvalidOption; nothing panics.
+type Option func(*config) error
+
+// WithRM sets the resource manager through which the data source takes
+// part in global transactions: branch registration and lock checks in
+// phase one, and phase two, which the Connector serves for its resource id
+// (rm.Client.Serve with BRANCH_TYPE_AT). Without it the data source runs
+// local transactions only and refuses work whose context carries an XID
+// (ErrNoRM). The rm.Client must be started (rm.Client.Start) by its owner;
+// the Connector does not close it.
+func WithRM(c *rm.Client) Option {
+	return func(cfg *config) error {
+		if c == nil {
+			return fmt.Errorf("WithRM: nil client")
+		}
+		cfg.rm = c
+		return nil
+	}
+}
+
+// WithResourceID sets the resource id under which the database's branches
+// and row locks are known to the TC. It must name the same database in
+// every process that writes to it and stay the same across restarts
+// (phase two of a branch goes to whoever serves its resource id). Open
+// defaults it to "host:port/dbname" from the DSN (never credentials);
+// NewConnector requires it when the data source has an RM.
+func WithResourceID(id string) Option {
+	return func(cfg *config) error {
+		if id == "" || len(id) > 256 {
+			return fmt.Errorf("WithResourceID: id must be 1-256 bytes, got %d", len(id))
+		}
+		cfg.resource = id
+		return nil
+	}
+}
+
+// WithLockWait sets how long a commit (branch registration) or a SELECT …
+// FOR UPDATE retries, every interval, while another global transaction
+// holds one of its rows, before failing with ErrLockConflict (defaults
+// DefaultLockWait, DefaultLockRetryInterval). A budget of 0 tries once.
+//
+// While a commit waits, its rows stay locked in the database; a global
+// transaction that holds the global lock and is rolling back waits for
+// them in turn. The budget is what breaks that wait: keep it well below
+// the RM's action timeout and innodb_lock_wait_timeout.
+func WithLockWait(budget, interval time.Duration) Option {
+	return func(cfg *config) error {
+		if budget < 0 || interval <= 0 {
+			return fmt.Errorf("WithLockWait: budget must be >= 0 and interval > 0, got %v, %v", budget, interval)
+		}
+		cfg.lockWait, cfg.lockInterval = budget, interval
+		return nil
+	}
+}
+
+// WithCommitTimeout sets the deadline of each TC call made by a local
+// commit (register branch, report a phase-one failure, check locks),
+// which runs detached from the caller's cancellation: a commit that has
+// registered its branch must finish or report, whatever the caller does
+// (default DefaultCommitTimeout).
+func WithCommitTimeout(d time.Duration) Option {
+	return func(cfg *config) error {
+		if d <= 0 {
+			return fmt.Errorf("WithCommitTimeout: must be > 0, got %v", d)
+		}
+		cfg.commitTimeout = d
+		return nil
+	}
+}
+
+// WithLogger sets the logger (default: discard). Records about a branch
+// carry the keys xid, branch_id and resource.
+func WithLogger(l *slog.Logger) Option {
+	return func(cfg *config) error {
+		if l == nil {
+			return fmt.Errorf("WithLogger: nil logger")
+		}
+		cfg.log = l
+		return nil
+	}
+}
+
+// WithPhaseTwo sets the most database connections phase two uses (a pool
+// of its own beside the application's) and the most branches whose undo
+// logs one DELETE removes (defaults DefaultPhaseTwoConns,
+// DefaultDeleteBatch).
+func WithPhaseTwo(conns, deleteBatch int) Option {
+	return func(cfg *config) error {
+		if conns < 1 || deleteBatch < 1 {
+			return fmt.Errorf("WithPhaseTwo: conns and deleteBatch must be >= 1, got %d, %d", conns, deleteBatch)
+		}
+		cfg.phaseTwoConns, cfg.deleteBatch = conns, deleteBatch
+		return nil
+	}
+}
+
+// WithCleanup sets how often the Connector deletes "global finished"
+// markers (the undo_log rows a rollback leaves when it finds no undo log,
+// invariant I8) older than retention (defaults DefaultCleanupInterval,
+// DefaultMarkerRetention). every = 0 turns the loop off; Cleanup can be
+// called instead. A marker must outlive any local commit of its branch
+// still on its way, so keep retention far above WithCommitTimeout.
+func WithCleanup(every, retention time.Duration) Option {
+	return func(cfg *config) error {
+		if every < 0 || retention <= 0 {
+			return fmt.Errorf("WithCleanup: every must be >= 0 and retention > 0, got %v, %v", every, retention)
+		}
+		cfg.cleanupEvery, cfg.retention = every, retention
+		return nil
+	}
+}
+
+// WithMetadataTTL sets how long table metadata (columns, keys, triggers)
+// is cached before it is read again (default DefaultMetadataTTL; 0 caches
+// until DDL run through this data source). Rollback always reads the live
+// schema.
+func WithMetadataTTL(d time.Duration) Option {
+	return func(cfg *config) error {
+		if d < 0 {
+			return fmt.Errorf("WithMetadataTTL: must be >= 0, got %v", d)
+		}
+		cfg.metadataTTL = d
+		return nil
+	}
+}
