@@ -101,6 +101,7 @@ type DirtyError struct {
 	Reason string
 }
 
+// Error names the table, the row's key, what was found and the column.
 func (e *DirtyError) Error() string {
 	msg := fmt.Sprintf("undo: %s row %s: %s", e.Table, e.Key, e.Reason)
 	if e.Column != "" {
