@@ -71,6 +71,15 @@
 // CONVERT(UNHEX(?) USING charset) COLLATE collation). Integers and
 // decimals are never floats. See value.go.
 //
+// # Limits
+//
+// The parser reads SQL as the default sql_mode does: a session with
+// ANSI_QUOTES or NO_BACKSLASH_ESCAPES would read the rebuilt image
+// queries differently. A WHERE clause is evaluated twice (image query and
+// statement), so a stored function with side effects in it runs twice.
+// An ENUM column holding the error value '' cannot be written back under
+// strict sql_mode.
+//
 // # Isolation
 //
 // The before image locks the rows the statement will change. Under
