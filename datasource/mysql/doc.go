@@ -77,7 +77,7 @@
 // ANSI_QUOTES or NO_BACKSLASH_ESCAPES would read the rebuilt image
 // queries differently. A WHERE clause is evaluated twice (image query and
 // statement), so a stored function with side effects in it runs twice.
-// An ENUM column holding the error value ” cannot be written back under
+// An ENUM column holding the empty error value cannot be written back under
 // strict sql_mode.
 //
 // # Isolation
