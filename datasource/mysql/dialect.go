@@ -158,9 +158,11 @@ func (p *Plan) Returning() bool { return p.st.Returning() }
 // Before runs what must precede the statement, in the same local
 // transaction on conn: the before image (SELECT … FOR UPDATE with the
 // statement's own WHERE, ORDER BY and LIMIT and its arguments), or for
-// SELECT … FOR UPDATE the query of the locked rows' keys (LockKeys are
-// ready when it returns, so the caller can ask the TC before running the
-// statement).
+// SELECT … FOR UPDATE the query of the locked rows' keys. When it
+// returns, LockKeys holds the keys of every row the statement will lock,
+// update or delete (not yet of rows an INSERT will add), so the caller
+// can ask the TC before running the statement (SELECT … FOR UPDATE, the
+// GlobalLock option).
 func (p *Plan) Before(ctx context.Context, conn driver.Conn) error {
 	if p.step != 0 {
 		return errors.New("mysql: Plan.Before called twice")

@@ -161,6 +161,22 @@ func TestStatements(t *testing.T) {
 			keys: []string{"acct:3", "acct:4"},
 		},
 		{
+			name:    "upsert where a later row meets an earlier one",
+			sql:     "INSERT INTO acct (id, name, bal) VALUES (70, 'p', 1), (71, 'p', 2) ON DUPLICATE KEY UPDATE bal = VALUES(bal)",
+			kind:    KindInsert,
+			records: []string{`insert acct ->(70 "p" 2.00d)`},
+			keys:    []string{"acct:70"},
+		},
+		{
+			name:    "insert generated keys into a composite key",
+			setup:   []string{"CREATE TABLE ten (tenant INT, id INT AUTO_INCREMENT, v INT, PRIMARY KEY (tenant, id), KEY (id))"},
+			sql:     "INSERT INTO ten (tenant, v) VALUES (?, 1), (?, 2)",
+			args:    []any{5, 6},
+			kind:    KindInsert,
+			records: []string{`insert ten ->(5 1 1)(6 2 2)`},
+			keys:    []string{"ten:5,1", "ten:6,2"},
+		},
+		{
 			name:    "multi-table update",
 			sql:     "UPDATE acct a JOIN item i ON i.ord = a.id SET a.bal = a.bal - i.qty, i.qty = 0 WHERE a.id = ?",
 			args:    []any{2},
