@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 
@@ -61,6 +62,13 @@ func TestTransferTwoDatabases(t *testing.T) {
 				xid = xidOf(t, ctx)
 				if err := transfer(ctx, a.db, b.db, 30); err != nil {
 					return err
+				}
+				_, branches := e.global(xid)
+				if len(branches) != 2 || branches[0].GetResourceId() != a.resource || branches[1].GetResourceId() != b.resource {
+					t.Errorf("branches = %v, want one on %s and one on %s", branches, a.resource, b.resource)
+				}
+				if got, want := branches[0].GetLockKeys(), []string{"account:1"}; !reflect.DeepEqual(got, want) {
+					t.Errorf("lock keys = %q, want %q", got, want)
 				}
 				if tt.fail {
 					return errRollback
