@@ -236,10 +236,15 @@ func (d *Dialect) planInsert(ctx context.Context, conn driver.Conn, p *Plan) (pl
 		return nil, unsupported("INSERT IGNORE with generated AUTO_INCREMENT keys: the keys of the rows it skips are unknown; supply the keys")
 	}
 
-	// The conflict predicate, for IGNORE and ON DUPLICATE KEY UPDATE.
+	// The conflict predicate: for an upsert over every unique key (a row
+	// meeting any of them is updated); for IGNORE over the primary key (a
+	// row that exists already must not be taken for an inserted one; rows
+	// skipped for another unique key are simply not found by key).
 	if ip.ignore || ip.upsert {
 		keys := []Index{{Name: "PRIMARY", Columns: t.PrimaryKey}}
-		keys = append(keys, t.UniqueKeys...)
+		if ip.upsert {
+			keys = append(keys, t.UniqueKeys...)
+		}
 		b := &sqlBuf{user: p.args}
 		terms := 0
 		findable := make([]bool, ip.rows)
