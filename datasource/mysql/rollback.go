@@ -63,7 +63,8 @@ func (d *Dialect) Undo(ctx context.Context, conn driver.Conn, log *undo.Log, loc
 		t, ok := tables[r.Table]
 		if !ok {
 			t, err = d.refresh(ctx, conn, r.Table)
-			if errors.Is(err, ErrTableNotFound) {
+			if errors.Is(err, ErrTableNotFound) || errors.Is(err, ErrUnsupported) {
+				// Gone, or now a view or a versioned table.
 				return fmt.Errorf("%w: %v", undo.ErrSchema, err)
 			}
 			if err != nil {
