@@ -5,11 +5,14 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -66,6 +69,22 @@ func shutdown() error {
 	return err
 }
 
+// removeStale removes the directories of private servers whose test
+// process died without running Main's cleanup (killed by a test
+// timeout); their mariadbd died with them (Pdeathsig).
+func removeStale() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "xact-mariadb-*-*"))
+	for _, d := range dirs {
+		var pid int
+		if _, err := fmt.Sscanf(filepath.Base(d), "xact-mariadb-%d-", &pid); err != nil || pid <= 0 {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			_ = os.RemoveAll(d)
+		}
+	}
+}
+
 func setup() error {
 	shared.once.Do(func() {
 		if dsn := os.Getenv(EnvDSN); dsn != "" {
@@ -77,7 +96,8 @@ func setup() error {
 			cfg.DBName = ""
 			shared.base = cfg
 		} else {
-			dir, err := os.MkdirTemp("", "xact-mariadb-")
+			removeStale()
+			dir, err := os.MkdirTemp("", fmt.Sprintf("xact-mariadb-%d-", os.Getpid()))
 			if err != nil {
 				shared.err = fmt.Errorf("mysqltest: %w", err)
 				return

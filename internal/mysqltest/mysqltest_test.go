@@ -3,8 +3,11 @@ package mysqltest
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -111,5 +114,36 @@ func TestDetached(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "data", "mysql")); err != nil {
 		t.Errorf("data directory gone after stop: %v", err)
+	}
+}
+
+func TestMissingBinary(t *testing.T) {
+	_, err := binary("xact-no-such-mariadbd")
+	if !errors.Is(err, ErrNotInstalled) {
+		t.Fatalf("binary(missing) = %v, want ErrNotInstalled", err)
+	}
+	for _, want := range []string{"make test", EnvDSN} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+}
+
+func TestRemoveStale(t *testing.T) {
+	// A pid that cannot be alive: beyond pid_max.
+	dead := filepath.Join(os.TempDir(), "xact-mariadb-999999999-test")
+	alive := filepath.Join(os.TempDir(), fmt.Sprintf("xact-mariadb-%d-test", os.Getpid()))
+	for _, d := range []string{dead, alive} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { os.RemoveAll(dead); os.RemoveAll(alive) })
+	removeStale()
+	if _, err := os.Stat(dead); !os.IsNotExist(err) {
+		t.Errorf("stale directory %s not removed", dead)
+	}
+	if _, err := os.Stat(alive); err != nil {
+		t.Errorf("live directory %s removed: %v", alive, err)
 	}
 }
