@@ -271,6 +271,9 @@ func (ts *txState) commitBranch() error {
 		return err
 	}
 	lg := c.cfg.log.With("xid", ts.scope.xid, "branch_id", branchID, "resource", c.cfg.resource)
+	if h := c.cfg.hooks.afterRegister; h != nil {
+		h(ts.scope.xid, branchID)
+	}
 
 	ictx, cancel := context.WithTimeout(ctx, c.cfg.commitTimeout)
 	_, err = ts.c.execDirect(ictx, undo.InsertLogSQL, []driver.NamedValue{

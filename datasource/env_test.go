@@ -70,7 +70,12 @@ type database struct {
 	cfg      *gomysql.Config
 	raw      *sql.DB
 	db       *sql.DB
+	c        *Connector
 	resource string
+}
+
+func withAfterRegister(f func(xid string, branchID int64)) Option {
+	return func(c *config) error { c.hooks.afterRegister = f; return nil }
 }
 
 type dbOption func(*gomysql.Config)
@@ -87,18 +92,23 @@ func (e *env) newDB(t testing.TB, dopts []dbOption, opts ...Option) *database {
 	}
 	d := &database{t: t, cfg: cfg, raw: mysqltest.Open(t, cfg)}
 	d.exec(undo.LogTableDDL)
-	opts = append([]Option{WithRM(e.rm), WithLockWait(time.Second, 5*time.Millisecond)}, opts...)
-	db, err := Open("mysql", cfg.FormatDSN(), opts...)
+	inner, err := gomysql.NewConnector(cfg)
 	if err != nil {
-		t.Fatalf("Open: %v", err)
+		t.Fatal(err)
 	}
+	d.resource = ResourceID(cfg)
+	opts = append([]Option{WithRM(e.rm), WithResourceID(d.resource), WithLockWait(time.Second, 5*time.Millisecond)}, opts...)
+	c, err := NewConnector(inner, opts...)
+	if err != nil {
+		t.Fatalf("NewConnector: %v", err)
+	}
+	d.c = c
+	d.db = sql.OpenDB(c)
 	t.Cleanup(func() {
-		if err := db.Close(); err != nil {
+		if err := d.db.Close(); err != nil {
 			t.Errorf("close: %v", err)
 		}
 	})
-	d.db = db
-	d.resource = ResourceID(cfg)
 	return d
 }
 

@@ -48,6 +48,14 @@ type config struct {
 	cleanupEvery  time.Duration
 	retention     time.Duration
 	metadataTTL   time.Duration
+	hooks         hooks
+}
+
+// hooks are seams for tests; nil functions are skipped.
+type hooks struct {
+	// afterRegister runs in a branch's commit between its registration
+	// and its undo-log insert.
+	afterRegister func(xid string, branchID int64)
 }
 
 func defaultConfig() config {

@@ -1,0 +1,306 @@
+package datasource
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xact-io/xact/protocol/xactpb"
+	"github.com/xact-io/xact/rm"
+	"github.com/xact-io/xact/tm"
+	"github.com/xact-io/xact/undo"
+)
+
+// debit runs "balance = balance - amount" on account id in a branch.
+func debit(ctx context.Context, d *database, id, amount int) error {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "UPDATE account SET balance = balance - ?, note = ? WHERE id = ?", amount, "debit", id); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// TestDirtyRollbackParks: a writer outside any global transaction changes
+// a row between phase one and rollback. The rollback must not overwrite
+// it: the branch fails permanently, the global is parked with the reason,
+// and the undo log stays for the operator.
+func TestDirtyRollbackParks(t *testing.T) {
+	leakCheck(t)
+	e := newEnv(t)
+	d := e.newDB(t, nil)
+	d.accounts(2)
+	var xid string
+	err := e.tm.Do(context.Background(), tm.Options{Name: "dirty", Timeout: 10 * time.Second}, func(ctx context.Context) error {
+		xid = xidOf(t, ctx)
+		if err := debit(ctx, d, 1, 30); err != nil {
+			return err
+		}
+		d.exec("UPDATE account SET balance = 500 WHERE id = 1")
+		return errRollback
+	})
+	if !errors.Is(err, errRollback) {
+		t.Fatalf("Do = %v, want %v", err, errRollback)
+	}
+	g := e.settled(xid)
+	if !g.GetParked() {
+		t.Fatalf("global %v not parked (reason %q)", g.GetStatus(), g.GetReason())
+	}
+	if got := g.GetReason(); !strings.Contains(got, "changed after the branch wrote it") || !strings.Contains(got, "account:1") {
+		t.Errorf("reason = %q, want the dirty row named", got)
+	}
+	_, branches := e.global(xid)
+	if len(branches) != 1 || branches[0].GetStatus() != xactpb.BranchStatus_BRANCH_STATUS_PHASE_TWO_ROLLBACK_FAILED_UNRETRYABLE {
+		t.Errorf("branches = %v, want one PHASE_TWO_ROLLBACK_FAILED_UNRETRYABLE", branches)
+	}
+	if got, want := d.balance(1), 500; got != want {
+		t.Errorf("balance = %d, want %d (the other writer's)", got, want)
+	}
+	if n, _ := d.undoLogs(); n != 1 {
+		t.Errorf("undo logs = %d, want 1 kept for the operator", n)
+	}
+}
+
+// TestTamperedUndoParks: an undo log that does not belong to its branch
+// or no longer fits the schema is not replayed at all.
+func TestTamperedUndoParks(t *testing.T) {
+	leakCheck(t)
+	e := newEnv(t)
+	tests := []struct {
+		name   string
+		tamper func(t *testing.T, d *database, log *undo.Log) []byte
+		reason string
+	}{
+		{
+			name: "key outside the branch's locks",
+			tamper: func(t *testing.T, d *database, log *undo.Log) []byte {
+				for i := range log.Records {
+					r := &log.Records[i]
+					for _, rows := range [][]undo.Row{r.Before, r.After} {
+						for _, row := range rows {
+							for j := range row {
+								if row[j].Name == "id" {
+									row[j].Value = undo.Int(2)
+								}
+							}
+						}
+					}
+				}
+				return encode(t, log)
+			},
+			reason: "outside the branch's lock keys",
+		},
+		{
+			name: "unknown column",
+			tamper: func(t *testing.T, d *database, log *undo.Log) []byte {
+				for i := range log.Records {
+					r := &log.Records[i]
+					for _, rows := range [][]undo.Row{r.Before, r.After} {
+						for _, row := range rows {
+							for j := range row {
+								if row[j].Name == "note" {
+									row[j].Name = "nope"
+								}
+							}
+						}
+					}
+				}
+				return encode(t, log)
+			},
+			reason: "nope",
+		},
+		{
+			name: "corrupt bytes",
+			tamper: func(t *testing.T, d *database, log *undo.Log) []byte {
+				b := encode(t, log)
+				b[len(b)/2] ^= 0xff
+				return b
+			},
+			reason: "undo:",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := e.newDB(t, nil)
+			d.accounts(2)
+			before2 := d.dump("account")[1]
+			var xid string
+			err := e.tm.Do(context.Background(), tm.Options{Name: "tamper", Timeout: 10 * time.Second}, func(ctx context.Context) error {
+				xid = xidOf(t, ctx)
+				if err := debit(ctx, d, 1, 30); err != nil {
+					return err
+				}
+				var info []byte
+				if err := d.raw.QueryRow("SELECT rollback_info FROM undo_log WHERE xid = ?", xid).Scan(&info); err != nil {
+					t.Fatal(err)
+				}
+				log, err := undo.Decode(info)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := d.raw.Exec("UPDATE undo_log SET rollback_info = ? WHERE xid = ?", tt.tamper(t, d, log), xid); err != nil {
+					t.Fatal(err)
+				}
+				return errRollback
+			})
+			if !errors.Is(err, errRollback) {
+				t.Fatalf("Do = %v", err)
+			}
+			g := e.settled(xid)
+			t.Logf("parked with reason %q", g.GetReason())
+			if !g.GetParked() || !strings.Contains(g.GetReason(), tt.reason) {
+				t.Errorf("global parked=%v reason=%q, want parked with %q", g.GetParked(), g.GetReason(), tt.reason)
+			}
+			// Nothing ran: row 1 keeps the branch's change, row 2 is
+			// untouched.
+			if got, want := d.balance(1), 70; got != want {
+				t.Errorf("balance 1 = %d, want %d", got, want)
+			}
+			if got := d.dump("account")[1]; strings.Join(got, ",") != strings.Join(before2, ",") {
+				t.Errorf("row 2 = %v, want %v", got, before2)
+			}
+		})
+	}
+}
+
+func encode(t *testing.T, log *undo.Log) []byte {
+	t.Helper()
+	b, err := undo.Encode(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestLateCommitAfterRollback (I8): the TC rolls a branch back after it
+// registered and before its local commit. The rollback leaves the
+// marker; the local commit then fails with ErrBranchRolledBack and
+// commits nothing.
+func TestLateCommitAfterRollback(t *testing.T) {
+	leakCheck(t)
+	e := newEnv(t)
+	var hookErr error
+	d := e.newDB(t, nil, withAfterRegister(func(xid string, branchID int64) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		st, err := e.tm.Rollback(ctx, xid)
+		if err == nil && st != xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACKED {
+			err = errors.New("rollback answered " + st.String())
+		}
+		hookErr = err
+	}))
+	d.accounts(1)
+	var xid string
+	var commitErr error
+	err := e.tm.Do(context.Background(), tm.Options{Name: "late", Timeout: 10 * time.Second}, func(ctx context.Context) error {
+		xid = xidOf(t, ctx)
+		commitErr = debit(ctx, d, 1, 30)
+		return commitErr
+	})
+	if hookErr != nil {
+		t.Fatalf("rollback in hook: %v", hookErr)
+	}
+	if !errors.Is(commitErr, ErrBranchRolledBack) {
+		t.Fatalf("commit = %v, want %v", commitErr, ErrBranchRolledBack)
+	}
+	if err == nil {
+		t.Fatal("Do = nil, want an error")
+	}
+	if g := e.settled(xid); g.GetStatus() != xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACKED {
+		t.Errorf("status = %v, want ROLLBACKED", g.GetStatus())
+	}
+	if got, want := d.balance(1), 100; got != want {
+		t.Errorf("balance = %d, want %d (nothing committed)", got, want)
+	}
+	if n, m := d.undoLogs(); n != 0 || m != 1 {
+		t.Errorf("undo_log = %d logs, %d markers, want 0 and 1", n, m)
+	}
+}
+
+// TestDuplicateDelivery (I7): phase-two actions delivered again take no
+// further effect.
+func TestDuplicateDelivery(t *testing.T) {
+	leakCheck(t)
+	e := newEnv(t)
+	d := e.newDB(t, nil)
+	d.accounts(1)
+	h := &handler{c: d.c}
+	ctx := context.Background()
+
+	t.Run("rollback before and after the TC's", func(t *testing.T) {
+		var xid string
+		err := e.tm.Do(ctx, tm.Options{Name: "dup", Timeout: 10 * time.Second}, func(ctx context.Context) error {
+			xid = xidOf(t, ctx)
+			if err := debit(ctx, d, 1, 30); err != nil {
+				return err
+			}
+			_, branches := e.global(xid)
+			a := action(branches[0])
+			// An earlier delivery whose answer was lost.
+			if err := h.Rollback(ctx, a); err != nil {
+				t.Fatalf("Rollback = %v", err)
+			}
+			if got, want := d.balance(1), 100; got != want {
+				t.Errorf("balance after first rollback = %d, want %d", got, want)
+			}
+			return errRollback
+		})
+		if !errors.Is(err, errRollback) {
+			t.Fatalf("Do = %v", err)
+		}
+		if g := e.settled(xid); g.GetStatus() != xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACKED {
+			t.Fatalf("status = %v (%q)", g.GetStatus(), g.GetReason())
+		}
+		// And once more after the TC finished.
+		a := rm.Action{XID: xid, BranchID: 1, Resource: d.resource, Type: xactpb.BranchType_BRANCH_TYPE_AT, LockKeys: []string{"account:1"}}
+		for range 2 {
+			if err := h.Rollback(ctx, a); err != nil {
+				t.Fatalf("Rollback again = %v", err)
+			}
+		}
+		if got, want := d.balance(1), 100; got != want {
+			t.Errorf("balance = %d, want %d", got, want)
+		}
+		if n, m := d.undoLogs(); n != 0 || m != 1 {
+			t.Errorf("undo_log = %d logs, %d markers, want 0 and 1", n, m)
+		}
+	})
+
+	t.Run("commit again", func(t *testing.T) {
+		var xid string
+		err := e.tm.Do(ctx, tm.Options{Name: "dup", Timeout: 10 * time.Second}, func(ctx context.Context) error {
+			xid = xidOf(t, ctx)
+			return debit(ctx, d, 1, 30)
+		})
+		if err != nil {
+			t.Fatalf("Do = %v", err)
+		}
+		a := rm.Action{XID: xid, BranchID: 1, Resource: d.resource, Type: xactpb.BranchType_BRANCH_TYPE_AT}
+		for range 2 {
+			if err := h.Commit(ctx, a); err != nil {
+				t.Fatalf("Commit again = %v", err)
+			}
+		}
+		if got, want := d.balance(1), 70; got != want {
+			t.Errorf("balance = %d, want %d", got, want)
+		}
+		if n, _ := d.undoLogs(); n != 0 {
+			t.Errorf("undo logs = %d, want 0", n)
+		}
+	})
+}
+
+func action(b *xactpb.Branch) rm.Action {
+	return rm.Action{
+		XID:      b.GetXid(),
+		BranchID: b.GetBranchId(),
+		Resource: b.GetResourceId(),
+		Type:     b.GetBranchType(),
+		LockKeys: b.GetLockKeys(),
+	}
+}
