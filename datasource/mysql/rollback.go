@@ -139,6 +139,15 @@ func (d *Dialect) undoRecord(ctx context.Context, conn driver.Conn, t *Table, r 
 		return fmt.Errorf("%w: primary key of %s changed", undo.ErrSchema, t.Name)
 	}
 	names := r.Columns()
+	for _, rows := range [][]undo.Row{r.Before, r.After} {
+		for _, row := range rows {
+			for j, f := range row {
+				if !cols[j].accepts(f.Value.Kind()) {
+					return fmt.Errorf("%w: column %s.%s is %s now, the image holds a %s value", undo.ErrSchema, t.Name, cols[j].Name, cols[j].ColumnType, f.Value.Kind())
+				}
+			}
+		}
+	}
 	keyPos := make([]int, len(t.PrimaryKey))
 	for i, k := range t.PrimaryKey {
 		keyPos[i] = -1

@@ -100,6 +100,7 @@ func TestUndoChecksSchema(t *testing.T) {
 		ddl  string
 	}{
 		{"column dropped", "ALTER TABLE acct DROP COLUMN bal"},
+		{"column type changed", "ALTER TABLE acct MODIFY bal VARCHAR(20) NOT NULL"},
 		{"table dropped", "DROP TABLE acct"},
 		{"primary key changed", "ALTER TABLE acct DROP PRIMARY KEY, MODIFY id BIGINT NOT NULL, ADD PRIMARY KEY (name)"},
 	}

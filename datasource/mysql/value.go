@@ -186,3 +186,30 @@ func readRow(cols []*Column, vals []driver.Value) (undo.Row, error) {
 	}
 	return row, nil
 }
+
+// accepts reports whether a value of kind k can be an image of the column:
+// the kind its class captures, or NULL. Rollback checks it so that a
+// column whose type changed since the image (or a forged log) fails
+// instead of being written with a converted value.
+func (c *Column) accepts(k undo.Kind) bool {
+	if k == undo.KindNull {
+		return true
+	}
+	switch c.class {
+	case classInt:
+		return k == undo.KindInt
+	case classUint, classBit:
+		return k == undo.KindUint
+	case classDecimal:
+		return k == undo.KindDecimal
+	case classFloat, classDouble:
+		return k == undo.KindFloat
+	case classTemporal, classTimestamp:
+		return k == undo.KindTime
+	case classString, classText:
+		return k == undo.KindString
+	case classBytes:
+		return k == undo.KindBytes
+	}
+	return false
+}
