@@ -1,0 +1,278 @@
+package datasource
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/xact-io/xact/protocol"
+	"github.com/xact-io/xact/protocol/xactpb"
+	"github.com/xact-io/xact/tm"
+)
+
+// holder is a global transaction that debited account 1 and holds its
+// global lock until released.
+type holder struct {
+	xid     string
+	release chan bool // true: commit, false: roll back
+	done    chan error
+}
+
+func hold(t *testing.T, e *env, d *database) *holder {
+	t.Helper()
+	h := &holder{release: make(chan bool), done: make(chan error, 1)}
+	ready := make(chan string, 1)
+	go func() {
+		h.done <- e.tm.Do(context.Background(), tm.Options{Name: "holder", Timeout: 20 * time.Second}, func(ctx context.Context) error {
+			if err := debit(ctx, d, 1, 30); err != nil {
+				close(ready)
+				return err
+			}
+			ready <- xidOf(t, ctx)
+			if <-h.release {
+				return nil
+			}
+			return errRollback
+		})
+	}()
+	xid, ok := <-ready
+	if !ok {
+		t.Fatalf("holder: %v", <-h.done)
+	}
+	h.xid = xid
+	return h
+}
+
+// second runs fn in a global transaction in the background.
+func second(e *env, fn func(ctx context.Context) error) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		done <- e.tm.Do(context.Background(), tm.Options{Name: "second", Timeout: 20 * time.Second}, fn)
+	}()
+	return done
+}
+
+// notYet fails if ch delivers within d.
+func notYet(t *testing.T, ch <-chan error, d time.Duration) {
+	t.Helper()
+	select {
+	case err := <-ch:
+		t.Fatalf("second finished while the row was held: %v", err)
+	case <-time.After(d):
+	}
+}
+
+func TestLockConflict(t *testing.T) {
+	leakCheck(t)
+	e := newEnv(t)
+	ctx := context.Background()
+
+	t.Run("second waits then proceeds", func(t *testing.T) {
+		d := e.newDB(t, nil, WithLockWait(10*time.Second, 5*time.Millisecond))
+		d.accounts(1)
+		h := hold(t, e, d)
+		done := second(e, func(ctx context.Context) error { return debit(ctx, d, 1, 30) })
+		notYet(t, done, 200*time.Millisecond)
+		h.release <- true
+		if err := <-h.done; err != nil {
+			t.Fatalf("holder: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("second: %v", err)
+		}
+		if got, want := d.balance(1), 40; got != want {
+			t.Errorf("balance = %d, want %d", got, want)
+		}
+	})
+
+	t.Run("second fails after its budget", func(t *testing.T) {
+		d := e.newDB(t, nil, WithLockWait(200*time.Millisecond, 5*time.Millisecond))
+		d.accounts(1)
+		h := hold(t, e, d)
+		var commitErr error
+		err := <-second(e, func(ctx context.Context) error {
+			commitErr = debit(ctx, d, 1, 30)
+			return commitErr
+		})
+		var lc *LockConflictError
+		if !errors.As(commitErr, &lc) {
+			t.Fatalf("commit = %v, want a *LockConflictError", commitErr)
+		}
+		if lc.Holder != h.xid || lc.Table != "account" || lc.Key != "account:1" || lc.Resource != d.resource {
+			t.Errorf("conflict = %+v, want account:1 of account on %s held by %s", lc, d.resource, h.xid)
+		}
+		if lc.Waited < 150*time.Millisecond {
+			t.Errorf("waited %v, want about the 200ms budget", lc.Waited)
+		}
+		for _, target := range []error{ErrLockConflict, protocol.ErrLockConflict} {
+			if !errors.Is(err, target) {
+				t.Errorf("Do = %v, want it to match %v", err, target)
+			}
+		}
+		h.release <- true
+		if err := <-h.done; err != nil {
+			t.Fatalf("holder: %v", err)
+		}
+		if got, want := d.balance(1), 70; got != want {
+			t.Errorf("balance = %d, want %d", got, want)
+		}
+	})
+
+	t.Run("first rolls back while second waits", func(t *testing.T) {
+		// The second holds the row's database lock while it waits for the
+		// global lock; the first's rollback waits for the database lock.
+		// The second's budget breaks the cycle.
+		d := e.newDB(t, nil, WithLockWait(500*time.Millisecond, 5*time.Millisecond))
+		d.accounts(1)
+		h := hold(t, e, d)
+		var commitErr error
+		done := second(e, func(ctx context.Context) error {
+			commitErr = debit(ctx, d, 1, 30)
+			return commitErr
+		})
+		time.Sleep(100 * time.Millisecond)
+		h.release <- false
+		if err := <-h.done; !errors.Is(err, errRollback) {
+			t.Fatalf("holder = %v, want %v", err, errRollback)
+		}
+		<-done
+		if !errors.Is(commitErr, ErrLockConflict) {
+			t.Errorf("second's commit = %v, want %v", commitErr, ErrLockConflict)
+		}
+		if g := e.settled(h.xid); g.GetStatus() != xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACKED {
+			t.Errorf("holder status = %v (%q), want ROLLBACKED", g.GetStatus(), g.GetReason())
+		}
+		if got, want := d.balance(1), 100; got != want {
+			t.Errorf("balance = %d, want %d", got, want)
+		}
+	})
+
+	t.Run("autocommit statement waits holding nothing", func(t *testing.T) {
+		// Run directly on the DB, the statement is its own local
+		// transaction: on a conflict it is rolled back and run again, so
+		// the first's rollback does not wait for it.
+		d := e.newDB(t, nil, WithLockWait(10*time.Second, 5*time.Millisecond))
+		d.accounts(1)
+		h := hold(t, e, d)
+		var xid2 string
+		done := second(e, func(ctx context.Context) error {
+			xid2 = xidOf(t, ctx)
+			_, err := d.db.ExecContext(ctx, "UPDATE account SET balance = balance - ? WHERE id = ?", 5, 1)
+			return err
+		})
+		notYet(t, done, 100*time.Millisecond)
+		h.release <- false
+		if err := <-h.done; !errors.Is(err, errRollback) {
+			t.Fatalf("holder = %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("second: %v", err)
+		}
+		if got, want := d.balance(1), 95; got != want {
+			t.Errorf("balance = %d, want %d", got, want)
+		}
+		if g := e.settled(xid2); g.GetStatus() != xactpb.GlobalStatus_GLOBAL_STATUS_COMMITTED {
+			t.Errorf("second status = %v", g.GetStatus())
+		}
+	})
+
+	t.Run("select for update waits", func(t *testing.T) {
+		d := e.newDB(t, nil, WithLockWait(10*time.Second, 5*time.Millisecond))
+		d.accounts(1)
+		h := hold(t, e, d)
+		var seen int
+		done := second(e, func(ctx context.Context) error {
+			tx, err := d.db.BeginTx(ctx, nil)
+			if err != nil {
+				return err
+			}
+			defer tx.Rollback()
+			if err := tx.QueryRowContext(ctx, "SELECT balance FROM account WHERE id = ? FOR UPDATE", 1).Scan(&seen); err != nil {
+				return err
+			}
+			return tx.Commit()
+		})
+		notYet(t, done, 200*time.Millisecond)
+		h.release <- true
+		<-h.done
+		if err := <-done; err != nil {
+			t.Fatalf("second: %v", err)
+		}
+		if seen != 70 {
+			t.Errorf("SELECT … FOR UPDATE read %d, want the committed 70", seen)
+		}
+	})
+
+	t.Run("select for update fails after its budget", func(t *testing.T) {
+		d := e.newDB(t, nil, WithLockWait(100*time.Millisecond, 5*time.Millisecond))
+		d.accounts(1)
+		h := hold(t, e, d)
+		err := <-second(e, func(ctx context.Context) error {
+			var b int
+			return d.db.QueryRowContext(ctx, "SELECT balance FROM account WHERE id = ? FOR UPDATE", 1).Scan(&b)
+		})
+		var lc *LockConflictError
+		if !errors.As(err, &lc) || lc.Holder != h.xid {
+			t.Errorf("Do = %v, want a conflict held by %s", err, h.xid)
+		}
+		h.release <- true
+		<-h.done
+	})
+
+	t.Run("global lock local transaction", func(t *testing.T) {
+		tests := []struct {
+			name    string
+			budget  time.Duration
+			wantErr error
+			want    int
+		}{
+			{"waits", 10 * time.Second, nil, 60},
+			{"fails", 100 * time.Millisecond, ErrLockConflict, 70},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				d := e.newDB(t, nil, WithLockWait(tt.budget, 5*time.Millisecond))
+				d.accounts(1)
+				h := hold(t, e, d)
+				done := make(chan error, 1)
+				go func() {
+					gctx := WithGlobalLockContext(ctx)
+					tx, err := d.db.BeginTx(gctx, nil)
+					if err != nil {
+						done <- err
+						return
+					}
+					defer tx.Rollback()
+					if _, err := tx.ExecContext(gctx, "UPDATE account SET balance = balance - 10 WHERE id = 1"); err != nil {
+						done <- err
+						return
+					}
+					done <- tx.Commit()
+				}()
+				if tt.wantErr == nil {
+					notYet(t, done, 200*time.Millisecond)
+				} else {
+					if err := <-done; !errors.Is(err, tt.wantErr) {
+						t.Errorf("commit = %v, want %v", err, tt.wantErr)
+					}
+				}
+				h.release <- true
+				if err := <-h.done; err != nil {
+					t.Fatalf("holder: %v", err)
+				}
+				if tt.wantErr == nil {
+					if err := <-done; err != nil {
+						t.Fatalf("commit: %v", err)
+					}
+				}
+				if got := d.balance(1); got != tt.want {
+					t.Errorf("balance = %d, want %d", got, tt.want)
+				}
+				if n, _ := d.undoLogs(); n != 0 {
+					t.Errorf("undo logs = %d, want 0 (a global-lock transaction writes none)", n)
+				}
+			})
+		}
+	})
+}
