@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/xact-io/xact/datasource/mysql"
 )
@@ -174,10 +175,7 @@ func (c *conn) route(ctx context.Context, query string) (scope, *mysql.Statement
 	}
 	st, err := c.parse(query)
 	if err != nil {
-		if mismatch {
-			return s, nil, fmt.Errorf("%w: %w", ErrXIDMismatch, err)
-		}
-		return s, nil, fmt.Errorf("%w: %w", ErrUnsupported, err)
+		return s, nil, refusal(query, mismatch, err)
 	}
 	if st.Kind() == mysql.KindOther {
 		return s, nil, nil
@@ -204,6 +202,20 @@ func (c *conn) scope(ctx context.Context) (s scope, mismatch bool, err error) {
 		return cs, false, err
 	}
 	return cs, false, nil
+}
+
+// refusal is the error for a statement the dialect cannot parse or
+// plan. MariaDB's RETURNING is supported on INSERT and DELETE only; gorm
+// adds it to other statements when asked to, and its driver can be told
+// not to.
+func refusal(query string, mismatch bool, err error) error {
+	if mismatch {
+		return fmt.Errorf("%w: %w", ErrXIDMismatch, err)
+	}
+	if strings.Contains(strings.ToUpper(query), "RETURNING") {
+		return fmt.Errorf("%w: %w (RETURNING is supported on INSERT and DELETE only; with gorm, leave out clause.Returning or set DisableWithReturning in gorm.io/driver/mysql's Config)", ErrUnsupported, err)
+	}
+	return fmt.Errorf("%w: %w", ErrUnsupported, err)
 }
 
 func mismatchError(ctx context.Context, t *tx) error {

@@ -3,7 +3,6 @@ package datasource
 import (
 	"context"
 	"database/sql/driver"
-	"fmt"
 
 	"github.com/xact-io/xact/datasource/mysql"
 )
@@ -110,10 +109,7 @@ func (s *stmt) route(ctx context.Context) (scope, *mysql.Statement, error) {
 	if s.st == nil {
 		st, err := s.c.parse(s.query)
 		if err != nil {
-			if mismatch {
-				return sc, nil, fmt.Errorf("%w: %w", ErrXIDMismatch, err)
-			}
-			return sc, nil, fmt.Errorf("%w: %w", ErrUnsupported, err)
+			return sc, nil, refusal(s.query, mismatch, err)
 		}
 		s.st = st
 	}
