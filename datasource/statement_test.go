@@ -43,6 +43,7 @@ var statementCases = []struct {
 	{"insert multi-row", "INSERT INTO t (id, v, n) VALUES (?, ?, ?), (?, ?, NULL)", []any{10, "ten", 100, 11, "eleven"}, false},
 	{"insert auto-increment", "INSERT INTO ai (v, at) VALUES (?, ?), (?, NULL)", []any{"c", "2025-01-01 00:00:00.5", "d"}, false},
 	{"insert composite key", "INSERT INTO cp (a, b, qty) VALUES (?, ?, ?)", []any{3, "z", "9.99"}, false},
+	{"insert select", "INSERT INTO t (id, v, n) SELECT id + 100, CONCAT(v, ?), n FROM t WHERE id < ?", []any{"+", 3}, false},
 	{"insert ignore", "INSERT IGNORE INTO t (id, v, n) VALUES (?, ?, ?), (?, ?, ?)", []any{20, "one", 1, 21, "new", 2}, false},
 	{"upsert updates", "INSERT INTO t (id, v, n) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE n = COALESCE(n, 0) + VALUES(n)", []any{1, "one", 5}, false},
 	{"upsert inserts", "INSERT INTO t (id, v, n) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE n = VALUES(n)", []any{30, "thirty", 3}, false},
