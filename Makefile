@@ -33,6 +33,12 @@ proto:
 		--go-grpc_out=protocol/xactpb --go-grpc_opt=paths=source_relative \
 		protocol/xact.proto
 
+## demo: the bank sample end to end (samples/bank): a coordinator, a private
+## MariaDB and three services; AT, TCC and saga transfers that commit and
+## that roll back, checked
+demo:
+	GO=$(GO) ./scripts/demo.sh
+
 lint:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
