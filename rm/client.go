@@ -252,6 +252,11 @@ func (c *Client) RegisterBranch(ctx context.Context, xid, resource string, typ x
 	if resource == "" {
 		return 0, fmt.Errorf("rm: register branch of %s: empty resource id: %w", xid, ErrInvalidArgument)
 	}
+	// A transaction tm.Do began lazily is begun by its first registration.
+	begin, begun, err := tm.PendingBegin(ctx, xid)
+	if err != nil {
+		return 0, fmt.Errorf("rm: register branch of %s on %s: %w", xid, resource, err)
+	}
 	actx, cancel := context.WithTimeout(ctx, c.cfg.rpcTimeout)
 	defer cancel()
 	resp, err := c.client.RegisterBranch(actx, &xactpb.RegisterBranchRequest{
@@ -260,9 +265,13 @@ func (c *Client) RegisterBranch(ctx context.Context, xid, resource string, typ x
 		BranchType:      typ,
 		LockKeys:        lockKeys,
 		ApplicationData: appData,
+		Begin:           begin,
 	}, grpc.WaitForReady(true))
 	if err != nil {
 		return 0, fmt.Errorf("rm: register branch of %s on %s: %w", xid, resource, protocol.FromStatus(err))
+	}
+	if begun != nil {
+		begun()
 	}
 	c.cfg.log.DebugContext(ctx, "branch registered", "xid", xid, "branch_id", resp.GetBranchId(), "resource", resource)
 	return resp.GetBranchId(), nil

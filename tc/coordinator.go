@@ -2,6 +2,7 @@ package tc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 	"unicode/utf8"
@@ -77,7 +78,43 @@ func (c *coordinator) checkXID(xid string) error {
 }
 
 func (c *coordinator) Begin(ctx context.Context, req *xactpb.BeginRequest) (*xactpb.BeginResponse, error) {
-	cfg := &c.s.cfg
+	if req.GetXid() != "" {
+		// The explicit Begin of a lazily begun global (its TM is about to
+		// send the XID to another service). Safe to repeat.
+		if err := c.s.beginLazy(ctx, req.GetXid(), req); err != nil {
+			return nil, err
+		}
+		g, err := c.s.store.GetGlobal(ctx, req.GetXid())
+		if err != nil {
+			return nil, err
+		}
+		if g.Status != stBegin {
+			return nil, fmt.Errorf("%w: %s is %v", protocol.ErrNotBegin, g.XID, g.Status)
+		}
+		return &xactpb.BeginResponse{Xid: g.XID}, nil
+	}
+	g, err := c.s.newGlobal(c.s.xids.next(), req)
+	if err != nil {
+		return nil, err
+	}
+	// Relaxed: a Begin lost in a crash is harmless — no branch can have
+	// registered (registration is durable and syncs this write too), so the
+	// TM's next call finds no transaction and nothing needs compensating.
+	if err := c.s.store.CreateGlobal(storage.Relaxed(ctx), g); err != nil {
+		return nil, err
+	}
+	failpoint.Hit("tc/begin/after-store")
+	return &xactpb.BeginResponse{Xid: g.XID}, nil
+}
+
+// Reserve hands out an XID namespace for lazily begun globals.
+func (c *coordinator) Reserve(ctx context.Context, req *xactpb.ReserveRequest) (*xactpb.ReserveResponse, error) {
+	return &xactpb.ReserveResponse{XidPrefix: c.s.xids.reserve()}, nil
+}
+
+// newGlobal validates a BeginRequest and makes the global it asks for.
+func (s *Server) newGlobal(xid string, req *xactpb.BeginRequest) (*storage.Global, error) {
+	cfg := &s.cfg
 	if len(req.GetName()) > 256 || !utf8.ValidString(req.GetName()) {
 		return nil, fmt.Errorf("%w: name must be at most 256 bytes of UTF-8", protocol.ErrInvalidArgument)
 	}
@@ -91,8 +128,8 @@ func (c *coordinator) Begin(ctx context.Context, req *xactpb.BeginRequest) (*xac
 		return nil, fmt.Errorf("%w: timeout %v exceeds the server's maximum %v", protocol.ErrInvalidArgument, timeout, cfg.MaxTimeout)
 	}
 	now := time.Now()
-	g := &storage.Global{
-		XID:       c.s.xids.next(),
+	return &storage.Global{
+		XID:       xid,
 		Name:      req.GetName(),
 		Status:    stBegin,
 		Timeout:   timeout,
@@ -100,22 +137,36 @@ func (c *coordinator) Begin(ctx context.Context, req *xactpb.BeginRequest) (*xac
 		Deadline:  now.Add(timeout),
 		NextAt:    now.Add(timeout),
 		UpdatedAt: now,
+	}, nil
+}
+
+// beginLazy begins the lazily begun global xid as req asks, unless it is
+// already stored (or finished: its tombstone refuses it again). The XID
+// must be one of this node's reserved namespaces. Relaxed, like Begin: the
+// registration or decision that follows is durable and syncs it.
+func (s *Server) beginLazy(ctx context.Context, xid string, req *xactpb.BeginRequest) error {
+	if !s.xids.reserved(xid) {
+		return fmt.Errorf("%w: %q is not an XID of a namespace this coordinator (%s) reserved", protocol.ErrInvalidArgument, xid, s.cfg.NodeID)
 	}
-	// Relaxed: a Begin lost in a crash is harmless — no branch can have
-	// registered (registration is durable and syncs this write too), so the
-	// TM's next call finds no transaction and nothing needs compensating.
-	if err := c.s.store.CreateGlobal(storage.Relaxed(ctx), g); err != nil {
-		return nil, err
+	g, err := s.newGlobal(xid, req)
+	if err != nil {
+		return err
 	}
-	failpoint.Hit("tc/begin/after-store")
-	return &xactpb.BeginResponse{Xid: g.XID}, nil
+	err = s.store.CreateGlobal(storage.Relaxed(ctx), g)
+	if errors.Is(err, storage.ErrExists) {
+		return nil
+	}
+	if err == nil {
+		failpoint.Hit("tc/begin/after-store")
+	}
+	return err
 }
 
 func (c *coordinator) Commit(ctx context.Context, req *xactpb.CommitRequest) (*xactpb.CommitResponse, error) {
 	if err := c.checkXID(req.GetXid()); err != nil {
 		return nil, err
 	}
-	st, err := c.s.decide(ctx, req.GetXid(), true, false)
+	st, err := c.s.decide(ctx, req.GetXid(), req.GetBegin(), true, false)
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +177,7 @@ func (c *coordinator) Rollback(ctx context.Context, req *xactpb.RollbackRequest)
 	if err := c.checkXID(req.GetXid()); err != nil {
 		return nil, err
 	}
-	st, err := c.s.decide(ctx, req.GetXid(), false, false)
+	st, err := c.s.decide(ctx, req.GetXid(), req.GetBegin(), false, false)
 	if err != nil {
 		return nil, err
 	}
@@ -172,6 +223,11 @@ func (c *coordinator) RegisterBranch(ctx context.Context, req *xactpb.RegisterBr
 	}
 	if _, ok := xactpb.BranchType_name[int32(req.GetBranchType())]; !ok {
 		return nil, fmt.Errorf("%w: unknown branch type %d", protocol.ErrInvalidArgument, req.GetBranchType())
+	}
+	if req.GetBegin() != nil {
+		if err := c.s.beginLazy(ctx, req.GetXid(), req.GetBegin()); err != nil {
+			return nil, err
+		}
 	}
 	now := time.Now()
 	b := &storage.Branch{

@@ -8,6 +8,7 @@ import (
 
 	"github.com/xact-io/xact/internal/failpoint"
 	"github.com/xact-io/xact/protocol"
+	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/storage"
 )
 
@@ -24,7 +25,18 @@ var errStale = errors.New("tc: global changed concurrently")
 // the same again is answered with the current status. force is the
 // operator's path: it ignores the Begin deadline and resumes a parked
 // transaction in the direction already decided.
-func (s *Server) decide(ctx context.Context, xid string, commit, force bool) (storage.Status, error) {
+//
+// begin, when not nil, begins a lazily begun global the TC never saw (it
+// has no branch, so the decision is final at once, and its tombstone
+// refuses a registration that arrives late).
+func (s *Server) decide(ctx context.Context, xid string, begin *xactpb.BeginRequest, commit, force bool) (storage.Status, error) {
+	if begin != nil {
+		if _, err := s.store.GetGlobal(ctx, xid); errors.Is(err, storage.ErrNotFound) {
+			if err := s.beginLazy(ctx, xid, begin); err != nil {
+				return 0, err
+			}
+		}
+	}
 	st, pre, err := s.decideLocked(ctx, xid, commit, force)
 	if err != nil {
 		return st, err

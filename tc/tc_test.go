@@ -595,3 +595,87 @@ func TestGracefulShutdownAnswersInFlightCommit(t *testing.T) {
 	attachRM(t, srv.Conn(t), "db1")
 	eventually(t, "commit after restart", func() bool { return c.status(xid) == committed })
 }
+
+func TestLazyBegin(t *testing.T) {
+	srv := tctest.Start(t)
+	c := newClient(t, srv)
+	rm := attachRM(t, srv.Conn(t), "db1")
+	ctx := context.Background()
+	res, err := c.coord.Reserve(ctx, &xactpb.ReserveRequest{})
+	if err != nil {
+		t.Fatalf("Reserve: %v", err)
+	}
+	prefix := res.GetXidPrefix()
+	other, _ := c.coord.Reserve(ctx, &xactpb.ReserveRequest{})
+	if other.GetXidPrefix() == prefix {
+		t.Fatalf("two Reserve calls gave the same namespace %q", prefix)
+	}
+	begin := &xactpb.BeginRequest{Name: "lazy", TimeoutMs: 60000}
+
+	// The first registration begins the global.
+	xid := prefix + "1"
+	r, err := c.coord.RegisterBranch(ctx, &xactpb.RegisterBranchRequest{Xid: xid, ResourceId: "db1", LockKeys: []string{"k1"}, Begin: begin})
+	if err != nil || r.GetBranchId() != 1 {
+		t.Fatalf("RegisterBranch with begin = %v, %v; want branch 1", r, err)
+	}
+	// A second registration carrying begin too (a concurrent one) joins.
+	r, err = c.coord.RegisterBranch(ctx, &xactpb.RegisterBranchRequest{Xid: xid, ResourceId: "db1", LockKeys: []string{"k2"}, Begin: begin})
+	if err != nil || r.GetBranchId() != 2 {
+		t.Fatalf("second RegisterBranch with begin = %v, %v; want branch 2", r, err)
+	}
+	if g := c.show(xid).GetGlobal(); g.GetName() != "lazy" || g.GetTimeoutMs() != 60000 {
+		t.Errorf("lazily begun global = %v; want name lazy, timeout 60s", g)
+	}
+	if st, err := c.commit(xid); err != nil || st != committed {
+		t.Fatalf("Commit = %v, %v", st, err)
+	}
+	if got := len(rm.effectCounts()); got != 2 {
+		t.Errorf("commit effects = %d, want 2", got)
+	}
+
+	// Deciding a lazily begun global the TC never saw: final at once, and a
+	// late registration is refused by its tombstone.
+	for _, commit := range []bool{true, false} {
+		xid := prefix + map[bool]string{true: "c", false: "r"}[commit]
+		var st xactpb.GlobalStatus
+		var err error
+		if commit {
+			resp, e := c.coord.Commit(ctx, &xactpb.CommitRequest{Xid: xid, Begin: begin})
+			st, err = resp.GetStatus(), e
+		} else {
+			resp, e := c.coord.Rollback(ctx, &xactpb.RollbackRequest{Xid: xid, Begin: begin})
+			st, err = resp.GetStatus(), e
+		}
+		want := map[bool]xactpb.GlobalStatus{true: committed, false: rollbacked}[commit]
+		if err != nil || st != want {
+			t.Errorf("decide unseen lazy %s = %v, %v; want %v", xid, st, err, want)
+		}
+		_, err = c.coord.RegisterBranch(ctx, &xactpb.RegisterBranchRequest{Xid: xid, ResourceId: "db1", LockKeys: []string{"late"}, Begin: begin})
+		if !errors.Is(protocol.FromStatus(err), protocol.ErrNotBegin) {
+			t.Errorf("late RegisterBranch after the decision: err = %v, want ErrNotBegin", err)
+		}
+	}
+
+	// Explicit Begin of a reserved XID is safe to repeat while in Begin.
+	xid = prefix + "e"
+	for i := 0; i < 2; i++ {
+		if _, err := c.coord.Begin(ctx, &xactpb.BeginRequest{Name: "lazy", Xid: xid}); err != nil {
+			t.Fatalf("Begin(%s) #%d: %v", xid, i+1, err)
+		}
+	}
+	c.commit(xid)
+	if _, err := c.coord.Begin(ctx, &xactpb.BeginRequest{Xid: xid}); !errors.Is(protocol.FromStatus(err), protocol.ErrNotBegin) {
+		t.Errorf("Begin after commit: err = %v, want ErrNotBegin", err)
+	}
+
+	// Only XIDs of a reserved namespace of this node may be begun lazily.
+	for _, bad := range []string{"tc1:abc:7", "other:abc:r1.5", "tc1:abc:r1", "tc1:abc:r1.", "tc1:abc:rZ.1"} {
+		_, err := c.coord.RegisterBranch(ctx, &xactpb.RegisterBranchRequest{Xid: bad, ResourceId: "db1", LockKeys: []string{"x"}, Begin: begin})
+		if status.Code(err) != codes.InvalidArgument {
+			t.Errorf("RegisterBranch(%q) with begin: code %v, want InvalidArgument", bad, status.Code(err))
+		}
+	}
+	if n := len(c.locks()); n != 0 {
+		t.Errorf("locks left: %d", n)
+	}
+}

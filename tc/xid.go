@@ -2,6 +2,7 @@ package tc
 
 import (
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -9,13 +10,50 @@ import (
 // xidGen hands out XIDs "<node>:<boot>:<seq>". boot is the start time in
 // base 36 so that XIDs of different runs of one node never collide, even
 // when the store is wiped; the node id lets a later cluster route by XID.
+//
+// Reserved namespaces "<node>:<boot>:r<n>." are handed to TMs, which append
+// suffixes of their own (lazy Begin); n counts reservations, so two TMs
+// never share a namespace, and r keeps them apart from the TC's own XIDs.
 type xidGen struct {
+	node   string
 	prefix string
 	seq    atomic.Uint64
+	res    atomic.Uint64
 }
 
 func newXIDGen(node string) *xidGen {
-	return &xidGen{prefix: node + ":" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":"}
+	return &xidGen{node: node, prefix: node + ":" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":"}
+}
+
+func (g *xidGen) reserve() string {
+	return g.prefix + "r" + strconv.FormatUint(g.res.Add(1), 36) + "."
+}
+
+// reserved reports whether xid has the shape of an XID from a namespace
+// this node reserved, in this or an earlier run.
+func (g *xidGen) reserved(xid string) bool {
+	rest, ok := strings.CutPrefix(xid, g.node+":")
+	if !ok {
+		return false
+	}
+	boot, ns, ok := strings.Cut(rest, ":")
+	if !ok || boot == "" || !strings.HasPrefix(ns, "r") {
+		return false
+	}
+	n, suffix, ok := strings.Cut(ns[1:], ".")
+	return ok && base36(n) && base36(suffix) && base36(boot)
+}
+
+func base36(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z') {
+			return false
+		}
+	}
+	return true
 }
 
 func (g *xidGen) next() string {

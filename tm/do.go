@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/xact-io/xact/protocol"
+	"github.com/xact-io/xact/protocol/xactpb"
 )
 
 // Propagation says how Do relates to a global transaction that its context
@@ -114,7 +117,7 @@ func (m *Manager) initiate(ctx context.Context, opts Options, fn func(ctx contex
 	if timeout == 0 {
 		timeout = m.cfg.defaultTimeout
 	}
-	txCtx, xid, err := m.Begin(ctx, opts.Name, timeout)
+	txCtx, xid, lazy, err := m.begin(ctx, opts.Name, timeout)
 	if err != nil {
 		return err
 	}
@@ -128,7 +131,7 @@ func (m *Manager) initiate(ctx context.Context, opts Options, fn func(ctx contex
 		if returned {
 			return
 		}
-		if _, rbErr := m.Rollback(ctx, xid); rbErr != nil {
+		if _, rbErr := m.end(ctx, xid, lazy, false); rbErr != nil {
 			log.ErrorContext(ctx, "tm: rollback after panic failed", "err", rbErr)
 		} else {
 			log.WarnContext(ctx, "tm: rolled back after panic")
@@ -139,13 +142,65 @@ func (m *Manager) initiate(ctx context.Context, opts Options, fn func(ctx contex
 	returned = true
 
 	if fnErr != nil {
-		if _, rbErr := m.Rollback(ctx, xid); rbErr != nil {
+		if _, rbErr := m.end(ctx, xid, lazy, false); rbErr != nil {
 			return errors.Join(fnErr, rbErr)
 		}
 		return fnErr
 	}
-	_, err = m.Commit(ctx, xid)
+	_, err = m.end(ctx, xid, lazy, true)
 	return err
+}
+
+// begin begins Do's global transaction: lazily when the TC offers an XID
+// namespace (see lazy.go), eagerly otherwise.
+func (m *Manager) begin(ctx context.Context, name string, timeout time.Duration) (context.Context, string, *lazyTx, error) {
+	xid, ok, err := m.nextXID(ctx)
+	if err != nil {
+		return ctx, "", nil, err
+	}
+	if !ok {
+		txCtx, xid, err := m.Begin(ctx, name, timeout)
+		return txCtx, xid, nil, err
+	}
+	l := &lazyTx{m: m, xid: xid, name: name}
+	if timeout > 0 {
+		l.deadline = time.Now().Add(timeout)
+	}
+	ctx = context.WithValue(WithXID(ctx, xid), lazyKey{}, l)
+	m.cfg.log.DebugContext(ctx, "global transaction begun lazily", "xid", xid, "name", name)
+	return ctx, xid, l, nil
+}
+
+// end decides Do's global transaction. A lazily begun one the TC never
+// heard of is decided without asking it: it has no branch.
+func (m *Manager) end(ctx context.Context, xid string, l *lazyTx, commit bool) (xactpb.GlobalStatus, error) {
+	var begin *xactpb.BeginRequest
+	if l != nil {
+		told, confirmed := l.end()
+		if !told {
+			switch {
+			case !commit:
+				return xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACKED, nil
+			case !l.deadline.IsZero() && !time.Now().Before(l.deadline):
+				// What the TC would answer: past its timeout, no commit.
+				return xactpb.GlobalStatus_GLOBAL_STATUS_TIMEOUT_ROLLBACKED,
+					fmt.Errorf("tm: commit %s: %w: %w", xid, ErrRolledBack, protocol.ErrTimedOut)
+			}
+			return xactpb.GlobalStatus_GLOBAL_STATUS_COMMITTED, nil
+		}
+		if !confirmed {
+			// The TC may or may not have begun it: let the decision begin it
+			// if not, so that a registration still in flight is refused.
+			begin = &xactpb.BeginRequest{Name: l.name, Xid: xid}
+			if !l.deadline.IsZero() {
+				begin.TimeoutMs = max(1, millis(time.Until(l.deadline)))
+			}
+		}
+	}
+	if commit {
+		return m.commit(ctx, xid, begin)
+	}
+	return m.rollback(ctx, xid, begin)
 }
 
 func (m *Manager) run(ctx context.Context, timeout time.Duration, fn func(context.Context) error) error {

@@ -15,10 +15,14 @@ import (
 const MetadataKey = "xact-xid"
 
 // UnaryClientInterceptor returns an interceptor that sends the XID of the
-// call's context in the outgoing metadata (MetadataKey). A context made by
+// call's context in the outgoing metadata (MetadataKey), after making sure
+// the TC has begun a lazily begun transaction (EnsureBegun). A context made by
 // WithoutXID removes an XID that was put into the metadata by hand.
 func UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if err := EnsureBegun(ctx); err != nil {
+			return err
+		}
 		return invoker(outgoing(ctx), method, req, reply, cc, opts...)
 	}
 }
@@ -27,6 +31,9 @@ func UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 // UnaryClientInterceptor.
 func StreamClientInterceptor() grpc.StreamClientInterceptor {
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		if err := EnsureBegun(ctx); err != nil {
+			return nil, err
+		}
 		return streamer(outgoing(ctx), desc, cc, method, opts...)
 	}
 }

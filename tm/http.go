@@ -51,6 +51,14 @@ type transport struct{ base http.RoundTripper }
 func (t *transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	ctx := r.Context()
 	xid, ok := XID(ctx)
+	if ok {
+		if err := EnsureBegun(ctx); err != nil {
+			if r.Body != nil {
+				r.Body.Close() // RoundTrip must close the body, even on error
+			}
+			return nil, err
+		}
+	}
 	switch {
 	case ok && (len(r.Header.Values(Header)) != 1 || r.Header.Get(Header) != xid):
 		r = r.Clone(ctx)

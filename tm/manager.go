@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -22,6 +23,13 @@ type Manager struct {
 	cfg    config
 	err    error     // a configuration error; every call returns it
 	closer io.Closer // the connection Dial made, if any
+
+	ns struct { // the XID namespace for lazy Begin (lazy.go)
+		mu          sync.Mutex
+		prefix      string
+		seq         uint64
+		unsupported bool
+	}
 }
 
 // New returns a Manager that talks to the TC over conn. The connection may
@@ -146,11 +154,15 @@ func millis(d time.Duration) int64 {
 // When the TC answers with an error rather than a status, the status
 // returned is GLOBAL_STATUS_UNKNOWN.
 func (m *Manager) Commit(ctx context.Context, xid string) (xactpb.GlobalStatus, error) {
+	return m.commit(ctx, xid, nil)
+}
+
+func (m *Manager) commit(ctx context.Context, xid string, begin *xactpb.BeginRequest) (xactpb.GlobalStatus, error) {
 	if err := m.check(xid); err != nil {
 		return xactpb.GlobalStatus_GLOBAL_STATUS_UNKNOWN, fmt.Errorf("tm: commit: %w", err)
 	}
 	st, err := m.decide(ctx, "commit", xid, func(ctx context.Context) (xactpb.GlobalStatus, error) {
-		r, err := m.client.Commit(ctx, &xactpb.CommitRequest{Xid: xid}, grpc.WaitForReady(true))
+		r, err := m.client.Commit(ctx, &xactpb.CommitRequest{Xid: xid, Begin: begin}, grpc.WaitForReady(true))
 		return r.GetStatus(), err
 	})
 	switch {
@@ -176,11 +188,15 @@ func (m *Manager) Commit(ctx context.Context, xid string) (xactpb.GlobalStatus, 
 // timeout); otherwise the error wraps ErrCommitted (the decision is
 // commit) or ErrUnknownOutcome. It runs and retries like Commit.
 func (m *Manager) Rollback(ctx context.Context, xid string) (xactpb.GlobalStatus, error) {
+	return m.rollback(ctx, xid, nil)
+}
+
+func (m *Manager) rollback(ctx context.Context, xid string, begin *xactpb.BeginRequest) (xactpb.GlobalStatus, error) {
 	if err := m.check(xid); err != nil {
 		return xactpb.GlobalStatus_GLOBAL_STATUS_UNKNOWN, fmt.Errorf("tm: rollback: %w", err)
 	}
 	st, err := m.decide(ctx, "rollback", xid, func(ctx context.Context) (xactpb.GlobalStatus, error) {
-		r, err := m.client.Rollback(ctx, &xactpb.RollbackRequest{Xid: xid}, grpc.WaitForReady(true))
+		r, err := m.client.Rollback(ctx, &xactpb.RollbackRequest{Xid: xid, Begin: begin}, grpc.WaitForReady(true))
 		return r.GetStatus(), err
 	})
 	switch {

@@ -176,6 +176,7 @@ func benchCmd(ctx context.Context, args []string, out io.Writer) error {
 		wg        sync.WaitGroup
 	)
 	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
 	for w := 0; w < *concurrency; w++ {
 		wg.Add(1)
 		go func() {

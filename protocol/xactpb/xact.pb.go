@@ -358,7 +358,10 @@ type BeginRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// Timeout in milliseconds; 0 takes the server's default.
-	TimeoutMs     int64 `protobuf:"varint,2,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	TimeoutMs int64 `protobuf:"varint,2,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	// A lazily begun global's XID, from a Reserve namespace; empty: the TC
+	// makes one. Beginning an XID that exists (or existed) is refused.
+	Xid           string `protobuf:"bytes,3,opt,name=xid,proto3" json:"xid,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -407,6 +410,93 @@ func (x *BeginRequest) GetTimeoutMs() int64 {
 	return 0
 }
 
+func (x *BeginRequest) GetXid() string {
+	if x != nil {
+		return x.Xid
+	}
+	return ""
+}
+
+type ReserveRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReserveRequest) Reset() {
+	*x = ReserveRequest{}
+	mi := &file_xact_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReserveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReserveRequest) ProtoMessage() {}
+
+func (x *ReserveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_xact_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReserveRequest.ProtoReflect.Descriptor instead.
+func (*ReserveRequest) Descriptor() ([]byte, []int) {
+	return file_xact_proto_rawDescGZIP(), []int{1}
+}
+
+type ReserveResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	XidPrefix     string                 `protobuf:"bytes,1,opt,name=xid_prefix,json=xidPrefix,proto3" json:"xid_prefix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReserveResponse) Reset() {
+	*x = ReserveResponse{}
+	mi := &file_xact_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReserveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReserveResponse) ProtoMessage() {}
+
+func (x *ReserveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_xact_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReserveResponse.ProtoReflect.Descriptor instead.
+func (*ReserveResponse) Descriptor() ([]byte, []int) {
+	return file_xact_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ReserveResponse) GetXidPrefix() string {
+	if x != nil {
+		return x.XidPrefix
+	}
+	return ""
+}
+
 type BeginResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Xid           string                 `protobuf:"bytes,1,opt,name=xid,proto3" json:"xid,omitempty"`
@@ -416,7 +506,7 @@ type BeginResponse struct {
 
 func (x *BeginResponse) Reset() {
 	*x = BeginResponse{}
-	mi := &file_xact_proto_msgTypes[1]
+	mi := &file_xact_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -428,7 +518,7 @@ func (x *BeginResponse) String() string {
 func (*BeginResponse) ProtoMessage() {}
 
 func (x *BeginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[1]
+	mi := &file_xact_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -441,7 +531,7 @@ func (x *BeginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BeginResponse.ProtoReflect.Descriptor instead.
 func (*BeginResponse) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{1}
+	return file_xact_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *BeginResponse) GetXid() string {
@@ -452,15 +542,18 @@ func (x *BeginResponse) GetXid() string {
 }
 
 type CommitRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Xid           string                 `protobuf:"bytes,1,opt,name=xid,proto3" json:"xid,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Xid   string                 `protobuf:"bytes,1,opt,name=xid,proto3" json:"xid,omitempty"`
+	// For a lazily begun global: how to begin it if the TC never saw it (it
+	// then has no branch, and the decision is final at once).
+	Begin         *BeginRequest `protobuf:"bytes,2,opt,name=begin,proto3" json:"begin,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CommitRequest) Reset() {
 	*x = CommitRequest{}
-	mi := &file_xact_proto_msgTypes[2]
+	mi := &file_xact_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -472,7 +565,7 @@ func (x *CommitRequest) String() string {
 func (*CommitRequest) ProtoMessage() {}
 
 func (x *CommitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[2]
+	mi := &file_xact_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -485,7 +578,7 @@ func (x *CommitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitRequest.ProtoReflect.Descriptor instead.
 func (*CommitRequest) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{2}
+	return file_xact_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CommitRequest) GetXid() string {
@@ -493,6 +586,13 @@ func (x *CommitRequest) GetXid() string {
 		return x.Xid
 	}
 	return ""
+}
+
+func (x *CommitRequest) GetBegin() *BeginRequest {
+	if x != nil {
+		return x.Begin
+	}
+	return nil
 }
 
 type CommitResponse struct {
@@ -506,7 +606,7 @@ type CommitResponse struct {
 
 func (x *CommitResponse) Reset() {
 	*x = CommitResponse{}
-	mi := &file_xact_proto_msgTypes[3]
+	mi := &file_xact_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -518,7 +618,7 @@ func (x *CommitResponse) String() string {
 func (*CommitResponse) ProtoMessage() {}
 
 func (x *CommitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[3]
+	mi := &file_xact_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -531,7 +631,7 @@ func (x *CommitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitResponse.ProtoReflect.Descriptor instead.
 func (*CommitResponse) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{3}
+	return file_xact_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CommitResponse) GetStatus() GlobalStatus {
@@ -542,15 +642,17 @@ func (x *CommitResponse) GetStatus() GlobalStatus {
 }
 
 type RollbackRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Xid           string                 `protobuf:"bytes,1,opt,name=xid,proto3" json:"xid,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Xid   string                 `protobuf:"bytes,1,opt,name=xid,proto3" json:"xid,omitempty"`
+	// As in CommitRequest.
+	Begin         *BeginRequest `protobuf:"bytes,2,opt,name=begin,proto3" json:"begin,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RollbackRequest) Reset() {
 	*x = RollbackRequest{}
-	mi := &file_xact_proto_msgTypes[4]
+	mi := &file_xact_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -562,7 +664,7 @@ func (x *RollbackRequest) String() string {
 func (*RollbackRequest) ProtoMessage() {}
 
 func (x *RollbackRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[4]
+	mi := &file_xact_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -575,7 +677,7 @@ func (x *RollbackRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackRequest.ProtoReflect.Descriptor instead.
 func (*RollbackRequest) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{4}
+	return file_xact_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RollbackRequest) GetXid() string {
@@ -583,6 +685,13 @@ func (x *RollbackRequest) GetXid() string {
 		return x.Xid
 	}
 	return ""
+}
+
+func (x *RollbackRequest) GetBegin() *BeginRequest {
+	if x != nil {
+		return x.Begin
+	}
+	return nil
 }
 
 type RollbackResponse struct {
@@ -594,7 +703,7 @@ type RollbackResponse struct {
 
 func (x *RollbackResponse) Reset() {
 	*x = RollbackResponse{}
-	mi := &file_xact_proto_msgTypes[5]
+	mi := &file_xact_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -606,7 +715,7 @@ func (x *RollbackResponse) String() string {
 func (*RollbackResponse) ProtoMessage() {}
 
 func (x *RollbackResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[5]
+	mi := &file_xact_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -619,7 +728,7 @@ func (x *RollbackResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackResponse.ProtoReflect.Descriptor instead.
 func (*RollbackResponse) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{5}
+	return file_xact_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RollbackResponse) GetStatus() GlobalStatus {
@@ -638,7 +747,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_xact_proto_msgTypes[6]
+	mi := &file_xact_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -650,7 +759,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[6]
+	mi := &file_xact_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -663,7 +772,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{6}
+	return file_xact_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetStatusRequest) GetXid() string {
@@ -682,7 +791,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_xact_proto_msgTypes[7]
+	mi := &file_xact_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -694,7 +803,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[7]
+	mi := &file_xact_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -707,7 +816,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{7}
+	return file_xact_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetStatusResponse) GetStatus() GlobalStatus {
@@ -727,13 +836,16 @@ type RegisterBranchRequest struct {
 	// Opaque data handed back to the RM in phase two (TCC action context,
 	// saga step input).
 	ApplicationData []byte `protobuf:"bytes,5,opt,name=application_data,json=applicationData,proto3" json:"application_data,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// For a lazily begun global: how to begin it if this is the first the TC
+	// hears of it (its xid is the request's xid).
+	Begin         *BeginRequest `protobuf:"bytes,6,opt,name=begin,proto3" json:"begin,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegisterBranchRequest) Reset() {
 	*x = RegisterBranchRequest{}
-	mi := &file_xact_proto_msgTypes[8]
+	mi := &file_xact_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -745,7 +857,7 @@ func (x *RegisterBranchRequest) String() string {
 func (*RegisterBranchRequest) ProtoMessage() {}
 
 func (x *RegisterBranchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[8]
+	mi := &file_xact_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -758,7 +870,7 @@ func (x *RegisterBranchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterBranchRequest.ProtoReflect.Descriptor instead.
 func (*RegisterBranchRequest) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{8}
+	return file_xact_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RegisterBranchRequest) GetXid() string {
@@ -796,6 +908,13 @@ func (x *RegisterBranchRequest) GetApplicationData() []byte {
 	return nil
 }
 
+func (x *RegisterBranchRequest) GetBegin() *BeginRequest {
+	if x != nil {
+		return x.Begin
+	}
+	return nil
+}
+
 type RegisterBranchResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	BranchId      int64                  `protobuf:"varint,1,opt,name=branch_id,json=branchId,proto3" json:"branch_id,omitempty"`
@@ -805,7 +924,7 @@ type RegisterBranchResponse struct {
 
 func (x *RegisterBranchResponse) Reset() {
 	*x = RegisterBranchResponse{}
-	mi := &file_xact_proto_msgTypes[9]
+	mi := &file_xact_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -817,7 +936,7 @@ func (x *RegisterBranchResponse) String() string {
 func (*RegisterBranchResponse) ProtoMessage() {}
 
 func (x *RegisterBranchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[9]
+	mi := &file_xact_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -830,7 +949,7 @@ func (x *RegisterBranchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterBranchResponse.ProtoReflect.Descriptor instead.
 func (*RegisterBranchResponse) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{9}
+	return file_xact_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RegisterBranchResponse) GetBranchId() int64 {
@@ -854,7 +973,7 @@ type ReportBranchRequest struct {
 
 func (x *ReportBranchRequest) Reset() {
 	*x = ReportBranchRequest{}
-	mi := &file_xact_proto_msgTypes[10]
+	mi := &file_xact_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -866,7 +985,7 @@ func (x *ReportBranchRequest) String() string {
 func (*ReportBranchRequest) ProtoMessage() {}
 
 func (x *ReportBranchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[10]
+	mi := &file_xact_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -879,7 +998,7 @@ func (x *ReportBranchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportBranchRequest.ProtoReflect.Descriptor instead.
 func (*ReportBranchRequest) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{10}
+	return file_xact_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ReportBranchRequest) GetXid() string {
@@ -925,7 +1044,7 @@ type ReportBranchResponse struct {
 
 func (x *ReportBranchResponse) Reset() {
 	*x = ReportBranchResponse{}
-	mi := &file_xact_proto_msgTypes[11]
+	mi := &file_xact_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -937,7 +1056,7 @@ func (x *ReportBranchResponse) String() string {
 func (*ReportBranchResponse) ProtoMessage() {}
 
 func (x *ReportBranchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[11]
+	mi := &file_xact_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -950,7 +1069,7 @@ func (x *ReportBranchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportBranchResponse.ProtoReflect.Descriptor instead.
 func (*ReportBranchResponse) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{11}
+	return file_xact_proto_rawDescGZIP(), []int{13}
 }
 
 type QueryLocksRequest struct {
@@ -965,7 +1084,7 @@ type QueryLocksRequest struct {
 
 func (x *QueryLocksRequest) Reset() {
 	*x = QueryLocksRequest{}
-	mi := &file_xact_proto_msgTypes[12]
+	mi := &file_xact_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -977,7 +1096,7 @@ func (x *QueryLocksRequest) String() string {
 func (*QueryLocksRequest) ProtoMessage() {}
 
 func (x *QueryLocksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[12]
+	mi := &file_xact_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -990,7 +1109,7 @@ func (x *QueryLocksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryLocksRequest.ProtoReflect.Descriptor instead.
 func (*QueryLocksRequest) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{12}
+	return file_xact_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *QueryLocksRequest) GetXid() string {
@@ -1026,7 +1145,7 @@ type QueryLocksResponse struct {
 
 func (x *QueryLocksResponse) Reset() {
 	*x = QueryLocksResponse{}
-	mi := &file_xact_proto_msgTypes[13]
+	mi := &file_xact_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1038,7 +1157,7 @@ func (x *QueryLocksResponse) String() string {
 func (*QueryLocksResponse) ProtoMessage() {}
 
 func (x *QueryLocksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[13]
+	mi := &file_xact_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1051,7 +1170,7 @@ func (x *QueryLocksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryLocksResponse.ProtoReflect.Descriptor instead.
 func (*QueryLocksResponse) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{13}
+	return file_xact_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *QueryLocksResponse) GetFree() bool {
@@ -1089,7 +1208,7 @@ type RMMessage struct {
 
 func (x *RMMessage) Reset() {
 	*x = RMMessage{}
-	mi := &file_xact_proto_msgTypes[14]
+	mi := &file_xact_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1101,7 +1220,7 @@ func (x *RMMessage) String() string {
 func (*RMMessage) ProtoMessage() {}
 
 func (x *RMMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[14]
+	mi := &file_xact_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1114,7 +1233,7 @@ func (x *RMMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RMMessage.ProtoReflect.Descriptor instead.
 func (*RMMessage) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{14}
+	return file_xact_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RMMessage) GetBody() isRMMessage_Body {
@@ -1180,7 +1299,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_xact_proto_msgTypes[15]
+	mi := &file_xact_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1192,7 +1311,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[15]
+	mi := &file_xact_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1205,7 +1324,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{15}
+	return file_xact_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Hello) GetClientId() string {
@@ -1247,7 +1366,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_xact_proto_msgTypes[16]
+	mi := &file_xact_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1259,7 +1378,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[16]
+	mi := &file_xact_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1272,7 +1391,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{16}
+	return file_xact_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Route) GetResourceId() string {
@@ -1298,7 +1417,7 @@ type Results struct {
 
 func (x *Results) Reset() {
 	*x = Results{}
-	mi := &file_xact_proto_msgTypes[17]
+	mi := &file_xact_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1310,7 +1429,7 @@ func (x *Results) String() string {
 func (*Results) ProtoMessage() {}
 
 func (x *Results) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[17]
+	mi := &file_xact_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1323,7 +1442,7 @@ func (x *Results) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Results.ProtoReflect.Descriptor instead.
 func (*Results) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{17}
+	return file_xact_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Results) GetResults() []*BranchResult {
@@ -1348,7 +1467,7 @@ type BranchResult struct {
 
 func (x *BranchResult) Reset() {
 	*x = BranchResult{}
-	mi := &file_xact_proto_msgTypes[18]
+	mi := &file_xact_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1360,7 +1479,7 @@ func (x *BranchResult) String() string {
 func (*BranchResult) ProtoMessage() {}
 
 func (x *BranchResult) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[18]
+	mi := &file_xact_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1373,7 +1492,7 @@ func (x *BranchResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BranchResult.ProtoReflect.Descriptor instead.
 func (*BranchResult) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{18}
+	return file_xact_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *BranchResult) GetRequestId() uint64 {
@@ -1425,7 +1544,7 @@ type TCMessage struct {
 
 func (x *TCMessage) Reset() {
 	*x = TCMessage{}
-	mi := &file_xact_proto_msgTypes[19]
+	mi := &file_xact_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1437,7 +1556,7 @@ func (x *TCMessage) String() string {
 func (*TCMessage) ProtoMessage() {}
 
 func (x *TCMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[19]
+	mi := &file_xact_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1450,7 +1569,7 @@ func (x *TCMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TCMessage.ProtoReflect.Descriptor instead.
 func (*TCMessage) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{19}
+	return file_xact_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *TCMessage) GetBody() isTCMessage_Body {
@@ -1503,7 +1622,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_xact_proto_msgTypes[20]
+	mi := &file_xact_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1515,7 +1634,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[20]
+	mi := &file_xact_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1528,7 +1647,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{20}
+	return file_xact_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Welcome) GetNodeId() string {
@@ -1547,7 +1666,7 @@ type Actions struct {
 
 func (x *Actions) Reset() {
 	*x = Actions{}
-	mi := &file_xact_proto_msgTypes[21]
+	mi := &file_xact_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1559,7 +1678,7 @@ func (x *Actions) String() string {
 func (*Actions) ProtoMessage() {}
 
 func (x *Actions) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[21]
+	mi := &file_xact_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1572,7 +1691,7 @@ func (x *Actions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Actions.ProtoReflect.Descriptor instead.
 func (*Actions) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{21}
+	return file_xact_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Actions) GetActions() []*BranchAction {
@@ -1601,7 +1720,7 @@ type BranchAction struct {
 
 func (x *BranchAction) Reset() {
 	*x = BranchAction{}
-	mi := &file_xact_proto_msgTypes[22]
+	mi := &file_xact_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1613,7 +1732,7 @@ func (x *BranchAction) String() string {
 func (*BranchAction) ProtoMessage() {}
 
 func (x *BranchAction) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[22]
+	mi := &file_xact_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1626,7 +1745,7 @@ func (x *BranchAction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BranchAction.ProtoReflect.Descriptor instead.
 func (*BranchAction) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{22}
+	return file_xact_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *BranchAction) GetRequestId() uint64 {
@@ -1707,7 +1826,7 @@ type GlobalTransaction struct {
 
 func (x *GlobalTransaction) Reset() {
 	*x = GlobalTransaction{}
-	mi := &file_xact_proto_msgTypes[23]
+	mi := &file_xact_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1719,7 +1838,7 @@ func (x *GlobalTransaction) String() string {
 func (*GlobalTransaction) ProtoMessage() {}
 
 func (x *GlobalTransaction) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[23]
+	mi := &file_xact_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1732,7 +1851,7 @@ func (x *GlobalTransaction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GlobalTransaction.ProtoReflect.Descriptor instead.
 func (*GlobalTransaction) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{23}
+	return file_xact_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GlobalTransaction) GetXid() string {
@@ -1836,7 +1955,7 @@ type RetryEvent struct {
 
 func (x *RetryEvent) Reset() {
 	*x = RetryEvent{}
-	mi := &file_xact_proto_msgTypes[24]
+	mi := &file_xact_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1848,7 +1967,7 @@ func (x *RetryEvent) String() string {
 func (*RetryEvent) ProtoMessage() {}
 
 func (x *RetryEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[24]
+	mi := &file_xact_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1861,7 +1980,7 @@ func (x *RetryEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryEvent.ProtoReflect.Descriptor instead.
 func (*RetryEvent) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{24}
+	return file_xact_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RetryEvent) GetAtUnixMs() int64 {
@@ -1896,7 +2015,7 @@ type Branch struct {
 
 func (x *Branch) Reset() {
 	*x = Branch{}
-	mi := &file_xact_proto_msgTypes[25]
+	mi := &file_xact_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1908,7 +2027,7 @@ func (x *Branch) String() string {
 func (*Branch) ProtoMessage() {}
 
 func (x *Branch) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[25]
+	mi := &file_xact_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1921,7 +2040,7 @@ func (x *Branch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Branch.ProtoReflect.Descriptor instead.
 func (*Branch) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{25}
+	return file_xact_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Branch) GetXid() string {
@@ -2006,7 +2125,7 @@ type RowLock struct {
 
 func (x *RowLock) Reset() {
 	*x = RowLock{}
-	mi := &file_xact_proto_msgTypes[26]
+	mi := &file_xact_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2018,7 +2137,7 @@ func (x *RowLock) String() string {
 func (*RowLock) ProtoMessage() {}
 
 func (x *RowLock) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[26]
+	mi := &file_xact_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2031,7 +2150,7 @@ func (x *RowLock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RowLock.ProtoReflect.Descriptor instead.
 func (*RowLock) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{26}
+	return file_xact_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RowLock) GetResourceId() string {
@@ -2074,7 +2193,7 @@ type ListGlobalsRequest struct {
 
 func (x *ListGlobalsRequest) Reset() {
 	*x = ListGlobalsRequest{}
-	mi := &file_xact_proto_msgTypes[27]
+	mi := &file_xact_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2086,7 +2205,7 @@ func (x *ListGlobalsRequest) String() string {
 func (*ListGlobalsRequest) ProtoMessage() {}
 
 func (x *ListGlobalsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[27]
+	mi := &file_xact_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2099,7 +2218,7 @@ func (x *ListGlobalsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGlobalsRequest.ProtoReflect.Descriptor instead.
 func (*ListGlobalsRequest) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{27}
+	return file_xact_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListGlobalsRequest) GetStatuses() []GlobalStatus {
@@ -2132,7 +2251,7 @@ type ListGlobalsResponse struct {
 
 func (x *ListGlobalsResponse) Reset() {
 	*x = ListGlobalsResponse{}
-	mi := &file_xact_proto_msgTypes[28]
+	mi := &file_xact_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2144,7 +2263,7 @@ func (x *ListGlobalsResponse) String() string {
 func (*ListGlobalsResponse) ProtoMessage() {}
 
 func (x *ListGlobalsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[28]
+	mi := &file_xact_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2157,7 +2276,7 @@ func (x *ListGlobalsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGlobalsResponse.ProtoReflect.Descriptor instead.
 func (*ListGlobalsResponse) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{28}
+	return file_xact_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListGlobalsResponse) GetGlobals() []*GlobalTransaction {
@@ -2176,7 +2295,7 @@ type ShowGlobalRequest struct {
 
 func (x *ShowGlobalRequest) Reset() {
 	*x = ShowGlobalRequest{}
-	mi := &file_xact_proto_msgTypes[29]
+	mi := &file_xact_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2188,7 +2307,7 @@ func (x *ShowGlobalRequest) String() string {
 func (*ShowGlobalRequest) ProtoMessage() {}
 
 func (x *ShowGlobalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[29]
+	mi := &file_xact_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2201,7 +2320,7 @@ func (x *ShowGlobalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShowGlobalRequest.ProtoReflect.Descriptor instead.
 func (*ShowGlobalRequest) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{29}
+	return file_xact_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ShowGlobalRequest) GetXid() string {
@@ -2222,7 +2341,7 @@ type ShowGlobalResponse struct {
 
 func (x *ShowGlobalResponse) Reset() {
 	*x = ShowGlobalResponse{}
-	mi := &file_xact_proto_msgTypes[30]
+	mi := &file_xact_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2234,7 +2353,7 @@ func (x *ShowGlobalResponse) String() string {
 func (*ShowGlobalResponse) ProtoMessage() {}
 
 func (x *ShowGlobalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[30]
+	mi := &file_xact_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2247,7 +2366,7 @@ func (x *ShowGlobalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShowGlobalResponse.ProtoReflect.Descriptor instead.
 func (*ShowGlobalResponse) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{30}
+	return file_xact_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ShowGlobalResponse) GetGlobal() *GlobalTransaction {
@@ -2280,7 +2399,7 @@ type ForceRequest struct {
 
 func (x *ForceRequest) Reset() {
 	*x = ForceRequest{}
-	mi := &file_xact_proto_msgTypes[31]
+	mi := &file_xact_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2292,7 +2411,7 @@ func (x *ForceRequest) String() string {
 func (*ForceRequest) ProtoMessage() {}
 
 func (x *ForceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[31]
+	mi := &file_xact_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2305,7 +2424,7 @@ func (x *ForceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForceRequest.ProtoReflect.Descriptor instead.
 func (*ForceRequest) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{31}
+	return file_xact_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ForceRequest) GetXid() string {
@@ -2324,7 +2443,7 @@ type ForceResponse struct {
 
 func (x *ForceResponse) Reset() {
 	*x = ForceResponse{}
-	mi := &file_xact_proto_msgTypes[32]
+	mi := &file_xact_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2336,7 +2455,7 @@ func (x *ForceResponse) String() string {
 func (*ForceResponse) ProtoMessage() {}
 
 func (x *ForceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[32]
+	mi := &file_xact_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2349,7 +2468,7 @@ func (x *ForceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForceResponse.ProtoReflect.Descriptor instead.
 func (*ForceResponse) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{32}
+	return file_xact_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ForceResponse) GetStatus() GlobalStatus {
@@ -2369,7 +2488,7 @@ type ListLocksRequest struct {
 
 func (x *ListLocksRequest) Reset() {
 	*x = ListLocksRequest{}
-	mi := &file_xact_proto_msgTypes[33]
+	mi := &file_xact_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2381,7 +2500,7 @@ func (x *ListLocksRequest) String() string {
 func (*ListLocksRequest) ProtoMessage() {}
 
 func (x *ListLocksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[33]
+	mi := &file_xact_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2394,7 +2513,7 @@ func (x *ListLocksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLocksRequest.ProtoReflect.Descriptor instead.
 func (*ListLocksRequest) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{33}
+	return file_xact_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListLocksRequest) GetXid() string {
@@ -2420,7 +2539,7 @@ type ListLocksResponse struct {
 
 func (x *ListLocksResponse) Reset() {
 	*x = ListLocksResponse{}
-	mi := &file_xact_proto_msgTypes[34]
+	mi := &file_xact_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2432,7 +2551,7 @@ func (x *ListLocksResponse) String() string {
 func (*ListLocksResponse) ProtoMessage() {}
 
 func (x *ListLocksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[34]
+	mi := &file_xact_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2445,7 +2564,7 @@ func (x *ListLocksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLocksResponse.ProtoReflect.Descriptor instead.
 func (*ListLocksResponse) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{34}
+	return file_xact_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListLocksResponse) GetLocks() []*RowLock {
@@ -2460,25 +2579,32 @@ var File_xact_proto protoreflect.FileDescriptor
 const file_xact_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"xact.proto\x12\axact.v1\"A\n" +
+	"xact.proto\x12\axact.v1\"S\n" +
 	"\fBeginRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
 	"\n" +
-	"timeout_ms\x18\x02 \x01(\x03R\ttimeoutMs\"!\n" +
+	"timeout_ms\x18\x02 \x01(\x03R\ttimeoutMs\x12\x10\n" +
+	"\x03xid\x18\x03 \x01(\tR\x03xid\"\x10\n" +
+	"\x0eReserveRequest\"0\n" +
+	"\x0fReserveResponse\x12\x1d\n" +
+	"\n" +
+	"xid_prefix\x18\x01 \x01(\tR\txidPrefix\"!\n" +
 	"\rBeginResponse\x12\x10\n" +
-	"\x03xid\x18\x01 \x01(\tR\x03xid\"!\n" +
+	"\x03xid\x18\x01 \x01(\tR\x03xid\"N\n" +
 	"\rCommitRequest\x12\x10\n" +
-	"\x03xid\x18\x01 \x01(\tR\x03xid\"?\n" +
+	"\x03xid\x18\x01 \x01(\tR\x03xid\x12+\n" +
+	"\x05begin\x18\x02 \x01(\v2\x15.xact.v1.BeginRequestR\x05begin\"?\n" +
 	"\x0eCommitResponse\x12-\n" +
-	"\x06status\x18\x01 \x01(\x0e2\x15.xact.v1.GlobalStatusR\x06status\"#\n" +
+	"\x06status\x18\x01 \x01(\x0e2\x15.xact.v1.GlobalStatusR\x06status\"P\n" +
 	"\x0fRollbackRequest\x12\x10\n" +
-	"\x03xid\x18\x01 \x01(\tR\x03xid\"A\n" +
+	"\x03xid\x18\x01 \x01(\tR\x03xid\x12+\n" +
+	"\x05begin\x18\x02 \x01(\v2\x15.xact.v1.BeginRequestR\x05begin\"A\n" +
 	"\x10RollbackResponse\x12-\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x15.xact.v1.GlobalStatusR\x06status\"$\n" +
 	"\x10GetStatusRequest\x12\x10\n" +
 	"\x03xid\x18\x01 \x01(\tR\x03xid\"B\n" +
 	"\x11GetStatusResponse\x12-\n" +
-	"\x06status\x18\x01 \x01(\x0e2\x15.xact.v1.GlobalStatusR\x06status\"\xc8\x01\n" +
+	"\x06status\x18\x01 \x01(\x0e2\x15.xact.v1.GlobalStatusR\x06status\"\xf5\x01\n" +
 	"\x15RegisterBranchRequest\x12\x10\n" +
 	"\x03xid\x18\x01 \x01(\tR\x03xid\x12\x1f\n" +
 	"\vresource_id\x18\x02 \x01(\tR\n" +
@@ -2486,7 +2612,8 @@ const file_xact_proto_rawDesc = "" +
 	"\vbranch_type\x18\x03 \x01(\x0e2\x13.xact.v1.BranchTypeR\n" +
 	"branchType\x12\x1b\n" +
 	"\tlock_keys\x18\x04 \x03(\tR\blockKeys\x12)\n" +
-	"\x10application_data\x18\x05 \x01(\fR\x0fapplicationData\"5\n" +
+	"\x10application_data\x18\x05 \x01(\fR\x0fapplicationData\x12+\n" +
+	"\x05begin\x18\x06 \x01(\v2\x15.xact.v1.BeginRequestR\x05begin\"5\n" +
 	"\x16RegisterBranchResponse\x12\x1b\n" +
 	"\tbranch_id\x18\x01 \x01(\x03R\bbranchId\"\xd6\x01\n" +
 	"\x13ReportBranchRequest\x12\x10\n" +
@@ -2660,9 +2787,10 @@ const file_xact_proto_rawDesc = "" +
 	"ActionKind\x12\x1b\n" +
 	"\x17ACTION_KIND_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12ACTION_KIND_COMMIT\x10\x01\x12\x18\n" +
-	"\x14ACTION_KIND_ROLLBACK\x10\x022\xa2\x04\n" +
+	"\x14ACTION_KIND_ROLLBACK\x10\x022\xe0\x04\n" +
 	"\vCoordinator\x126\n" +
-	"\x05Begin\x12\x15.xact.v1.BeginRequest\x1a\x16.xact.v1.BeginResponse\x129\n" +
+	"\x05Begin\x12\x15.xact.v1.BeginRequest\x1a\x16.xact.v1.BeginResponse\x12<\n" +
+	"\aReserve\x12\x17.xact.v1.ReserveRequest\x1a\x18.xact.v1.ReserveResponse\x129\n" +
 	"\x06Commit\x12\x16.xact.v1.CommitRequest\x1a\x17.xact.v1.CommitResponse\x12?\n" +
 	"\bRollback\x12\x18.xact.v1.RollbackRequest\x1a\x19.xact.v1.RollbackResponse\x12B\n" +
 	"\tGetStatus\x12\x19.xact.v1.GetStatusRequest\x1a\x1a.xact.v1.GetStatusResponse\x12Q\n" +
@@ -2692,7 +2820,7 @@ func file_xact_proto_rawDescGZIP() []byte {
 }
 
 var file_xact_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_xact_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_xact_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_xact_proto_goTypes = []any{
 	(GlobalStatus)(0),              // 0: xact.v1.GlobalStatus
 	(BranchStatus)(0),              // 1: xact.v1.BranchStatus
@@ -2700,101 +2828,108 @@ var file_xact_proto_goTypes = []any{
 	(Outcome)(0),                   // 3: xact.v1.Outcome
 	(ActionKind)(0),                // 4: xact.v1.ActionKind
 	(*BeginRequest)(nil),           // 5: xact.v1.BeginRequest
-	(*BeginResponse)(nil),          // 6: xact.v1.BeginResponse
-	(*CommitRequest)(nil),          // 7: xact.v1.CommitRequest
-	(*CommitResponse)(nil),         // 8: xact.v1.CommitResponse
-	(*RollbackRequest)(nil),        // 9: xact.v1.RollbackRequest
-	(*RollbackResponse)(nil),       // 10: xact.v1.RollbackResponse
-	(*GetStatusRequest)(nil),       // 11: xact.v1.GetStatusRequest
-	(*GetStatusResponse)(nil),      // 12: xact.v1.GetStatusResponse
-	(*RegisterBranchRequest)(nil),  // 13: xact.v1.RegisterBranchRequest
-	(*RegisterBranchResponse)(nil), // 14: xact.v1.RegisterBranchResponse
-	(*ReportBranchRequest)(nil),    // 15: xact.v1.ReportBranchRequest
-	(*ReportBranchResponse)(nil),   // 16: xact.v1.ReportBranchResponse
-	(*QueryLocksRequest)(nil),      // 17: xact.v1.QueryLocksRequest
-	(*QueryLocksResponse)(nil),     // 18: xact.v1.QueryLocksResponse
-	(*RMMessage)(nil),              // 19: xact.v1.RMMessage
-	(*Hello)(nil),                  // 20: xact.v1.Hello
-	(*Route)(nil),                  // 21: xact.v1.Route
-	(*Results)(nil),                // 22: xact.v1.Results
-	(*BranchResult)(nil),           // 23: xact.v1.BranchResult
-	(*TCMessage)(nil),              // 24: xact.v1.TCMessage
-	(*Welcome)(nil),                // 25: xact.v1.Welcome
-	(*Actions)(nil),                // 26: xact.v1.Actions
-	(*BranchAction)(nil),           // 27: xact.v1.BranchAction
-	(*GlobalTransaction)(nil),      // 28: xact.v1.GlobalTransaction
-	(*RetryEvent)(nil),             // 29: xact.v1.RetryEvent
-	(*Branch)(nil),                 // 30: xact.v1.Branch
-	(*RowLock)(nil),                // 31: xact.v1.RowLock
-	(*ListGlobalsRequest)(nil),     // 32: xact.v1.ListGlobalsRequest
-	(*ListGlobalsResponse)(nil),    // 33: xact.v1.ListGlobalsResponse
-	(*ShowGlobalRequest)(nil),      // 34: xact.v1.ShowGlobalRequest
-	(*ShowGlobalResponse)(nil),     // 35: xact.v1.ShowGlobalResponse
-	(*ForceRequest)(nil),           // 36: xact.v1.ForceRequest
-	(*ForceResponse)(nil),          // 37: xact.v1.ForceResponse
-	(*ListLocksRequest)(nil),       // 38: xact.v1.ListLocksRequest
-	(*ListLocksResponse)(nil),      // 39: xact.v1.ListLocksResponse
+	(*ReserveRequest)(nil),         // 6: xact.v1.ReserveRequest
+	(*ReserveResponse)(nil),        // 7: xact.v1.ReserveResponse
+	(*BeginResponse)(nil),          // 8: xact.v1.BeginResponse
+	(*CommitRequest)(nil),          // 9: xact.v1.CommitRequest
+	(*CommitResponse)(nil),         // 10: xact.v1.CommitResponse
+	(*RollbackRequest)(nil),        // 11: xact.v1.RollbackRequest
+	(*RollbackResponse)(nil),       // 12: xact.v1.RollbackResponse
+	(*GetStatusRequest)(nil),       // 13: xact.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),      // 14: xact.v1.GetStatusResponse
+	(*RegisterBranchRequest)(nil),  // 15: xact.v1.RegisterBranchRequest
+	(*RegisterBranchResponse)(nil), // 16: xact.v1.RegisterBranchResponse
+	(*ReportBranchRequest)(nil),    // 17: xact.v1.ReportBranchRequest
+	(*ReportBranchResponse)(nil),   // 18: xact.v1.ReportBranchResponse
+	(*QueryLocksRequest)(nil),      // 19: xact.v1.QueryLocksRequest
+	(*QueryLocksResponse)(nil),     // 20: xact.v1.QueryLocksResponse
+	(*RMMessage)(nil),              // 21: xact.v1.RMMessage
+	(*Hello)(nil),                  // 22: xact.v1.Hello
+	(*Route)(nil),                  // 23: xact.v1.Route
+	(*Results)(nil),                // 24: xact.v1.Results
+	(*BranchResult)(nil),           // 25: xact.v1.BranchResult
+	(*TCMessage)(nil),              // 26: xact.v1.TCMessage
+	(*Welcome)(nil),                // 27: xact.v1.Welcome
+	(*Actions)(nil),                // 28: xact.v1.Actions
+	(*BranchAction)(nil),           // 29: xact.v1.BranchAction
+	(*GlobalTransaction)(nil),      // 30: xact.v1.GlobalTransaction
+	(*RetryEvent)(nil),             // 31: xact.v1.RetryEvent
+	(*Branch)(nil),                 // 32: xact.v1.Branch
+	(*RowLock)(nil),                // 33: xact.v1.RowLock
+	(*ListGlobalsRequest)(nil),     // 34: xact.v1.ListGlobalsRequest
+	(*ListGlobalsResponse)(nil),    // 35: xact.v1.ListGlobalsResponse
+	(*ShowGlobalRequest)(nil),      // 36: xact.v1.ShowGlobalRequest
+	(*ShowGlobalResponse)(nil),     // 37: xact.v1.ShowGlobalResponse
+	(*ForceRequest)(nil),           // 38: xact.v1.ForceRequest
+	(*ForceResponse)(nil),          // 39: xact.v1.ForceResponse
+	(*ListLocksRequest)(nil),       // 40: xact.v1.ListLocksRequest
+	(*ListLocksResponse)(nil),      // 41: xact.v1.ListLocksResponse
 }
 var file_xact_proto_depIdxs = []int32{
-	0,  // 0: xact.v1.CommitResponse.status:type_name -> xact.v1.GlobalStatus
-	0,  // 1: xact.v1.RollbackResponse.status:type_name -> xact.v1.GlobalStatus
-	0,  // 2: xact.v1.GetStatusResponse.status:type_name -> xact.v1.GlobalStatus
-	2,  // 3: xact.v1.RegisterBranchRequest.branch_type:type_name -> xact.v1.BranchType
-	1,  // 4: xact.v1.ReportBranchRequest.status:type_name -> xact.v1.BranchStatus
-	20, // 5: xact.v1.RMMessage.hello:type_name -> xact.v1.Hello
-	22, // 6: xact.v1.RMMessage.results:type_name -> xact.v1.Results
-	2,  // 7: xact.v1.Hello.branch_types:type_name -> xact.v1.BranchType
-	21, // 8: xact.v1.Hello.routes:type_name -> xact.v1.Route
-	2,  // 9: xact.v1.Route.branch_type:type_name -> xact.v1.BranchType
-	23, // 10: xact.v1.Results.results:type_name -> xact.v1.BranchResult
-	3,  // 11: xact.v1.BranchResult.outcome:type_name -> xact.v1.Outcome
-	25, // 12: xact.v1.TCMessage.welcome:type_name -> xact.v1.Welcome
-	26, // 13: xact.v1.TCMessage.actions:type_name -> xact.v1.Actions
-	27, // 14: xact.v1.Actions.actions:type_name -> xact.v1.BranchAction
-	4,  // 15: xact.v1.BranchAction.kind:type_name -> xact.v1.ActionKind
-	2,  // 16: xact.v1.BranchAction.branch_type:type_name -> xact.v1.BranchType
-	0,  // 17: xact.v1.GlobalTransaction.status:type_name -> xact.v1.GlobalStatus
-	29, // 18: xact.v1.GlobalTransaction.history:type_name -> xact.v1.RetryEvent
-	2,  // 19: xact.v1.Branch.branch_type:type_name -> xact.v1.BranchType
-	1,  // 20: xact.v1.Branch.status:type_name -> xact.v1.BranchStatus
-	0,  // 21: xact.v1.ListGlobalsRequest.statuses:type_name -> xact.v1.GlobalStatus
-	28, // 22: xact.v1.ListGlobalsResponse.globals:type_name -> xact.v1.GlobalTransaction
-	28, // 23: xact.v1.ShowGlobalResponse.global:type_name -> xact.v1.GlobalTransaction
-	30, // 24: xact.v1.ShowGlobalResponse.branches:type_name -> xact.v1.Branch
-	31, // 25: xact.v1.ShowGlobalResponse.locks:type_name -> xact.v1.RowLock
-	0,  // 26: xact.v1.ForceResponse.status:type_name -> xact.v1.GlobalStatus
-	31, // 27: xact.v1.ListLocksResponse.locks:type_name -> xact.v1.RowLock
-	5,  // 28: xact.v1.Coordinator.Begin:input_type -> xact.v1.BeginRequest
-	7,  // 29: xact.v1.Coordinator.Commit:input_type -> xact.v1.CommitRequest
-	9,  // 30: xact.v1.Coordinator.Rollback:input_type -> xact.v1.RollbackRequest
-	11, // 31: xact.v1.Coordinator.GetStatus:input_type -> xact.v1.GetStatusRequest
-	13, // 32: xact.v1.Coordinator.RegisterBranch:input_type -> xact.v1.RegisterBranchRequest
-	15, // 33: xact.v1.Coordinator.ReportBranch:input_type -> xact.v1.ReportBranchRequest
-	17, // 34: xact.v1.Coordinator.QueryLocks:input_type -> xact.v1.QueryLocksRequest
-	19, // 35: xact.v1.Coordinator.Attach:input_type -> xact.v1.RMMessage
-	32, // 36: xact.v1.Admin.ListGlobals:input_type -> xact.v1.ListGlobalsRequest
-	34, // 37: xact.v1.Admin.ShowGlobal:input_type -> xact.v1.ShowGlobalRequest
-	36, // 38: xact.v1.Admin.ForceCommit:input_type -> xact.v1.ForceRequest
-	36, // 39: xact.v1.Admin.ForceRollback:input_type -> xact.v1.ForceRequest
-	38, // 40: xact.v1.Admin.ListLocks:input_type -> xact.v1.ListLocksRequest
-	6,  // 41: xact.v1.Coordinator.Begin:output_type -> xact.v1.BeginResponse
-	8,  // 42: xact.v1.Coordinator.Commit:output_type -> xact.v1.CommitResponse
-	10, // 43: xact.v1.Coordinator.Rollback:output_type -> xact.v1.RollbackResponse
-	12, // 44: xact.v1.Coordinator.GetStatus:output_type -> xact.v1.GetStatusResponse
-	14, // 45: xact.v1.Coordinator.RegisterBranch:output_type -> xact.v1.RegisterBranchResponse
-	16, // 46: xact.v1.Coordinator.ReportBranch:output_type -> xact.v1.ReportBranchResponse
-	18, // 47: xact.v1.Coordinator.QueryLocks:output_type -> xact.v1.QueryLocksResponse
-	24, // 48: xact.v1.Coordinator.Attach:output_type -> xact.v1.TCMessage
-	33, // 49: xact.v1.Admin.ListGlobals:output_type -> xact.v1.ListGlobalsResponse
-	35, // 50: xact.v1.Admin.ShowGlobal:output_type -> xact.v1.ShowGlobalResponse
-	37, // 51: xact.v1.Admin.ForceCommit:output_type -> xact.v1.ForceResponse
-	37, // 52: xact.v1.Admin.ForceRollback:output_type -> xact.v1.ForceResponse
-	39, // 53: xact.v1.Admin.ListLocks:output_type -> xact.v1.ListLocksResponse
-	41, // [41:54] is the sub-list for method output_type
-	28, // [28:41] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	5,  // 0: xact.v1.CommitRequest.begin:type_name -> xact.v1.BeginRequest
+	0,  // 1: xact.v1.CommitResponse.status:type_name -> xact.v1.GlobalStatus
+	5,  // 2: xact.v1.RollbackRequest.begin:type_name -> xact.v1.BeginRequest
+	0,  // 3: xact.v1.RollbackResponse.status:type_name -> xact.v1.GlobalStatus
+	0,  // 4: xact.v1.GetStatusResponse.status:type_name -> xact.v1.GlobalStatus
+	2,  // 5: xact.v1.RegisterBranchRequest.branch_type:type_name -> xact.v1.BranchType
+	5,  // 6: xact.v1.RegisterBranchRequest.begin:type_name -> xact.v1.BeginRequest
+	1,  // 7: xact.v1.ReportBranchRequest.status:type_name -> xact.v1.BranchStatus
+	22, // 8: xact.v1.RMMessage.hello:type_name -> xact.v1.Hello
+	24, // 9: xact.v1.RMMessage.results:type_name -> xact.v1.Results
+	2,  // 10: xact.v1.Hello.branch_types:type_name -> xact.v1.BranchType
+	23, // 11: xact.v1.Hello.routes:type_name -> xact.v1.Route
+	2,  // 12: xact.v1.Route.branch_type:type_name -> xact.v1.BranchType
+	25, // 13: xact.v1.Results.results:type_name -> xact.v1.BranchResult
+	3,  // 14: xact.v1.BranchResult.outcome:type_name -> xact.v1.Outcome
+	27, // 15: xact.v1.TCMessage.welcome:type_name -> xact.v1.Welcome
+	28, // 16: xact.v1.TCMessage.actions:type_name -> xact.v1.Actions
+	29, // 17: xact.v1.Actions.actions:type_name -> xact.v1.BranchAction
+	4,  // 18: xact.v1.BranchAction.kind:type_name -> xact.v1.ActionKind
+	2,  // 19: xact.v1.BranchAction.branch_type:type_name -> xact.v1.BranchType
+	0,  // 20: xact.v1.GlobalTransaction.status:type_name -> xact.v1.GlobalStatus
+	31, // 21: xact.v1.GlobalTransaction.history:type_name -> xact.v1.RetryEvent
+	2,  // 22: xact.v1.Branch.branch_type:type_name -> xact.v1.BranchType
+	1,  // 23: xact.v1.Branch.status:type_name -> xact.v1.BranchStatus
+	0,  // 24: xact.v1.ListGlobalsRequest.statuses:type_name -> xact.v1.GlobalStatus
+	30, // 25: xact.v1.ListGlobalsResponse.globals:type_name -> xact.v1.GlobalTransaction
+	30, // 26: xact.v1.ShowGlobalResponse.global:type_name -> xact.v1.GlobalTransaction
+	32, // 27: xact.v1.ShowGlobalResponse.branches:type_name -> xact.v1.Branch
+	33, // 28: xact.v1.ShowGlobalResponse.locks:type_name -> xact.v1.RowLock
+	0,  // 29: xact.v1.ForceResponse.status:type_name -> xact.v1.GlobalStatus
+	33, // 30: xact.v1.ListLocksResponse.locks:type_name -> xact.v1.RowLock
+	5,  // 31: xact.v1.Coordinator.Begin:input_type -> xact.v1.BeginRequest
+	6,  // 32: xact.v1.Coordinator.Reserve:input_type -> xact.v1.ReserveRequest
+	9,  // 33: xact.v1.Coordinator.Commit:input_type -> xact.v1.CommitRequest
+	11, // 34: xact.v1.Coordinator.Rollback:input_type -> xact.v1.RollbackRequest
+	13, // 35: xact.v1.Coordinator.GetStatus:input_type -> xact.v1.GetStatusRequest
+	15, // 36: xact.v1.Coordinator.RegisterBranch:input_type -> xact.v1.RegisterBranchRequest
+	17, // 37: xact.v1.Coordinator.ReportBranch:input_type -> xact.v1.ReportBranchRequest
+	19, // 38: xact.v1.Coordinator.QueryLocks:input_type -> xact.v1.QueryLocksRequest
+	21, // 39: xact.v1.Coordinator.Attach:input_type -> xact.v1.RMMessage
+	34, // 40: xact.v1.Admin.ListGlobals:input_type -> xact.v1.ListGlobalsRequest
+	36, // 41: xact.v1.Admin.ShowGlobal:input_type -> xact.v1.ShowGlobalRequest
+	38, // 42: xact.v1.Admin.ForceCommit:input_type -> xact.v1.ForceRequest
+	38, // 43: xact.v1.Admin.ForceRollback:input_type -> xact.v1.ForceRequest
+	40, // 44: xact.v1.Admin.ListLocks:input_type -> xact.v1.ListLocksRequest
+	8,  // 45: xact.v1.Coordinator.Begin:output_type -> xact.v1.BeginResponse
+	7,  // 46: xact.v1.Coordinator.Reserve:output_type -> xact.v1.ReserveResponse
+	10, // 47: xact.v1.Coordinator.Commit:output_type -> xact.v1.CommitResponse
+	12, // 48: xact.v1.Coordinator.Rollback:output_type -> xact.v1.RollbackResponse
+	14, // 49: xact.v1.Coordinator.GetStatus:output_type -> xact.v1.GetStatusResponse
+	16, // 50: xact.v1.Coordinator.RegisterBranch:output_type -> xact.v1.RegisterBranchResponse
+	18, // 51: xact.v1.Coordinator.ReportBranch:output_type -> xact.v1.ReportBranchResponse
+	20, // 52: xact.v1.Coordinator.QueryLocks:output_type -> xact.v1.QueryLocksResponse
+	26, // 53: xact.v1.Coordinator.Attach:output_type -> xact.v1.TCMessage
+	35, // 54: xact.v1.Admin.ListGlobals:output_type -> xact.v1.ListGlobalsResponse
+	37, // 55: xact.v1.Admin.ShowGlobal:output_type -> xact.v1.ShowGlobalResponse
+	39, // 56: xact.v1.Admin.ForceCommit:output_type -> xact.v1.ForceResponse
+	39, // 57: xact.v1.Admin.ForceRollback:output_type -> xact.v1.ForceResponse
+	41, // 58: xact.v1.Admin.ListLocks:output_type -> xact.v1.ListLocksResponse
+	45, // [45:59] is the sub-list for method output_type
+	31, // [31:45] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_xact_proto_init() }
@@ -2802,11 +2937,11 @@ func file_xact_proto_init() {
 	if File_xact_proto != nil {
 		return
 	}
-	file_xact_proto_msgTypes[14].OneofWrappers = []any{
+	file_xact_proto_msgTypes[16].OneofWrappers = []any{
 		(*RMMessage_Hello)(nil),
 		(*RMMessage_Results)(nil),
 	}
-	file_xact_proto_msgTypes[19].OneofWrappers = []any{
+	file_xact_proto_msgTypes[21].OneofWrappers = []any{
 		(*TCMessage_Welcome)(nil),
 		(*TCMessage_Actions)(nil),
 	}
@@ -2816,7 +2951,7 @@ func file_xact_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_xact_proto_rawDesc), len(file_xact_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   35,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

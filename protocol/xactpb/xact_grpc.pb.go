@@ -30,6 +30,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	Coordinator_Begin_FullMethodName          = "/xact.v1.Coordinator/Begin"
+	Coordinator_Reserve_FullMethodName        = "/xact.v1.Coordinator/Reserve"
 	Coordinator_Commit_FullMethodName         = "/xact.v1.Coordinator/Commit"
 	Coordinator_Rollback_FullMethodName       = "/xact.v1.Coordinator/Rollback"
 	Coordinator_GetStatus_FullMethodName      = "/xact.v1.Coordinator/GetStatus"
@@ -46,6 +47,12 @@ type CoordinatorClient interface {
 	// Begin starts a global transaction. Not safe to repeat (a second call
 	// starts a second transaction).
 	Begin(ctx context.Context, in *BeginRequest, opts ...grpc.CallOption) (*BeginResponse, error)
+	// Reserve hands a TM a namespace of XIDs it may make itself
+	// (prefix + any suffix of [0-9a-z]). Such a global is begun lazily: the
+	// first RegisterBranch, Begin, Commit or Rollback that names it and
+	// carries its BeginRequest begins it. This saves the Begin round trip of
+	// most transactions. Safe to repeat (each call gives a new namespace).
+	Reserve(ctx context.Context, in *ReserveRequest, opts ...grpc.CallOption) (*ReserveResponse, error)
 	// Commit decides commit (only from Begin) and returns once the decision is
 	// durable. Safe to repeat: a repeated Commit of a committed transaction
 	// reports its status.
@@ -78,6 +85,16 @@ func (c *coordinatorClient) Begin(ctx context.Context, in *BeginRequest, opts ..
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(BeginResponse)
 	err := c.cc.Invoke(ctx, Coordinator_Begin_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinatorClient) Reserve(ctx context.Context, in *ReserveRequest, opts ...grpc.CallOption) (*ReserveResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReserveResponse)
+	err := c.cc.Invoke(ctx, Coordinator_Reserve_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -164,6 +181,12 @@ type CoordinatorServer interface {
 	// Begin starts a global transaction. Not safe to repeat (a second call
 	// starts a second transaction).
 	Begin(context.Context, *BeginRequest) (*BeginResponse, error)
+	// Reserve hands a TM a namespace of XIDs it may make itself
+	// (prefix + any suffix of [0-9a-z]). Such a global is begun lazily: the
+	// first RegisterBranch, Begin, Commit or Rollback that names it and
+	// carries its BeginRequest begins it. This saves the Begin round trip of
+	// most transactions. Safe to repeat (each call gives a new namespace).
+	Reserve(context.Context, *ReserveRequest) (*ReserveResponse, error)
 	// Commit decides commit (only from Begin) and returns once the decision is
 	// durable. Safe to repeat: a repeated Commit of a committed transaction
 	// reports its status.
@@ -194,6 +217,9 @@ type UnimplementedCoordinatorServer struct{}
 
 func (UnimplementedCoordinatorServer) Begin(context.Context, *BeginRequest) (*BeginResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Begin not implemented")
+}
+func (UnimplementedCoordinatorServer) Reserve(context.Context, *ReserveRequest) (*ReserveResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Reserve not implemented")
 }
 func (UnimplementedCoordinatorServer) Commit(context.Context, *CommitRequest) (*CommitResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Commit not implemented")
@@ -251,6 +277,24 @@ func _Coordinator_Begin_Handler(srv interface{}, ctx context.Context, dec func(i
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(CoordinatorServer).Begin(ctx, req.(*BeginRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Coordinator_Reserve_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReserveRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServer).Reserve(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Coordinator_Reserve_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServer).Reserve(ctx, req.(*ReserveRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -380,6 +424,10 @@ var Coordinator_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Begin",
 			Handler:    _Coordinator_Begin_Handler,
+		},
+		{
+			MethodName: "Reserve",
+			Handler:    _Coordinator_Reserve_Handler,
 		},
 		{
 			MethodName: "Commit",
