@@ -81,12 +81,14 @@ echo "MariaDB on 127.0.0.1:$dbport"
 say "creating the databases: the business tables, undo_log (xact sql undo-log), tcc_fence_log (xact sql tcc-fence)"
 for svc in account ledger; do
 	sql -e "CREATE DATABASE bank_$svc"
-	# `xact sql` prints one CREATE TABLE; end it with exactly one ";" for
-	# the mariadb client.
+	# `xact sql` prints one CREATE TABLE, which the ";" ends for the
+	# mariadb client (an empty statement is harmless).
 	{
 		cat "samples/bank/schema/$svc.sql"
-		xact sql undo-log | sed '$s/;*$/;/'
-		xact sql tcc-fence | sed '$s/;*$/;/'
+		xact sql undo-log
+		echo ';'
+		xact sql tcc-fence
+		echo ';'
 	} | sql "bank_$svc"
 	echo "bank_$svc: $(sql "bank_$svc" -e 'SHOW TABLES' | tr '\n' ' ')"
 done
@@ -115,11 +117,11 @@ echo "xact server on $XACT_SERVER"
 
 say "starting the bank: account, ledger, api"
 dsn="root@tcp(127.0.0.1:$dbport)"
-start account "$bin/account" --tc "$XACT_SERVER" --listen 127.0.0.1:0 --dsn "$dsn/bank_account"
+start account "$bin/account" --log-level debug --tc "$XACT_SERVER" --listen 127.0.0.1:0 --dsn "$dsn/bank_account"
 account=$addr
-start ledger "$bin/ledger" --tc "$XACT_SERVER" --listen 127.0.0.1:0 --dsn "$dsn/bank_ledger"
+start ledger "$bin/ledger" --log-level debug --tc "$XACT_SERVER" --listen 127.0.0.1:0 --dsn "$dsn/bank_ledger"
 ledger=$addr
-start api "$bin/api" --tc "$XACT_SERVER" --listen 127.0.0.1:0 --account "$account" --ledger "$ledger"
+start api "$bin/api" --log-level debug --tc "$XACT_SERVER" --listen 127.0.0.1:0 --account "$account" --ledger "$ledger"
 api=$addr
 bank_api() { bank "$1" --api "$api" "${@:2}"; }
 for i in $(seq 300); do
@@ -154,6 +156,12 @@ check_entries() {
 	echo "ledger OK: entries of $1: ${got:-none}"
 }
 
+# trail XID prints the services' log lines about XID, in time order.
+trail() {
+	grep -hF "xid=$1" "$tmp/api.log" "$tmp/account.log" "$tmp/ledger.log" | sort |
+		sed -E 's/^time=[^ ]*T([0-9:.]+)[^ ]* level=[A-Z]+ msg=("([^"]*)"|([^ ]*)) service=([a-z]+)(.*)/   \1 \5: \3\4 \6/; s/ xid=[^ ]+//'
+}
+
 # transfer MODE AMOUNT OUTCOME [bank flags] makes one transfer, held open
 # for $HOLD, shows it with `xact tx show` while it is open and after it
 # ended, and sets xid.
@@ -170,8 +178,16 @@ transfer() {
 		sleep 0.05
 	done
 	if [[ -n $open ]]; then
+		# Both participants register their branch while the API waits
+		# for them; once both are listed, the API is holding it open.
+		local show=""
+		for _ in $(seq 100); do
+			show=$(xact tx show "$open")
+			(($(grep -cE '^ +[0-9]+ +[^ ]+ +(AT|TCC|SAGA) ' <<<"$show") >= 2)) && break
+			sleep 0.05
+		done
 		echo "-- while it is open: xact tx show $open"
-		xact tx show "$open" | sed 's/^/   /'
+		sed 's/^/   /' <<<"$show"
 	fi
 	wait "$tpid" || die "transfer: $(cat "$tmp/transfer.out")"
 	local outcome reason
@@ -189,6 +205,8 @@ transfer() {
 		[[ $status == COMMITTED || $status == ROLLBACKED ]] && break
 		sleep 0.1
 	done
+	echo "-- what the services logged about it (phase two is pushed to them by the TC):"
+	trail "$xid"
 	echo "-- after it ended: xact tx show $xid"
 	xact tx show "$xid" | sed 's/^/   /'
 	case $want in
@@ -234,6 +252,14 @@ say "after"
 bank_api report
 locks=$(xact lock list | tail -n +2)
 [[ -z $locks ]] || die "global locks left at the TC: $locks"
+# A committed AT branch's undo log is deleted in phase two, batched and
+# asynchronously; a rolled-back one's when it is replayed.
+for _ in $(seq 100); do
+	undo=$(sql -e "SELECT (SELECT COUNT(*) FROM bank_account.undo_log WHERE log_status = 0) + (SELECT COUNT(*) FROM bank_ledger.undo_log WHERE log_status = 0)")
+	((undo == 0)) && break
+	sleep 0.1
+done
+((undo == 0)) || die "$undo undo logs left after every transaction ended"
 echo
-echo "no global locks left; every balance as expected"
+echo "no global locks and no undo logs left; every balance as expected"
 say "demo passed"

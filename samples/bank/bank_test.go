@@ -141,6 +141,64 @@ func TestBank(t *testing.T) {
 			}
 		})
 	}
+
+	// While an AT transfer is open, the TC holds global locks on its rows:
+	// a second AT transfer of the same accounts cannot commit its branch,
+	// and rolls back after the data source's lock wait (2s).
+	t.Run("at/lock-conflict", func(t *testing.T) {
+		first := make(chan *bankpb.TransferResponse, 1)
+		go func() {
+			resp, err := bank.Transfer(context.Background(), &bankpb.TransferRequest{
+				From: "alice", To: "bob", Amount: 1, Mode: bankpb.Mode_MODE_AT, HoldMs: 5000,
+			})
+			if err != nil {
+				t.Errorf("first Transfer: %v", err)
+			}
+			first <- resp
+		}()
+		waitOpen(t, admin, "transfer-at", 2)
+		resp, err := bank.Transfer(context.Background(), &bankpb.TransferRequest{
+			From: "alice", To: "bob", Amount: 1, Mode: bankpb.Mode_MODE_AT,
+		})
+		if err != nil {
+			t.Fatalf("second Transfer: %v", err)
+		}
+		if resp.GetOutcome() != rolledBack || !strings.Contains(resp.GetReason(), "is locked by global transaction") {
+			t.Errorf("second Transfer = %v (%s), want rolled back on a lock conflict", resp.GetOutcome(), resp.GetReason())
+		}
+		if resp := <-first; resp.GetOutcome() != committed {
+			t.Errorf("first Transfer = %v (%s), want committed", resp.GetOutcome(), resp.GetReason())
+		}
+	})
+}
+
+// waitOpen waits until the TC lists a transaction named name in Begin with
+// branches branches.
+func waitOpen(t *testing.T, admin xactpb.AdminClient, name string, branches int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		list, err := admin.ListGlobals(context.Background(), &xactpb.ListGlobalsRequest{
+			Statuses: []xactpb.GlobalStatus{xactpb.GlobalStatus_GLOBAL_STATUS_BEGIN},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range list.GetGlobals() {
+			if g.GetName() != name {
+				continue
+			}
+			show, err := admin.ShowGlobal(context.Background(), &xactpb.ShowGlobalRequest{Xid: g.GetXid()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(show.GetBranches()) == branches {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no transaction %s open with %d branches after 10s", name, branches)
 }
 
 // TestBankBadRequests checks that the services refuse what they cannot

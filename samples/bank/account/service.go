@@ -61,18 +61,25 @@ func (s *service) Move(ctx context.Context, t *bankpb.Transfer) (*bankpb.Ack, er
 // same local transaction, so that a compensation knows whether the step's
 // work committed, and a step that arrives after its compensation is
 // refused.
+//
+// It writes through the plain pool, so it does not wait for the global
+// locks that undecided AT transfers hold on the same balances. Had it
+// changed a balance such a transfer then rolled back, the rollback would
+// find the row changed and stop, and the TC would park that transfer for
+// an operator rather than overwrite the saga's change (see README.md,
+// "Mixing modes on the same rows").
 func (s *service) MoveStep(ctx context.Context, st *bankpb.Step) (*bankpb.Ack, error) {
 	b, err := stepBranch(ctx, st, true)
 	if err != nil {
 		return nil, err
 	}
+	t := st.GetTransfer()
 	err = s.fence.Try(ctx, b, func(ctx context.Context, tx *sql.Tx) error {
-		return move(ctx, tx, st.GetTransfer())
+		return move(ctx, tx, t)
 	}, nil)
 	if err != nil {
 		return nil, transport.Error(err)
 	}
-	t := st.GetTransfer()
 	s.log.InfoContext(ctx, "saga step: moved", "xid", b.XID, "branch_id", b.BranchID, "from", t.GetFrom(), "to", t.GetTo(), "amount", t.GetAmount())
 	return &bankpb.Ack{}, nil
 }
@@ -95,12 +102,15 @@ func (s *service) CompensateMove(ctx context.Context, st *bankpb.Step) (*bankpb.
 		// A saga has no isolation: the money may have been spent since.
 		// A compensation must not fail for a business reason, so it takes
 		// the money back even if that overdraws the account.
-		return adjust(ctx, tx, []string{t.GetTo(), t.GetFrom()}, []int64{-t.GetAmount(), t.GetAmount()})
+		if err := adjust(ctx, tx, []string{t.GetTo(), t.GetFrom()}, []int64{-t.GetAmount(), t.GetAmount()}); err != nil {
+			return err
+		}
+		s.log.InfoContext(ctx, "saga compensation: moving back", "xid", b.XID, "branch_id", b.BranchID, "from", t.GetTo(), "to", t.GetFrom(), "amount", t.GetAmount())
+		return nil
 	})
 	if err != nil {
 		return nil, transport.Error(err)
 	}
-	s.log.InfoContext(ctx, "saga compensation: moved back", "xid", b.XID, "branch_id", b.BranchID, "from", t.GetTo(), "to", t.GetFrom(), "amount", t.GetAmount())
 	return &bankpb.Ack{}, nil
 }
 

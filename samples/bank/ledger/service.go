@@ -151,14 +151,17 @@ func (s *service) CompensatePost(ctx context.Context, st *bankpb.Step) (*bankpb.
 	}
 	err = s.fence.Cancel(ctx, b, func(ctx context.Context, tx *sql.Tx, try tcc.TryOutcome) error {
 		if try == tcc.TryFailed {
-			return nil
+			return nil // the step's transaction rolled back: no entry
 		}
-		return setState(ctx, tx, b, "posted", "voided")
+		if err := setState(ctx, tx, b, "posted", "voided"); err != nil {
+			return err
+		}
+		s.log.InfoContext(ctx, "saga compensation: voiding entry", "xid", b.XID, "branch_id", b.BranchID)
+		return nil
 	})
 	if err != nil {
 		return nil, transport.Error(err)
 	}
-	s.log.InfoContext(ctx, "saga compensation: entry voided", "xid", b.XID, "branch_id", b.BranchID)
 	return &bankpb.Ack{}, nil
 }
 

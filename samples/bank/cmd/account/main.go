@@ -23,12 +23,14 @@ func main() {
 	tc := flag.String("tc", "127.0.0.1:8091", "coordinator `address`")
 	listen := flag.String("listen", "127.0.0.1:9101", "gRPC listen `address`")
 	dsn := flag.String("dsn", "", "account database `DSN` (go-sql-driver/mysql), required")
+	var level slog.Level
+	flag.TextVar(&level, "log-level", slog.LevelInfo, "log `level`: debug (shows branch registrations and phase two), info, warn or error")
 	flag.Parse()
 	if *dsn == "" || flag.NArg() > 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("service", "account")
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("service", "account")
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

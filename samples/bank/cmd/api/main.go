@@ -24,12 +24,14 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:9100", "gRPC listen `address`")
 	acc := flag.String("account", "127.0.0.1:9101", "account service `address`")
 	led := flag.String("ledger", "127.0.0.1:9102", "ledger service `address`")
+	var level slog.Level
+	flag.TextVar(&level, "log-level", slog.LevelInfo, "log `level`: debug (shows branch registrations and phase two), info, warn or error")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("service", "api")
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("service", "api")
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
