@@ -158,8 +158,8 @@ check_entries() {
 
 # trail XID prints the services' log lines about XID, in time order.
 trail() {
-	grep -hF "xid=$1" "$tmp/api.log" "$tmp/account.log" "$tmp/ledger.log" | sort |
-		sed -E 's/^time=[^ ]*T([0-9:.]+)[^ ]* level=[A-Z]+ msg=("([^"]*)"|([^ ]*)) service=([a-z]+)(.*)/   \1 \5: \3\4 \6/; s/ xid=[^ ]+//'
+	grep -hF "xid=$1" "$tmp/api.log" "$tmp/account.log" "$tmp/ledger.log" | sort -s -k1,1 |
+		sed -E 's/^time=[^ ]*T([0-9:.]+)[^ ]* level=[A-Z]+ msg=("([^"]*)"|([^ ]*)) service=([a-z]+)(.*)/   \1 \5: \3\4\6/; s/ xid=[^ ]+//'
 }
 
 # transfer MODE AMOUNT OUTCOME [bank flags] makes one transfer, held open
