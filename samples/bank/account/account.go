@@ -108,7 +108,7 @@ func Run(ctx context.Context, cfg Config, lis net.Listener) error {
 	}
 
 	srv := transport.NewServer()
-	bankpb.RegisterAccountServer(srv, &service{db: db, plain: plain, fence: fence, log: log})
+	bankpb.RegisterAccountServer(srv, &service{db: db, fence: fence, log: log})
 	log.Info("account service ready", "addr", lis.Addr().String(), "resource", datasource.ResourceID(mc))
 	return transport.Serve(ctx, srv, lis)
 }

@@ -20,9 +20,8 @@ const stepResource = "account/move"
 
 type service struct {
 	bankpb.UnimplementedAccountServer
-	db    *sql.DB // the AT data source
-	plain *sql.DB // the same database, unwrapped (saga steps)
-	fence *tcc.Fence
+	db    *sql.DB    // the AT data source
+	fence *tcc.Fence // on the same database, unwrapped (saga steps)
 	log   *slog.Logger
 }
 
