@@ -38,4 +38,8 @@ if [[ -f it/go.mod ]]; then
 	echo "== end-to-end tests (it/)"
 	(cd it && $GO vet ./... && $GO test -race -count=1 -timeout 20m ./...)
 fi
+if [[ -f samples/go.mod ]]; then
+	echo "== samples (samples/)"
+	(cd samples && $GO vet ./... && $GO test -race -count=1 -timeout 10m ./...)
+fi
 echo "== all tests passed"

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/xact-io/xact/rm/tcc"
 	"github.com/xact-io/xact/undo"
@@ -16,7 +17,9 @@ func sqlCmd(args []string, out io.Writer) error {
 	if !ok {
 		return fmt.Errorf("unknown table %q (want undo-log or tcc-fence)", args[0])
 	}
-	_, err := fmt.Fprintln(out, ddl)
+	// Every statement ends with ";" so that the outputs can be piped into a
+	// client one after another.
+	_, err := fmt.Fprintln(out, strings.TrimRight(ddl, "; \n")+";")
 	return err
 }
 
