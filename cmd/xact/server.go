@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"runtime/debug"
 	_ "net/http/pprof" // served only with --debug-addr
 	"time"
 
@@ -39,6 +41,7 @@ func serverCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.IntVar(&cfg.MaxRecvMsgBytes, "max-message-bytes", cfg.MaxRecvMsgBytes, "largest gRPC message accepted")
 	fs.StringVar(&cfg.Token, "token", "", "require this bearer `token` from every client")
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", cfg.ShutdownGrace, "wait for in-flight calls on shutdown")
+	gcPercent := fs.Int("gc-percent", 400, "Go GC target (runtime/debug.SetGCPercent); ignored when GOGC is set. The TC's live heap is small and its allocation rate high, so a higher target trades some tens of MB for CPU")
 	storeKind := fs.String("store", "badger", "badger (durable, in --data-dir) or memory (loses everything on exit; for benchmarks and demos)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "serve net/http/pprof on this `address` (e.g. 127.0.0.1:6060)")
@@ -50,6 +53,9 @@ func serverCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
+	}
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(*gcPercent)
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	if *debugAddr != "" {
