@@ -8,9 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	_ "net/http/pprof" // served only with --debug-addr
 	"os"
 	"runtime/debug"
-	_ "net/http/pprof" // served only with --debug-addr
 	"time"
 
 	"github.com/xact-io/xact/storage/memory"
