@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/xact-io/xact/datasource/mysql"
+	"github.com/xact-io/xact/internal/failpoint"
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/undo"
@@ -274,6 +275,7 @@ func (ts *txState) commitBranch() error {
 	if h := c.cfg.hooks.afterRegister; h != nil {
 		h(ts.scope.xid, branchID)
 	}
+	failpoint.Hit("datasource/commit/after-register")
 
 	ictx, cancel := context.WithTimeout(ctx, c.cfg.commitTimeout)
 	_, err = ts.c.execDirect(ictx, undo.InsertLogSQL, []driver.NamedValue{
@@ -292,6 +294,7 @@ func (ts *txState) commitBranch() error {
 		}
 		return fmt.Errorf("datasource: insert undo log of %s branch %d: %w", ts.scope.xid, branchID, err)
 	}
+	failpoint.Hit("datasource/commit/after-undo-insert")
 	if err := ts.inner.Commit(); err != nil {
 		// Committed or not, the TC rolls the branch back: with the undo
 		// log if the commit happened, with a marker if it did not.
@@ -299,6 +302,7 @@ func (ts *txState) commitBranch() error {
 		ts.reportFailed(ctx, lg, branchID)
 		return fmt.Errorf("datasource: local commit of %s branch %d: %w", ts.scope.xid, branchID, err)
 	}
+	failpoint.Hit("datasource/commit/after-local-commit")
 	lg.Debug("datasource: branch committed locally", "records", len(ts.records), "locks", len(ts.keys))
 	return nil
 }

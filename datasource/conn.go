@@ -12,22 +12,24 @@ import (
 
 // conn wraps one driver connection.
 //
-// It claims a fixed subset of database/sql's optional interfaces, the ones
-// the wrapper needs to see every statement and transaction with its
-// context, and for each of them behaves exactly as database/sql does when
-// the inner connection lacks the interface:
+// It claims the optional interfaces of database/sql that the wrapper needs
+// to see every transaction and statement with its context, and for each
+// of them behaves exactly as database/sql does when the inner connection
+// lacks the interface:
 //
 //	ConnBeginTx         inner BeginTx, else Begin (non-default options refused, as database/sql does)
 //	ConnPrepareContext  inner PrepareContext, else Prepare (then the context is checked)
-//	ExecerContext       inner ExecContext, else Exec, else driver.ErrSkip
-//	QueryerContext      inner QueryContext, else Query, else driver.ErrSkip
 //	NamedValueChecker   inner CheckNamedValue, else driver.ErrSkip (database/sql's default conversion)
 //	SessionResetter     clears the wrapper's state, then inner ResetSession if it has one
 //	Validator           false after an uncertain failure, else inner IsValid, else true
 //	Pinger              inner Ping, else nil
 //
-// Others (the deprecated Execer and Queryer, ConnPrepareContext's
-// ColumnConverter on statements) are not claimed.
+// ExecerContext and QueryerContext are claimed only when the inner
+// connection has them (or their deprecated forms Execer and Queryer), by
+// the types connExec, connQuery and connExecQuery: without them
+// database/sql prepares every statement with arguments, and the wrapper
+// captures it on the prepared statement. The deprecated Execer and
+// Queryer themselves are never claimed.
 type conn struct {
 	c     *Connector
 	inner driver.Conn
@@ -47,19 +49,65 @@ var (
 	_ driver.Conn               = (*conn)(nil)
 	_ driver.ConnBeginTx        = (*conn)(nil)
 	_ driver.ConnPrepareContext = (*conn)(nil)
-	_ driver.ExecerContext      = (*conn)(nil)
-	_ driver.QueryerContext     = (*conn)(nil)
 	_ driver.NamedValueChecker  = (*conn)(nil)
 	_ driver.SessionResetter    = (*conn)(nil)
 	_ driver.Validator          = (*conn)(nil)
 	_ driver.Pinger             = (*conn)(nil)
+
+	_ driver.ExecerContext  = connExec{}
+	_ driver.QueryerContext = connQuery{}
+	_ driver.ExecerContext  = connExecQuery{}
+	_ driver.QueryerContext = connExecQuery{}
 )
+
+// connExec is a conn whose inner connection executes statements directly.
+type connExec struct{ *conn }
+
+// ExecContext runs a statement; see conn.exec.
+func (c connExec) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	return c.exec(ctx, query, args)
+}
+
+// connQuery is a conn whose inner connection runs queries directly.
+type connQuery struct{ *conn }
+
+// QueryContext runs a query; see conn.query.
+func (c connQuery) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	return c.query(ctx, query, args)
+}
+
+// connExecQuery is a conn whose inner connection does both.
+type connExecQuery struct{ *conn }
+
+// ExecContext runs a statement; see conn.exec.
+func (c connExecQuery) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	return c.exec(ctx, query, args)
+}
+
+// QueryContext runs a query; see conn.query.
+func (c connExecQuery) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	return c.query(ctx, query, args)
+}
 
 // maxParsed bounds the per-connection statement cache.
 const maxParsed = 512
 
-func newConn(c *Connector, inner driver.Conn) *conn {
-	return &conn{c: c, inner: inner}
+// newConn wraps inner in the conn type that claims what inner has.
+func newConn(c *Connector, inner driver.Conn) driver.Conn {
+	cn := &conn{c: c, inner: inner}
+	_, ec := inner.(driver.ExecerContext)
+	_, e := inner.(driver.Execer) //nolint:staticcheck // database/sql uses it
+	_, qc := inner.(driver.QueryerContext)
+	_, q := inner.(driver.Queryer) //nolint:staticcheck // database/sql uses it
+	switch exec, query := ec || e, qc || q; {
+	case exec && query:
+		return connExecQuery{cn}
+	case exec:
+		return connExec{cn}
+	case query:
+		return connQuery{cn}
+	}
+	return cn
 }
 
 // Prepare implements driver.Conn.
@@ -112,9 +160,9 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	return t, nil
 }
 
-// ExecContext runs a statement. Inside a global transaction it is
-// captured: refused if it cannot be undone, else imaged before and after.
-func (c *conn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+// exec runs a statement. Inside a global transaction it is captured:
+// refused if it cannot be undone, else imaged before and after.
+func (c *conn) exec(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
 	s, st, err := c.route(ctx, query)
 	if err != nil {
 		return nil, err
@@ -139,8 +187,8 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 	return res, err
 }
 
-// QueryContext runs a query; see ExecContext.
-func (c *conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+// query runs a query; see exec.
+func (c *conn) query(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
 	s, st, err := c.route(ctx, query)
 	if err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/xact-io/xact/datasource/mysql"
+	"github.com/xact-io/xact/internal/failpoint"
 	"github.com/xact-io/xact/rm"
 	"github.com/xact-io/xact/undo"
 )
@@ -146,6 +147,7 @@ func (c *Connector) rollbackOn(ctx context.Context, dc driver.Conn, a rm.Action,
 			return fmt.Errorf("insert global-finished marker: %w", err)
 		}
 		lg.InfoContext(ctx, "datasource: rollback found no undo log; marker inserted")
+		failpoint.Hit("datasource/rollback/after-marker")
 	case status == undo.StatusGlobalFinished:
 		// Rolled back before.
 	default:
@@ -163,11 +165,13 @@ func (c *Connector) rollbackOn(ctx context.Context, dc driver.Conn, a rm.Action,
 			return fmt.Errorf("delete undo log: %w", err)
 		}
 		lg.DebugContext(ctx, "datasource: branch rolled back", "records", len(log.Records))
+		failpoint.Hit("datasource/rollback/after-replay")
 	}
 	committed = true
 	if err := itx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	failpoint.Hit("datasource/rollback/after-commit")
 	return nil
 }
 
@@ -294,6 +298,7 @@ func (d *deleter) exec(ctx context.Context, batch []*delReq) error {
 		d.log.WarnContext(ctx, "datasource: delete undo logs failed; the TC will retry", "branches", len(batch), "err", err)
 		return fmt.Errorf("datasource: delete undo logs: %w", err)
 	}
+	failpoint.Hit("datasource/phase2/after-undo-delete")
 	return nil
 }
 
