@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/xact-io/xact/internal/backoff"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -27,9 +28,9 @@ func (c *Client) attachLoop(root context.Context, welcomed chan struct{}) {
 			// shortest wait again.
 			attempt = 0
 		}
-		d := c.cfg.backoff.delay(attempt)
+		d := c.cfg.backoff.Delay(attempt)
 		c.cfg.log.WarnContext(root, "rm: attach stream ended; re-attaching", "client_id", c.cfg.clientID, "wait", d, "err", err)
-		if sleep(root, d) != nil {
+		if backoff.Sleep(root, d) != nil {
 			return
 		}
 	}

@@ -3,6 +3,7 @@ package rm
 import (
 	"context"
 	"fmt"
+	"github.com/xact-io/xact/internal/backoff"
 	"slices"
 	"strings"
 	"sync"
@@ -353,7 +354,7 @@ func (c *Client) retry(ctx context.Context, call func(context.Context) error) er
 		if !protocol.Retryable(err) {
 			return err
 		}
-		if sleep(ctx, c.cfg.backoff.delay(attempt)) != nil {
+		if backoff.Sleep(ctx, c.cfg.backoff.Delay(attempt)) != nil {
 			return fmt.Errorf("gave up after %d attempts: %w", attempt+1, err)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"strings"
 
+	"github.com/xact-io/xact/internal/failpoint"
 	"github.com/xact-io/xact/protocol/xactpb"
 )
 
@@ -79,6 +80,7 @@ func (c *Client) run(root context.Context, a *xactpb.BranchAction) (xactpb.Outco
 	}
 	err := call(ctx, log, h, a.GetKind(), act)
 	o, reason := outcomeOf(err)
+	failpoint.Hit("rm/phase2/after-handler")
 	switch o {
 	case xactpb.Outcome_OUTCOME_DONE:
 		log.DebugContext(ctx, "rm: phase two done", "kind", a.GetKind())

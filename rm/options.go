@@ -2,6 +2,7 @@ package rm
 
 import (
 	"fmt"
+	"github.com/xact-io/xact/internal/backoff"
 	"log/slog"
 	"os"
 	"strconv"
@@ -22,7 +23,7 @@ const (
 type config struct {
 	log           *slog.Logger
 	clientID      string
-	backoff       backoff
+	backoff       backoff.Policy
 	concurrency   int
 	rpcTimeout    time.Duration
 	actionTimeout time.Duration
@@ -38,7 +39,7 @@ func defaultConfig() config {
 	return config{
 		log:           slog.New(slog.DiscardHandler),
 		clientID:      host + "/" + strconv.Itoa(os.Getpid()),
-		backoff:       backoff{base: DefaultBackoffBase, max: DefaultBackoffMax},
+		backoff:       backoff.Policy{Base: DefaultBackoffBase, Max: DefaultBackoffMax},
 		concurrency:   DefaultConcurrency,
 		rpcTimeout:    DefaultRPCTimeout,
 		actionTimeout: DefaultActionTimeout,
@@ -84,7 +85,7 @@ func WithBackoff(base, max time.Duration) Option {
 		if base <= 0 || max < base {
 			return fmt.Errorf("WithBackoff(%v, %v): want 0 < base <= max", base, max)
 		}
-		c.backoff = backoff{base: base, max: max}
+		c.backoff = backoff.Policy{Base: base, Max: max}
 		return nil
 	}
 }

@@ -3,7 +3,7 @@ package tc
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
+	"github.com/xact-io/xact/internal/backoff"
 	"slices"
 	"sync"
 	"time"
@@ -318,16 +318,10 @@ func (d *driver) reschedule(ctx context.Context, xid string, commit bool, failed
 	return g.Status
 }
 
-// backoff is RetryBase·2^(n-1), capped at RetryMax, with the upper half
-// jittered so that retries of many globals spread out.
+// backoff is the wait before round n+1 (n counted from 1): RetryBase·2^(n-1),
+// capped at RetryMax, jittered so that retries of many globals spread out.
 func (d *driver) backoff(n int) time.Duration {
-	b := d.s.cfg.RetryBase
-	for i := 1; i < n && b < d.s.cfg.RetryMax; i++ {
-		b *= 2
-	}
-	b = min(b, d.s.cfg.RetryMax)
-	half := b / 2
-	return half + rand.N(half+1)
+	return backoff.Policy{Base: d.s.cfg.RetryBase, Max: d.s.cfg.RetryMax}.Delay(n - 1)
 }
 
 func pick(cond bool, a, b storage.Status) storage.Status {

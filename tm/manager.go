@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/xact-io/xact/internal/backoff"
 	"io"
 	"sync"
 	"time"
@@ -268,9 +269,9 @@ func (m *Manager) retry(ctx context.Context, op, xid string, attemptTimeout time
 		if !protocol.Retryable(err) {
 			return xactpb.GlobalStatus_GLOBAL_STATUS_UNKNOWN, err
 		}
-		d := m.cfg.backoff.delay(attempt)
+		d := m.cfg.backoff.Delay(attempt)
 		m.cfg.log.WarnContext(ctx, "tm: "+op+" failed, retrying", "xid", xid, "attempt", attempt+1, "wait", d, "err", err)
-		if serr := sleep(ctx, d); serr != nil {
+		if serr := backoff.Sleep(ctx, d); serr != nil {
 			return xactpb.GlobalStatus_GLOBAL_STATUS_UNKNOWN, fmt.Errorf("gave up after %d attempts: %w", attempt+1, err)
 		}
 	}

@@ -256,21 +256,6 @@ func TestDialOptions(t *testing.T) {
 	}
 }
 
-func TestBackoffDelay(t *testing.T) {
-	b := backoff{base: 10 * time.Millisecond, max: 80 * time.Millisecond}
-	for attempt, want := range []time.Duration{10, 20, 40, 80, 80, 80} {
-		want *= time.Millisecond
-		for range 50 {
-			if d := b.delay(attempt); d < want/2 || d > want {
-				t.Fatalf("delay(%d) = %v, want in [%v, %v]", attempt, d, want/2, want)
-			}
-		}
-	}
-	if d := b.delay(1000); d < 40*time.Millisecond || d > 80*time.Millisecond {
-		t.Fatalf("delay(1000) = %v, want capped", d)
-	}
-}
-
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func TestZeroManager(t *testing.T) {

@@ -2,6 +2,7 @@ package tm
 
 import (
 	"fmt"
+	"github.com/xact-io/xact/internal/backoff"
 	"log/slog"
 	"time"
 
@@ -23,7 +24,7 @@ type config struct {
 	rpcTimeout      time.Duration
 	decisionTimeout time.Duration
 	decisionAttempt time.Duration
-	backoff         backoff
+	backoff         backoff.Policy
 	dialOpts        []grpc.DialOption
 }
 
@@ -33,7 +34,7 @@ func defaultConfig() config {
 		rpcTimeout:      DefaultRPCTimeout,
 		decisionTimeout: DefaultDecisionTimeout,
 		decisionAttempt: DefaultDecisionAttempt,
-		backoff:         backoff{base: DefaultBackoffBase, max: DefaultBackoffMax},
+		backoff:         backoff.Policy{Base: DefaultBackoffBase, Max: DefaultBackoffMax},
 	}
 }
 
@@ -114,7 +115,7 @@ func WithBackoff(base, max time.Duration) Option {
 		if base <= 0 || max < base {
 			return fmt.Errorf("WithBackoff(%v, %v): want 0 < base <= max", base, max)
 		}
-		c.backoff = backoff{base: base, max: max}
+		c.backoff = backoff.Policy{Base: base, Max: max}
 		return nil
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/xact-io/xact/internal/failpoint"
 	"github.com/xact-io/xact/rm"
 )
 
@@ -367,6 +368,7 @@ func (f *Fence) runTry(ctx context.Context, tx *sql.Tx, b Branch, try func(conte
 			// below finds out and keeps whichever is true.
 			tryErr = fmt.Errorf("tcc: fence try %v: commit: %w", b, err)
 		} else {
+			failpoint.Hit("tcc/try/after-commit")
 			return nil
 		}
 	} else {
@@ -451,6 +453,7 @@ func (f *Fence) Confirm(ctx context.Context, b Branch, confirm func(ctx context.
 					return false, err
 				}
 			}
+			failpoint.Hit("tcc/confirm/after-business")
 			return true, f.set(ctx, tx, b, FenceTried, FenceConfirmed)
 		case FenceConfirmed:
 			return false, nil
@@ -482,6 +485,7 @@ func (f *Fence) Cancel(ctx context.Context, b Branch, cancel func(ctx context.Co
 					return false, err
 				}
 			}
+			failpoint.Hit("tcc/cancel/after-business")
 			return true, f.set(ctx, tx, b, st, FenceCancelled)
 		case FenceNone: // inserted as suspended by lock
 			return true, nil
@@ -517,6 +521,7 @@ func (f *Fence) phaseTwo(ctx context.Context, b Branch, what string, insert Fenc
 			}
 		}
 		if err == nil {
+			failpoint.Hit("tcc/" + what + "/after-commit")
 			return nil
 		}
 		if conflict(err) && attempt < conflictAttempts && pause(ctx, attempt) == nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/xact-io/xact/internal/failpoint"
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/rm"
@@ -189,6 +190,7 @@ func (r *Resource[Req]) Try(ctx context.Context, req Req) error {
 	if r.afterRegister != nil {
 		r.afterRegister(ctx, b)
 	}
+	failpoint.Hit("tcc/try/after-register")
 	tryErr := r.try(WithBranch(ctx, b), b, req)
 	if tryErr == nil {
 		return nil
