@@ -5,7 +5,7 @@ BIN      := bin/xact
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
 
-.PHONY: run build test test-short bench proto lint demo soak clean
+.PHONY: run build test bench proto lint demo soak clean
 
 ## run: the coordinator on its embedded store (127.0.0.1:8091, data in ./xact-data)
 run:
