@@ -9,8 +9,12 @@ import (
 	"strings"
 )
 
-// errUsage: the flag package already printed what was wrong.
-var errUsage = errors.New("usage")
+// errUsage: the flag package already printed what was wrong; errHelp: it
+// printed the help that was asked for.
+var (
+	errUsage = errors.New("usage")
+	errHelp  = errors.New("help")
+)
 
 // parseFlags parses args into fs with this precedence: command-line flags,
 // then XACT_<NAME> environment variables (name upper-cased, dashes as
@@ -23,6 +27,9 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, errHelp
+			}
 			return nil, errUsage
 		}
 		if fs.NArg() == 0 {

@@ -25,7 +25,7 @@ func serverCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stderr, "Usage: xact server [flags]\n\nRuns the coordinator. Every flag can also be set as XACT_<FLAG> in the\nenvironment (XACT_LISTEN, XACT_DATA_DIR, ...) or as \"flag = value\" in --config.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	fs.String("config", "", "config file of `name = value` lines")
+	fs.String("config", "", "read settings from this `file` (lines of name = value, # comments)")
 	fs.StringVar(&cfg.ListenAddr, "listen", cfg.ListenAddr, "gRPC listen `address`")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "`directory` of the embedded store (locked against a second server)")
 	fs.StringVar(&cfg.NodeID, "node-id", cfg.NodeID, "this coordinator's `name` inside XIDs")
