@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/xact-io/xact/datasource/mysql"
@@ -294,12 +295,33 @@ func (d *deleter) exec(ctx context.Context, batch []*delReq) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if _, err := d.db.ExecContext(ctx, undo.DeleteLogsSQL(len(batch)), args...); err != nil {
+	if _, err := d.db.ExecContext(ctx, deleteLogsSQL(len(batch)), args...); err != nil {
 		d.log.WarnContext(ctx, "datasource: delete undo logs failed; the TC will retry", "branches", len(batch), "err", err)
 		return fmt.Errorf("datasource: delete undo logs: %w", err)
 	}
 	failpoint.Hit("datasource/phase2/after-undo-delete")
 	return nil
+}
+
+// deleteLogsSQL returns a statement that deletes the undo logs of n
+// branches: xid, branch_id for each. It spells the keys out as ORed
+// equalities, which MySQL and MariaDB read by range on the unique key
+// (xid, branch_id); MariaDB 10.11 scans the whole table for the row
+// constructor form "(xid, branch_id) IN ((?, ?))" of undo.DeleteLogsSQL
+// when it has one element.
+func deleteLogsSQL(n int) string {
+	if n == 1 {
+		return undo.DeleteLogSQL
+	}
+	var b strings.Builder
+	b.WriteString("DELETE FROM `undo_log` WHERE ")
+	for i := range n {
+		if i > 0 {
+			b.WriteString(" OR ")
+		}
+		b.WriteString("(`xid` = ? AND `branch_id` = ?)")
+	}
+	return b.String()
 }
 
 // deleteMarkersSQL deletes old "global finished" markers, at most a

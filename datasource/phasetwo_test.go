@@ -3,7 +3,9 @@ package datasource
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -302,5 +304,61 @@ func action(b *xactpb.Branch) rm.Action {
 		Resource: b.GetResourceId(),
 		Type:     b.GetBranchType(),
 		LockKeys: b.GetLockKeys(),
+	}
+}
+
+// TestPhaseOneFailureReported: the connection dies between registration
+// and the undo-log insert. The branch is reported PHASE_ONE_FAILED, so a
+// TM that commits anyway gets a rollback, and nothing is kept.
+func TestPhaseOneFailureReported(t *testing.T) {
+	leakCheck(t)
+	e := newEnv(t)
+	var killID atomic.Int64
+	var d *database
+	d = e.newDB(t, nil, withAfterRegister(func(xid string, branchID int64) {
+		if id := killID.Load(); id != 0 {
+			d.exec("KILL CONNECTION " + strconv.FormatInt(id, 10))
+		}
+	}))
+	d.accounts(1)
+	var xid string
+	var commitErr error
+	err := e.tm.Do(context.Background(), tm.Options{Name: "killed", Timeout: 10 * time.Second}, func(ctx context.Context) error {
+		xid = xidOf(t, ctx)
+		tx, err := d.db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		var id int64
+		if err := tx.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&id); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE account SET balance = 1 WHERE id = 1"); err != nil {
+			return err
+		}
+		killID.Store(id)
+		commitErr = tx.Commit()
+		killID.Store(0)
+		return nil // commit the global anyway
+	})
+	if commitErr == nil {
+		t.Fatal("commit on a killed connection succeeded")
+	}
+	if !errors.Is(err, tm.ErrRolledBack) {
+		t.Errorf("Do = %v, want %v (the branch reported its failure)", err, tm.ErrRolledBack)
+	}
+	if g := e.settled(xid); g.GetStatus() != xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACKED {
+		t.Errorf("status = %v (%q), want ROLLBACKED", g.GetStatus(), g.GetReason())
+	}
+	if got, want := d.balance(1), 100; got != want {
+		t.Errorf("balance = %d, want %d", got, want)
+	}
+	if n, m := d.undoLogs(); n != 0 || m != 1 {
+		t.Errorf("undo_log = %d logs, %d markers, want 0 and 1", n, m)
+	}
+	// The pool discarded the dead connection.
+	if _, err := d.db.Exec("UPDATE account SET note = 'alive' WHERE id = 1"); err != nil {
+		t.Errorf("statement after the failure: %v", err)
 	}
 }
