@@ -26,8 +26,8 @@ import (
 const benchAccounts = 64
 
 type benchEnv struct {
-	e      *env
-	a, b   *database
+	e     *env
+	a, b  *database
 	dbPID int
 }
 
