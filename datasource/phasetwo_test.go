@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/rm"
 	"github.com/xact-io/xact/tm"
@@ -360,5 +361,40 @@ func TestPhaseOneFailureReported(t *testing.T) {
 	// The pool discarded the dead connection.
 	if _, err := d.db.Exec("UPDATE account SET note = 'alive' WHERE id = 1"); err != nil {
 		t.Errorf("statement after the failure: %v", err)
+	}
+}
+
+// TestRegisterAfterTimeout: a branch whose global timed out before its
+// local commit is refused by the TC; the local transaction rolls back.
+func TestRegisterAfterTimeout(t *testing.T) {
+	leakCheck(t)
+	e := newEnv(t)
+	d := e.newDB(t, nil)
+	d.accounts(1)
+	var commitErr error
+	e.tm.Do(context.Background(), tm.Options{Name: "late", Timeout: 200 * time.Millisecond}, func(ctx context.Context) error {
+		// Without the deadline Do puts on ctx, which would make
+		// database/sql roll back on its own.
+		ctx = context.WithoutCancel(ctx)
+		tx, err := d.db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		if _, err := tx.ExecContext(ctx, "UPDATE account SET balance = 1 WHERE id = 1"); err != nil {
+			return err
+		}
+		time.Sleep(400 * time.Millisecond)
+		commitErr = tx.Commit()
+		return commitErr
+	})
+	if !errors.Is(commitErr, protocol.ErrTimedOut) && !errors.Is(commitErr, protocol.ErrNotBegin) {
+		t.Errorf("commit = %v, want %v or %v", commitErr, protocol.ErrTimedOut, protocol.ErrNotBegin)
+	}
+	if got, want := d.balance(1), 100; got != want {
+		t.Errorf("balance = %d, want %d", got, want)
+	}
+	if n, m := d.undoLogs(); n != 0 || m != 0 {
+		t.Errorf("undo_log = %d logs, %d markers, want none", n, m)
 	}
 }
