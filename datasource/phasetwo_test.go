@@ -398,3 +398,33 @@ func TestRegisterAfterTimeout(t *testing.T) {
 		t.Errorf("undo_log = %d logs, %d markers, want none", n, m)
 	}
 }
+
+func TestCleanupDeletesOldMarkersOnly(t *testing.T) {
+	leakCheck(t)
+	e := newEnv(t)
+	d := e.newDB(t, nil, WithCleanup(0, time.Hour))
+	d.exec(
+		"INSERT INTO undo_log (xid, branch_id, context, rollback_info, log_status, log_created) VALUES "+
+			"('old-marker', 1, 'x', '', 1, NOW(6) - INTERVAL 2 HOUR), "+
+			"('new-marker', 1, 'x', '', 1, NOW(6)), "+
+			"('old-log', 1, 'x', 'log', 0, NOW(6) - INTERVAL 2 DAY)",
+	)
+	n, err := d.c.Cleanup(context.Background())
+	if err != nil || n != 1 {
+		t.Fatalf("Cleanup = %d, %v; want 1, nil", n, err)
+	}
+	var left []string
+	rows, err := d.raw.Query("SELECT xid FROM undo_log ORDER BY xid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var x string
+		rows.Scan(&x)
+		left = append(left, x)
+	}
+	if got, want := strings.Join(left, " "), "new-marker old-log"; got != want {
+		t.Errorf("left %q, want %q", got, want)
+	}
+}

@@ -210,3 +210,69 @@ func drain(rows *sql.Rows, err error) error {
 	}
 	return rows.Err()
 }
+
+// TestBranchOfManyStatements: one branch that inserts, updates the row it
+// inserted, updates a row twice and deletes another rolls back to exactly
+// the state before it (records are undone in reverse).
+func TestBranchOfManyStatements(t *testing.T) {
+	leakCheck(t)
+	e := newEnv(t)
+	d := e.newDB(t, nil)
+	d.exec(schema...)
+	d.exec(seed...)
+	seeded := d.dumpAll()
+	steps := []struct {
+		sql  string
+		args []any
+	}{
+		{"INSERT INTO t (id, v, n) VALUES (?, ?, ?)", []any{10, "ten", 1}},
+		{"UPDATE t SET n = n + 1, v = 'TEN' WHERE id = ?", []any{10}},
+		{"UPDATE t SET n = COALESCE(n, 0) + 1 WHERE id IN (?, ?)", []any{2, 3}},
+		{"UPDATE t SET n = n * 2 WHERE id = ?", []any{2}},
+		{"DELETE FROM t WHERE id = ?", []any{1}},
+		{"INSERT INTO t (id, v, n) VALUES (?, ?, ?)", []any{1, "one again", 0}},
+		{"INSERT INTO ai (v) VALUES (?), (?)", []any{"x", "y"}},
+		{"DELETE FROM ai WHERE v = ?", []any{"x"}},
+		{"UPDATE cp SET qty = qty + 1", nil},
+		{"DELETE FROM child WHERE t_id = ?", []any{1}},
+	}
+	for _, fail := range []bool{true, false} {
+		err := e.tm.Do(context.Background(), tm.Options{Name: "many", Timeout: 10 * time.Second}, func(ctx context.Context) error {
+			tx, err := d.db.BeginTx(ctx, nil)
+			if err != nil {
+				return err
+			}
+			defer tx.Rollback()
+			for _, s := range steps {
+				if _, err := tx.ExecContext(ctx, s.sql, s.args...); err != nil {
+					return fmt.Errorf("%s: %w", s.sql, err)
+				}
+			}
+			if err := tx.Commit(); err != nil {
+				return err
+			}
+			if fail {
+				return errRollback
+			}
+			return nil
+		})
+		if fail {
+			if !errors.Is(err, errRollback) {
+				t.Fatalf("Do = %v", err)
+			}
+			if got := d.dumpAll(); !reflect.DeepEqual(got, seeded) {
+				t.Errorf("after rollback =\n%v\nwant\n%v", got, seeded)
+			}
+		} else {
+			if err != nil {
+				t.Fatalf("Do = %v", err)
+			}
+			if got := d.dump("t"); fmt.Sprint(got) != "[[1 one again 0] [2 two 42] [3 three 1] [10 TEN 2]]" {
+				t.Errorf("after commit t = %v", got)
+			}
+		}
+		if n, m := d.undoLogs(); n != 0 || m != 0 {
+			t.Errorf("undo_log = %d logs, %d markers, want none", n, m)
+		}
+	}
+}
