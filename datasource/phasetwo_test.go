@@ -404,9 +404,9 @@ func TestCleanupDeletesOldMarkersOnly(t *testing.T) {
 	e := newEnv(t)
 	d := e.newDB(t, nil, WithCleanup(0, time.Hour))
 	d.exec(
-		"INSERT INTO undo_log (xid, branch_id, context, rollback_info, log_status, log_created) VALUES "+
-			"('old-marker', 1, 'x', '', 1, NOW(6) - INTERVAL 2 HOUR), "+
-			"('new-marker', 1, 'x', '', 1, NOW(6)), "+
+		"INSERT INTO undo_log (xid, branch_id, context, rollback_info, log_status, log_created) VALUES " +
+			"('old-marker', 1, 'x', '', 1, NOW(6) - INTERVAL 2 HOUR), " +
+			"('new-marker', 1, 'x', '', 1, NOW(6)), " +
 			"('old-log', 1, 'x', 'log', 0, NOW(6) - INTERVAL 2 DAY)",
 	)
 	n, err := d.c.Cleanup(context.Background())
