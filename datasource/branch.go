@@ -292,7 +292,7 @@ func (ts *txState) commitBranch() error {
 		if mysqlErrno(err) == erDupEntry {
 			return fmt.Errorf("%w: %s branch %d: %w", ErrBranchRolledBack, ts.scope.xid, branchID, err)
 		}
-		return fmt.Errorf("datasource: insert undo log of %s branch %d: %w", ts.scope.xid, branchID, err)
+		return fmt.Errorf("datasource: insert undo log of %s branch %d: %w", ts.scope.xid, branchID, registered(err))
 	}
 	failpoint.Hit("datasource/commit/after-undo-insert")
 	if err := ts.inner.Commit(); err != nil {
@@ -300,11 +300,22 @@ func (ts *txState) commitBranch() error {
 		// log if the commit happened, with a marker if it did not.
 		ts.c.bad = true
 		ts.reportFailed(ctx, lg, branchID)
-		return fmt.Errorf("datasource: local commit of %s branch %d: %w", ts.scope.xid, branchID, err)
+		return fmt.Errorf("datasource: local commit of %s branch %d: %w", ts.scope.xid, branchID, registered(err))
 	}
 	failpoint.Hit("datasource/commit/after-local-commit")
 	lg.Debug("datasource: branch committed locally", "records", len(ts.records), "locks", len(ts.keys))
 	return nil
+}
+
+// registered hides driver.ErrBadConn in an error that happened after the
+// branch registered: database/sql would run an autocommit statement again
+// on another connection, registering a second branch beside the first,
+// which reported its failure and dooms the global transaction.
+func registered(err error) error {
+	if errors.Is(err, driver.ErrBadConn) {
+		return errors.New(err.Error())
+	}
+	return err
 }
 
 // register registers the branch with its lock keys, retrying lock

@@ -29,7 +29,7 @@
 // Inside a branch every statement is parsed (TiDB's parser, through
 // datasource/mysql). Reads run untouched: across global transactions they
 // are read-uncommitted, as in Seata. A DML statement is planned by the
-// dialect; if its undo cannot be built (DDL, REPLACE, INSERT … SELECT, a
+// dialect; if its undo cannot be built (DDL, REPLACE, INSERT … SELECT that does not supply the primary key, a
 // table without primary key, …) it is refused with ErrUnsupported before
 // it runs. Otherwise its before image is read FOR UPDATE, the statement
 // runs, its after image is read by primary key, and the undo records and
@@ -69,6 +69,20 @@
 // rollback that finds no undo log leaves a "global finished" marker, so a
 // local commit still on its way fails with ErrBranchRolledBack instead of
 // committing a change nobody would undo.
+//
+// # Limits
+//
+//   - One Connector per resource id per rm.Client: a second one replaces
+//     the first as the phase-two handler of the resource.
+//   - Phase-two commit deletes the undo log it finds. A local commit that
+//     completes after its global transaction committed (a commit still
+//     running when the function given to tm.Do returned) leaves its undo
+//     log behind; it is never replayed, but nothing deletes it either.
+//   - A branch's row count is bounded by the TC's MaxLockKeys, its undo
+//     log by max_allowed_packet; beyond them the commit fails and rolls
+//     back.
+//   - Savepoints, DDL, LOCK TABLES and statements the dialect cannot image
+//     are refused in a global transaction (ErrUnsupported).
 //
 // # database/sql fidelity
 //
