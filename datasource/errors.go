@@ -17,11 +17,11 @@ import (
 // errors.Is and errors.As reach them.
 var (
 	// ErrUnsupported reports a statement that AT mode cannot compensate
-	// inside a global transaction (DDL, REPLACE, INSERT … SELECT without the
-	// primary key, a table
-	// without a primary key, …). It is returned before the statement
-	// runs; the wrapped dialect error (mysql.ErrUnsupported) says why and,
-	// where there is one, what to do instead.
+	// inside a global transaction (DDL, REPLACE, INSERT … SELECT without
+	// the primary key, a table without a primary key, …). It is returned
+	// before the statement runs; the wrapped dialect error
+	// (mysql.ErrUnsupported) says why and, where there is one, what to do
+	// instead.
 	ErrUnsupported = errors.New("datasource: statement not supported in a global transaction")
 	// ErrLockConflict reports a row that another global transaction held
 	// for longer than the lock-wait budget (WithLockWait). The concrete
