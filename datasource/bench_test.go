@@ -158,6 +158,10 @@ func (be *benchEnv) run(b *testing.B, conc, n int, transfer func(context.Context
 	self1, db1 := be.cpuTimes(b)
 	all := slices.Concat(lat...)
 	slices.Sort(all)
+	if os.Getenv("XACT_BENCH_DIST") != "" {
+		q := func(f float64) time.Duration { return all[min(len(all)-1, int(float64(len(all))*f))] }
+		b.Logf("latency p50 %v p90 %v p99 %v p99.9 %v max %v", q(.5), q(.9), q(.99), q(.999), all[len(all)-1])
+	}
 	return runStats{
 		tps:   float64(len(all)) / elapsed.Seconds(),
 		p99:   all[min(len(all)-1, len(all)*99/100)],
