@@ -2,12 +2,15 @@ package datasource
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	gomysql "github.com/go-sql-driver/mysql"
 
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/protocol/xactpb"
@@ -427,4 +430,67 @@ func TestCleanupDeletesOldMarkersOnly(t *testing.T) {
 	if got, want := strings.Join(left, " "), "new-marker old-log"; got != want {
 		t.Errorf("left %q, want %q", got, want)
 	}
+}
+
+// TestPhaseTwoAfterRestart: the process that ran phase one is gone when
+// the rollback comes; a new process serving the same resource id replays
+// the undo log it finds in the database.
+func TestPhaseTwoAfterRestart(t *testing.T) {
+	leakCheck(t)
+	e := newEnv(t)
+	first := rm.New(e.conn, rm.WithBackoff(10*time.Millisecond, 100*time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := first.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// d's Connector serves the resource on first.
+	saved := e.rm
+	e.rm = first
+	d := e.newDB(t, nil)
+	e.rm = saved
+	d.accounts(1)
+
+	var xid string
+	err := e.tm.Do(context.Background(), tm.Options{Name: "restart", Timeout: 10 * time.Second}, func(ctx context.Context) error {
+		xid = xidOf(t, ctx)
+		if err := debit(ctx, d, 1, 30); err != nil {
+			return err
+		}
+		// The process dies: its RM and data source go away.
+		first.Close()
+		d.db.Close()
+		return errRollback
+	})
+	if !errors.Is(err, errRollback) {
+		t.Fatalf("Do = %v", err)
+	}
+	if g, _ := e.global(xid); g.GetStatus() == xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACKED {
+		t.Fatal("rolled back with no RM serving the resource")
+	}
+	// The new process: e.rm, already attached, and a new data source on
+	// the same database and resource id.
+	c, err := NewConnector(mustConnector(t, d), WithRM(e.rm), WithResourceID(d.resource))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if g := e.settled(xid); g.GetStatus() != xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACKED {
+		t.Fatalf("status = %v (%q), want ROLLBACKED", g.GetStatus(), g.GetReason())
+	}
+	if got, want := d.balance(1), 100; got != want {
+		t.Errorf("balance = %d, want %d", got, want)
+	}
+	if n, m := d.undoLogs(); n != 0 || m != 0 {
+		t.Errorf("undo_log = %d logs, %d markers, want none", n, m)
+	}
+}
+
+func mustConnector(t *testing.T, d *database) driver.Connector {
+	t.Helper()
+	c, err := gomysql.NewConnector(d.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
