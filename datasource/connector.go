@@ -23,8 +23,8 @@ import (
 // A Connector created with WithRM serves phase two of its resource's
 // branches (rm.Client.Serve with BRANCH_TYPE_AT): commit deletes undo
 // logs, rollback replays them. It owns a small pool of its own for that
-// work and a goroutine that deletes undo logs in batches (and, with
-// WithCleanup, one that deletes old markers); Close stops them.
+// work, a goroutine that deletes undo logs in batches and one that deletes
+// old markers (WithCleanup); Close stops them.
 type Connector struct {
 	inner   driver.Connector
 	cfg     config

@@ -70,6 +70,7 @@ type LockConflictError struct {
 	Cause *protocol.LockConflictError
 }
 
+// Error names the row, its table and resource, the holder and the wait.
 func (e *LockConflictError) Error() string {
 	return fmt.Sprintf("datasource: row %q of table %s on %s is locked by global transaction %s (waited %v)",
 		e.Key, e.Table, e.Resource, e.Holder, e.Waited.Round(time.Millisecond))
