@@ -288,10 +288,12 @@ func (ts *txState) commitBranch() error {
 	cancel()
 	if err != nil {
 		ts.rollback()
-		ts.reportFailed(ctx, lg, branchID)
 		if mysqlErrno(err) == erDupEntry {
+			// The rollback's marker: the TC already rolled the branch
+			// back, there is nothing to report.
 			return fmt.Errorf("%w: %s branch %d: %w", ErrBranchRolledBack, ts.scope.xid, branchID, err)
 		}
+		ts.reportFailed(ctx, lg, branchID)
 		return fmt.Errorf("datasource: insert undo log of %s branch %d: %w", ts.scope.xid, branchID, registered(err))
 	}
 	failpoint.Hit("datasource/commit/after-undo-insert")
