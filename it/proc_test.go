@@ -3,6 +3,7 @@ package it
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,12 +13,19 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/xact-io/xact/internal/mysqltest"
 )
 
 var xactBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "xact-it-bin")
+	// The test binary doubles as the suite's worker processes.
+	if role := os.Getenv(roleEnv); role != "" {
+		os.Exit(runRole(role))
+	}
+	removeStaleBins()
+	dir, err := os.MkdirTemp("", fmt.Sprintf("xact-it-bin-%d-", os.Getpid()))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -32,9 +40,26 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "building xact:", err)
 		os.Exit(1)
 	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	// Main runs the tests and stops the private MariaDB, if one was
+	// started (XACT_TEST_MYSQL_DSN names a shared one otherwise), then
+	// exits: the binary's directory is removed by the next run
+	// (removeStaleBins).
+	mysqltest.Main(m)
+}
+
+// removeStaleBins removes the binary directories of earlier runs whose
+// process is gone.
+func removeStaleBins() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "xact-it-bin-*-*"))
+	for _, d := range dirs {
+		var pid int
+		if _, err := fmt.Sscanf(filepath.Base(d), "xact-it-bin-%d-", &pid); err != nil || pid <= 0 {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			os.RemoveAll(d)
+		}
+	}
 }
 
 // tcProc is one `xact server` process.
