@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/xact-io/xact/datasource/mysql"
@@ -304,24 +303,12 @@ func (d *deleter) exec(ctx context.Context, batch []*delReq) error {
 }
 
 // deleteLogsSQL returns a statement that deletes the undo logs of n
-// branches: xid, branch_id for each. It spells the keys out as ORed
-// equalities, which MySQL and MariaDB read by range on the unique key
-// (xid, branch_id); MariaDB 10.11 scans the whole table for the row
-// constructor form "(xid, branch_id) IN ((?, ?))" of undo.DeleteLogsSQL
-// when it has one element.
+// branches: xid, branch_id for each.
 func deleteLogsSQL(n int) string {
 	if n == 1 {
 		return undo.DeleteLogSQL
 	}
-	var b strings.Builder
-	b.WriteString("DELETE FROM `undo_log` WHERE ")
-	for i := range n {
-		if i > 0 {
-			b.WriteString(" OR ")
-		}
-		b.WriteString("(`xid` = ? AND `branch_id` = ?)")
-	}
-	return b.String()
+	return undo.DeleteLogsSQL(n)
 }
 
 // deleteMarkersSQL deletes old "global finished" markers, at most a
