@@ -139,3 +139,11 @@ func soak(t *testing.T) time.Duration {
 var errNotDone = errors.New("not done")
 
 func joinLines(lines ...string) string { return strings.Join(lines, "\n") }
+
+// doOpts are the options of the test TM's transactions.
+func doOpts(mode string) tm.Options { return tm.Options{Name: "it-" + mode, Timeout: 60 * time.Second} }
+
+func xidOf(ctx context.Context) string {
+	x, _ := tm.XID(ctx)
+	return x
+}
