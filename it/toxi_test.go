@@ -123,3 +123,19 @@ func (p *proxy) heal() {
 		p.t.Errorf("toxiproxy: restart: %v", err)
 	}
 }
+
+// bounce cuts the proxy for d and opens it again, keeping its toxics: the
+// RMs behind it see their connections drop and reconnect.
+func (p *proxy) bounce(d time.Duration) {
+	p.t.Helper()
+	p.p.Stop()
+	time.Sleep(d)
+	var err error
+	for i := 0; i < 100; i++ {
+		if err = p.p.Start(); err == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	p.t.Errorf("toxiproxy: restart: %v", err)
+}

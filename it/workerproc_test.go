@@ -185,8 +185,11 @@ func kindOf(err error) string {
 	if errors.As(err, &ce) {
 		return ce.Kind
 	}
-	if err == nil {
+	switch {
+	case err == nil:
 		return ""
+	case errors.Is(err, errForced):
+		return "forced"
 	}
 	return "other"
 }
