@@ -55,18 +55,11 @@ func getGlobal(txn *bdb.Txn, xid string) (*storage.Global, bool, error) {
 	return readGlobal(txn, globalKey(xid), xid)
 }
 
-// putGlobal writes g (whose previous version is old, nil if new) and moves
-// its due-index entry if NextAt changed.
+// putGlobal writes g (whose previous version is old, nil if new) and
+// notes a NextAt change for the due index.
 func putGlobal(txn *tx, old, g *storage.Global) error {
-	if old != nil && !old.NextAt.IsZero() && !old.NextAt.Equal(g.NextAt) {
-		if err := txn.Delete(dueKey(old.NextAt, old.XID)); err != nil {
-			return fmt.Errorf("storage/badger: unindex global %s: %w", g.XID, err)
-		}
-	}
-	if !g.NextAt.IsZero() && (old == nil || !old.NextAt.Equal(g.NextAt)) {
-		if err := txn.Set(dueKey(g.NextAt, g.XID), nil); err != nil {
-			return fmt.Errorf("storage/badger: index global %s: %w", g.XID, err)
-		}
+	if old == nil || !old.NextAt.Equal(g.NextAt) {
+		txn.due = append(txn.due, dueChange{xid: g.XID, at: g.NextAt})
 	}
 	if err := txn.Set(globalKey(g.XID), encodeGlobal(g)); err != nil {
 		return fmt.Errorf("storage/badger: put global %s: %w", g.XID, err)
@@ -175,11 +168,7 @@ func (s *Store) FinishGlobal(ctx context.Context, xid string, final storage.Stat
 			if _, complete, err := deletePrefix(txn, branchPrefix(xid), s.writeBudget-n); err != nil || !complete {
 				return err
 			}
-			if !g.NextAt.IsZero() {
-				if err := txn.Delete(dueKey(g.NextAt, xid)); err != nil {
-					return fmt.Errorf("storage/badger: unindex global %s: %w", xid, err)
-				}
-			}
+			txn.due = append(txn.due, dueChange{xid: xid, removed: true})
 			if err := txn.Delete(globalKey(xid)); err != nil {
 				return fmt.Errorf("storage/badger: delete global %s: %w", xid, err)
 			}
@@ -275,37 +264,21 @@ func (s *Store) ListGlobals(ctx context.Context, f storage.Filter) ([]*storage.G
 	return out, nil
 }
 
-// DueGlobals returns the globals whose NextAt is set and not after t,
-// earliest first (ties by XID), at most limit (<= 0: no limit).
+// DueGlobals returns unfinished globals whose NextAt is set and not after t,
+// earliest first, at most limit, from the in-memory due index (due.go).
 func (s *Store) DueGlobals(ctx context.Context, t time.Time, limit int) ([]*storage.Global, error) {
 	var out []*storage.Global
-	tKey := appendTimeKey(nil, t)
+	xids := s.due.due(t, limit)
 	err := s.view(ctx, func(txn *bdb.Txn) error {
-		opts := bdb.DefaultIteratorOptions
-		opts.PrefetchValues = false
-		opts.Prefix = []byte{prefixDue}
-		it := txn.NewIterator(opts)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			timePart, xid, err := parseDueKey(it.Item().Key())
-			if err != nil {
-				return fmt.Errorf("storage/badger: due index: %w: %w", ErrCorrupt, err)
-			}
-			if !dueBefore(timePart, tKey) {
-				break
-			}
+		for _, xid := range xids {
 			g, ok, err := getGlobal(txn, xid)
 			if err != nil {
 				return err
 			}
-			if !ok {
-				// Cannot happen: the entry is written and removed with the
-				// global. Skip rather than fail the scan.
-				continue
-			}
-			out = append(out, g)
-			if limit > 0 && len(out) >= limit {
-				break
+			// The index can run ahead of this read (a change committed
+			// since it began); the stored NextAt decides.
+			if ok && !g.NextAt.IsZero() && !g.NextAt.After(t) {
+				out = append(out, g)
 			}
 		}
 		return nil
@@ -314,4 +287,36 @@ func (s *Store) DueGlobals(ctx context.Context, t time.Time, limit int) ([]*stor
 		return nil, err
 	}
 	return out, nil
+}
+
+// loadDue builds the due index from the stored globals.
+func (s *Store) loadDue() error {
+	return s.db.View(func(txn *bdb.Txn) error {
+		opts := bdb.DefaultIteratorOptions
+		opts.Prefix = []byte{prefixGlobal}
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			xid := string(item.Key()[1:])
+			var g *storage.Global
+			err := item.Value(func(v []byte) error {
+				var err error
+				g, err = decodeGlobal(v)
+				return err
+			})
+			if err != nil {
+				// A corrupt record fails its readers with ErrCorrupt.
+				// It must not keep the store from opening; indexed as due
+				// at once, the scan that reads it reports it (ErrCorrupt)
+				// where an operator sees it.
+				s.due.set(xid, time.Unix(0, 0), txn.ReadTs(), false)
+				continue
+			}
+			if !g.NextAt.IsZero() {
+				s.due.set(xid, g.NextAt, txn.ReadTs(), false)
+			}
+		}
+		return nil
+	})
 }

@@ -1,10 +1,8 @@
 package badger
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
-	"time"
 )
 
 // Keyspaces. Every key starts with one of these bytes; the rest of the key
@@ -15,7 +13,9 @@ import (
 //	b <esc xid> <be64 branch id>               -> branch record; a prefix scan yields registration order
 //	l <esc resource> <key>                     -> lock holder record (xid, branch id)
 //	h <esc xid> <be64 branch id> <esc resource> <key> -> empty: per-global lock index, so release is a prefix scan
-//	d <time> <xid>                             -> empty: due-time index over NextAt
+//
+// The due-time index over NextAt is kept in memory (due.go), rebuilt from
+// the globals at Open.
 //
 // <esc s> is s with every 0x00 byte written as 0x00 0xff, followed by the
 // terminator 0x00 0x01. The encoding is prefix-free (no <esc a> is a prefix
@@ -23,20 +23,14 @@ import (
 // can never collide with another; it also keeps byte order, so locks list
 // sorted by resource, then key. A field that ends the key (<xid>, <key>)
 // needs no escaping.
-//
-// <time> is 12 bytes: the Unix seconds with the sign bit flipped, big
-// endian, then the nanoseconds, big endian; it sorts by instant and is
-// exact for every time.Time.
+
 const (
 	prefixGlobal    byte = 'g'
 	prefixTombstone byte = 't'
 	prefixBranch    byte = 'b'
 	prefixLock      byte = 'l'
 	prefixHeld      byte = 'h'
-	prefixDue       byte = 'd'
 )
-
-const timeKeyLen = 12
 
 var errBadKey = errors.New("malformed key")
 
@@ -133,29 +127,4 @@ func parseHeldKey(rest []byte) (id int64, resource, key string, err error) {
 		return 0, "", "", err
 	}
 	return id, resource, string(rest), nil
-}
-
-func appendTimeKey(b []byte, t time.Time) []byte {
-	b = binary.BigEndian.AppendUint64(b, uint64(t.Unix())^(1<<63))
-	return binary.BigEndian.AppendUint32(b, uint32(t.Nanosecond()))
-}
-
-func dueKey(t time.Time, xid string) []byte {
-	b := make([]byte, 0, 1+timeKeyLen+len(xid))
-	b = appendTimeKey(append(b, prefixDue), t)
-	return append(b, xid...)
-}
-
-// parseDueKey splits a due key into its time part (comparable with
-// appendTimeKey's output) and xid.
-func parseDueKey(k []byte) (timePart []byte, xid string, err error) {
-	if len(k) < 1+timeKeyLen || k[0] != prefixDue {
-		return nil, "", errBadKey
-	}
-	return k[1 : 1+timeKeyLen], string(k[1+timeKeyLen:]), nil
-}
-
-// dueBefore reports whether a due key's time part is not after t's.
-func dueBefore(timePart, tKey []byte) bool {
-	return bytes.Compare(timePart, tKey) <= 0
 }

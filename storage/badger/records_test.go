@@ -258,25 +258,3 @@ func FuzzKeys(f *testing.F) {
 		}
 	})
 }
-
-func TestDueKeyOrder(t *testing.T) {
-	times := []time.Time{
-		time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC),
-		time.Unix(-1, 999999999),
-		time.Unix(0, 0),
-		time.Unix(0, 1),
-		time.Unix(1, 0),
-		time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC),
-		time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC),
-	}
-	for i := 1; i < len(times); i++ {
-		a, b := dueKey(times[i-1], "z"), dueKey(times[i], "a")
-		if strings.Compare(string(a), string(b)) >= 0 {
-			t.Errorf("dueKey(%v) >= dueKey(%v), want <", times[i-1], times[i])
-		}
-	}
-	tp, xid, err := parseDueKey(dueKey(times[3], "x\x00y"))
-	if err != nil || xid != "x\x00y" || string(tp) != string(appendTimeKey(nil, times[3])) {
-		t.Errorf("parseDueKey = %x, %q, %v", tp, xid, err)
-	}
-}

@@ -101,6 +101,7 @@ type Store struct {
 	vlogAt    int64
 	vlogDirty atomic.Bool
 	wal       *wal // used by the committer's goroutine only
+	due       *dueIndex
 	// writeBudget bounds the deletes of one cleanup transaction
 	// (maxWritesPerTxn; tests lower it).
 	writeBudget int
@@ -177,6 +178,12 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		vlogAt:      bo.ValueThreshold,
 		wal:         w,
 		writeBudget: maxWritesPerTxn,
+		due:         newDueIndex(),
+	}
+	if err := s.loadDue(); err != nil {
+		db.Close()
+		unlock()
+		return nil, fmt.Errorf("storage/badger: open %s: %w", dir, err)
 	}
 	s.commit = newCommitter(func() error {
 		if s.vlogDirty.Swap(false) {
@@ -239,6 +246,14 @@ type tx struct {
 	*bdb.Txn
 	vlogAt int64
 	vlog   bool
+	due    []dueChange // applied to the due index after the commit
+}
+
+// dueChange is a global's new NextAt, for the due index.
+type dueChange struct {
+	xid     string
+	at      time.Time
+	removed bool
 }
 
 // Set is Txn.Set, noting long values.
@@ -272,6 +287,9 @@ func (s *Store) update(ctx context.Context, fn func(t *tx) error) error {
 			return fn(t)
 		})
 		if err == nil {
+			for _, c := range t.due {
+				s.due.set(c.xid, c.at, t.ReadTs(), c.removed)
+			}
 			if t.vlog {
 				// Set after the commit and before joining a generation, so
 				// the sync that releases this caller sees it.
