@@ -14,7 +14,7 @@ import (
 // testRM is a minimal RM speaking the raw protocol, so that the TC is
 // tested without the rm package.
 type testRM struct {
-	t      *testing.T
+	t      testing.TB
 	cancel context.CancelFunc
 	done   chan struct{}
 
@@ -24,7 +24,7 @@ type testRM struct {
 	effects map[string]int // "kind/xid/branch" -> times answered DONE
 }
 
-func attachRM(t *testing.T, conn grpc.ClientConnInterface, resources ...string) *testRM {
+func attachRM(t testing.TB, conn grpc.ClientConnInterface, resources ...string) *testRM {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &testRM{t: t, cancel: cancel, done: make(chan struct{}), effects: map[string]int{}}
