@@ -29,6 +29,17 @@
 // failure. A commit whose decision is durable counts as committed even
 // while phase two is still running: that is the TC's job from then on.
 //
+// # Lazy Begin
+//
+// Do does not ask the TC to begin: it makes the XID from a namespace the TC
+// reserved for the Manager, and the TC begins the global transaction when it
+// first hears of it — from the first branch registration (which carries the
+// name and the remaining timeout), from the propagation helpers below (they
+// call EnsureBegun before the XID leaves the process), or from Commit and
+// Rollback. A Do whose function registered nothing and sent its XID nowhere
+// costs no RPC at all. Send an XID any other way (a message payload, a
+// header set by hand) only after EnsureBegun(ctx). Manager.Begin is eager.
+//
 // # Propagation
 //
 // The XID travels in gRPC metadata (MetadataKey, "xact-xid") and in the
