@@ -110,9 +110,9 @@ func TestBankInvariant(t *testing.T) {
 		return rep, err
 	}
 	checkAudit := func(rep reply) {
-		if rep.Total != g.bank.total() || rep.Min < 0 || rep.Rows != 2*accounts {
+		if msg := g.bank.auditViolation(rep); msg != "" {
 			recMu.Lock()
-			auditBad = append(auditBad, fmt.Sprintf("an audit under global locks saw total %d (want %d), lowest balance %d, %d rows", rep.Total, g.bank.total(), rep.Min, rep.Rows))
+			auditBad = append(auditBad, msg)
 			recMu.Unlock()
 		}
 	}
@@ -282,4 +282,13 @@ func (s *bankStats) print(t *testing.T, n, commit, rollback, unknown int, kinds 
 	} else {
 		t.Log(b.String())
 	}
+}
+
+// auditViolation says what is wrong with an audit's answer (read under
+// global locks on every account), or "".
+func (b *bank) auditViolation(rep reply) string {
+	if rep.Total != b.total() || rep.Min < 0 || rep.Rows != 2*b.accounts {
+		return fmt.Sprintf("an audit under global locks saw total %d (want %d), lowest balance %d, %d rows", rep.Total, b.total(), rep.Min, rep.Rows)
+	}
+	return ""
 }

@@ -65,12 +65,17 @@ func TestPartition(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name(), func(t *testing.T) {
 			t.Parallel()
-			partition(t, c)
+			partition(t, c, "", 30*time.Second).clean(t)
 		})
 	}
 }
 
-func partition(t *testing.T, c partitionCase) {
+// partition runs one case and returns what its checks found, allowing
+// window for everything to finish after healing (I11); probeFP arms the
+// second RM's switches besides it/rm/drop-phase2 (for the test that shows
+// the checks fail).
+func partition(t *testing.T, c partitionCase, probeFP string, window time.Duration) report {
+	var r report
 	g := newRig(t).withBank(2, 100)
 	ptc := newProxy(t, g.tc.addr)
 	pdb := map[string]*proxy{"a": newProxy(t, g.bank.cfg["a"].Addr), "b": newProxy(t, g.bank.cfg["b"].Addr)}
@@ -84,7 +89,11 @@ func partition(t *testing.T, c partitionCase) {
 	w := g.worker("w1", ptc.addr(), map[string]string{"a": pdb["a"].addr(), "b": pdb["b"].addr()}, fp)
 	var probe *workerProc
 	if c.phase == 2 {
-		probe = g.worker("probe", "", nil, "it/rm/drop-phase2=on")
+		fp := "it/rm/drop-phase2=on"
+		if probeFP != "" {
+			fp += ";" + probeFP
+		}
+		probe = g.worker("probe", "", nil, fp)
 	}
 	hold := partitionLen(t)
 	var began time.Time
@@ -130,7 +139,7 @@ func partition(t *testing.T, c partitionCase) {
 		}
 		// Still partitioned: nothing of it was committed.
 		if got := g.bank.balance(tr.From); got != 100 {
-			t.Errorf("during the partition the debited account holds %d, want 100: a local commit without its global lock", got)
+			r.add("I5", "during the partition the debited account holds %d, want 100: a local commit without its global lock", got)
 		}
 		recs = append(recs, rec)
 		heal()
@@ -150,14 +159,14 @@ func partition(t *testing.T, c partitionCase) {
 			// The undo is not done: the locks must still be held (I5),
 			// and another RM may not commit over the rows.
 			if len(locks.GetLocks()) == 0 {
-				t.Errorf("I5: %s released its locks before its rollback was done", rec.xid)
+				r.add("I5", "%s released its locks before its rollback was done", rec.xid)
 			}
 			p := g.transfer(ctx, probe, "at", transfer{From: tr.From, To: acct{"b", 1}, Amount: 5}, false, 30*time.Second)
 			if kindOf(p.err) != "lock" {
-				t.Errorf("a write over rows whose rollback is pending: %s (%v), want a lock conflict", p.outcome, p.err)
+				r.add("I5", "a write over rows whose rollback is pending: %s (%v), want a lock conflict", p.outcome, p.err)
 			}
 			if got := g.bank.balance(tr.From); got != 70 {
-				t.Errorf("the debited account holds %d during the partition, want 70 (the branch's after image)", got)
+				r.add("I5", "the debited account holds %d during the partition, want 70 (the branch's after image): a local commit without its global lock", got)
 			}
 			recs = append(recs, p)
 		} else {
@@ -170,17 +179,17 @@ func partition(t *testing.T, c partitionCase) {
 				return err == nil && len(l.GetLocks()) == 0
 			})
 			if !released {
-				t.Errorf("%s kept its locks after its commit decision while its RM was partitioned", rec.xid)
+				r.add("I5", "%s kept its locks after its commit decision while its RM was partitioned", rec.xid)
 			}
 			p := g.transfer(ctx, probe, "at", transfer{From: tr.From, To: acct{"b", 1}, Amount: 5}, false, 30*time.Second)
 			if p.outcome != "commit" {
-				t.Errorf("a transfer over rows of a committed transaction: %s (%v), want commit", p.outcome, p.err)
+				r.add("I5", "a transfer over rows of a committed transaction: %s (%v), want commit", p.outcome, p.err)
 			}
 			recs = append(recs, p)
 		}
 		heal()
 	}
-	g.check(recs, true, 30*time.Second).clean(t)
+	return append(r, g.check(recs, true, window)...)
 }
 
 // transferThen is transfer with then run after the worker answered and

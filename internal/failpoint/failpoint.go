@@ -85,6 +85,7 @@ var Switches = map[string]string{
 	"it/rm/skip-register":      "RegisterBranch answered with a made-up branch id without asking the TC: no lock, no branch (breaks I4, I5 and 'no local commit without its global locks')",
 	"it/tcc/no-fence":          "the worker's TCC resources run without the fence, with non-idempotent Confirm and Cancel (breaks I7)",
 	"it/worker/no-funds-check": "the worker's debit does not check the balance (breaks 'no negative balance')",
+	"it/worker/skip-ledger":    "the worker's AT debit writes no ledger row (breaks 'every balance matches its ledger')",
 }
 
 var (
