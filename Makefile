@@ -39,6 +39,15 @@ proto:
 demo:
 	GO=$(GO) ./scripts/demo.sh
 
+## soak: the end-to-end fault suite for DURATION (default 10m): the bank
+## invariant under TC and RM kills and 10-30 s partitions, the partition
+## cases at full length, duplicated and delayed phase two; prints a
+## summary table. Uses XACT_TEST_MYSQL_DSN, or starts a private MariaDB.
+DURATION ?= 10m
+soak:
+	cd it && XACT_SOAK=$(DURATION) $(GO) test -race -count=1 -timeout 0 \
+		-run '^(TestBankInvariant|TestPartition|TestPhaseTwoDuplicatesDelays)$$'
+
 lint:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

@@ -394,3 +394,17 @@ func outcomes(recs []txRec) (commit, rollback, unknown int) {
 	}
 	return
 }
+
+// verdict is "ok" or the invariants r reports broken.
+func verdict(r report) string {
+	if len(r) == 0 {
+		return "ok"
+	}
+	var broken []string
+	for _, inv := range invariants {
+		if r.has(inv) {
+			broken = append(broken, inv)
+		}
+	}
+	return "FAILED: " + strings.Join(broken, ", ")
+}

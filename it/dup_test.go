@@ -90,15 +90,11 @@ func TestPhaseTwoDuplicatesDelays(t *testing.T) {
 		if r.err != nil {
 			k := kindOf(r.err)
 			kinds[k]++
-			if k == "other" && kinds[k] < 3 {
-				t.Logf("%s: %v", r.xid, r.err)
-			}
 		}
 	}
-	t.Logf("failures by kind: %v", kinds)
 	commit, rollback, unknown := outcomes(recs)
-	t.Logf("%d transactions (%d committed, %d rolled back, %d unknown); %d phase-two deliveries, %d of them repeats; %d reconnects",
-		len(recs), commit, rollback, unknown, deliveries, dups, bounces)
+	summary(t, "duplicates and delays: %d transactions (%d committed, %d rolled back, %d unknown; failures %v); %d phase-two deliveries, %d of them repeats; %d reconnects; invariants %s",
+		len(recs), commit, rollback, unknown, kinds, deliveries, dups, bounces, verdict(r))
 	if commit == 0 || rollback == 0 {
 		t.Errorf("the run exercised too little: %d commits, %d rollbacks", commit, rollback)
 	}

@@ -65,7 +65,9 @@ func TestPartition(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name(), func(t *testing.T) {
 			t.Parallel()
-			partition(t, c, "", 30*time.Second).clean(t)
+			r := partition(t, c, "", 30*time.Second)
+			summary(t, "partition %s: invariants %s", c.name(), verdict(r))
+			r.clean(t)
 		})
 	}
 }
@@ -111,6 +113,7 @@ func partition(t *testing.T, c partitionCase, probeFP string, window time.Durati
 		if d := hold - time.Since(began); d > 0 {
 			time.Sleep(d) // the partition's length is the point of the test
 		}
+		summary(t, "partition %s held %v", c.name(), time.Since(began).Round(time.Millisecond))
 		for _, p := range []*proxy{ptc, pdb["a"], pdb["b"]} {
 			p.heal()
 		}

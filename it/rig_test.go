@@ -2,12 +2,14 @@ package it
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"io"
+	"log"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"google.golang.org/grpc"
 
 	"github.com/xact-io/xact/internal/failpoint"
@@ -136,9 +138,23 @@ func soak(t *testing.T) time.Duration {
 	return d
 }
 
-var errNotDone = errors.New("not done")
+// summary reports a line of a run's results: on stdout in soak, where
+// `make soak` shows it (go test in local directory mode), in the test log
+// otherwise.
+func summary(t *testing.T, format string, args ...any) {
+	t.Helper()
+	if soak(t) > 0 {
+		fmt.Printf(format+"\n", args...)
+		return
+	}
+	t.Logf(format, args...)
+}
 
-func joinLines(lines ...string) string { return strings.Join(lines, "\n") }
+func init() {
+	// The driver logs dropped connections, which the faults make
+	// routine.
+	mysql.SetLogger(log.New(io.Discard, "", 0))
+}
 
 // doOpts are the options of the test TM's transactions.
 func doOpts(mode string) tm.Options { return tm.Options{Name: "it-" + mode, Timeout: 60 * time.Second} }
