@@ -220,6 +220,7 @@ func TestBankInvariant(t *testing.T) {
 		r.add("audit", "%s", msg)
 	}
 	r = append(r, g.bank.check(g.admin, g.coord, recs, true)...)
+	r = append(r, g.cliViews()...)
 
 	commit, rollback, unknown := outcomes(recs)
 	kinds := map[string]int{}

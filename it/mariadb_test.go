@@ -113,6 +113,7 @@ func TestKillDatabase(t *testing.T) {
 
 	r := settle(t, g.admin, time.Until(lastFault.Add(30*time.Second)))
 	r = append(r, g.bank.check(g.admin, g.coord, recs, true)...)
+	r = append(r, g.cliViews()...)
 	commit, rollback, unknown := outcomes(recs)
 	t.Logf("%d transactions (%d committed, %d rolled back, %d unknown), mariadbd killed %d times", len(recs), commit, rollback, unknown, kills)
 	r.clean(t)

@@ -1,11 +1,14 @@
 package it
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,11 +87,44 @@ func (g *rig) transfer(ctx context.Context, w *workerProc, mode string, tr trans
 	return rec
 }
 
-// check settles (I11 within window) and runs the bank's checks.
+// check settles (I11 within window) and runs the bank's checks, and
+// looks at the operator's views too (`xact tx list`, `xact lock list`).
 func (g *rig) check(recs []txRec, known bool, window time.Duration) report {
 	g.t.Helper()
 	r := settle(g.t, g.admin, window)
-	return append(r, g.bank.check(g.admin, g.coord, recs, known)...)
+	r = append(r, g.bank.check(g.admin, g.coord, recs, known)...)
+	return append(r, g.cliViews()...)
+}
+
+// cliViews reports what `xact tx list` and `xact lock list` (JSON) still
+// show: at quiescence, nothing.
+func (g *rig) cliViews() report {
+	var r report
+	for _, c := range []struct {
+		inv  string
+		args []string
+		key  string
+	}{
+		{"I11", []string{"tx", "list"}, "globals"},
+		{"I5", []string{"lock", "list"}, "locks"},
+	} {
+		out, err := xactCLI(g.t, append(c.args, "--json", "--server="+g.tc.addr)...)
+		if err != nil {
+			r.add(c.inv, "xact %s: %v\n%s", strings.Join(c.args, " "), err, out)
+			continue
+		}
+		var v map[string][]json.RawMessage
+		if err := json.Unmarshal([]byte(out), &v); err != nil {
+			r.add(c.inv, "xact %s --json: %v\n%s", strings.Join(c.args, " "), err, out)
+			continue
+		}
+		for _, item := range v[c.key] {
+			var b bytes.Buffer
+			json.Compact(&b, item)
+			r.add(c.inv, "xact %s shows %s", strings.Join(c.args, " "), b.String())
+		}
+	}
+	return r
 }
 
 // status returns the TC's status of xid.
