@@ -35,6 +35,11 @@ type workerProc struct {
 	exited chan struct{}
 }
 
+// breakEnv arms switches (or points) in every worker of a run, on top of
+// what each test arms: XACT_IT_BREAK=it/rm/skip-at-commit=on go test -run
+// TestWorkerTransfers shows that test's I6 check failing.
+const breakEnv = "XACT_IT_BREAK"
+
 // httpc carries the XID of a request's context in the Xact-Xid header,
 // beginning a lazily begun global first (tm.Transport).
 var httpc = &http.Client{Transport: tm.Transport(nil)}
@@ -53,8 +58,23 @@ func startWorker(t *testing.T, cfg workerConfig, env ...string) *workerProc {
 	}
 	w := &workerProc{t: t, cfg: cfg, env: env, exited: make(chan struct{})}
 	w.cmd = exec.Command(self)
-	w.cmd.Env = append(os.Environ(), roleEnv+"=worker", workerEnv+"="+string(js), failpoint.Env+"=")
-	w.cmd.Env = append(w.cmd.Env, env...)
+	// The worker arms what the test asks for, plus XACT_IT_BREAK (to see
+	// any test's checks fail by hand), and never the test process's own
+	// XACT_FAILPOINTS.
+	spec := ""
+	var other []string
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, failpoint.Env+"="); ok {
+			spec = v
+		} else {
+			other = append(other, e)
+		}
+	}
+	if b := os.Getenv(breakEnv); b != "" {
+		spec = strings.Trim(spec+";"+b, ";")
+	}
+	w.cmd.Env = append(os.Environ(), roleEnv+"=worker", workerEnv+"="+string(js), failpoint.Env+"="+spec)
+	w.cmd.Env = append(w.cmd.Env, other...)
 	// Die with the test process, whatever kills it.
 	w.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdout, err := w.cmd.StdoutPipe()
