@@ -253,7 +253,7 @@ func (s *bankStats) print(t *testing.T, n, commit, rollback, unknown int, kinds 
 	fmt.Fprintf(&b, "  %-34s %8d\n", "    asked to roll back (1 in 5)", s.forced.Load())
 	fmt.Fprintf(&b, "  %-34s %8d\n", "  outcome unknown to the TM", unknown)
 	fmt.Fprintf(&b, "  %-34s %8s\n", "why transactions rolled back", "")
-	for _, k := range []string{"forced", "lock", "insufficient", "transport", "refused", "rolledback", "other"} { // see errKind
+	for _, k := range []string{"forced", "lock", "insufficient", "tc-unreachable", "db", "timeout", "transport", "refused", "rolledback", "hanging", "other"} { // see errKind
 		if kinds[k] > 0 {
 			fmt.Fprintf(&b, "    %-32s %8d\n", k, kinds[k])
 		}

@@ -210,6 +210,6 @@ func (g *rig) transferThen(ctx context.Context, w *workerProc, mode string, tr t
 		}
 		return nil
 	})
-	rec.outcome = outcomeOf(rec.err)
+	rec.outcome, rec.at = outcomeOf(rec.err), time.Now()
 	return rec
 }

@@ -83,7 +83,7 @@ func (g *rig) transfer(ctx context.Context, w *workerProc, mode string, tr trans
 		}
 		return nil
 	})
-	rec.outcome = outcomeOf(rec.err)
+	rec.outcome, rec.at = outcomeOf(rec.err), time.Now()
 	return rec
 }
 

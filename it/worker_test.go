@@ -3,6 +3,7 @@ package it
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,8 +16,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/xact-io/xact/datasource"
 	"github.com/xact-io/xact/internal/failpoint"
@@ -132,6 +136,16 @@ func errKind(err error) string {
 		return "refused"
 	case errors.Is(err, tcc.ErrTryAfterCancel):
 		return "hanging"
+	}
+	if s, ok := status.FromError(err); ok && (s.Code() == codes.Unavailable || s.Code() == codes.DeadlineExceeded) {
+		return "tc-unreachable"
+	}
+	var me *mysql.MySQLError
+	if errors.As(err, &me) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn) {
+		return "db"
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return "timeout"
 	}
 	return "other"
 }
