@@ -22,6 +22,10 @@ type Config struct {
 	// Store, when set, is used instead of opening Badger at DataDir. The
 	// caller keeps ownership: Close does not close it.
 	Store storage.Store
+	// TombstoneRetention is how long a finished global's final status is
+	// kept for GetStatus, a repeated Commit or Rollback, and `xact tx show`
+	// (Badger store opened from DataDir; a given Store has its own).
+	TombstoneRetention time.Duration
 	// NodeID names this TC inside every XID it hands out ([A-Za-z0-9_.-],
 	// at most 32 characters).
 	NodeID string
@@ -71,22 +75,23 @@ type Config struct {
 // flag is given.
 func DefaultConfig() Config {
 	return Config{
-		ListenAddr:      "127.0.0.1:8091",
-		DataDir:         "xact-data",
-		NodeID:          "tc1",
-		DefaultTimeout:  60 * time.Second,
-		MaxTimeout:      24 * time.Hour,
-		PhaseTwoTimeout: 10 * time.Second,
-		DecisionWait:    5 * time.Second,
-		RetryBase:       200 * time.Millisecond,
-		RetryMax:        10 * time.Second,
-		RetryBudget:     100,
-		ScanInterval:    200 * time.Millisecond,
-		MaxLockKeys:     10000,
-		MaxKeyBytes:     1024,
-		MaxAppDataBytes: 1 << 20,
-		MaxRecvMsgBytes: 16 << 20,
-		ShutdownGrace:   10 * time.Second,
+		ListenAddr:         "127.0.0.1:8091",
+		DataDir:            "xact-data",
+		TombstoneRetention: 10 * time.Minute,
+		NodeID:             "tc1",
+		DefaultTimeout:     60 * time.Second,
+		MaxTimeout:         24 * time.Hour,
+		PhaseTwoTimeout:    10 * time.Second,
+		DecisionWait:       5 * time.Second,
+		RetryBase:          200 * time.Millisecond,
+		RetryMax:           10 * time.Second,
+		RetryBudget:        100,
+		ScanInterval:       200 * time.Millisecond,
+		MaxLockKeys:        10000,
+		MaxKeyBytes:        1024,
+		MaxAppDataBytes:    1 << 20,
+		MaxRecvMsgBytes:    16 << 20,
+		ShutdownGrace:      10 * time.Second,
 	}
 }
 
@@ -112,6 +117,7 @@ func (c *Config) Validate() error {
 		{"DefaultTimeout", c.DefaultTimeout}, {"MaxTimeout", c.MaxTimeout},
 		{"PhaseTwoTimeout", c.PhaseTwoTimeout}, {"RetryBase", c.RetryBase},
 		{"RetryMax", c.RetryMax}, {"ScanInterval", c.ScanInterval},
+		{"TombstoneRetention", c.TombstoneRetention},
 	}
 	for _, p := range positive {
 		if p.d <= 0 {

@@ -72,7 +72,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log, store: cfg.Store, serveErr: make(chan error, 1)}
 	if s.store == nil {
-		st, err := badgerstore.Open(cfg.DataDir)
+		st, err := badgerstore.Open(cfg.DataDir, badgerstore.WithTombstoneRetention(cfg.TombstoneRetention))
 		if err != nil {
 			return nil, fmt.Errorf("tc: open store: %w", err)
 		}

@@ -29,6 +29,7 @@ func serverCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&cfg.ListenAddr, "listen", cfg.ListenAddr, "gRPC listen `address`")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "`directory` of the embedded store (locked against a second server)")
 	fs.StringVar(&cfg.NodeID, "node-id", cfg.NodeID, "this coordinator's `name` inside XIDs")
+	fs.DurationVar(&cfg.TombstoneRetention, "tombstone-retention", cfg.TombstoneRetention, "how long a finished transaction's final status stays visible (GetStatus, repeated Commit, xact tx show)")
 	fs.DurationVar(&cfg.DefaultTimeout, "default-timeout", cfg.DefaultTimeout, "global transaction timeout when Begin gives none")
 	fs.DurationVar(&cfg.MaxTimeout, "max-timeout", cfg.MaxTimeout, "largest timeout a client may ask for")
 	fs.DurationVar(&cfg.PhaseTwoTimeout, "phase-two-timeout", cfg.PhaseTwoTimeout, "wait for an RM's answer to one phase-two action")
