@@ -314,7 +314,7 @@ func (c *coordinator) QueryLocks(ctx context.Context, req *xactpb.QueryLocksRequ
 	switch {
 	case err == nil:
 		return &xactpb.QueryLocksResponse{Free: true}, nil
-	case asLockConflict(err, &lc):
+	case errors.As(err, &lc):
 		return &xactpb.QueryLocksResponse{Free: false, ConflictKey: lc.Key, HolderXid: lc.Holder}, nil
 	default:
 		return nil, err

@@ -258,7 +258,6 @@ func TestRegisterRefused(t *testing.T) {
 	c.rollback(rolledBackXID)
 	pendingXID := c.begin(time.Minute)
 	c.mustRegister(pendingXID, "db1", "b")
-	srv.Server().Store() // keep the server referenced
 	tests := []struct {
 		name string
 		xid  string

@@ -191,10 +191,7 @@ func (m *Manager) end(ctx context.Context, xid string, l *lazyTx, commit bool) (
 		if !confirmed {
 			// The TC may or may not have begun it: let the decision begin it
 			// if not, so that a registration still in flight is refused.
-			begin = &xactpb.BeginRequest{Name: l.name, Xid: xid}
-			if !l.deadline.IsZero() {
-				begin.TimeoutMs = max(1, millis(time.Until(l.deadline)))
-			}
+			begin = l.beginRequest()
 		}
 	}
 	if commit {

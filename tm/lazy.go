@@ -63,16 +63,22 @@ func lazyFrom(ctx context.Context, xid string) *lazyTx {
 
 // request is the Begin to send with the TC's first news of the global: the
 // remaining timeout, so the TC's deadline is the TM's.
-// A zero deadline (no timeout asked) leaves it to the TC's default.
+// It fails once the timeout has passed: a branch must not join then.
 func (l *lazyTx) request() (*xactpb.BeginRequest, error) {
-	if l.deadline.IsZero() {
-		return &xactpb.BeginRequest{Name: l.name, Xid: l.xid}, nil
-	}
-	left := time.Until(l.deadline)
-	if left <= 0 {
+	if !l.deadline.IsZero() && time.Until(l.deadline) <= 0 {
 		return nil, fmt.Errorf("tm: %s: %w", l.xid, protocol.ErrTimedOut)
 	}
-	return &xactpb.BeginRequest{Name: l.name, TimeoutMs: millis(left), Xid: l.xid}, nil
+	return l.beginRequest(), nil
+}
+
+// beginRequest is the Begin with the remaining timeout (at least 1 ms); a
+// zero deadline (no timeout asked) leaves it to the TC's default.
+func (l *lazyTx) beginRequest() *xactpb.BeginRequest {
+	req := &xactpb.BeginRequest{Name: l.name, Xid: l.xid}
+	if !l.deadline.IsZero() {
+		req.TimeoutMs = max(1, millis(time.Until(l.deadline)))
+	}
+	return req
 }
 
 // PendingBegin returns, for the global transaction xid carried by ctx, the
@@ -142,7 +148,7 @@ func (l *lazyTx) end() (told, confirmed bool) {
 	return l.mu.told, l.mu.confirmed
 }
 
-// reserve returns a fresh XID from this Manager's namespace, reserving one
+// nextXID returns a fresh XID from this Manager's namespace, reserving one
 // first if needed. ok is false when the TC offers no namespace (an older
 // TC): the caller begins eagerly.
 func (m *Manager) nextXID(ctx context.Context) (xid string, ok bool, err error) {

@@ -94,9 +94,9 @@ func WithDecisionTimeout(d time.Duration) Option {
 
 // WithDecisionAttemptTimeout sets the deadline of one Commit or Rollback
 // attempt (default DefaultDecisionAttempt; the decision timeout caps it).
-// It must exceed the TC's DecisionWait (5s by default): the TC holds a
-// decision request until phase two ends or DecisionWait passes, and an
-// attempt that gives up first only learns nothing and asks again.
+// The TC holds a decision request until phase two ends, DecisionWait (5s
+// by default) passes, or just before this deadline, and then answers with
+// the decision's current status.
 func WithDecisionAttemptTimeout(d time.Duration) Option {
 	return func(c *config) error {
 		if d <= 0 {

@@ -279,17 +279,6 @@ func (s *session) sendLoop(ctx context.Context) error {
 	}
 }
 
-// Clients lists the attached sessions' client ids.
-func (h *Hub) Clients() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var out []string
-	for s := range h.mu.sessions {
-		out = append(out, s.clientID)
-	}
-	return out
-}
-
 func (h *Hub) pick(r Route) *session {
 	h.mu.Lock()
 	defer h.mu.Unlock()
