@@ -17,6 +17,7 @@ import (
 	"github.com/xact-io/xact/tc"
 	"github.com/xact-io/xact/tc/tctest"
 	"github.com/xact-io/xact/tm"
+	"github.com/xact-io/xact/undo"
 )
 
 // benchAccounts is the number of accounts in each database: worker w
@@ -65,6 +66,65 @@ func (be *benchEnv) at(ctx context.Context, w int) error {
 	return be.e.tm.Do(ctx, tm.Options{Name: "transfer", Timeout: 30 * time.Second}, func(ctx context.Context) error {
 		return transferAccount(ctx, be.a.db, be.b.db, w+1, 1)
 	})
+}
+
+// floorSeq numbers the undo rows of sqlOnly runs.
+var floorSeq atomic.Int64
+
+// sqlOnly is the transfer as the SQL an AT branch sends, without xact:
+// per database a local transaction with the before image (SELECT … FOR
+// UPDATE), the update, the after image (unless afterImage is false) and
+// the undo_log insert, with an encoded undo log of the size AT writes.
+// No coordinator, no parsing, no phase two: the database's share of AT
+// on its own, an upper bound for any AT implementation that sends these
+// statements. The undo rows are deleted after the run, untimed.
+func (be *benchEnv) sqlOnly(afterImage bool) func(context.Context, int) error {
+	return func(ctx context.Context, w int) error {
+		id := w + 1
+		for _, step := range []struct {
+			db    *sql.DB
+			delta int
+		}{{be.a.raw, -1}, {be.b.raw, 1}} {
+			tx, err := step.db.BeginTx(ctx, nil)
+			if err != nil {
+				return err
+			}
+			err = func() error {
+				var bid, bal int64
+				var note sql.NullString
+				if err := tx.QueryRowContext(ctx, "SELECT `id`, `balance`, `note` FROM `account` WHERE `id` = ? FOR UPDATE", id).Scan(&bid, &bal, &note); err != nil {
+					return err
+				}
+				if _, err := tx.ExecContext(ctx, "UPDATE account SET balance = balance + ? WHERE id = ?", step.delta, id); err != nil {
+					return err
+				}
+				after := bal + int64(step.delta)
+				if afterImage {
+					if err := tx.QueryRowContext(ctx, "SELECT `id`, `balance`, `note` FROM `account` WHERE `id` = ?", id).Scan(&bid, &after, &note); err != nil {
+						return err
+					}
+				}
+				info, err := undo.Encode(&undo.Log{Records: []undo.Record{{
+					Op: undo.OpUpdate, Table: "account", PrimaryKey: []string{"id"},
+					Before: []undo.Row{{{Name: "id", Value: undo.Int(bid)}, {Name: "balance", Value: undo.Int(bal)}, {Name: "note", Value: undo.Null()}}},
+					After:  []undo.Row{{{Name: "id", Value: undo.Int(bid)}, {Name: "balance", Value: undo.Int(after)}, {Name: "note", Value: undo.Null()}}},
+				}}})
+				if err != nil {
+					return err
+				}
+				_, err = tx.ExecContext(ctx, undo.InsertLogSQL, "floor", floorSeq.Add(1), undo.LogContext, info, undo.StatusNormal)
+				return err
+			}()
+			if err != nil {
+				tx.Rollback()
+				return err
+			}
+			if err := tx.Commit(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 }
 
 func transferAccount(ctx context.Context, src, dst *sql.DB, id, amount int) error {
@@ -201,11 +261,19 @@ func BenchmarkTransfer(b *testing.B) {
 			plain := be.run(b, conc, b.N, be.plain)
 			at := be.run(b, conc, b.N, be.at)
 			be.check(b)
+			floor := be.run(b, conc, b.N, be.sqlOnly(true))
+			floorMin := be.run(b, conc, b.N, be.sqlOnly(false))
+			for _, d := range []*database{be.a, be.b} {
+				d.exec("DELETE FROM undo_log WHERE xid = 'floor'")
+			}
+			be.check(b)
 			b.ReportMetric(plain.tps, "plain-tx/s")
 			b.ReportMetric(at.tps, "at-tx/s")
 			b.ReportMetric(float64(plain.p99.Microseconds())/1000, "plain-p99-ms")
 			b.ReportMetric(float64(at.p99.Microseconds())/1000, "at-p99-ms")
 			b.ReportMetric(at.tps/plain.tps, "at/plain")
+			b.ReportMetric(floor.tps/plain.tps, "sql-only/plain")
+			b.ReportMetric(floorMin.tps/plain.tps, "sql-only-no-after/plain")
 			b.ReportMetric(float64(plain.goCPU.Microseconds()), "plain-go-cpu-us/tx")
 			b.ReportMetric(float64(plain.dbCPU.Microseconds()), "plain-db-cpu-us/tx")
 			b.ReportMetric(float64(at.goCPU.Microseconds()), "at-go-cpu-us/tx")
