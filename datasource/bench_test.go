@@ -278,6 +278,8 @@ func BenchmarkTransfer(b *testing.B) {
 			b.ReportMetric(float64(plain.dbCPU.Microseconds()), "plain-db-cpu-us/tx")
 			b.ReportMetric(float64(at.goCPU.Microseconds()), "at-go-cpu-us/tx")
 			b.ReportMetric(float64(at.dbCPU.Microseconds()), "at-db-cpu-us/tx")
+			b.ReportMetric(float64(floor.dbCPU.Microseconds()), "sql-only-db-cpu-us/tx")
+			b.ReportMetric(float64(floorMin.dbCPU.Microseconds()), "sql-only-no-after-db-cpu-us/tx")
 		})
 	}
 }
