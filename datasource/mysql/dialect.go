@@ -17,6 +17,9 @@ import (
 type Dialect struct {
 	ttl time.Duration
 	now func() time.Time
+	// readAfter reads every after image back from the database, even
+	// where the statement lets it be derived (derive.go).
+	readAfter bool
 	mu  struct {
 		sync.Mutex
 		tables map[string]*Table
@@ -25,6 +28,14 @@ type Dialect struct {
 
 // Option configures a Dialect.
 type Option func(*Dialect)
+
+// WithAfterImagesRead makes every UPDATE read its after image back from
+// the database by primary key. By default an UPDATE that only does integer
+// arithmetic on integer columns (SET n = n + ?) derives it from the before
+// image and saves that query; see derive.go for the exact rule.
+func WithAfterImagesRead() Option {
+	return func(d *Dialect) { d.readAfter = true }
+}
 
 // WithMetadataTTL sets how long table metadata is cached before it is
 // read again (default one minute; 0 caches until Invalidate). Rollback

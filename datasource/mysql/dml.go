@@ -23,6 +23,9 @@ type dmlPlan struct {
 	args    []any
 	// images per base table (several aliases of one table share one).
 	tables []*tableImage
+	// derive computes the after image of a single-table UPDATE instead of
+	// reading it (derive.go); nil reads it.
+	derive *derivation
 }
 
 type tableImage struct {
@@ -74,7 +77,14 @@ func (d *Dialect) planUpdate(ctx context.Context, conn driver.Conn, p *Plan) (pl
 			return nil, unsupported("table %s has an UPDATE trigger whose writes cannot be imaged", s.table.Name)
 		}
 	}
-	return newDMLPlan(p, undo.OpUpdate, len(srcs) > 1, targets, x.TableRefs, x.Where, x.Order, x.Limit)
+	dp, err := newDMLPlan(p, undo.OpUpdate, len(srcs) > 1, targets, x.TableRefs, x.Where, x.Order, x.Limit)
+	if err != nil {
+		return nil, err
+	}
+	if len(srcs) == 1 && !d.readAfter {
+		dp.derive = deriveUpdate(x, srcs, targets[0].table, p.args)
+	}
+	return dp, nil
 }
 
 func (d *Dialect) planDelete(ctx context.Context, conn driver.Conn, p *Plan) (planner, error) {
@@ -311,9 +321,9 @@ func (dp *dmlPlan) after(ctx context.Context, conn driver.Conn, p *Plan, res dri
 		if len(ti.before) == 0 {
 			continue
 		}
-		after, err := rowsByKey(ctx, conn, ti.table, imageColumns(ti.table), ti.pk, ti.before, false)
+		after, err := dp.afterImage(ctx, conn, ti)
 		if err != nil {
-			return fmt.Errorf("mysql: after image: %w", err)
+			return err
 		}
 		byKey := make(map[string]undo.Row, len(after))
 		for _, row := range after {
@@ -354,4 +364,28 @@ func (dp *dmlPlan) after(ctx context.Context, conn driver.Conn, p *Plan, res dri
 		}
 	}
 	return nil
+}
+
+// afterImage reads the rows of ti's before image again by primary key, or
+// derives them when the statement allows.
+func (dp *dmlPlan) afterImage(ctx context.Context, conn driver.Conn, ti *tableImage) ([]undo.Row, error) {
+	if dp.derive != nil {
+		after := make([]undo.Row, len(ti.before))
+		for i, b := range ti.before {
+			a, ok := dp.derive.apply(ti.table, b)
+			if !ok {
+				after = nil
+				break
+			}
+			after[i] = a
+		}
+		if after != nil {
+			return after, nil
+		}
+	}
+	after, err := rowsByKey(ctx, conn, ti.table, imageColumns(ti.table), ti.pk, ti.before, false)
+	if err != nil {
+		return nil, fmt.Errorf("mysql: after image: %w", err)
+	}
+	return after, nil
 }

@@ -50,6 +50,7 @@ type Column struct {
 	Nullable      bool
 	HasDefault    bool // COLUMN_DEFAULT is not NULL
 	Generated     bool // VIRTUAL or STORED generated, or system-versioning
+	OnUpdate      bool // ON UPDATE CURRENT_TIMESTAMP: the database sets it when the row changes
 	Invisible     bool // not part of SELECT * or of INSERT without a column list
 	AutoIncrement bool
 	Charset       string // "" for non-character columns
@@ -221,6 +222,7 @@ func loadTable(ctx context.Context, conn driver.Conn, name string) (*Table, erro
 			Generated:     strings.Contains(extra, "generated") || strings.Contains(extra, "persistent") || strings.Contains(extra, "row start") || strings.Contains(extra, "row end"),
 			Invisible:     strings.Contains(extra, "invisible"),
 			AutoIncrement: strings.Contains(extra, "auto_increment"),
+			OnUpdate:      strings.Contains(extra, "on update"),
 			Charset:       str(r[6]),
 			Collation:     str(r[7]),
 			Precision:     int(num(r[8])),
