@@ -280,6 +280,8 @@ func BenchmarkTransfer(b *testing.B) {
 			b.ReportMetric(float64(at.dbCPU.Microseconds()), "at-db-cpu-us/tx")
 			b.ReportMetric(float64(floor.dbCPU.Microseconds()), "sql-only-db-cpu-us/tx")
 			b.ReportMetric(float64(floorMin.dbCPU.Microseconds()), "sql-only-no-after-db-cpu-us/tx")
+			b.ReportMetric(float64(floor.goCPU.Microseconds()), "sql-only-go-cpu-us/tx")
+			b.ReportMetric(float64(floorMin.goCPU.Microseconds()), "sql-only-no-after-go-cpu-us/tx")
 		})
 	}
 }
