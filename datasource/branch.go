@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/xact-io/xact/datasource/mysql"
@@ -51,8 +52,19 @@ type txState struct {
 	records []undo.Record
 	keys    []string // lock keys of written rows, in order, without repeats
 	seen    map[string]struct{}
+	// marks are the transaction's savepoints, oldest first, as the
+	// database keeps them (see savepoint).
+	marks []mark
 	// aborted is why the transaction can only be rolled back.
 	aborted error
+}
+
+// mark is a savepoint: how many undo records and lock keys the
+// transaction had when it was set.
+type mark struct {
+	key     string // mysql.Savepoint.Key: the name as the server compares it
+	records int
+	keys    int
 }
 
 func newTxState(ctx context.Context, c *conn, s scope, inner driver.Tx, autocommit bool) *txState {
@@ -125,10 +137,17 @@ func (ts *txState) after(ctx context.Context, p *mysql.Plan, res driver.Result) 
 		ts.abort(err)
 		return ts.abortedError()
 	}
+	ts.keep(p.Records(), p.LockKeys())
+	return nil
+}
+
+// keep adds a statement's undo records (in a branch; a global-lock
+// transaction has none) and the lock keys it did not have yet.
+func (ts *txState) keep(records []undo.Record, keys []string) {
 	if ts.scope.xid != "" {
-		ts.records = append(ts.records, p.Records()...)
+		ts.records = append(ts.records, records...)
 	}
-	for _, k := range p.LockKeys() {
+	for _, k := range keys {
 		if ts.seen == nil {
 			ts.seen = make(map[string]struct{})
 		}
@@ -137,11 +156,78 @@ func (ts *txState) after(ctx context.Context, p *mysql.Plan, res driver.Result) 
 			ts.keys = append(ts.keys, k)
 		}
 	}
+}
+
+// savepoint runs a SAVEPOINT, ROLLBACK TO SAVEPOINT or RELEASE SAVEPOINT
+// statement through run, then moves the transaction's marks as the
+// database moved its savepoints, only if the database accepted the
+// statement: its error (ER_SP_DOES_NOT_EXIST for an unknown name) is
+// returned as it is, and changes nothing here.
+//
+// ROLLBACK TO drops the undo records and lock keys taken after the
+// savepoint. The database has undone those changes itself: replaying
+// their records at a global rollback would compare rows with after
+// images that no longer exist and fail as dirty. The lock keys dropped
+// are exactly those first taken after the savepoint, so every remaining
+// record's rows keep theirs; a row written only after the savepoint is
+// unchanged at commit and needs no global lock (InnoDB keeps its local
+// row lock until the end of the transaction all the same).
+func (ts *txState) savepoint(st *mysql.Statement, run func() error) error {
+	if ts.aborted != nil {
+		return ts.abortedError()
+	}
+	sp := st.Savepoint()
+	i := slices.IndexFunc(ts.marks, func(m mark) bool { return m.key == sp.Key() })
+	if err := run(); err != nil {
+		ts.noteErr(err)
+		if i >= 0 && mysqlErrno(err) == erSPDoesNotExist {
+			// The database lost a savepoint it had accepted: something
+			// ended the transaction behind the wrapper's back.
+			ts.abort(fmt.Errorf("the database no longer has savepoint %s: %w", sp.Name, err))
+		}
+		return err
+	}
+	if sp.Op != mysql.SavepointSet && i < 0 {
+		// The database knew a savepoint the wrapper did not see set;
+		// the undo records cannot be matched with its changes any more.
+		ts.abort(fmt.Errorf("%s %s: the database had a savepoint the wrapper did not see set", sp.Op, sp.Name))
+		return ts.abortedError()
+	}
+	switch sp.Op {
+	case mysql.SavepointSet:
+		if i >= 0 {
+			ts.marks = slices.Delete(ts.marks, i, i+1)
+		}
+		ts.marks = append(ts.marks, mark{key: sp.Key(), records: len(ts.records), keys: len(ts.keys)})
+	case mysql.SavepointRollback:
+		m := ts.marks[i]
+		ts.marks = ts.marks[:i+1]
+		clear(ts.records[m.records:])
+		ts.records = ts.records[:m.records]
+		for _, k := range ts.keys[m.keys:] {
+			delete(ts.seen, k)
+		}
+		clear(ts.keys[m.keys:])
+		ts.keys = ts.keys[:m.keys]
+	case mysql.SavepointRelease:
+		ts.marks = ts.marks[:i]
+	}
 	return nil
 }
 
 // exec runs a statement through run, captured.
 func (ts *txState) exec(ctx context.Context, st *mysql.Statement, args []driver.NamedValue, run func(context.Context) (driver.Result, error)) (driver.Result, error) {
+	if st.Kind() == mysql.KindSavepoint {
+		var res driver.Result
+		err := ts.savepoint(st, func() (err error) {
+			res, err = run(ctx)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		return res, nil
+	}
 	p, err := ts.plan(ctx, st, args)
 	if err != nil {
 		return nil, err
@@ -171,6 +257,20 @@ func (ts *txState) exec(ctx context.Context, st *mysql.Statement, args []driver.
 // rows of the wrapper's own autocommit transaction, which commits before
 // they are returned.
 func (ts *txState) query(ctx context.Context, st *mysql.Statement, args []driver.NamedValue, run func(context.Context) (driver.Rows, error)) (driver.Rows, error) {
+	if st.Kind() == mysql.KindSavepoint {
+		var rows driver.Rows
+		err := ts.savepoint(st, func() (err error) {
+			rows, err = run(ctx)
+			return err
+		})
+		if err != nil {
+			if rows != nil {
+				rows.Close()
+			}
+			return nil, err
+		}
+		return rows, nil
+	}
 	p, err := ts.plan(ctx, st, args)
 	if err != nil {
 		return nil, err

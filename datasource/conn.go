@@ -225,13 +225,39 @@ func (c *conn) route(ctx context.Context, query string) (scope, *mysql.Statement
 	if err != nil {
 		return s, nil, refusal(query, mismatch, err)
 	}
-	if st.Kind() == mysql.KindOther {
-		return s, nil, nil
+	st, err = c.routeParsed(ctx, mismatch, st)
+	return s, st, err
+}
+
+// routeParsed is the second half of route, for a statement in global
+// scope or with a mismatched context: nil for a statement that goes to
+// the inner connection untouched.
+//
+// A savepoint statement belongs to the transaction it is sent in,
+// whatever global transaction its context names (it writes nothing): a
+// branch or a global-lock transaction keeps its marks, a plain local
+// transaction needs none. Outside a transaction it is refused: the
+// wrapper's own transaction around one statement cannot keep a savepoint
+// for the next (MySQL would take SAVEPOINT as a no-op and fail the
+// ROLLBACK TO that follows with ER_SP_DOES_NOT_EXIST).
+func (c *conn) routeParsed(ctx context.Context, mismatch bool, st *mysql.Statement) (*mysql.Statement, error) {
+	switch st.Kind() {
+	case mysql.KindOther:
+		return nil, nil
+	case mysql.KindSavepoint:
+		switch {
+		case c.tx == nil:
+			return nil, fmt.Errorf("%w: %s outside a transaction: a statement run directly on the *sql.DB with a global context is a local transaction of its own, which cannot keep a savepoint for the next statement; begin a transaction (BeginTx) and set savepoints in it",
+				ErrUnsupported, st.Savepoint().Op)
+		case !c.tx.state.scope.global():
+			return nil, nil
+		}
+		return st, nil
 	}
 	if mismatch {
-		return s, nil, mismatchError(ctx, c.tx)
+		return nil, mismatchError(ctx, c.tx)
 	}
-	return s, st, nil
+	return st, nil
 }
 
 // scope returns the scope a statement run with ctx belongs to: its

@@ -55,6 +55,27 @@
 // global transaction is refused with ErrXIDMismatch. A transaction begun
 // with WithGlobalLockContext writes no undo but respects global locks.
 //
+// # Savepoints
+//
+// A branch or a global-lock transaction may use SAVEPOINT, ROLLBACK
+// [WORK] TO [SAVEPOINT] and RELEASE SAVEPOINT (gorm's nested
+// transactions do). Each runs on the database first and, only if the
+// database accepted it, moves the transaction's marks as MySQL moves its
+// savepoints: names compare case-insensitively, a SAVEPOINT replaces one
+// of the same name, ROLLBACK TO keeps the savepoint and forgets later
+// ones, RELEASE forgets it and later ones. ROLLBACK TO drops the undo
+// records and row lock keys taken after the savepoint: the database has
+// undone those changes, so they are neither replayed at a global rollback
+// nor registered with the TC. An unknown name fails with the database's
+// own error (ER_SP_DOES_NOT_EXIST, 1305) and changes nothing. Names must
+// be ASCII (the server compares other names accent-insensitively, which
+// the wrapper does not reproduce). Outside a transaction a savepoint
+// statement with a global context is refused with ErrUnsupported: the
+// wrapper's own transaction around one statement cannot keep a savepoint
+// for the next. Other transaction control in SQL text (START
+// TRANSACTION, COMMIT, ROLLBACK, SET autocommit, LOCK TABLES) stays
+// refused: it would end the local transaction behind the wrapper's back.
+//
 // # Phase two
 //
 // A Connector created with WithRM serves phase two for its resource id.
@@ -81,8 +102,9 @@
 //   - A branch's row count is bounded by the TC's MaxLockKeys, its undo
 //     log by max_allowed_packet; beyond them the commit fails and rolls
 //     back.
-//   - Savepoints, DDL, LOCK TABLES and statements the dialect cannot image
-//     are refused in a global transaction (ErrUnsupported).
+//   - DDL, transaction control other than savepoints, LOCK TABLES and
+//     statements the dialect cannot image are refused in a global
+//     transaction (ErrUnsupported).
 //
 // # database/sql fidelity
 //

@@ -21,7 +21,8 @@ var (
 	// the primary key, a table without a primary key, …). It is returned
 	// before the statement runs; the wrapped dialect error
 	// (mysql.ErrUnsupported) says why and, where there is one, what to do
-	// instead.
+	// instead. A savepoint statement run outside a local transaction is
+	// refused with it too (see the package documentation, Savepoints).
 	ErrUnsupported = errors.New("datasource: statement not supported in a global transaction")
 	// ErrLockConflict reports a row that another global transaction held
 	// for longer than the lock-wait budget (WithLockWait). The concrete
@@ -122,8 +123,9 @@ func keyTable(key string) string {
 
 // MySQL error numbers this package reacts to.
 const (
-	erDupEntry = 1062 // ER_DUP_ENTRY
-	erDeadlock = 1213 // ER_LOCK_DEADLOCK: InnoDB rolled the whole transaction back
+	erDupEntry       = 1062 // ER_DUP_ENTRY
+	erDeadlock       = 1213 // ER_LOCK_DEADLOCK: InnoDB rolled the whole transaction back
+	erSPDoesNotExist = 1305 // ER_SP_DOES_NOT_EXIST: SAVEPOINT %s does not exist
 )
 
 // mysqlErrno returns the server error number of err, or 0.

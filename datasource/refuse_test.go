@@ -14,8 +14,10 @@ import (
 	"github.com/xact-io/xact/tm"
 )
 
-// TestRefusals: statements whose undo cannot be built are refused with
-// ErrUnsupported before they run, in a transaction and on their own.
+// TestRefusals: statements whose undo cannot be built, and transaction
+// control other than savepoints, are refused with ErrUnsupported before
+// they run, in a transaction and on their own. (Savepoints:
+// savepoint_test.go.)
 func TestRefusals(t *testing.T) {
 	leakCheck(t)
 	e := newEnv(t)
@@ -32,7 +34,11 @@ func TestRefusals(t *testing.T) {
 		{"table without primary key", "UPDATE nopk SET b = 2"},
 		{"primary key update", "UPDATE account SET id = 9 WHERE id = 1"},
 		{"two statements", "UPDATE account SET balance = 1 WHERE id = 1; UPDATE account SET balance = 1 WHERE id = 2"},
-		{"savepoint", "SAVEPOINT s1"},
+		{"start transaction", "START TRANSACTION"},
+		{"commit", "COMMIT"},
+		{"rollback", "ROLLBACK"},
+		{"savepoint named outside ASCII", "SAVEPOINT `café`"},
+		{"lock tables", "LOCK TABLES account WRITE"},
 		{"autocommit", "SET autocommit = 0"},
 		{"volatile predicate", "DELETE FROM account WHERE id = FLOOR(RAND() * 2)"},
 		{"unknown table", "UPDATE nosuch SET a = 1"},

@@ -113,13 +113,8 @@ func (s *stmt) route(ctx context.Context) (scope, *mysql.Statement, error) {
 		}
 		s.st = st
 	}
-	if s.st.Kind() == mysql.KindOther {
-		return sc, nil, nil
-	}
-	if mismatch {
-		return sc, nil, mismatchError(ctx, s.c.tx)
-	}
-	return sc, s.st, nil
+	st, err := s.c.routeParsed(ctx, mismatch, s.st)
+	return sc, st, err
 }
 
 // CheckNamedValue forwards to the inner statement's or connection's

@@ -122,6 +122,8 @@ func (d *Dialect) PrepareStatement(ctx context.Context, conn driver.Conn, st *St
 		return p, nil
 	case KindDDL, KindUnsupported:
 		return nil, unsupported("%s", st.reason)
+	case KindSavepoint:
+		return nil, fmt.Errorf("mysql: %s is not planned: run it and move the transaction's marks (Statement.Savepoint)", st.savepoint.Op)
 	case KindSelectForUpdate:
 		p.impl, err = d.planLock(ctx, conn, p)
 	case KindInsert:

@@ -40,14 +40,18 @@
 // UPDATE [NOWAIT | SKIP LOCKED | WAIT n] (lock keys only), and MariaDB's
 // INSERT … RETURNING and DELETE … RETURNING (the clause is cut off for
 // parsing; the statement runs unchanged). Plain reads, SHOW, SET, EXPLAIN
-// and DO pass through (KindOther).
+// and DO pass through (KindOther). SAVEPOINT, ROLLBACK [WORK] TO
+// [SAVEPOINT] and RELEASE SAVEPOINT are KindSavepoint: not planned, run
+// unchanged; Statement.Savepoint tells the caller which marks to move.
 //
 // # Refused, with ErrUnsupported, before the statement runs
 //
 // REPLACE, INSERT … SELECT without the primary key (or with SELECT *,
 // LIMIT, a set operation, IGNORE or an upsert), LOAD DATA, CALL, DDL (also reported by
-// Classify so a wrapper can Invalidate metadata), transaction control and
-// savepoints in SQL text, SET autocommit, LOCK TABLES, USE; tables without
+// Classify so a wrapper can Invalidate metadata), transaction control in
+// SQL text other than savepoints (START TRANSACTION, COMMIT, ROLLBACK),
+// savepoint names that are empty or not ASCII, SET autocommit, LOCK
+// TABLES, USE; tables without
 // a primary key, on a non-transactional engine, views, temporary and
 // system-versioned tables, tables with triggers for the statement's
 // event, DELETE from (and UPDATE of unique columns of) a table that a

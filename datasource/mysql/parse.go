@@ -37,9 +37,15 @@ const (
 	// KindUnsupported is anything else that writes or ends a transaction
 	// (REPLACE, LOAD DATA, CALL, COMMIT, …): refused inside a branch.
 	KindUnsupported
+	// KindSavepoint is SAVEPOINT, ROLLBACK [WORK] TO [SAVEPOINT] and
+	// RELEASE SAVEPOINT (Statement.Savepoint says which, and the name). It
+	// is not planned: it runs unchanged, and once the database has
+	// accepted it the caller moves its own marks in the transaction's undo
+	// records and lock keys as the database moved its savepoints.
+	KindSavepoint
 )
 
-var kindNames = [...]string{"other", "select for update", "insert", "update", "delete", "ddl", "unsupported"}
+var kindNames = [...]string{"other", "select for update", "insert", "update", "delete", "ddl", "unsupported", "savepoint"}
 
 // String returns the kind's name.
 func (k Kind) String() string {
@@ -63,10 +69,59 @@ type Statement struct {
 	trailing  int
 	// reason says why a KindUnsupported or KindDDL statement is refused.
 	reason string
+	// savepoint is what a KindSavepoint statement does.
+	savepoint Savepoint
 }
 
 // Kind returns the statement's kind.
 func (s *Statement) Kind() Kind { return s.kind }
+
+// Savepoint returns what a KindSavepoint statement does, and the zero
+// Savepoint for other kinds.
+func (s *Statement) Savepoint() Savepoint { return s.savepoint }
+
+// SavepointOp is what a savepoint statement does. The semantics are
+// MySQL's and MariaDB's (InnoDB): a transaction has an ordered list of
+// savepoints.
+type SavepointOp uint8
+
+// The savepoint statements.
+const (
+	// SavepointSet is SAVEPOINT name: a savepoint at the current position,
+	// appended to the list; one of the same name is removed first.
+	SavepointSet SavepointOp = iota + 1
+	// SavepointRollback is ROLLBACK [WORK] TO [SAVEPOINT] name: the
+	// changes made after the savepoint are undone (its row locks are
+	// kept); the savepoint stays, later ones are removed.
+	SavepointRollback
+	// SavepointRelease is RELEASE SAVEPOINT name: the savepoint and every
+	// later one are removed; nothing is undone.
+	SavepointRelease
+)
+
+var savepointOpNames = [...]string{"", "SAVEPOINT", "ROLLBACK TO SAVEPOINT", "RELEASE SAVEPOINT"}
+
+// String returns the statement's SQL keywords.
+func (op SavepointOp) String() string {
+	if int(op) < len(savepointOpNames) && op != 0 {
+		return savepointOpNames[op]
+	}
+	return fmt.Sprintf("savepoint op(%d)", op)
+}
+
+// Savepoint is the savepoint statement of a KindSavepoint statement.
+type Savepoint struct {
+	Op SavepointOp
+	// Name is the savepoint's name as written, without its backquotes.
+	Name string
+}
+
+// Key returns the savepoint's name as the server compares names:
+// case-insensitively. The server compares with its system collation,
+// which also equates accented letters with plain ones; Parse refuses
+// names outside ASCII in a branch, where ASCII case folding is exactly
+// the server's comparison.
+func (sp Savepoint) Key() string { return strings.ToLower(sp.Name) }
 
 // Returning reports whether the statement has MariaDB's RETURNING clause
 // (INSERT … RETURNING, DELETE … RETURNING): it returns rows, so it runs
@@ -124,6 +179,13 @@ func Parse(query string) (st *Statement, err error) {
 		}
 	}
 	if perr != nil {
+		// MySQL's ROLLBACK [WORK] TO [SAVEPOINT] name; the TiDB parser
+		// does not know WORK there.
+		if n, ok := parseWithoutWork(p, query); ok {
+			nodes, perr = n, nil
+		}
+	}
+	if perr != nil {
 		toks := lex(query)
 		switch firstKeyword(toks) {
 		case "SELECT", "SHOW", "DESC", "DESCRIBE", "EXPLAIN", "HELP", "VALUES", "TABLE":
@@ -144,7 +206,61 @@ func Parse(query string) (st *Statement, err error) {
 	}
 	st.params = replaceParams(st.node)
 	st.kind, st.reason = classify(st.node)
+	if st.kind == KindSavepoint {
+		st.savepoint = savepointOf(st.node)
+	} else if r, ok := st.node.(*ast.RollbackStmt); ok && r.SavepointName == "" && hasWords(lex(query), "TO") {
+		// The parser reads ROLLBACK TO SAVEPOINT `` as a plain ROLLBACK.
+		st.reason = "ROLLBACK TO a savepoint with an empty name: use a name"
+	}
 	return st, nil
+}
+
+// parseWithoutWork parses a ROLLBACK WORK … statement without its WORK
+// (the statement still runs as written).
+func parseWithoutWork(p *parser.Parser, query string) ([]ast.StmtNode, bool) {
+	toks := lex(query)
+	if len(toks) < 2 || firstKeyword(toks) != "ROLLBACK" || toks[0].kind != tokWord ||
+		toks[1].kind != tokWord || !strings.EqualFold(toks[1].text, "WORK") {
+		return nil, false
+	}
+	w := toks[1]
+	n, _, err := p.ParseSQL(query[:w.pos] + query[w.pos+len(w.text):])
+	if err != nil || len(n) != 1 {
+		return nil, false
+	}
+	if _, ok := n[0].(*ast.RollbackStmt); !ok {
+		return nil, false
+	}
+	return n, true
+}
+
+// savepointOf returns the savepoint statement of a node classified
+// KindSavepoint.
+func savepointOf(n ast.StmtNode) Savepoint {
+	switch x := n.(type) {
+	case *ast.SavepointStmt:
+		return Savepoint{Op: SavepointSet, Name: x.Name}
+	case *ast.RollbackStmt:
+		return Savepoint{Op: SavepointRollback, Name: x.SavepointName}
+	case *ast.ReleaseSavepointStmt:
+		return Savepoint{Op: SavepointRelease, Name: x.Name}
+	}
+	return Savepoint{}
+}
+
+// savepointKind classifies a savepoint statement by its name: KindSavepoint,
+// or refused if the wrapper could not follow the server's comparison of
+// the name.
+func savepointKind(name string) (Kind, string) {
+	if name == "" {
+		return KindUnsupported, "a savepoint with an empty name: use a name"
+	}
+	for i := 0; i < len(name); i++ {
+		if name[i] >= 0x80 {
+			return KindUnsupported, fmt.Sprintf("savepoint name %q is not ASCII: the server compares such names accent-insensitively, which the wrapper does not reproduce; use an ASCII name", name)
+		}
+	}
+	return KindSavepoint, ""
 }
 
 // classify returns the statement's kind and, for refused kinds, why.
@@ -181,8 +297,19 @@ func classify(n ast.StmtNode) (Kind, string) {
 			}
 		}
 		return KindOther, ""
-	case *ast.BeginStmt, *ast.CommitStmt, *ast.RollbackStmt, *ast.SavepointStmt, *ast.ReleaseSavepointStmt:
-		return KindUnsupported, "transaction control in SQL text; use the database/sql transaction API (savepoints are not supported in a branch)"
+	case *ast.BeginStmt:
+		return KindUnsupported, "START TRANSACTION or BEGIN in SQL text commits the local transaction; begin transactions with database/sql (BeginTx) and nest work with SAVEPOINT"
+	case *ast.CommitStmt:
+		return KindUnsupported, "COMMIT in SQL text ends the local transaction behind the wrapper's back (no branch, no undo log, no lock check); call Tx.Commit"
+	case *ast.RollbackStmt:
+		if x.SavepointName != "" {
+			return savepointKind(x.SavepointName)
+		}
+		return KindUnsupported, "ROLLBACK in SQL text ends the local transaction behind the wrapper's back; call Tx.Rollback, or ROLLBACK TO SAVEPOINT to undo part of it"
+	case *ast.SavepointStmt:
+		return savepointKind(x.Name)
+	case *ast.ReleaseSavepointStmt:
+		return savepointKind(x.Name)
 	case *ast.LoadDataStmt:
 		return KindUnsupported, "LOAD DATA inserts rows it cannot image"
 	case *ast.CallStmt:

@@ -36,6 +36,9 @@ func TestParseKind(t *testing.T) {
 		{"RENAME TABLE a TO b", KindDDL, false, 0},
 		{"REPLACE INTO t VALUES (1)", KindUnsupported, false, 0},
 		{"BEGIN", KindUnsupported, false, 0},
+		{"SAVEPOINT s1", KindSavepoint, false, 0},
+		{"ROLLBACK TO s1", KindSavepoint, false, 0},
+		{"ROLLBACK", KindUnsupported, false, 0},
 		{"SELECT 1 LIMIT ROWS EXAMINED 5", KindOther, false, -1}, // MariaDB-only syntax, read-only
 		{"/*!40101 SELECT 1 */", KindOther, false, 0},
 	}
@@ -53,6 +56,70 @@ func TestParseKind(t *testing.T) {
 		}
 		if got := st.NumInput(); got != tt.params {
 			t.Errorf("Parse(%q).NumInput() = %d, want %d", tt.sql, got, tt.params)
+		}
+	}
+}
+
+func TestParseSavepoint(t *testing.T) {
+	tests := []struct {
+		sql  string
+		op   SavepointOp
+		name string
+		key  string
+	}{
+		{"SAVEPOINT s1", SavepointSet, "s1", "s1"},
+		{"savepoint `Sp 1`", SavepointSet, "Sp 1", "sp 1"},
+		{"SAVEPOINT `a``b`;", SavepointSet, "a`b", "a`b"},
+		{"SAVEPOINT sp0xc000123456", SavepointSet, "sp0xc000123456", "sp0xc000123456"},
+		{"ROLLBACK TO A", SavepointRollback, "A", "a"},
+		{"ROLLBACK TO SAVEPOINT `x`", SavepointRollback, "x", "x"},
+		{"rollback work to savepoint X", SavepointRollback, "X", "x"},
+		{"/* c */ ROLLBACK WORK TO y", SavepointRollback, "y", "y"},
+		{"RELEASE SAVEPOINT Q", SavepointRelease, "Q", "q"},
+	}
+	for _, tt := range tests {
+		st, err := Parse(tt.sql)
+		if err != nil {
+			t.Errorf("Parse(%q) = %v", tt.sql, err)
+			continue
+		}
+		sp := st.Savepoint()
+		if st.Kind() != KindSavepoint || sp.Op != tt.op || sp.Name != tt.name || sp.Key() != tt.key {
+			t.Errorf("Parse(%q) = %v %v %q (key %q), want %v %v %q (key %q)", tt.sql, st.Kind(), sp.Op, sp.Name, sp.Key(), KindSavepoint, tt.op, tt.name, tt.key)
+		}
+		if _, err := New().PrepareStatement(context.Background(), failConn{}, st, nil); err == nil {
+			t.Errorf("PrepareStatement(%q) = nil error, want a refusal to plan a savepoint", tt.sql)
+		}
+	}
+
+	// Still refused in a branch, each with its own reason.
+	refused := []struct{ sql, reason string }{
+		{"BEGIN", "BeginTx"},
+		{"START TRANSACTION", "BeginTx"},
+		{"COMMIT", "Tx.Commit"},
+		{"COMMIT AND CHAIN", "Tx.Commit"},
+		{"ROLLBACK", "Tx.Rollback"},
+		{"ROLLBACK WORK", "Tx.Rollback"},
+		{"ROLLBACK AND CHAIN", "Tx.Rollback"},
+		{"SAVEPOINT ``", "empty name"},
+		{"ROLLBACK TO SAVEPOINT ``", "empty name"},
+		{"SAVEPOINT `é`", "not ASCII"},
+		{"ROLLBACK TO `É`", "not ASCII"},
+		{"RELEASE SAVEPOINT `ß`", "not ASCII"},
+		{"SET autocommit = 0", "autocommit"},
+		{"LOCK TABLES t WRITE", "LOCK"},
+	}
+	for _, tt := range refused {
+		st, err := Parse(tt.sql)
+		if err != nil {
+			t.Errorf("Parse(%q) = %v", tt.sql, err)
+			continue
+		}
+		if st.Kind() != KindUnsupported || !strings.Contains(st.reason, tt.reason) {
+			t.Errorf("Parse(%q) = %v (%q), want %v naming %q", tt.sql, st.Kind(), st.reason, KindUnsupported, tt.reason)
+		}
+		if st.Savepoint() != (Savepoint{}) {
+			t.Errorf("Parse(%q).Savepoint() = %+v, want none", tt.sql, st.Savepoint())
 		}
 	}
 }
