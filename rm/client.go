@@ -2,6 +2,7 @@ package rm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"github.com/xact-io/xact/internal/backoff"
 	"slices"
@@ -9,6 +10,8 @@ import (
 	"sync"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/protocol/xactpb"
@@ -269,7 +272,7 @@ func (c *Client) RegisterBranch(ctx context.Context, xid, resource string, typ x
 		Begin:           begin,
 	}, grpc.WaitForReady(true))
 	if err != nil {
-		return 0, fmt.Errorf("rm: register branch of %s on %s: %w", xid, resource, protocol.FromStatus(err))
+		return 0, fmt.Errorf("rm: register branch of %s on %s: %w", xid, resource, withCtxErr(actx, protocol.FromStatus(err)))
 	}
 	if begun != nil {
 		begun()
@@ -352,10 +355,33 @@ func (c *Client) retry(ctx context.Context, call func(context.Context) error) er
 		}
 		err = protocol.FromStatus(err)
 		if !protocol.Retryable(err) {
-			return err
+			return withCtxErr(ctx, err)
 		}
 		if backoff.Sleep(ctx, c.cfg.backoff.Delay(attempt)) != nil {
+			if cerr := ctx.Err(); !errors.Is(err, cerr) {
+				err = fmt.Errorf("%w (%w)", err, cerr)
+			}
 			return fmt.Errorf("gave up after %d attempts: %w", attempt+1, err)
 		}
 	}
+}
+
+// withCtxErr returns err, the error of a call made with ctx, so that
+// errors.Is matches it with context.DeadlineExceeded or context.Canceled
+// when the call timed out or was cancelled: gRPC reports both as a status
+// that does not match them. A DeadlineExceeded status may come before
+// ctx's own timer fires (the server ends the call on the deadline it was
+// sent), so it does not wait for ctx.Err.
+func withCtxErr(ctx context.Context, err error) error {
+	var cerr error
+	switch status.Code(err) {
+	case codes.DeadlineExceeded:
+		cerr = context.DeadlineExceeded
+	case codes.Canceled:
+		cerr = ctx.Err()
+	}
+	if cerr == nil || errors.Is(err, cerr) {
+		return err
+	}
+	return fmt.Errorf("%w (%w)", err, cerr)
 }
