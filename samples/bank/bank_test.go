@@ -170,6 +170,57 @@ func TestBank(t *testing.T) {
 			t.Errorf("first Transfer = %v (%s), want committed", resp.GetOutcome(), resp.GetReason())
 		}
 	})
+
+	// A saga step writes the balances in a global-lock transaction: while
+	// an AT transfer holds them, the step cannot commit, and the saga
+	// rolls back after the data source's lock wait (2s). The AT transfer
+	// then rolls back finding its rows as it left them: nothing is parked.
+	t.Run("saga/respects-at-locks", func(t *testing.T) {
+		balances := func() map[string]int64 {
+			rep, err := bank.Report(context.Background(), &bankpb.ReportRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := map[string]int64{}
+			for _, a := range rep.GetAccounts() {
+				m[a.GetId()] = a.GetBalance()
+			}
+			return m
+		}
+		before := balances()
+		first := make(chan *bankpb.TransferResponse, 1)
+		go func() {
+			resp, err := bank.Transfer(context.Background(), &bankpb.TransferRequest{
+				From: "alice", To: "bob", Amount: 1, Mode: bankpb.Mode_MODE_AT, HoldMs: 4000, Fail: true,
+			})
+			if err != nil {
+				t.Errorf("AT Transfer: %v", err)
+			}
+			first <- resp
+		}()
+		waitOpen(t, admin, "transfer-at", 2)
+		resp, err := bank.Transfer(context.Background(), &bankpb.TransferRequest{
+			From: "alice", To: "bob", Amount: 1, Mode: bankpb.Mode_MODE_SAGA,
+		})
+		if err != nil {
+			t.Fatalf("saga Transfer: %v", err)
+		}
+		if resp.GetOutcome() != rolledBack || !strings.Contains(resp.GetReason(), "is locked by global transaction") {
+			t.Errorf("saga Transfer = %v (%s), want rolled back on a lock conflict", resp.GetOutcome(), resp.GetReason())
+		}
+		at := <-first
+		if at.GetOutcome() != rolledBack {
+			t.Errorf("AT Transfer = %v (%s), want rolled back", at.GetOutcome(), at.GetReason())
+		}
+		for _, xid := range []string{at.GetXid(), resp.GetXid()} {
+			if got := finalStatus(t, admin, xid); got != xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACKED {
+				t.Errorf("TC status of %s = %v, want ROLLBACKED", xid, got)
+			}
+		}
+		if after := balances(); after["alice"] != before["alice"] || after["bob"] != before["bob"] {
+			t.Errorf("balances %v, want %v", after, before)
+		}
+	})
 }
 
 // waitOpen waits until the TC lists a transaction named name in Begin with

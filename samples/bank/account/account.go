@@ -9,12 +9,13 @@
 // images; nothing in this package does it by hand.
 //
 // MoveStep and CompensateMove are the same work as a saga step and its
-// compensation, made idempotent by a tcc.Fence.
+// compensation, made idempotent by a tcc.Fence. They go through the same
+// data source, as global-lock transactions: they commit for good (no undo
+// log), but wait for the rows an undecided AT transfer holds.
 package account
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"log/slog"
 	"net"
@@ -71,23 +72,14 @@ func Run(ctx context.Context, cfg Config, lis net.Listener) error {
 	}
 	defer db.Close()
 
-	// plain is the same database without the AT wrapper, for the saga
-	// steps and their fence: a saga step commits for good and is undone by
-	// its compensation, not by an undo log, so its local transaction must
-	// not become an AT branch (its request does carry the saga's XID).
 	mc, err := mysql.ParseDSN(cfg.DSN)
 	if err != nil {
 		return fmt.Errorf("account: %w", err)
 	}
-	inner, err := mysql.NewConnector(mc)
-	if err != nil {
-		return fmt.Errorf("account: %w", err)
-	}
-	plain := sql.OpenDB(inner)
-	defer plain.Close()
-	// The fence's table is in the same database: its record of a step is
-	// written in the step's own local transaction.
-	fence, err := tcc.NewFence(plain, tcc.WithFenceLogger(log))
+	// The fence's table is in the same database: its record of a saga
+	// step is written in the step's own local transaction (see MoveStep
+	// for the context that keeps that transaction out of AT).
+	fence, err := tcc.NewFence(db, tcc.WithFenceLogger(log))
 	if err != nil {
 		return fmt.Errorf("account: fence: %w", err)
 	}
@@ -96,10 +88,8 @@ func Run(ctx context.Context, cfg Config, lis net.Listener) error {
 
 	sctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
-	for _, d := range []*sql.DB{db, plain} {
-		if err := d.PingContext(sctx); err != nil {
-			return fmt.Errorf("account: database: %w", err)
-		}
+	if err := db.PingContext(sctx); err != nil {
+		return fmt.Errorf("account: database: %w", err)
 	}
 	// Attach to the TC. From here on, phase two of this database's
 	// branches (from this run or an earlier one) is delivered here.

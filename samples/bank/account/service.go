@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/xact-io/xact/datasource"
 	"github.com/xact-io/xact/rm/tcc"
 	"github.com/xact-io/xact/samples/bank/bankpb"
 	"github.com/xact-io/xact/samples/bank/internal/transport"
@@ -21,8 +22,22 @@ const stepResource = "account/move"
 type service struct {
 	bankpb.UnimplementedAccountServer
 	db    *sql.DB    // the AT data source
-	fence *tcc.Fence // on the same database, unwrapped (saga steps)
+	fence *tcc.Fence // on the same data source (saga steps)
 	log   *slog.Logger
+}
+
+// stepContext is the context of a saga step's or compensation's local
+// transaction. A saga step commits for good and is undone by its
+// compensation, not by an undo log, so its transaction must not become an
+// AT branch of the saga's global transaction, whose XID its request
+// carries: the XID is taken out. It must not overwrite a balance that an
+// undecided AT transfer holds either (that transfer's rollback would find
+// the row changed, and the TC would park it for an operator): as a
+// global-lock transaction, its commit waits until no global transaction
+// holds a row it wrote, within the data source's lock wait, else it rolls
+// back and fails. The fence's SAVEPOINT works in it.
+func stepContext(ctx context.Context) context.Context {
+	return datasource.WithGlobalLockContext(tm.WithoutXID(ctx))
 }
 
 // Move moves money in one local transaction. When the caller is in a
@@ -59,21 +74,16 @@ func (s *service) Move(ctx context.Context, t *bankpb.Transfer) (*bankpb.Ack, er
 // CompensateMove undoes it. The fence records the step's branch in the
 // same local transaction, so that a compensation knows whether the step's
 // work committed, and a step that arrives after its compensation is
-// refused.
-//
-// It writes through the plain pool, so it does not wait for the global
-// locks that undecided AT transfers hold on the same balances. Had it
-// changed a balance such a transfer then rolled back, the rollback would
-// find the row changed and stop, and the TC would park that transfer for
-// an operator rather than overwrite the saga's change (see README.md,
-// "Mixing modes on the same rows").
+// refused. The transaction respects the global locks of AT transfers on
+// the same balances (stepContext; README.md, "Mixing modes on the same
+// rows").
 func (s *service) MoveStep(ctx context.Context, st *bankpb.Step) (*bankpb.Ack, error) {
 	b, err := stepBranch(ctx, st, true)
 	if err != nil {
 		return nil, err
 	}
 	t := st.GetTransfer()
-	err = s.fence.Try(ctx, b, func(ctx context.Context, tx *sql.Tx) error {
+	err = s.fence.Try(stepContext(ctx), b, func(ctx context.Context, tx *sql.Tx) error {
 		return move(ctx, tx, t)
 	}, nil)
 	if err != nil {
@@ -94,7 +104,9 @@ func (s *service) CompensateMove(ctx context.Context, st *bankpb.Step) (*bankpb.
 		return nil, err
 	}
 	t := st.GetTransfer()
-	err = s.fence.Cancel(ctx, b, func(ctx context.Context, tx *sql.Tx, try tcc.TryOutcome) error {
+	// A global lock held on the rows makes it fail for now; the TC tries
+	// the compensation again later.
+	err = s.fence.Cancel(stepContext(ctx), b, func(ctx context.Context, tx *sql.Tx, try tcc.TryOutcome) error {
 		if try == tcc.TryFailed {
 			return nil // the step's transaction rolled back: nothing moved
 		}
