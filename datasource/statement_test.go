@@ -59,6 +59,7 @@ var statementCases = []struct {
 	{"delete composite key", "DELETE FROM cp WHERE a = ? AND b = ?", []any{1, "y"}, false},
 	{"delete multi-table", "DELETE child FROM child JOIN t ON t.id = child.t_id WHERE t.v = ?", []any{"one"}, false},
 	{"delete all", "DELETE FROM child", nil, false},
+	{"delete order limit", "DELETE FROM t WHERE id > ? ORDER BY id DESC LIMIT 2", []any{0}, false},
 	{"insert returning", "INSERT INTO ai (v) VALUES (?) RETURNING id, v", []any{"r"}, true},
 	{"delete returning", "DELETE FROM t WHERE id = ? RETURNING id, v", []any{3}, true},
 	{"select for update", "SELECT id, v FROM t WHERE id = ? FOR UPDATE", []any{1}, true},
