@@ -126,18 +126,21 @@ func (s *watchStmt) QueryContext(ctx context.Context, args []driver.NamedValue) 
 	return s.Stmt.(driver.StmtQueryContext).QueryContext(ctx, args)
 }
 
-// TestUndoDeletesBatched: twenty globals commit at once. The first
-// undo-log DELETE of phase two is held in the database driver while the
-// other branches' commits queue behind it; released, the queued ones go
-// in one DELETE. Every undo log is gone, every global COMMITTED, and the
-// DELETE statements are fewer than the branches.
-func TestUndoDeletesBatched(t *testing.T) {
-	leakCheck(t)
-	const n = 20
-	// No phase-two retries while the deletion is held.
+// batchSetup is n accounts in a database whose connector reports its
+// undo-log DELETEs to u, and an RM with room for every branch's
+// phase-two commit at once.
+type batchSetup struct {
+	e   *env
+	c   *Connector
+	db  *sql.DB
+	raw *sql.DB
+	u   *undoDeletes
+}
+
+func newBatchSetup(t *testing.T, n int, opts ...Option) *batchSetup {
+	t.Helper()
+	// No phase-two retries while a deletion is held.
 	e := newEnv(t, tctest.WithConfig(func(c *tc.Config) { c.PhaseTwoTimeout = time.Minute }))
-	// Enough concurrent actions for every branch's commit to reach the
-	// deleter.
 	r := rm.New(e.conn, rm.WithConcurrency(4*n), rm.WithActionTimeout(time.Minute), rm.WithBackoff(10*time.Millisecond, 100*time.Millisecond))
 	t.Cleanup(func() { r.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -145,7 +148,6 @@ func TestUndoDeletesBatched(t *testing.T) {
 	if err := r.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-
 	cfg := mysqltest.Config(t)
 	raw := mysqltest.Open(t, cfg)
 	stmts := []string{undo.LogTableDDL, "CREATE TABLE account (id BIGINT PRIMARY KEY, balance BIGINT NOT NULL, note VARCHAR(64) NULL)"}
@@ -164,6 +166,46 @@ func TestUndoDeletesBatched(t *testing.T) {
 		t.Fatal(err)
 	}
 	u := &undoDeletes{entered: make(chan int, 1), release: make(chan struct{})}
+	opts = append([]Option{WithRM(r), WithResourceID(ResourceID(cfg)), WithLockWait(time.Second, 5*time.Millisecond)}, opts...)
+	c, err := NewConnector(watchConnector{inner: inner, u: u}, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(c)
+	t.Cleanup(func() { db.Close() })
+	return &batchSetup{e: e, c: c, db: db, raw: raw, u: u}
+}
+
+// debitAll runs n globals at once, each debiting its own account by 1;
+// it returns their XIDs and a wait for their results.
+func (bs *batchSetup) debitAll(n int) ([]string, func() []error) {
+	xids := make([]string, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = bs.e.tm.Do(context.Background(), tm.Options{Name: "batch", Timeout: time.Minute}, func(ctx context.Context) error {
+				xids[i], _ = tm.XID(ctx)
+				_, err := bs.db.ExecContext(ctx, "UPDATE account SET balance = balance - 1 WHERE id = ?", i+1)
+				return err
+			})
+		}()
+	}
+	return xids, func() []error { wg.Wait(); return errs }
+}
+
+// TestUndoDeletesBatched: twenty globals commit at once. The first
+// undo-log DELETE of phase two is held in the database driver while the
+// other branches' commits queue behind it; released, the queued ones go
+// in one DELETE. Every undo log is gone, every global COMMITTED, and the
+// DELETE statements are fewer than the branches.
+func TestUndoDeletesBatched(t *testing.T) {
+	leakCheck(t)
+	const n = 20
+	bs := newBatchSetup(t, n, WithPhaseTwo(2, 4*n))
+	e, c, raw, u := bs.e, bs.c, bs.raw, bs.u
 	released := false
 	release := func() {
 		if !released {
@@ -172,28 +214,8 @@ func TestUndoDeletesBatched(t *testing.T) {
 		}
 	}
 	t.Cleanup(release)
-	c, err := NewConnector(watchConnector{inner: inner, u: u}, WithRM(r), WithResourceID(ResourceID(cfg)),
-		WithPhaseTwo(2, 4*n), WithLockWait(time.Second, 5*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := sql.OpenDB(c)
-	t.Cleanup(func() { db.Close() })
 
-	xids := make([]string, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = e.tm.Do(context.Background(), tm.Options{Name: "batch", Timeout: time.Minute}, func(ctx context.Context) error {
-				xids[i], _ = tm.XID(ctx)
-				_, err := db.ExecContext(ctx, "UPDATE account SET balance = balance - 1 WHERE id = ?", i+1)
-				return err
-			})
-		}()
-	}
+	xids, wait := bs.debitAll(n)
 	// The first DELETE is in the driver, held; wait for every other
 	// branch's commit to queue behind it.
 	var first int
@@ -209,8 +231,7 @@ func TestUndoDeletesBatched(t *testing.T) {
 		return nil
 	})
 	release()
-	wg.Wait()
-	for i, err := range errs {
+	for i, err := range wait() {
 		if err != nil {
 			t.Errorf("Do %d = %v", i, err)
 		}
@@ -242,5 +263,38 @@ func TestUndoDeletesBatched(t *testing.T) {
 	// The held batch, then the queue in one statement.
 	if want := []int{first, n - first}; first < n && fmt.Sprint(batches) != fmt.Sprint(want) {
 		t.Errorf("branches per DELETE = %v, want %v", batches, want)
+	}
+}
+
+// TestUndoDeletesLinger: with a delete delay, the deleter waits after the
+// first committed branch for more, up to its batch size: twenty globals
+// committing at once are cleaned up by one DELETE.
+func TestUndoDeletesLinger(t *testing.T) {
+	leakCheck(t)
+	const n = 20
+	// The delay is far longer than the test: the batch runs because it is
+	// full, not because time passed.
+	bs := newBatchSetup(t, n, WithPhaseTwo(2, n), WithDeleteDelay(time.Hour))
+	bs.u.holdOnce.Do(func() {}) // hold nothing
+	xids, wait := bs.debitAll(n)
+	for i, err := range wait() {
+		if err != nil {
+			t.Errorf("Do %d = %v", i, err)
+		}
+	}
+	for _, xid := range xids {
+		if g := bs.e.settled(xid); g.GetStatus() != xactpb.GlobalStatus_GLOBAL_STATUS_COMMITTED {
+			t.Errorf("global %s %v (%q), want COMMITTED", xid, g.GetStatus(), g.GetReason())
+		}
+	}
+	if got, want := fmt.Sprint(bs.u.counts()), fmt.Sprint([]int{n}); got != want {
+		t.Errorf("branches per DELETE = %s, want %s", got, want)
+	}
+	var left int
+	if err := bs.raw.QueryRow("SELECT COUNT(*) FROM undo_log").Scan(&left); err != nil {
+		t.Fatal(err)
+	}
+	if left != 0 {
+		t.Errorf("undo_log has %d rows, want 0", left)
 	}
 }

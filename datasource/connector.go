@@ -84,7 +84,7 @@ func NewConnector(inner driver.Connector, opts ...Option) (*Connector, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	if cfg.rm != nil {
-		c.del = newDeleter(c.p2, cfg.deleteBatch, cfg.log.With("resource", cfg.resource))
+		c.del = newDeleter(c.p2, cfg.deleteBatch, cfg.deleteDelay, cfg.log.With("resource", cfg.resource))
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()

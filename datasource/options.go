@@ -27,6 +27,9 @@ const (
 	// DefaultDeleteBatch is the most branches whose undo logs one DELETE
 	// removes after phase-two commit.
 	DefaultDeleteBatch = 256
+	// DefaultDeleteDelay is how long the undo-log deleter waits, after the
+	// first committed branch of a batch, for more to delete with it.
+	DefaultDeleteDelay = 0
 	// DefaultMarkerRetention is how long a "global finished" marker is
 	// kept before the cleanup loop deletes it.
 	DefaultMarkerRetention = 24 * time.Hour
@@ -45,6 +48,7 @@ type config struct {
 	log           *slog.Logger
 	phaseTwoConns int
 	deleteBatch   int
+	deleteDelay   time.Duration
 	cleanupEvery  time.Duration
 	retention     time.Duration
 	metadataTTL   time.Duration
@@ -66,6 +70,7 @@ func defaultConfig() config {
 		log:           slog.New(slog.DiscardHandler),
 		phaseTwoConns: DefaultPhaseTwoConns,
 		deleteBatch:   DefaultDeleteBatch,
+		deleteDelay:   DefaultDeleteDelay,
 		cleanupEvery:  DefaultCleanupInterval,
 		retention:     DefaultMarkerRetention,
 		metadataTTL:   DefaultMetadataTTL,
@@ -165,6 +170,21 @@ func WithPhaseTwo(conns, deleteBatch int) Option {
 			return fmt.Errorf("WithPhaseTwo: conns and deleteBatch must be >= 1, got %d, %d", conns, deleteBatch)
 		}
 		cfg.phaseTwoConns, cfg.deleteBatch = conns, deleteBatch
+		return nil
+	}
+}
+
+// WithDeleteDelay sets how long the undo-log deleter waits, after the
+// first branch whose phase-two commit arrives, for more branches to remove
+// in the same DELETE (default DefaultDeleteDelay; 0 deletes what is queued
+// at once). A longer delay means fewer, larger DELETEs and later
+// phase-two acknowledgements; the rows stay locked by nobody meanwhile.
+func WithDeleteDelay(d time.Duration) Option {
+	return func(cfg *config) error {
+		if d < 0 {
+			return fmt.Errorf("WithDeleteDelay: delay must be >= 0, got %v", d)
+		}
+		cfg.deleteDelay = d
 		return nil
 	}
 }

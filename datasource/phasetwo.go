@@ -231,11 +231,13 @@ func asInt(v driver.Value) int64 {
 // goroutine takes whatever requests are queued (up to max) and removes
 // them with one DELETE in autocommit, then answers each.
 type deleter struct {
-	db   *sql.DB
-	max  int
-	log  *slog.Logger
-	reqs chan *delReq
-	done chan struct{} // closed when run returns
+	db  *sql.DB
+	max int
+	log *slog.Logger
+	// delay is how long a batch waits for more branches after its first.
+	delay time.Duration
+	reqs  chan *delReq
+	done  chan struct{} // closed when run returns
 }
 
 type delReq struct {
@@ -244,8 +246,8 @@ type delReq struct {
 	err    chan error
 }
 
-func newDeleter(db *sql.DB, max int, log *slog.Logger) *deleter {
-	return &deleter{db: db, max: max, log: log, reqs: make(chan *delReq, max), done: make(chan struct{})}
+func newDeleter(db *sql.DB, max int, delay time.Duration, log *slog.Logger) *deleter {
+	return &deleter{db: db, max: max, delay: delay, log: log, reqs: make(chan *delReq, max), done: make(chan struct{})}
 }
 
 // delete queues the deletion of a branch's undo log and waits for it.
@@ -278,12 +280,38 @@ func (d *deleter) delete(ctx context.Context, xid string, branch int64) error {
 func (d *deleter) run(ctx context.Context) {
 	defer close(d.done)
 	batch := make([]*delReq, 0, d.max)
+	var linger *time.Timer
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case r := <-d.reqs:
 			batch = append(batch[:0], r)
+		}
+		if d.delay > 0 {
+			// Group commit: a DELETE of one row costs the database nearly
+			// as much as a DELETE of many, and nobody waits for it but
+			// the TC's bookkeeping.
+			if linger == nil {
+				linger = time.NewTimer(d.delay)
+			} else {
+				linger.Reset(d.delay)
+			}
+		wait:
+			for len(batch) < d.max {
+				select {
+				case r := <-d.reqs:
+					batch = append(batch, r)
+				case <-linger.C:
+					break wait
+				case <-ctx.Done():
+					for _, r := range batch {
+						r.err <- ErrClosed
+					}
+					return
+				}
+			}
+			linger.Stop()
 		}
 	more:
 		for len(batch) < d.max {

@@ -20,7 +20,7 @@ type Dialect struct {
 	// readAfter reads every after image back from the database, even
 	// where the statement lets it be derived (derive.go).
 	readAfter bool
-	mu  struct {
+	mu        struct {
 		sync.Mutex
 		tables map[string]*Table
 	}
