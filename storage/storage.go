@@ -62,6 +62,10 @@ type Global struct {
 	// Finished is set on a tombstone: the global reached Status (a final
 	// status) and its branches and locks are gone.
 	Finished bool
+	// LocksReleased: the global holds no locks any more, whatever its
+	// branches list (set with the commit decision, I5, or by ReleaseLocks
+	// without branch ids). No branch registers after it is set.
+	LocksReleased bool
 }
 
 // Event is one entry of a global's retry history.
@@ -82,9 +86,19 @@ type Branch struct {
 	RegisteredAt time.Time
 	Reason       string
 	Attempts     int
+	// LocksReleased: the branch holds no locks any more (set when its
+	// rollback is durable, I5, or by ReleaseLocks).
+	LocksReleased bool
 }
 
 // Lock is one held row lock.
+//
+// Locks are not records of their own: a global holds the row (Resource,
+// Key) while one of its branches lists Key in its LockKeys for Resource,
+// that branch is not LocksReleased, and the global is not LocksReleased.
+// The lock is attributed to the lowest such branch, so releasing a later
+// branch never frees a row an earlier one still needs, and releasing an
+// earlier one passes the row on to the next branch that lists it.
 type Lock struct {
 	Resource string
 	Key      string
@@ -111,7 +125,11 @@ type Store interface {
 	// UpdateGlobal reads the global, calls fn on a copy, and stores the
 	// result atomically. fn may be called more than once; an error from fn
 	// aborts the update and is returned. ErrNotFound if absent (a tombstone
-	// counts as absent here).
+	// counts as absent here). Changes fn makes to XID, BranchSeq and
+	// Finished are ignored. fn may set LocksReleased: the global's locks
+	// are then free once UpdateGlobal returns, and released in the same
+	// write as the rest of the update. Clearing LocksReleased is ignored (a
+	// released row may belong to another global by then).
 	UpdateGlobal(ctx context.Context, xid string, fn func(g *Global) error) (*Global, error)
 	// FinishGlobal removes the global, its branches and its locks, and
 	// leaves a tombstone with the final status for the retention period.
@@ -123,20 +141,28 @@ type Store interface {
 	DueGlobals(ctx context.Context, t time.Time, limit int) ([]*Global, error)
 
 	// RegisterBranch atomically: checks that the global exists
-	// (ErrNotFound), is in Begin (ErrNotBegin) and that now is before its
-	// deadline (ErrTimedOut); takes every lock key of b for b.XID, all or
-	// nothing (a *protocol.LockConflictError naming the first held key
-	// otherwise; keys the same global holds are not conflicts); assigns
-	// b.ID = ++BranchSeq; and stores the branch. On error nothing changes.
+	// (ErrNotFound), is in Begin and its locks are not released
+	// (ErrNotBegin) and that now is before its deadline (ErrTimedOut);
+	// takes every lock key of b for b.XID, all or nothing (a
+	// *protocol.LockConflictError naming the first held key otherwise; keys
+	// the same global holds are not conflicts); assigns b.ID = ++BranchSeq;
+	// and stores the branch. On error nothing changes and no key stays
+	// taken. Of concurrent registrations of different globals that want
+	// the same key, at most one succeeds.
 	RegisterBranch(ctx context.Context, b *Branch, now time.Time) (int64, error)
 	// UpdateBranch reads a branch, calls fn on a copy and stores it
-	// atomically. ErrBranchNotFound if absent.
+	// atomically. ErrBranchNotFound if absent. Changes fn makes to XID and
+	// ID are ignored. fn may set LocksReleased, with the effect of
+	// ReleaseLocks for this branch in the same write; clearing it is
+	// ignored.
 	UpdateBranch(ctx context.Context, xid string, id int64, fn func(b *Branch) error) (*Branch, error)
 	// Branches returns the global's branches in registration order.
 	Branches(ctx context.Context, xid string) ([]*Branch, error)
 
-	// ReleaseLocks removes the locks of the given branches of xid, or all
-	// of xid's locks when no branch id is given.
+	// ReleaseLocks releases the locks of the given branches of xid (sets
+	// their LocksReleased), or all of xid's locks when no branch id is
+	// given (sets the global's LocksReleased). Released locks stay released
+	// across restarts. Unknown globals and branches are ignored.
 	ReleaseLocks(ctx context.Context, xid string, branchIDs ...int64) error
 	// CheckLocks returns nil if no key of resource is held by a global other
 	// than xid, or a *protocol.LockConflictError for the first one that is.

@@ -8,100 +8,72 @@ import (
 
 	bdb "github.com/dgraph-io/badger/v4"
 
-	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/storage"
+	"github.com/xact-io/xact/storage/internal/locktable"
 )
 
-// getHolder reads the holder of a lock row. The read is recorded, which is
-// what makes lock acquisition safe: Badger detects conflicts only on keys a
-// transaction read, so two transactions that both find a row free and both
-// take it conflict at commit, and the later one is retried and sees the row
-// taken.
-func getHolder(txn *bdb.Txn, key []byte) (holder, bool, error) {
-	item, err := txn.Get(key)
-	if errors.Is(err, bdb.ErrKeyNotFound) {
-		return holder{}, false, nil
-	}
+// registrable reads xid's global and checks that a branch may register
+// now: the global exists (a tombstoned one refuses with ErrNotBegin), is
+// in Begin with its locks not released, and is before its deadline.
+func registrable(txn *bdb.Txn, xid string, now time.Time) (*storage.Global, error) {
+	g, ok, err := getGlobal(txn, xid)
 	if err != nil {
-		return holder{}, false, fmt.Errorf("storage/badger: get lock: %w", err)
+		return nil, err
 	}
-	var h holder
-	err = item.Value(func(v []byte) error {
-		h, err = decodeHolder(v)
-		return err
-	})
-	if err != nil {
-		return holder{}, false, fmt.Errorf("storage/badger: lock %q: %w", key, err)
+	switch {
+	case !ok:
+		tomb, err := exists(txn, tombstoneKey(xid))
+		if err != nil {
+			return nil, err
+		}
+		if tomb {
+			return nil, fmt.Errorf("storage: register branch of %s (finished): %w", xid, storage.ErrNotBegin)
+		}
+		return nil, fmt.Errorf("storage: register branch of %s: %w", xid, storage.ErrNotFound)
+	case g.Status != xactpb.GlobalStatus_GLOBAL_STATUS_BEGIN:
+		return nil, fmt.Errorf("storage: register branch of %s (status %v): %w", xid, g.Status, storage.ErrNotBegin)
+	case g.LocksReleased:
+		return nil, fmt.Errorf("storage: register branch of %s (locks released): %w", xid, storage.ErrNotBegin)
+	case !g.Deadline.IsZero() && !now.Before(g.Deadline):
+		return nil, fmt.Errorf("storage: register branch of %s: %w", xid, storage.ErrTimedOut)
 	}
-	return h, true, nil
+	return g, nil
 }
 
-// RegisterBranch checks the global, takes b's locks all or nothing, assigns
-// b.ID and stores the branch, in one transaction. A tombstoned global
-// refuses with storage.ErrNotBegin.
+// RegisterBranch reserves b's keys in the lock table, then checks the
+// global, assigns b.ID and stores the branch in one transaction. The keys
+// are the branch's once that transaction commits, and are given back if it
+// does not. A tombstoned global refuses with storage.ErrNotBegin.
 func (s *Store) RegisterBranch(ctx context.Context, b *storage.Branch, now time.Time) (int64, error) {
 	c := b.Clone()
+	c.LocksReleased = false
+	var res *locktable.Reservation
+	if len(c.LockKeys) > 0 {
+		var err error
+		if res, err = s.locks.Reserve(c.XID, c.Resource, c.LockKeys); err != nil {
+			return 0, s.registerConflict(ctx, c.XID, now, err)
+		}
+		defer res.Cancel() // does nothing after Commit
+	}
 	var id int64
-	err := s.update(ctx, func(txn *tx) error {
-		g, ok, err := getGlobal(txn.Txn, c.XID)
+	err := s.updateHook(ctx, func(txn *tx) error {
+		g, err := registrable(txn.Txn, c.XID, now)
 		if err != nil {
 			return err
 		}
-		switch {
-		case !ok:
-			tomb, err := exists(txn.Txn, tombstoneKey(c.XID))
-			if err != nil {
-				return err
-			}
-			if tomb {
-				return fmt.Errorf("storage: register branch of %s (finished): %w", c.XID, storage.ErrNotBegin)
-			}
-			return fmt.Errorf("storage: register branch of %s: %w", c.XID, storage.ErrNotFound)
-		case g.Status != xactpb.GlobalStatus_GLOBAL_STATUS_BEGIN:
-			return fmt.Errorf("storage: register branch of %s (status %v): %w", c.XID, g.Status, storage.ErrNotBegin)
-		case !g.Deadline.IsZero() && !now.Before(g.Deadline):
-			return fmt.Errorf("storage: register branch of %s: %w", c.XID, storage.ErrTimedOut)
-		}
-
-		// Read every row before writing any: all or nothing.
-		var take []string
-		seen := make(map[string]struct{}, len(c.LockKeys))
-		for _, k := range c.LockKeys {
-			if _, dup := seen[k]; dup {
-				continue
-			}
-			seen[k] = struct{}{}
-			h, held, err := getHolder(txn.Txn, lockKey(c.Resource, k))
-			if err != nil {
-				return err
-			}
-			if held && h.xid != c.XID {
-				return &protocol.LockConflictError{Resource: c.Resource, Key: k, Holder: h.xid}
-			}
-			if !held {
-				take = append(take, k)
-			}
-			// Held by this global already: the row stays with the branch
-			// that took it first, which is rolled back last (I9).
-		}
-
+		old := g.Clone()
 		g.BranchSeq++
 		id = g.BranchSeq
 		c.ID = id
-		val := encodeHolder(holder{xid: c.XID, branchID: id})
-		for _, k := range take {
-			if err := txn.Set(lockKey(c.Resource, k), val); err != nil {
-				return fmt.Errorf("storage/badger: lock: %w", err)
-			}
-			if err := txn.Set(heldKey(c.XID, id, c.Resource, k), nil); err != nil {
-				return fmt.Errorf("storage/badger: lock index: %w", err)
-			}
-		}
 		if err := txn.Set(branchKey(c.XID, id), encodeBranch(c)); err != nil {
 			return fmt.Errorf("storage/badger: put branch: %w", err)
 		}
-		return putGlobal(txn, g, g)
+		return putGlobal(txn, old, g)
+	}, func() {
+		if res != nil {
+			res.Commit(id)
+		}
 	})
 	if err != nil {
 		return 0, err
@@ -110,39 +82,72 @@ func (s *Store) RegisterBranch(ctx context.Context, b *storage.Branch, now time.
 	return id, nil
 }
 
+// registerConflict answers a registration whose keys conflict: if the
+// global refuses registrations anyway, that is the answer (as if it had
+// been checked first), else the conflict.
+func (s *Store) registerConflict(ctx context.Context, xid string, now time.Time, conflict error) error {
+	err := s.view(ctx, func(txn *bdb.Txn) error {
+		_, err := registrable(txn, xid, now)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return conflict
+}
+
+// getBranch reads a branch record.
+func getBranch(txn *bdb.Txn, xid string, id int64) (*storage.Branch, bool, error) {
+	item, err := txn.Get(branchKey(xid, id))
+	if errors.Is(err, bdb.ErrKeyNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("storage/badger: get branch %s/%d: %w", xid, id, err)
+	}
+	var b *storage.Branch
+	if err := item.Value(func(v []byte) error {
+		b, err = decodeBranch(v)
+		return err
+	}); err != nil {
+		return nil, false, fmt.Errorf("storage/badger: branch %s/%d: %w", xid, id, err)
+	}
+	return b, true, nil
+}
+
 // UpdateBranch calls fn on a copy of the branch and stores the result; fn
 // runs again if the transaction conflicts. Changes fn makes to XID and ID
-// are ignored.
+// are ignored; setting LocksReleased frees the branch's locks once the
+// write returns, clearing it is ignored.
 func (s *Store) UpdateBranch(ctx context.Context, xid string, id int64, fn func(b *storage.Branch) error) (*storage.Branch, error) {
 	var out *storage.Branch
+	released := false
 	err := s.update(ctx, func(txn *tx) error {
-		key := branchKey(xid, id)
-		item, err := txn.Get(key)
-		if errors.Is(err, bdb.ErrKeyNotFound) {
+		old, ok, err := getBranch(txn.Txn, xid, id)
+		if err != nil {
+			return err
+		}
+		if !ok {
 			return fmt.Errorf("storage: update branch %s/%d: %w", xid, id, storage.ErrBranchNotFound)
 		}
-		if err != nil {
-			return fmt.Errorf("storage/badger: get branch %s/%d: %w", xid, id, err)
-		}
-		var c *storage.Branch
-		if err := item.Value(func(v []byte) error {
-			c, err = decodeBranch(v)
-			return err
-		}); err != nil {
-			return fmt.Errorf("storage/badger: branch %s/%d: %w", xid, id, err)
-		}
+		c := old.Clone()
 		if err := fn(c); err != nil {
 			return err
 		}
 		c.XID, c.ID = xid, id
+		c.LocksReleased = c.LocksReleased || old.LocksReleased
+		released = c.LocksReleased && !old.LocksReleased
 		out = c
-		if err := txn.Set(key, encodeBranch(c)); err != nil {
+		if err := txn.Set(branchKey(xid, id), encodeBranch(c)); err != nil {
 			return fmt.Errorf("storage/badger: put branch %s/%d: %w", xid, id, err)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	if released {
+		s.locks.Release(xid, id)
 	}
 	return out, nil
 }
@@ -176,122 +181,124 @@ func (s *Store) Branches(ctx context.Context, xid string) ([]*storage.Branch, er
 	return out, nil
 }
 
-// ReleaseLocks deletes the locks xid holds for the given branches, or all of
-// them, through the per-global lock index. Very many locks are released
-// over several durable transactions.
+// ReleaseLocks sets LocksReleased on the given branches, or on the global
+// when no branch id is given, in one durable transaction, and then frees
+// the rows in the lock table.
 func (s *Store) ReleaseLocks(ctx context.Context, xid string, branchIDs ...int64) error {
-	for {
-		complete := false
-		err := s.update(ctx, func(txn *tx) error {
-			var err error
-			_, complete, err = releaseLocks(txn, xid, branchIDs, s.writeBudget)
-			return err
-		})
-		if err != nil || complete {
-			return err
+	err := s.update(ctx, func(txn *tx) error {
+		if len(branchIDs) == 0 {
+			g, ok, err := getGlobal(txn.Txn, xid)
+			if err != nil || !ok || g.LocksReleased {
+				return err // a finished or unknown global holds nothing
+			}
+			c := g.Clone()
+			c.LocksReleased = true
+			return putGlobal(txn, g, c)
 		}
-	}
-}
-
-// releaseLocks deletes up to budget keys' worth of xid's locks (of the
-// given branches, or all) and reports how many keys it deleted and whether
-// none are left.
-func releaseLocks(txn *tx, xid string, branchIDs []int64, budget int) (int, bool, error) {
-	prefixes := [][]byte{heldPrefix(xid)}
-	if len(branchIDs) > 0 {
-		prefixes = prefixes[:0]
 		for _, id := range branchIDs {
-			prefixes = append(prefixes, heldBranchPrefix(xid, id))
-		}
-	}
-	plen := len(heldPrefix(xid))
-	deleted := 0
-	for _, p := range prefixes {
-		// Each lock costs two deletes: the row and its index entry.
-		keys := collectKeys(txn.Txn, p, (budget-deleted)/2+1)
-		complete := len(keys) <= (budget-deleted)/2
-		if !complete {
-			keys = keys[:(budget-deleted)/2]
-		}
-		for _, k := range keys {
-			_, resource, key, err := parseHeldKey(k[plen:])
-			if err != nil {
-				return deleted, false, fmt.Errorf("storage/badger: lock index of %s: %w: %w", xid, ErrCorrupt, err)
-			}
-			if err := txn.Delete(lockKey(resource, key)); err != nil {
-				return deleted, false, fmt.Errorf("storage/badger: unlock: %w", err)
-			}
-			if err := txn.Delete(k); err != nil {
-				return deleted, false, fmt.Errorf("storage/badger: unlock: %w", err)
-			}
-			deleted += 2
-		}
-		if !complete {
-			return deleted, false, nil
-		}
-	}
-	return deleted, true, nil
-}
-
-// CheckLocks reports the first key of resource held by a global other than
-// xid.
-func (s *Store) CheckLocks(ctx context.Context, xid, resource string, keys []string) error {
-	return s.view(ctx, func(txn *bdb.Txn) error {
-		for _, k := range keys {
-			h, held, err := getHolder(txn, lockKey(resource, k))
+			b, ok, err := getBranch(txn.Txn, xid, id)
 			if err != nil {
 				return err
 			}
-			if held && h.xid != xid {
-				return &protocol.LockConflictError{Resource: resource, Key: k, Holder: h.xid}
+			if !ok || b.LocksReleased {
+				continue
+			}
+			b.LocksReleased = true
+			if err := txn.Set(branchKey(xid, id), encodeBranch(b)); err != nil {
+				return fmt.Errorf("storage/badger: put branch %s/%d: %w", xid, id, err)
 			}
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	s.locks.Release(xid, branchIDs...)
+	return nil
+}
+
+// CheckLocks reports the first key of resource held (or being reserved)
+// by a global other than xid.
+func (s *Store) CheckLocks(ctx context.Context, xid, resource string, keys []string) error {
+	if err := s.enter(ctx); err != nil {
+		return err
+	}
+	defer s.ops.Done()
+	return s.locks.Check(xid, resource, keys)
 }
 
 // Locks lists held locks, at most limit (<= 0: no limit): all of them
 // ordered by resource and key, or one global's ordered by branch id,
 // resource and key.
 func (s *Store) Locks(ctx context.Context, xid string, limit int) ([]storage.Lock, error) {
-	var out []storage.Lock
-	err := s.view(ctx, func(txn *bdb.Txn) error {
+	if err := s.enter(ctx); err != nil {
+		return nil, err
+	}
+	defer s.ops.Done()
+	return s.locks.Locks(xid, limit), nil
+}
+
+// load builds the in-memory indexes from the stored records: the due index
+// from the globals, the lock table from the unreleased branches of
+// unreleased globals.
+func (s *Store) load() error {
+	return s.db.View(func(txn *bdb.Txn) error {
+		released := map[string]bool{} // unfinished global -> LocksReleased
 		opts := bdb.DefaultIteratorOptions
-		if xid == "" {
-			opts.Prefix = []byte{prefixLock}
-		} else {
-			opts.Prefix = heldPrefix(xid)
-			opts.PrefetchValues = false
-		}
+		opts.Prefix = []byte{prefixGlobal}
 		it := txn.NewIterator(opts)
-		defer it.Close()
-		for it.Rewind(); it.Valid() && (limit <= 0 || len(out) < limit); it.Next() {
+		for it.Rewind(); it.Valid(); it.Next() {
 			item := it.Item()
-			if xid != "" {
-				id, resource, key, err := parseHeldKey(item.Key()[len(opts.Prefix):])
-				if err != nil {
-					return fmt.Errorf("storage/badger: lock index of %s: %w: %w", xid, ErrCorrupt, err)
-				}
-				out = append(out, storage.Lock{Resource: resource, Key: key, XID: xid, BranchID: id})
+			xid := string(item.Key()[1:])
+			var g *storage.Global
+			err := item.Value(func(v []byte) error {
+				var err error
+				g, err = decodeGlobal(v)
+				return err
+			})
+			if err != nil {
+				// A corrupt record fails its readers with ErrCorrupt.
+				// It must not keep the store from opening; indexed as due
+				// at once, the scan that reads it reports it (ErrCorrupt)
+				// where an operator sees it. Its branches keep their locks.
+				s.due.set(xid, time.Unix(0, 0), txn.ReadTs(), false)
+				released[xid] = false
 				continue
 			}
-			resource, key, err := parseLockKey(item.Key())
-			if err != nil {
-				return fmt.Errorf("storage/badger: lock: %w: %w", ErrCorrupt, err)
+			if !g.NextAt.IsZero() {
+				s.due.set(xid, g.NextAt, txn.ReadTs(), false)
 			}
-			var h holder
-			if err := item.Value(func(v []byte) error {
-				h, err = decodeHolder(v)
+			released[xid] = g.LocksReleased
+		}
+		it.Close()
+
+		opts.Prefix = []byte{prefixBranch}
+		it = txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var b *storage.Branch
+			err := it.Item().Value(func(v []byte) error {
+				var err error
+				b, err = decodeBranch(v)
 				return err
-			}); err != nil {
-				return fmt.Errorf("storage/badger: lock %s %q: %w", resource, key, err)
+			})
+			if err != nil {
+				// Its keys are unknown, so they cannot be held; reading
+				// its global's branches fails with ErrCorrupt, so phase
+				// two stops there, visibly.
+				s.logError("storage/badger: branch record does not decode; its locks are not held",
+					"key", fmt.Sprintf("%q", it.Item().Key()), "err", err)
+				continue
 			}
-			out = append(out, storage.Lock{Resource: resource, Key: key, XID: h.xid, BranchID: h.branchID})
+			gReleased, live := released[b.XID]
+			if !live || gReleased || b.LocksReleased || len(b.LockKeys) == 0 {
+				continue
+			}
+			if err := s.locks.Add(b.XID, b.ID, b.Resource, b.LockKeys); err != nil {
+				s.logError("storage/badger: stored branches claim one row for two globals (I5)",
+					"xid", b.XID, "branch_id", b.ID, "err", err)
+			}
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }

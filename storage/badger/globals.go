@@ -13,10 +13,10 @@ import (
 	"github.com/xact-io/xact/storage"
 )
 
-// maxWritesPerTxn bounds the deletes of one transaction in FinishGlobal and
-// ReleaseLocks; Badger refuses transactions past a size limit
-// (ErrTxnTooBig), so a global with very many locks or branches is cleaned up
-// over several transactions.
+// maxWritesPerTxn bounds the writes of one transaction in FinishGlobal and
+// the format migration; Badger refuses transactions past a size limit
+// (ErrTxnTooBig), so a global with very many branches is cleaned up over
+// several transactions.
 const maxWritesPerTxn = 10000
 
 // exists reports whether key is present. The read is recorded, so a
@@ -111,9 +111,11 @@ func (s *Store) GetGlobal(ctx context.Context, xid string) (*storage.Global, err
 
 // UpdateGlobal calls fn on a copy of the global and stores the result; fn
 // runs again if the transaction conflicts. Changes fn makes to XID,
-// BranchSeq and Finished are ignored.
+// BranchSeq and Finished are ignored; setting LocksReleased frees the
+// global's locks once the write returns, clearing it is ignored.
 func (s *Store) UpdateGlobal(ctx context.Context, xid string, fn func(g *storage.Global) error) (*storage.Global, error) {
 	var out *storage.Global
+	released := false
 	err := s.update(ctx, func(txn *tx) error {
 		old, ok, err := getGlobal(txn.Txn, xid)
 		if err != nil {
@@ -127,20 +129,29 @@ func (s *Store) UpdateGlobal(ctx context.Context, xid string, fn func(g *storage
 			return err
 		}
 		c.XID, c.BranchSeq, c.Finished = old.XID, old.BranchSeq, false
+		c.LocksReleased = c.LocksReleased || old.LocksReleased
+		released = c.LocksReleased && !old.LocksReleased
 		out = c
 		return putGlobal(txn, old, c)
 	})
 	if err != nil {
 		return nil, err
 	}
+	if released {
+		// After the write is durable (or, relaxed, committed): a row is
+		// free for others only once its release cannot be lost without
+		// losing their registration too (the log is in commit order).
+		s.locks.Release(xid)
+	}
 	return out, nil
 }
 
-// FinishGlobal deletes the global, its branches and locks, and writes a
-// tombstone with status final that expires after the retention period.
-// Finishing a tombstone is a no-op. A global with more than about
-// maxWritesPerTxn/2 locks and branches is cleaned up over several durable
-// transactions; if one fails, calling FinishGlobal again completes it.
+// FinishGlobal deletes the global and its branches, writes a tombstone
+// with status final that expires after the retention period, and then
+// frees the global's locks. Finishing a tombstone is a no-op. A global with
+// more than maxWritesPerTxn branches is cleaned up over several durable
+// transactions; if one fails, calling FinishGlobal again completes it (the
+// locks stay held until then).
 func (s *Store) FinishGlobal(ctx context.Context, xid string, final storage.Status) error {
 	for {
 		done := false
@@ -161,11 +172,7 @@ func (s *Store) FinishGlobal(ctx context.Context, xid string, final storage.Stat
 				done = true
 				return nil
 			}
-			n, complete, err := releaseLocks(txn, xid, nil, s.writeBudget)
-			if err != nil || !complete {
-				return err
-			}
-			if _, complete, err := deletePrefix(txn, branchPrefix(xid), s.writeBudget-n); err != nil || !complete {
+			if _, complete, err := deletePrefix(txn, branchPrefix(xid), s.writeBudget); err != nil || !complete {
 				return err
 			}
 			txn.due = append(txn.due, dueChange{xid: xid, removed: true})
@@ -183,8 +190,12 @@ func (s *Store) FinishGlobal(ctx context.Context, xid string, final storage.Stat
 			done = true
 			return nil
 		})
-		if err != nil || done {
+		if err != nil {
 			return err
+		}
+		if done {
+			s.locks.Release(xid)
+			return nil
 		}
 	}
 }
@@ -287,36 +298,4 @@ func (s *Store) DueGlobals(ctx context.Context, t time.Time, limit int) ([]*stor
 		return nil, err
 	}
 	return out, nil
-}
-
-// loadDue builds the due index from the stored globals.
-func (s *Store) loadDue() error {
-	return s.db.View(func(txn *bdb.Txn) error {
-		opts := bdb.DefaultIteratorOptions
-		opts.Prefix = []byte{prefixGlobal}
-		it := txn.NewIterator(opts)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			item := it.Item()
-			xid := string(item.Key()[1:])
-			var g *storage.Global
-			err := item.Value(func(v []byte) error {
-				var err error
-				g, err = decodeGlobal(v)
-				return err
-			})
-			if err != nil {
-				// A corrupt record fails its readers with ErrCorrupt.
-				// It must not keep the store from opening; indexed as due
-				// at once, the scan that reads it reports it (ErrCorrupt)
-				// where an operator sees it.
-				s.due.set(xid, time.Unix(0, 0), txn.ReadTs(), false)
-				continue
-			}
-			if !g.NextAt.IsZero() {
-				s.due.set(xid, g.NextAt, txn.ReadTs(), false)
-			}
-		}
-		return nil
-	})
 }

@@ -8,28 +8,35 @@ import (
 // Keyspaces. Every key starts with one of these bytes; the rest of the key
 // is built so that one keyspace's keys never prefix another's entries:
 //
-//	g <xid>                                    -> global record (live)
-//	t <xid>                                    -> tombstone record (global record with Finished set), written with a TTL
-//	b <esc xid> <be64 branch id>               -> branch record; a prefix scan yields registration order
-//	l <esc resource> <key>                     -> lock holder record (xid, branch id)
-//	h <esc xid> <be64 branch id> <esc resource> <key> -> empty: per-global lock index, so release is a prefix scan
+//	g <xid>                      -> global record (live)
+//	t <xid>                      -> tombstone record (global record with Finished set), written with a TTL
+//	b <esc xid> <be64 branch id> -> branch record; a prefix scan yields registration order
+//	v                            -> the format version (migrate.go)
 //
-// The due-time index over NextAt is kept in memory (due.go), rebuilt from
-// the globals at Open.
+// The due-time index over NextAt and the lock table are kept in memory
+// (due.go, storage/internal/locktable), rebuilt from the globals and
+// branches at Open. Format version 1 also stored the locks:
+//
+//	l <esc resource> <key>                            -> lock holder record (xid, branch id)
+//	h <esc xid> <be64 branch id> <esc resource> <key> -> empty: per-global lock index
+//
+// Open migrates them to release flags on the branches and deletes them.
 //
 // <esc s> is s with every 0x00 byte written as 0x00 0xff, followed by the
 // terminator 0x00 0x01. The encoding is prefix-free (no <esc a> is a prefix
-// of a different <esc b>), so a (resource, key) pair or an xid prefix scan
-// can never collide with another; it also keeps byte order, so locks list
-// sorted by resource, then key. A field that ends the key (<xid>, <key>)
-// needs no escaping.
+// of a different <esc b>), so an xid prefix scan never reaches another
+// xid's keys; it also keeps byte order. A field that ends the key (<xid>,
+// <key>) needs no escaping.
 
 const (
 	prefixGlobal    byte = 'g'
 	prefixTombstone byte = 't'
 	prefixBranch    byte = 'b'
-	prefixLock      byte = 'l'
-	prefixHeld      byte = 'h'
+	prefixFormat    byte = 'v'
+
+	// Format version 1 only.
+	prefixLegacyLock byte = 'l'
+	prefixLegacyHeld byte = 'h'
 )
 
 var errBadKey = errors.New("malformed key")
@@ -87,44 +94,20 @@ func branchKey(xid string, id int64) []byte {
 	return binary.BigEndian.AppendUint64(branchPrefix(xid), uint64(id))
 }
 
-func lockKey(resource, key string) []byte {
-	b := make([]byte, 0, 1+len(resource)+2+len(key))
-	b = appendEscaped(append(b, prefixLock), resource)
-	return append(b, key...)
-}
+var formatKey = []byte{prefixFormat}
 
-func parseLockKey(k []byte) (resource, key string, err error) {
-	if len(k) == 0 || k[0] != prefixLock {
-		return "", "", errBadKey
+// parseLegacyHeld decodes the global and branch of a format-1 lock-index
+// key (the resource and key that follow are not needed).
+func parseLegacyHeld(k []byte) (xid string, id int64, err error) {
+	if len(k) == 0 || k[0] != prefixLegacyHeld {
+		return "", 0, errBadKey
 	}
-	resource, rest, err := consumeEscaped(k[1:])
+	xid, rest, err := consumeEscaped(k[1:])
 	if err != nil {
-		return "", "", err
+		return "", 0, err
 	}
-	return resource, string(rest), nil
-}
-
-func heldPrefix(xid string) []byte {
-	return appendEscaped([]byte{prefixHeld}, xid)
-}
-
-func heldBranchPrefix(xid string, id int64) []byte {
-	return binary.BigEndian.AppendUint64(heldPrefix(xid), uint64(id))
-}
-
-func heldKey(xid string, id int64, resource, key string) []byte {
-	return append(appendEscaped(heldBranchPrefix(xid, id), resource), key...)
-}
-
-// parseHeldKey decodes the part of a held key after heldPrefix(xid).
-func parseHeldKey(rest []byte) (id int64, resource, key string, err error) {
 	if len(rest) < 8 {
-		return 0, "", "", errBadKey
+		return "", 0, errBadKey
 	}
-	id = int64(binary.BigEndian.Uint64(rest))
-	resource, rest, err = consumeEscaped(rest[8:])
-	if err != nil {
-		return 0, "", "", err
-	}
-	return id, resource, string(rest), nil
+	return xid, int64(binary.BigEndian.Uint64(rest)), nil
 }

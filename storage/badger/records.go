@@ -24,14 +24,18 @@ import (
 //	  Timestamp next_at = 7; int64 attempts = 8; bool parked = 9;
 //	  string reason = 10; Timestamp updated_at = 11; int64 branch_seq = 12;
 //	  repeated Event history = 13; bool finished = 14;
+//	  bool locks_released = 15;
 //	}
 //	message Event { Timestamp at = 1; string what = 2; }
 //	message Branch {
 //	  string xid = 1; int64 id = 2; string resource = 3; int32 type = 4;
 //	  int32 status = 5; repeated string lock_keys = 6; bytes app_data = 7;
 //	  Timestamp registered_at = 8; string reason = 9; int64 attempts = 10;
+//	  bool locks_released = 11;
 //	}
-//	message Holder { string xid = 1; int64 branch_id = 2; }
+//
+// locks_released (both) came with format version 2 (see migrate.go); a
+// record without it decodes as false, as version 1 wrote them.
 //
 // Timestamp has google.protobuf.Timestamp's layout (int64 seconds = 1,
 // int32 nanos = 2). A zero time.Time is an absent field, so every time,
@@ -59,6 +63,7 @@ const (
 	gBranchSeq protowire.Number = 12
 	gHistory   protowire.Number = 13
 	gFinished  protowire.Number = 14
+	gReleased  protowire.Number = 15
 
 	eAt   protowire.Number = 1
 	eWhat protowire.Number = 2
@@ -73,9 +78,7 @@ const (
 	bRegisteredAt protowire.Number = 8
 	bReason       protowire.Number = 9
 	bAttempts     protowire.Number = 10
-
-	hXID      protowire.Number = 1
-	hBranchID protowire.Number = 2
+	bReleased     protowire.Number = 11
 
 	tsSeconds protowire.Number = 1
 	tsNanos   protowire.Number = 2
@@ -140,6 +143,7 @@ func encodeGlobal(g *storage.Global) []byte {
 		b = protowire.AppendBytes(b, ev)
 	}
 	b = appendBoolField(b, gFinished, g.Finished)
+	b = appendBoolField(b, gReleased, g.LocksReleased)
 	return b
 }
 
@@ -166,19 +170,8 @@ func encodeBranch(br *storage.Branch) []byte {
 	b = appendTimeField(b, bRegisteredAt, br.RegisteredAt)
 	b = appendStringField(b, bReason, br.Reason)
 	b = appendIntField(b, bAttempts, int64(br.Attempts))
+	b = appendBoolField(b, bReleased, br.LocksReleased)
 	return b
-}
-
-// holder is a lock row's value: who holds the row.
-type holder struct {
-	xid      string
-	branchID int64
-}
-
-func encodeHolder(h holder) []byte {
-	b := make([]byte, 0, 16+len(h.xid))
-	b = appendStringField(b, hXID, h.xid)
-	return appendIntField(b, hBranchID, h.branchID)
 }
 
 // --- decoding ---
@@ -338,6 +331,8 @@ func decodeGlobal(b []byte) (*storage.Global, error) {
 			g.History = append(g.History, e)
 		case gFinished:
 			g.Finished = r.bool()
+		case gReleased:
+			g.LocksReleased = r.bool()
 		}
 	}
 	if r.err != nil {
@@ -371,27 +366,12 @@ func decodeBranch(b []byte) (*storage.Branch, error) {
 			br.Reason = r.string()
 		case bAttempts:
 			br.Attempts = int(r.int64())
+		case bReleased:
+			br.LocksReleased = r.bool()
 		}
 	}
 	if r.err != nil {
 		return nil, fmt.Errorf("%w: branch: %w", ErrCorrupt, r.err)
 	}
 	return br, nil
-}
-
-func decodeHolder(b []byte) (holder, error) {
-	var h holder
-	r := fieldReader{b: b}
-	for r.next() {
-		switch r.num {
-		case hXID:
-			h.xid = r.string()
-		case hBranchID:
-			h.branchID = r.int64()
-		}
-	}
-	if r.err != nil {
-		return holder{}, fmt.Errorf("%w: lock holder: %w", ErrCorrupt, r.err)
-	}
-	return h, nil
 }

@@ -79,7 +79,9 @@ func TestGlobalRoundTrip(t *testing.T) {
 }
 
 func TestBranchRoundTrip(t *testing.T) {
-	for _, b := range []*storage.Branch{sampleBranch(), {}, {LockKeys: []string{""}, ID: -1}} {
+	released := sampleBranch()
+	released.LocksReleased = true
+	for _, b := range []*storage.Branch{sampleBranch(), released, {}, {LockKeys: []string{""}, ID: -1}} {
 		got, err := decodeBranch(encodeBranch(b))
 		if err != nil {
 			t.Fatalf("decodeBranch(encodeBranch(%+v)) = %v", b, err)
@@ -88,40 +90,82 @@ func TestBranchRoundTrip(t *testing.T) {
 			t.Errorf("decodeBranch(encodeBranch(b)) = %+v, want %+v", got, b)
 		}
 	}
-	for _, h := range []holder{{}, {xid: "x", branchID: 7}} {
-		got, err := decodeHolder(encodeHolder(h))
-		if err != nil || got != h {
-			t.Errorf("decodeHolder(encodeHolder(%+v)) = %+v, %v", h, got, err)
-		}
+}
+
+func releasedGlobal() *storage.Global {
+	g := sampleGlobal()
+	g.LocksReleased = true
+	return g
+}
+
+func releasedBranch() *storage.Branch {
+	b := sampleBranch()
+	b.LocksReleased = true
+	return b
+}
+
+// goldens are the records pinned in testdata. global.hex and branch.hex
+// were written by format version 1 (before the LocksReleased fields); they
+// must keep decoding, and records without the new fields keep encoding to
+// them. The *_released.hex files pin the fields format version 2 added.
+var goldens = []struct {
+	file   string
+	enc    func() []byte
+	decode func([]byte) (any, error)
+	want   any
+}{
+	{"global.hex", func() []byte { return encodeGlobal(sampleGlobal()) },
+		func(b []byte) (any, error) { return decodeGlobal(b) }, sampleGlobal()},
+	{"branch.hex", func() []byte { return encodeBranch(sampleBranch()) },
+		func(b []byte) (any, error) { return decodeBranch(b) }, sampleBranch()},
+	{"global_released.hex", func() []byte { return encodeGlobal(releasedGlobal()) },
+		func(b []byte) (any, error) { return decodeGlobal(b) }, releasedGlobal()},
+	{"branch_released.hex", func() []byte { return encodeBranch(releasedBranch()) },
+		func(b []byte) (any, error) { return decodeBranch(b) }, releasedBranch()},
+	// The value of a format-1 lock row, which the migration tests write.
+	{"holder.hex", func() []byte { return encodeLegacyHolder("node-1:42", 2) }, nil, nil},
+}
+
+func readGolden(t *testing.T, file string) []byte {
+	t.Helper()
+	want, err := os.ReadFile(filepath.Join("testdata", file))
+	if err != nil {
+		t.Fatalf("reading golden file: %v (run with -update to create it)", err)
 	}
+	return want
 }
 
 // TestGolden pins the on-disk encoding: a change here makes existing data
 // unreadable, so it must be deliberate (run with -update).
 func TestGolden(t *testing.T) {
-	tests := []struct {
-		file string
-		enc  []byte
-	}{
-		{"global.hex", encodeGlobal(sampleGlobal())},
-		{"branch.hex", encodeBranch(sampleBranch())},
-		{"holder.hex", encodeHolder(holder{xid: "node-1:42", branchID: 2})},
-	}
-	for _, tt := range tests {
-		path := filepath.Join("testdata", tt.file)
-		got := hex.EncodeToString(tt.enc) + "\n"
+	for _, tt := range goldens {
+		got := hex.EncodeToString(tt.enc()) + "\n"
 		if *update {
-			if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			if err := os.WriteFile(filepath.Join("testdata", tt.file), []byte(got), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			continue
 		}
-		want, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("reading golden file: %v (run with -update to create it)", err)
-		}
-		if got != string(want) {
+		if want := readGolden(t, tt.file); got != string(want) {
 			t.Errorf("encoding of %s = %s, want %s", tt.file, got, want)
+		}
+	}
+}
+
+// TestGoldenDecode decodes every golden record, old and new, to the value
+// it was written from.
+func TestGoldenDecode(t *testing.T) {
+	for _, tt := range goldens {
+		if tt.decode == nil {
+			continue
+		}
+		b, err := hex.DecodeString(strings.TrimSpace(string(readGolden(t, tt.file))))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.file, err)
+		}
+		got, err := tt.decode(b)
+		if err != nil || !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("decoding %s = %+v, %v; want %+v", tt.file, got, err, tt.want)
 		}
 	}
 }
@@ -149,9 +193,6 @@ func TestDecodeErrors(t *testing.T) {
 	}
 	if _, err := decodeBranch([]byte{0x32, 0x09}); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("decodeBranch(truncated) = %v, want %v", err, ErrCorrupt)
-	}
-	if _, err := decodeHolder([]byte{0x10}); !errors.Is(err, ErrCorrupt) {
-		t.Errorf("decodeHolder(truncated) = %v, want %v", err, ErrCorrupt)
 	}
 }
 
@@ -189,17 +230,18 @@ func FuzzDecodeGlobal(f *testing.F) {
 
 func FuzzDecodeBranch(f *testing.F) {
 	f.Add(encodeBranch(sampleBranch()))
-	f.Add(encodeHolder(holder{xid: "x", branchID: 1}))
+	f.Add(encodeBranch(releasedBranch()))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		br, err := decodeBranch(b)
-		if err == nil {
-			again, err := decodeBranch(encodeBranch(br))
-			if err != nil || !reflect.DeepEqual(again, br) {
-				t.Fatalf("re-decode = %+v, %v, want %+v", again, err, br)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("decodeBranch error %v does not wrap ErrCorrupt", err)
 			}
+			return
 		}
-		if _, err := decodeHolder(b); err != nil && !errors.Is(err, ErrCorrupt) {
-			t.Fatalf("decodeHolder error %v does not wrap ErrCorrupt", err)
+		again, err := decodeBranch(encodeBranch(br))
+		if err != nil || !reflect.DeepEqual(again, br) {
+			t.Fatalf("re-decode = %+v, %v, want %+v", again, err, br)
 		}
 	})
 }
@@ -219,42 +261,26 @@ func TestEscaped(t *testing.T) {
 	}
 }
 
-// FuzzKeys checks the key encodings: lock keys of distinct (resource, key)
-// pairs differ and parse back; an xid's branch and lock-index prefixes are
-// never a prefix of another xid's keys; order is kept.
+// FuzzKeys checks the key encodings: an xid's branch prefix is never a
+// prefix of another xid's keys, branch keys keep registration order, and
+// the format-1 lock-index keys the migration reads parse back.
 func FuzzKeys(f *testing.F) {
 	f.Add("ab", "c", "a", "bc")
 	f.Add("a\x00", "x", "a", "\x00x")
 	f.Add("p", "", "p\x00", "")
-	f.Fuzz(func(t *testing.T, r1, k1, r2, k2 string) {
-		l1, l2 := lockKey(r1, k1), lockKey(r2, k2)
-		if (r1 == r2 && k1 == k2) != (string(l1) == string(l2)) {
-			t.Fatalf("lockKey(%q,%q)=%q vs lockKey(%q,%q)=%q: equality does not match", r1, k1, l1, r2, k2, l2)
-		}
-		if r, k, err := parseLockKey(l1); err != nil || r != r1 || k != k1 {
-			t.Fatalf("parseLockKey(lockKey(%q, %q)) = %q, %q, %v", r1, k1, r, k, err)
-		}
-		// Order: by resource, then key.
-		want := strings.Compare(r1, r2)
-		if want == 0 {
-			want = strings.Compare(k1, k2)
-		}
-		if got := strings.Compare(string(l1), string(l2)); got != want {
-			t.Fatalf("order of lockKey(%q,%q) vs lockKey(%q,%q) = %d, want %d", r1, k1, r2, k2, got, want)
-		}
-		// xids r1 and r2: one's prefixes never cover the other's keys.
-		if r1 != r2 {
-			if strings.HasPrefix(string(branchKey(r2, 1)), string(branchPrefix(r1))) {
-				t.Fatalf("branchPrefix(%q) covers branchKey(%q, 1)", r1, r2)
-			}
-			if strings.HasPrefix(string(heldKey(r2, 1, k1, k2)), string(heldPrefix(r1))) {
-				t.Fatalf("heldPrefix(%q) covers a held key of %q", r1, r2)
+	f.Fuzz(func(t *testing.T, x1, k1, x2, k2 string) {
+		if x1 != x2 {
+			if strings.HasPrefix(string(branchKey(x2, 1)), string(branchPrefix(x1))) {
+				t.Fatalf("branchPrefix(%q) covers branchKey(%q, 1)", x1, x2)
 			}
 		}
-		hk := heldKey(r1, 9, k1, k2)
-		id, res, key, err := parseHeldKey(hk[len(heldPrefix(r1)):])
-		if err != nil || id != 9 || res != k1 || key != k2 {
-			t.Fatalf("parseHeldKey(heldKey(%q, 9, %q, %q)) = %d, %q, %q, %v", r1, k1, k2, id, res, key, err)
+		if a, b := branchKey(x1, 255), branchKey(x1, 256); strings.Compare(string(a), string(b)) >= 0 {
+			t.Fatalf("branchKey(%q, 255) sorts after branchKey(%q, 256)", x1, x1)
+		}
+		hk := legacyHeldKey(x1, 9, k1, k2)
+		xid, id, err := parseLegacyHeld(hk)
+		if err != nil || xid != x1 || id != 9 {
+			t.Fatalf("parseLegacyHeld(legacyHeldKey(%q, 9, %q, %q)) = %q, %d, %v", x1, k1, k2, xid, id, err)
 		}
 	})
 }

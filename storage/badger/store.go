@@ -4,10 +4,16 @@
 // Every mutating method returns only after its change is on disk. Concurrent
 // callers share fsyncs (group commit, see sync.go), so throughput grows with
 // the number of concurrent requests instead of being bound by one fsync per
-// change. Each mutation is one serializable Badger transaction: lock rows
-// are read before they are written, so two registrations that want the same
-// row conflict in Badger and one of them is retried, and a row is never
-// granted to two global transactions.
+// change. Each mutation is one serializable Badger transaction.
+//
+// The global row locks are not stored as records: they are a view of the
+// branches (storage.Lock), kept in memory (storage/internal/locktable) and
+// rebuilt from the globals and branches at Open. RegisterBranch reserves
+// its keys in that table before it writes the branch and gives them back
+// if the write fails, so a row is never granted to two global
+// transactions; a release is a flag on the global or branch record
+// (LocksReleased), and the table frees the rows once that write returns.
+// CheckLocks and Locks read only memory.
 //
 //	s, err := badger.Open("/var/lib/xact")
 //	if err != nil {
@@ -30,6 +36,7 @@ import (
 
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/storage"
+	"github.com/xact-io/xact/storage/internal/locktable"
 )
 
 // Defaults for the options.
@@ -48,6 +55,7 @@ type config struct {
 	gcInterval   time.Duration
 	discardRatio float64
 	tune         func(bdb.Options) bdb.Options
+	writeBudget  int // maxWritesPerTxn unless a test lowers it
 }
 
 // WithTombstoneRetention sets how long tombstones of finished globals are
@@ -102,8 +110,9 @@ type Store struct {
 	vlogDirty atomic.Bool
 	wal       *wal // used by the committer's goroutine only
 	due       *dueIndex
-	// writeBudget bounds the deletes of one cleanup transaction
-	// (maxWritesPerTxn; tests lower it).
+	locks     *locktable.Table
+	// writeBudget bounds the writes of one cleanup or migration
+	// transaction.
 	writeBudget int
 
 	mu struct {
@@ -125,6 +134,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		retention:    DefaultTombstoneRetention,
 		gcInterval:   DefaultGCInterval,
 		discardRatio: DefaultGCDiscardRatio,
+		writeBudget:  maxWritesPerTxn,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -177,13 +187,9 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		gcDone:      make(chan struct{}),
 		vlogAt:      bo.ValueThreshold,
 		wal:         w,
-		writeBudget: maxWritesPerTxn,
+		writeBudget: cfg.writeBudget,
 		due:         newDueIndex(),
-	}
-	if err := s.loadDue(); err != nil {
-		db.Close()
-		unlock()
-		return nil, fmt.Errorf("storage/badger: open %s: %w", dir, err)
+		locks:       locktable.New(),
 	}
 	s.commit = newCommitter(func() error {
 		if s.vlogDirty.Swap(false) {
@@ -193,8 +199,27 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		}
 		return w.sync()
 	}, w.close)
+	if err := s.migrate(); err != nil {
+		s.commit.stop()
+		db.Close()
+		unlock()
+		return nil, fmt.Errorf("storage/badger: open %s: %w", dir, err)
+	}
+	if err := s.load(); err != nil {
+		s.commit.stop()
+		db.Close()
+		unlock()
+		return nil, fmt.Errorf("storage/badger: open %s: %w", dir, err)
+	}
 	go s.runGC()
 	return s, nil
+}
+
+// logError reports what the store cannot return to a caller.
+func (s *Store) logError(msg string, args ...any) {
+	if s.cfg.logger != nil {
+		s.cfg.logger.Error(msg, args...)
+	}
 }
 
 // Close waits for calls in flight, stops the background goroutines, and
@@ -273,6 +298,13 @@ func (t *tx) SetEntry(e *bdb.Entry) error {
 // transaction wrote a key fn read) it runs again on fresh data. An error
 // from fn aborts the transaction and is returned as it is.
 func (s *Store) update(ctx context.Context, fn func(t *tx) error) error {
+	return s.updateHook(ctx, fn, nil)
+}
+
+// updateHook is update with committed, which (if not nil) runs once the
+// transaction has committed and before the wait for durability: from then
+// on the change is visible to every reader, even if the wait fails.
+func (s *Store) updateHook(ctx context.Context, fn func(t *tx) error, committed func()) error {
 	if err := s.enter(ctx); err != nil {
 		return err
 	}
@@ -294,6 +326,9 @@ func (s *Store) update(ctx context.Context, fn func(t *tx) error) error {
 				// Set after the commit and before joining a generation, so
 				// the sync that releases this caller sees it.
 				s.vlogDirty.Store(true)
+			}
+			if committed != nil {
+				committed()
 			}
 			break
 		}

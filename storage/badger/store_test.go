@@ -57,8 +57,28 @@ func smallTables(memTable int64) Option {
 	})
 }
 
+// withWriteBudget lowers the writes per cleanup or migration transaction.
+func withWriteBudget(n int) Option {
+	return func(c *config) { c.writeBudget = n }
+}
+
 func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storage.Store { return openTest(t) })
+}
+
+func TestContractDurable(t *testing.T) {
+	storetest.RunDurable(t, func(t *testing.T) (storage.Store, func() storage.Store) {
+		dir := t.TempDir()
+		s := openDir(t, dir)
+		reopen := func() storage.Store {
+			if err := s.Close(); err != nil {
+				t.Fatalf("Close = %v", err)
+			}
+			s = openDir(t, dir)
+			return s
+		}
+		return s, reopen
+	})
 }
 
 func BenchmarkStore(b *testing.B) {
@@ -229,15 +249,12 @@ func TestCorruptRecords(t *testing.T) {
 	s := openTest(t)
 	garbage := []byte{0x0a, 0xff, 0xff, 0xff} // field 1, bytes, length past the end
 	if err := s.db.Update(func(txn *bdb.Txn) error {
-		for _, k := range [][]byte{
-			globalKey("g"), tombstoneKey("t"), branchKey("b", 1), lockKey("r", "k"),
-		} {
+		for _, k := range [][]byte{globalKey("g"), tombstoneKey("t"), branchKey("b", 1)} {
 			if err := txn.Set(k, garbage); err != nil {
 				return err
 			}
 		}
-		// A malformed lock-index key.
-		return txn.Set(append(heldPrefix("h"), 1, 2, 3), nil)
+		return nil
 	}); err != nil {
 		t.Fatalf("writing garbage = %v", err)
 	}
@@ -266,31 +283,29 @@ func TestCorruptRecords(t *testing.T) {
 			_, err := s.UpdateBranch(ctx, "b", 1, func(*storage.Branch) error { return nil })
 			return err
 		}},
-		{"CheckLocks", func() error { return s.CheckLocks(ctx, "x", "r", []string{"k"}) }},
-		{"Locks(all)", func() error { _, err := s.Locks(ctx, "", 0); return err }},
-		{"Locks(xid)", func() error { _, err := s.Locks(ctx, "h", 0); return err }},
-		{"ReleaseLocks", func() error { return s.ReleaseLocks(ctx, "h") }},
+		{"ReleaseLocks(global)", func() error { return s.ReleaseLocks(ctx, "g") }},
+		{"ReleaseLocks(branch)", func() error { return s.ReleaseLocks(ctx, "b", 1) }},
+		{"RegisterBranch(with keys)", func() error {
+			_, err := s.RegisterBranch(ctx, &storage.Branch{XID: "g", Resource: "r", LockKeys: []string{"k"}}, time.Now())
+			return err
+		}},
 	}
 	for _, c := range calls {
 		if err := c.call(); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("%s over a corrupt record = %v, want %v", c.name, err, ErrCorrupt)
 		}
 	}
-	// A registration whose lock row is corrupt is refused too.
-	if err := s.CreateGlobal(ctx, &storage.Global{XID: "ok", Status: begin}); err != nil {
-		t.Fatalf("CreateGlobal = %v", err)
-	}
-	if _, err := s.RegisterBranch(ctx, &storage.Branch{XID: "ok", Resource: "r", LockKeys: []string{"k"}}, time.Now()); !errors.Is(err, ErrCorrupt) {
-		t.Errorf("RegisterBranch over a corrupt lock row = %v, want %v", err, ErrCorrupt)
+	// The refused registration left no lock behind.
+	if err := s.CheckLocks(ctx, "other", "r", []string{"k"}); err != nil {
+		t.Errorf("CheckLocks after a refused registration = %v, want nil", err)
 	}
 }
 
-// TestCleanupInChunks finishes and releases globals with more locks and
-// branches than one transaction may delete.
+// TestCleanupInChunks finishes a global with more branches than one
+// transaction may delete, and releases locks of another.
 func TestCleanupInChunks(t *testing.T) {
 	ctx := context.Background()
-	s := openTest(t)
-	s.writeBudget = 7
+	s := openTest(t, withWriteBudget(3))
 	for _, xid := range []string{"f", "r"} {
 		if err := s.CreateGlobal(ctx, &storage.Global{XID: xid, Status: begin}); err != nil {
 			t.Fatalf("CreateGlobal = %v", err)
@@ -328,27 +343,39 @@ func TestCleanupInChunks(t *testing.T) {
 	}
 }
 
-// TestTooLarge checks that a registration too large for one Badger
-// transaction is refused as protocol.ErrTooLarge and changes nothing.
-func TestTooLarge(t *testing.T) {
+// TestRegisterWriteFails checks what a registration whose write fails
+// leaves in the lock table: nothing if its transaction did not commit; its
+// locks if it committed and only the sync failed (the caller cannot know
+// whether the branch is stored, so its rows stay protected).
+func TestRegisterWriteFails(t *testing.T) {
 	ctx := context.Background()
-	s := openTest(t, smallTables(1<<20))
-	if err := s.CreateGlobal(ctx, &storage.Global{XID: "x1", Status: begin}); err != nil {
-		t.Fatalf("CreateGlobal = %v", err)
+	s := openTest(t)
+	for _, xid := range []string{"x1", "x2"} {
+		if err := s.CreateGlobal(ctx, &storage.Global{XID: xid, Status: begin}); err != nil {
+			t.Fatalf("CreateGlobal = %v", err)
+		}
 	}
-	keys := make([]string, 20000)
-	for i := range keys {
-		keys[i] = fmt.Sprintf("orders:%08d", i)
+	errDisk := errors.New("EIO")
+	s.commit.sync = func() error { return errDisk } // the committer reads it after the next wait's kick
+
+	_, err := s.RegisterBranch(ctx, &storage.Branch{XID: "x1", Resource: "r", LockKeys: []string{"k"}}, time.Now())
+	if !errors.Is(err, errDisk) {
+		t.Fatalf("RegisterBranch with a failing sync = %v, want %v", err, errDisk)
 	}
-	_, err := s.RegisterBranch(ctx, &storage.Branch{XID: "x1", Resource: "r", LockKeys: keys}, time.Now())
-	if !errors.Is(err, protocol.ErrTooLarge) || !errors.Is(err, bdb.ErrTxnTooBig) {
-		t.Fatalf("RegisterBranch(20000 keys, 1 MiB memtable) = %v, want %v wrapping %v", err, protocol.ErrTooLarge, bdb.ErrTxnTooBig)
+	if err := s.CheckLocks(ctx, "x2", "r", []string{"k"}); err == nil {
+		t.Errorf("CheckLocks(k) after a committed registration whose sync failed = nil, want held by x1")
 	}
-	if locks, err := s.Locks(ctx, "", 0); err != nil || len(locks) != 0 {
-		t.Errorf("Locks after refused registration = %d, %v, want none", len(locks), err)
+	// The failure is sticky: the next registration does not commit, and
+	// gives its keys back.
+	_, err = s.RegisterBranch(ctx, &storage.Branch{XID: "x2", Resource: "r", LockKeys: []string{"m"}}, time.Now())
+	if !errors.Is(err, errDisk) {
+		t.Fatalf("RegisterBranch after a failed sync = %v, want %v", err, errDisk)
 	}
-	if g, err := s.GetGlobal(ctx, "x1"); err != nil || g.BranchSeq != 0 {
-		t.Errorf("GetGlobal after refused registration = %+v, %v, want BranchSeq 0", g, err)
+	if err := s.CheckLocks(ctx, "x1", "r", []string{"m"}); err != nil {
+		t.Errorf("CheckLocks(m) after a registration that did not commit = %v, want nil", err)
+	}
+	if locks, err := s.Locks(ctx, "x2", 0); err != nil || len(locks) != 0 {
+		t.Errorf("Locks(x2) = %+v, %v, want none", locks, err)
 	}
 }
 

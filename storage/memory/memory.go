@@ -19,6 +19,7 @@ import (
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/storage"
+	"github.com/xact-io/xact/storage/internal/locktable"
 )
 
 // DefaultTombstoneRetention is how long a finished global's tombstone stays
@@ -39,7 +40,9 @@ func WithTombstoneRetention(d time.Duration) Option {
 }
 
 // Store is an in-memory storage.Store. All state is guarded by one mutex;
-// every object that goes in or out is copied.
+// every object that goes in or out is copied. Locks are the same view of
+// the branches as in every store (storage.Lock), kept by the lock table
+// that storage/badger uses too.
 type Store struct {
 	retention time.Duration
 	now       func() time.Time // tests replace it
@@ -49,8 +52,7 @@ type Store struct {
 		closed   bool
 		globals  map[string]*storage.Global
 		branches map[string][]*storage.Branch // in registration order
-		locks    map[row]holder
-		held     map[string]map[row]int64 // xid -> row -> branch id; mirrors locks
+		locks    *locktable.Table
 		// Tombstones expire in the order they were written (retention is
 		// fixed), so a FIFO finds the expired ones without a scan.
 		tombs     map[string]tombstone
@@ -59,13 +61,6 @@ type Store struct {
 }
 
 var _ storage.Store = (*Store)(nil)
-
-type row struct{ resource, key string }
-
-type holder struct {
-	xid      string
-	branchID int64
-}
 
 type tombstone struct {
 	g       *storage.Global
@@ -85,8 +80,7 @@ func New(opts ...Option) *Store {
 	}
 	s.mu.globals = map[string]*storage.Global{}
 	s.mu.branches = map[string][]*storage.Branch{}
-	s.mu.locks = map[row]holder{}
-	s.mu.held = map[string]map[row]int64{}
+	s.mu.locks = locktable.New()
 	s.mu.tombs = map[string]tombstone{}
 	return s
 }
@@ -180,7 +174,11 @@ func (s *Store) UpdateGlobal(ctx context.Context, xid string, fn func(g *storage
 		return nil, err
 	}
 	c.XID, c.BranchSeq, c.Finished = old.XID, old.BranchSeq, false
+	c.LocksReleased = c.LocksReleased || old.LocksReleased
 	s.mu.globals[xid] = c.Clone()
+	if c.LocksReleased && !old.LocksReleased {
+		s.mu.locks.Release(xid)
+	}
 	return c, nil
 }
 
@@ -198,7 +196,7 @@ func (s *Store) FinishGlobal(ctx context.Context, xid string, final storage.Stat
 		}
 		return fmt.Errorf("storage: finish global %s: %w", xid, storage.ErrNotFound)
 	}
-	s.releaseLocked(xid, nil)
+	s.mu.locks.Release(xid)
 	delete(s.mu.globals, xid)
 	delete(s.mu.branches, xid)
 	t := g.Clone()
@@ -279,39 +277,25 @@ func (s *Store) RegisterBranch(ctx context.Context, b *storage.Branch, now time.
 		return 0, fmt.Errorf("storage: register branch of %s: %w", b.XID, storage.ErrNotFound)
 	case g.Status != xactpb.GlobalStatus_GLOBAL_STATUS_BEGIN:
 		return 0, fmt.Errorf("storage: register branch of %s (status %v): %w", b.XID, g.Status, storage.ErrNotBegin)
+	case g.LocksReleased:
+		return 0, fmt.Errorf("storage: register branch of %s (locks released): %w", b.XID, storage.ErrNotBegin)
 	case !g.Deadline.IsZero() && !now.Before(g.Deadline):
 		return 0, fmt.Errorf("storage: register branch of %s: %w", b.XID, storage.ErrTimedOut)
 	}
-	// Check every key before taking any: all or nothing.
-	var take []row
-	for _, k := range b.LockKeys {
-		r := row{b.Resource, k}
-		h, held := s.mu.locks[r]
-		if held && h.xid != b.XID {
-			return 0, &protocol.LockConflictError{Resource: b.Resource, Key: k, Holder: h.xid}
+	c := b.Clone()
+	c.LocksReleased = false
+	if len(c.LockKeys) > 0 {
+		res, err := s.mu.locks.Reserve(c.XID, c.Resource, c.LockKeys)
+		if err != nil {
+			return 0, err
 		}
-		if !held && !slices.Contains(take, r) {
-			take = append(take, r)
-		}
+		res.Commit(g.BranchSeq + 1)
 	}
 	g.BranchSeq++
-	id := g.BranchSeq
-	if len(take) > 0 {
-		mine := s.mu.held[b.XID]
-		if mine == nil {
-			mine = map[row]int64{}
-			s.mu.held[b.XID] = mine
-		}
-		for _, r := range take {
-			s.mu.locks[r] = holder{xid: b.XID, branchID: id}
-			mine[r] = id
-		}
-	}
-	c := b.Clone()
-	c.ID = id
+	c.ID = g.BranchSeq
 	s.mu.branches[b.XID] = append(s.mu.branches[b.XID], c)
-	b.ID = id
-	return id, nil
+	b.ID = c.ID
+	return c.ID, nil
 }
 
 // UpdateBranch calls fn on a copy of the branch and stores the result. fn
@@ -326,12 +310,17 @@ func (s *Store) UpdateBranch(ctx context.Context, xid string, id int64, fn func(
 	if i < 0 {
 		return nil, fmt.Errorf("storage: update branch %s/%d: %w", xid, id, storage.ErrBranchNotFound)
 	}
-	c := bs[i].Clone()
+	old := bs[i]
+	c := old.Clone()
 	if err := fn(c); err != nil {
 		return nil, err
 	}
 	c.XID, c.ID = xid, id
+	c.LocksReleased = c.LocksReleased || old.LocksReleased
 	bs[i] = c.Clone()
+	if c.LocksReleased && !old.LocksReleased {
+		s.mu.locks.Release(xid, id)
+	}
 	return c, nil
 }
 
@@ -349,28 +338,34 @@ func (s *Store) Branches(ctx context.Context, xid string) ([]*storage.Branch, er
 	return out, nil
 }
 
-// ReleaseLocks drops the locks xid holds for the given branches, or all of
-// them.
+// ReleaseLocks marks the given branches of xid, or the global when none is
+// given, LocksReleased and drops their locks.
 func (s *Store) ReleaseLocks(ctx context.Context, xid string, branchIDs ...int64) error {
 	if err := s.lock(ctx); err != nil {
 		return err
 	}
 	defer s.mu.Unlock()
-	s.releaseLocked(xid, branchIDs)
-	return nil
-}
-
-func (s *Store) releaseLocked(xid string, branchIDs []int64) {
-	mine := s.mu.held[xid]
-	for r, id := range mine {
-		if len(branchIDs) == 0 || slices.Contains(branchIDs, id) {
-			delete(s.mu.locks, r)
-			delete(mine, r)
+	g, ok := s.mu.globals[xid]
+	if !ok {
+		return nil
+	}
+	if len(branchIDs) == 0 {
+		if !g.LocksReleased {
+			c := g.Clone()
+			c.LocksReleased = true
+			s.mu.globals[xid] = c
+		}
+	} else {
+		for i, b := range s.mu.branches[xid] {
+			if slices.Contains(branchIDs, b.ID) && !b.LocksReleased {
+				c := b.Clone()
+				c.LocksReleased = true
+				s.mu.branches[xid][i] = c
+			}
 		}
 	}
-	if len(mine) == 0 {
-		delete(s.mu.held, xid)
-	}
+	s.mu.locks.Release(xid, branchIDs...)
+	return nil
 }
 
 // CheckLocks reports the first key of resource held by a global other than
@@ -380,12 +375,7 @@ func (s *Store) CheckLocks(ctx context.Context, xid, resource string, keys []str
 		return err
 	}
 	defer s.mu.Unlock()
-	for _, k := range keys {
-		if h, ok := s.mu.locks[row{resource, k}]; ok && h.xid != xid {
-			return &protocol.LockConflictError{Resource: resource, Key: k, Holder: h.xid}
-		}
-	}
-	return nil
+	return s.mu.locks.Check(xid, resource, keys)
 }
 
 // Locks lists held locks, at most limit (<= 0: no limit): all of them
@@ -396,27 +386,7 @@ func (s *Store) Locks(ctx context.Context, xid string, limit int) ([]storage.Loc
 		return nil, err
 	}
 	defer s.mu.Unlock()
-	var out []storage.Lock
-	if xid == "" {
-		for r, h := range s.mu.locks {
-			out = append(out, storage.Lock{Resource: r.resource, Key: r.key, XID: h.xid, BranchID: h.branchID})
-		}
-	} else {
-		for r, id := range s.mu.held[xid] {
-			out = append(out, storage.Lock{Resource: r.resource, Key: r.key, XID: xid, BranchID: id})
-		}
-	}
-	slices.SortFunc(out, func(a, b storage.Lock) int {
-		byBranch := 0
-		if xid != "" {
-			byBranch = cmp.Compare(a.BranchID, b.BranchID)
-		}
-		return cmp.Or(byBranch, strings.Compare(a.Resource, b.Resource), strings.Compare(a.Key, b.Key))
-	})
-	if limit > 0 && len(out) > limit {
-		out = out[:limit]
-	}
-	return out, nil
+	return s.mu.locks.Locks(xid, limit), nil
 }
 
 // Close makes every later call fail with storage.ErrClosed and drops the
@@ -428,6 +398,6 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.mu.closed = true
-	s.mu.globals, s.mu.branches, s.mu.locks, s.mu.held, s.mu.tombs, s.mu.tombQueue = nil, nil, nil, nil, nil, nil
+	s.mu.globals, s.mu.branches, s.mu.locks, s.mu.tombs, s.mu.tombQueue = nil, nil, nil, nil, nil
 	return nil
 }

@@ -12,6 +12,8 @@
 //		})
 //	}
 //
+// A durable store also runs RunDurable, which closes and reopens it.
+//
 // The suite pins down the semantics documented on storage.Store, plus these
 // details that every store keeps so that the TC can rely on them:
 //
@@ -30,6 +32,15 @@
 //     first, so that releasing a later branch's locks never frees a row an
 //     earlier branch still needs (branches are rolled back in reverse
 //     order, I9).
+//   - Locks follow the branches (storage.Lock): a released branch's rows
+//     pass to the next unreleased branch of its global that lists them; a
+//     global whose locks are released refuses registrations (ErrNotBegin);
+//     setting LocksReleased through UpdateGlobal or UpdateBranch releases
+//     like ReleaseLocks, and clearing it is ignored.
+//   - A refused registration (for any reason) leaves no key taken; of two
+//     concurrent registrations of different globals on one key exactly one
+//     succeeds; a registration that is refused by its global's state
+//     reports that, not a lock conflict.
 //   - A call with a cancelled context returns an error matching ctx.Err()
 //     and changes nothing; after Close every method returns
 //     storage.ErrClosed, and Close may be called again.
@@ -100,6 +111,11 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"CheckLocks", testCheckLocks},
 		{"Locks", testLocks},
 		{"LockKeyEncoding", testLockKeyEncoding},
+		{"ReleaseFlags", testReleaseFlags},
+		{"ReleaseThroughUpdates", testReleaseThroughUpdates},
+		{"ReleasePassesRowOn", testReleasePassesRowOn},
+		{"RegisterBranchRefusedTakesNothing", testRegisterBranchRefusedTakesNothing},
+		{"RegisterBranchRace", testRegisterBranchRace},
 		{"ListGlobals", testListGlobals},
 		{"DueGlobals", testDueGlobals},
 		{"DueGlobalsReindex", testDueGlobalsReindex},
@@ -1341,4 +1357,375 @@ func testRelaxed(t *testing.T, s storage.Store) {
 	if locks, err := s.Locks(context.Background(), "r1", 0); err != nil || len(locks) != 0 {
 		t.Errorf("Locks after a relaxed finish = %v, %v; want none", locks, err)
 	}
+}
+
+// testReleaseFlags: ReleaseLocks records the release on the branches or
+// the global, and a released global takes no more branches.
+func testReleaseFlags(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	mustCreate(t, s, newGlobal("x1"))
+	mustRegister(t, s, newBranch("x1", resourceA, "a", "b"))
+	mustRegister(t, s, newBranch("x1", resourceB, "c"))
+	if err := s.ReleaseLocks(ctx, "x1", 1, 7); err != nil { // 7: no such branch
+		t.Fatalf("ReleaseLocks(x1, 1, 7) = %v", err)
+	}
+	bs := mustBranches(t, s, "x1")
+	if !bs[0].LocksReleased || bs[1].LocksReleased {
+		t.Errorf("Branches(x1) LocksReleased = %v, %v; want true, false", bs[0].LocksReleased, bs[1].LocksReleased)
+	}
+	if g := mustGet(t, s, "x1"); g.LocksReleased {
+		t.Errorf("GetGlobal(x1).LocksReleased after a branch release = true, want false")
+	}
+	checkLocks(t, "Locks(x1) after releasing branch 1", mustLocks(t, s, "x1", 0),
+		[]storage.Lock{{Resource: resourceB, Key: "c", XID: "x1", BranchID: 2}})
+
+	if err := s.ReleaseLocks(ctx, "x1"); err != nil {
+		t.Fatalf("ReleaseLocks(x1) = %v", err)
+	}
+	if g := mustGet(t, s, "x1"); !g.LocksReleased {
+		t.Errorf("GetGlobal(x1).LocksReleased after ReleaseLocks(x1) = false, want true")
+	}
+	if ls := mustLocks(t, s, "", 0); len(ls) != 0 {
+		t.Errorf("Locks after releasing x1 = %+v, want none", ls)
+	}
+	_, err := s.RegisterBranch(ctx, newBranch("x1", resourceA, "d"), base)
+	if !errors.Is(err, storage.ErrNotBegin) {
+		t.Errorf("RegisterBranch(x1) after its locks were released = %v, want %v", err, storage.ErrNotBegin)
+	}
+	if err := s.CheckLocks(ctx, "x2", resourceA, []string{"d"}); err != nil {
+		t.Errorf("CheckLocks(d) after the refused registration = %v, want nil", err)
+	}
+	// A registered branch never starts out released.
+	mustCreate(t, s, newGlobal("x2"))
+	b := newBranch("x2", resourceA, "e")
+	b.LocksReleased = true
+	mustRegister(t, s, b)
+	if bs := mustBranches(t, s, "x2"); bs[0].LocksReleased {
+		t.Errorf("RegisterBranch kept LocksReleased from its argument")
+	}
+	checkLocks(t, "Locks(x2)", mustLocks(t, s, "x2", 0),
+		[]storage.Lock{{Resource: resourceA, Key: "e", XID: "x2", BranchID: 1}})
+}
+
+// testReleaseThroughUpdates: setting LocksReleased in UpdateGlobal or
+// UpdateBranch releases in the same write; clearing it is ignored.
+func testReleaseThroughUpdates(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	mustCreate(t, s, newGlobal("x1"))
+	mustCreate(t, s, newGlobal("x2"))
+	mustCreate(t, s, newGlobal("other"))
+	mustRegister(t, s, newBranch("x1", resourceA, "a"))
+	mustRegister(t, s, newBranch("x1", resourceA, "b"))
+	mustRegister(t, s, newBranch("x2", resourceA, "c", "d"))
+
+	got, err := s.UpdateBranch(ctx, "x1", 2, func(b *storage.Branch) error {
+		b.Status = phaseOneOK
+		b.LocksReleased = true
+		return nil
+	})
+	if err != nil || !got.LocksReleased || got.Status != phaseOneOK {
+		t.Fatalf("UpdateBranch(release) = %+v, %v; want released, PhaseOneDone", got, err)
+	}
+	checkLocks(t, "Locks(x1) after releasing branch 2 by update", mustLocks(t, s, "x1", 0),
+		[]storage.Lock{{Resource: resourceA, Key: "a", XID: "x1", BranchID: 1}})
+	mustRegister(t, s, newBranch("other", resourceA, "b"))
+	got, err = s.UpdateBranch(ctx, "x1", 2, func(b *storage.Branch) error { b.LocksReleased = false; return nil })
+	if err != nil || !got.LocksReleased {
+		t.Errorf("UpdateBranch(clear LocksReleased) = %+v, %v; want it still released", got, err)
+	}
+	if bs := mustBranches(t, s, "x1"); !bs[1].LocksReleased {
+		t.Errorf("Branches(x1)[1].LocksReleased after clearing = false, want true")
+	}
+	checkLocks(t, "Locks(other) after x1 tried to clear its release", mustLocks(t, s, "other", 0),
+		[]storage.Lock{{Resource: resourceA, Key: "b", XID: "other", BranchID: 1}})
+
+	g, err := s.UpdateGlobal(ctx, "x2", func(g *storage.Global) error {
+		g.Status = committing
+		g.LocksReleased = true
+		return nil
+	})
+	if err != nil || !g.LocksReleased || g.Status != committing {
+		t.Fatalf("UpdateGlobal(commit and release) = %+v, %v; want Committing, released", g, err)
+	}
+	if ls := mustLocks(t, s, "x2", 0); len(ls) != 0 {
+		t.Errorf("Locks(x2) after UpdateGlobal released them = %+v, want none", ls)
+	}
+	mustRegister(t, s, newBranch("other", resourceA, "c", "d"))
+	g, err = s.UpdateGlobal(ctx, "x2", func(g *storage.Global) error { g.LocksReleased = false; return nil })
+	if err != nil || !g.LocksReleased || !mustGet(t, s, "x2").LocksReleased {
+		t.Errorf("UpdateGlobal(clear LocksReleased) = %+v, %v; want it still released", g, err)
+	}
+	if ls := mustLocks(t, s, "x2", 0); len(ls) != 0 {
+		t.Errorf("Locks(x2) after clearing LocksReleased = %+v, want none", ls)
+	}
+}
+
+// testReleasePassesRowOn: a row listed by two branches of a global stays
+// held while either is unreleased.
+func testReleasePassesRowOn(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	mustCreate(t, s, newGlobal("x1"))
+	mustRegister(t, s, newBranch("x1", resourceA, "a", "b")) // 1
+	mustRegister(t, s, newBranch("x1", resourceA, "b", "c")) // 2
+	mustRegister(t, s, newBranch("x1", resourceA, "b"))      // 3
+	checkLocks(t, "Locks(x1)", mustLocks(t, s, "x1", 0), []storage.Lock{
+		{Resource: resourceA, Key: "a", XID: "x1", BranchID: 1},
+		{Resource: resourceA, Key: "b", XID: "x1", BranchID: 1},
+		{Resource: resourceA, Key: "c", XID: "x1", BranchID: 2},
+	})
+	if err := s.ReleaseLocks(ctx, "x1", 1); err != nil {
+		t.Fatalf("ReleaseLocks(x1, 1) = %v", err)
+	}
+	checkLocks(t, "Locks(x1) after releasing branch 1", mustLocks(t, s, "x1", 0), []storage.Lock{
+		{Resource: resourceA, Key: "b", XID: "x1", BranchID: 2},
+		{Resource: resourceA, Key: "c", XID: "x1", BranchID: 2},
+	})
+	checkConflict(t, "CheckLocks(b)", s.CheckLocks(ctx, "x2", resourceA, []string{"a", "b"}),
+		&protocol.LockConflictError{Resource: resourceA, Key: "b", Holder: "x1"})
+	if err := s.ReleaseLocks(ctx, "x1", 2); err != nil {
+		t.Fatalf("ReleaseLocks(x1, 2) = %v", err)
+	}
+	checkLocks(t, "Locks(x1) after releasing branch 2", mustLocks(t, s, "x1", 0), []storage.Lock{
+		{Resource: resourceA, Key: "b", XID: "x1", BranchID: 3},
+	})
+	if err := s.ReleaseLocks(ctx, "x1", 3); err != nil {
+		t.Fatalf("ReleaseLocks(x1, 3) = %v", err)
+	}
+	if ls := mustLocks(t, s, "", 0); len(ls) != 0 {
+		t.Errorf("Locks after releasing every branch = %+v, want none", ls)
+	}
+}
+
+// testRegisterBranchRefusedTakesNothing: whatever refuses a registration,
+// its keys are free afterwards.
+func testRegisterBranchRefusedTakesNothing(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	notBegin := newGlobal("committing")
+	notBegin.Status = committing
+	mustCreate(t, s, notBegin)
+	mustCreate(t, s, newGlobal("begin"))
+	mustCreate(t, s, newGlobal("released"))
+	if err := s.ReleaseLocks(ctx, "released"); err != nil {
+		t.Fatalf("ReleaseLocks = %v", err)
+	}
+	mustCreate(t, s, newGlobal("holder"))
+	mustRegister(t, s, newBranch("holder", resourceA, "held"))
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	tests := []struct {
+		name string
+		ctx  context.Context
+		xid  string
+		keys []string
+		now  time.Time
+		want error
+	}{
+		{"missing", ctx, "missing", []string{"k1", "k2"}, base, storage.ErrNotFound},
+		{"not begin", ctx, "committing", []string{"k1", "k2"}, base, storage.ErrNotBegin},
+		{"locks released", ctx, "released", []string{"k1", "k2"}, base, storage.ErrNotBegin},
+		{"past deadline", ctx, "begin", []string{"k1", "k2"}, base.Add(time.Hour), storage.ErrTimedOut},
+		{"cancelled", cancelled, "begin", []string{"k1", "k2"}, base, context.Canceled},
+		{"conflict", ctx, "begin", []string{"k1", "held", "k2"}, base, protocol.ErrLockConflict},
+		// Refused by its global's state, even though a key conflicts too.
+		{"not begin and conflict", ctx, "committing", []string{"k1", "held"}, base, storage.ErrNotBegin},
+		{"past deadline and conflict", ctx, "begin", []string{"k1", "held"}, base.Add(time.Hour), storage.ErrTimedOut},
+	}
+	for _, tt := range tests {
+		_, err := s.RegisterBranch(tt.ctx, newBranch(tt.xid, resourceA, tt.keys...), tt.now)
+		if !errors.Is(err, tt.want) {
+			t.Errorf("%s: RegisterBranch = %v, want %v", tt.name, err, tt.want)
+		}
+		if err := s.CheckLocks(ctx, "other", resourceA, []string{"k1", "k2"}); err != nil {
+			t.Errorf("%s: CheckLocks(k1, k2) after the refusal = %v, want nil", tt.name, err)
+		}
+		if ls := mustLocks(t, s, tt.xid, 0); len(ls) != 0 {
+			t.Errorf("%s: Locks(%s) = %+v, want none", tt.name, tt.xid, ls)
+		}
+	}
+	mustCreate(t, s, newGlobal("next"))
+	mustRegister(t, s, newBranch("next", resourceA, "k1", "k2"))
+	checkLocks(t, "Locks(all)", mustLocks(t, s, "", 0), []storage.Lock{
+		{Resource: resourceA, Key: "held", XID: "holder", BranchID: 1},
+		{Resource: resourceA, Key: "k1", XID: "next", BranchID: 1},
+		{Resource: resourceA, Key: "k2", XID: "next", BranchID: 1},
+	})
+}
+
+// testRegisterBranchRace races two globals for one key, many times:
+// exactly one wins, and the other is told who holds it. In every round one
+// more global, past its deadline, races too: it never wins, and it is told
+// it timed out, not that the key is taken.
+func testRegisterBranchRace(t *testing.T, s storage.Store) {
+	const rounds = 100
+	late := base.Add(2 * testTimeout)
+	for i := range rounds {
+		key := fmt.Sprintf("hot%d", i)
+		xids := []string{fmt.Sprintf("r%d-a", i), fmt.Sprintf("r%d-b", i), fmt.Sprintf("r%d-late", i)}
+		for j, xid := range xids {
+			g := newGlobal(xid)
+			if j == 2 {
+				g.Deadline = base.Add(time.Second)
+			}
+			mustCreate(t, s, g)
+		}
+		start := make(chan struct{})
+		errs := make([]error, len(xids))
+		var wg sync.WaitGroup
+		for j, xid := range xids {
+			wg.Go(func() {
+				<-start
+				now := base
+				if j == 2 {
+					now = late
+				}
+				_, errs[j] = s.RegisterBranch(context.Background(), newBranch(xid, resourceA, key), now)
+			})
+		}
+		close(start)
+		wg.Wait()
+		if !errors.Is(errs[2], storage.ErrTimedOut) {
+			t.Errorf("round %d: RegisterBranch of the global past its deadline = %v, want %v", i, errs[2], storage.ErrTimedOut)
+		}
+		var winners []string
+		for j, err := range errs[:2] {
+			if err == nil {
+				winners = append(winners, xids[j])
+			}
+		}
+		if len(winners) != 1 {
+			t.Fatalf("round %d: winners %v (errors %v), want exactly one", i, winners, errs)
+		}
+		loser := 1
+		if winners[0] == xids[1] {
+			loser = 0
+		}
+		checkConflict(t, fmt.Sprintf("round %d: RegisterBranch of the loser", i), errs[loser],
+			&protocol.LockConflictError{Resource: resourceA, Key: key, Holder: winners[0]})
+		checkLocks(t, fmt.Sprintf("round %d: Locks(%s)", i, winners[0]), mustLocks(t, s, winners[0], 0),
+			[]storage.Lock{{Resource: resourceA, Key: key, XID: winners[0], BranchID: 1}})
+	}
+}
+
+// RunDurable runs the part of the contract that only a durable store
+// keeps: what it holds survives Close and a new open of the same data, in
+// particular the locks (which a store may keep in memory and rebuild) and
+// their releases. open returns a fresh, empty store and a function that
+// closes that store and opens its data again; both stores must be closed
+// when the test ends.
+func RunDurable(t *testing.T, open func(t *testing.T) (storage.Store, func() storage.Store)) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s storage.Store, reopen func() storage.Store)
+	}{
+		{"LocksSurviveReopen", testLocksSurviveReopen},
+		{"RefusedRegistrationAfterReopen", testRefusedRegistrationAfterReopen},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, reopen := open(t)
+			tt.fn(t, s, reopen)
+		})
+	}
+}
+
+// testLocksSurviveReopen: held locks come back after a reopen, released
+// ones (per branch, per global, by update, by finishing) stay released.
+func testLocksSurviveReopen(t *testing.T, s storage.Store, reopen func() storage.Store) {
+	ctx := context.Background()
+	for _, xid := range []string{"held", "branches", "global", "update", "finished", "passed"} {
+		mustCreate(t, s, newGlobal(xid))
+	}
+	mustRegister(t, s, newBranch("held", resourceA, "h1", "h2"))
+	mustRegister(t, s, newBranch("held", resourceB, "h1"))
+	mustRegister(t, s, newBranch("branches", resourceA, "b1")) // 1
+	mustRegister(t, s, newBranch("branches", resourceA, "b2")) // 2
+	mustRegister(t, s, newBranch("branches", resourceA, "b3")) // 3
+	mustRegister(t, s, newBranch("global", resourceA, "g1"))
+	mustRegister(t, s, newBranch("update", resourceA, "u1"))
+	mustRegister(t, s, newBranch("update", resourceA, "u2"))
+	mustRegister(t, s, newBranch("finished", resourceA, "f1"))
+	mustRegister(t, s, newBranch("passed", resourceA, "p1", "p2")) // 1
+	mustRegister(t, s, newBranch("passed", resourceA, "p2"))       // 2
+	if err := s.ReleaseLocks(ctx, "branches", 3, 1); err != nil {
+		t.Fatalf("ReleaseLocks(branches, 3, 1) = %v", err)
+	}
+	if err := s.ReleaseLocks(ctx, "global"); err != nil {
+		t.Fatalf("ReleaseLocks(global) = %v", err)
+	}
+	if _, err := s.UpdateBranch(ctx, "update", 2, func(b *storage.Branch) error { b.LocksReleased = true; return nil }); err != nil {
+		t.Fatalf("UpdateBranch = %v", err)
+	}
+	if err := s.FinishGlobal(ctx, "finished", committed); err != nil {
+		t.Fatalf("FinishGlobal = %v", err)
+	}
+	if err := s.ReleaseLocks(ctx, "passed", 1); err != nil {
+		t.Fatalf("ReleaseLocks(passed, 1) = %v", err)
+	}
+	want := []storage.Lock{
+		{Resource: resourceA, Key: "h1", XID: "held", BranchID: 1},
+		{Resource: resourceA, Key: "h2", XID: "held", BranchID: 1},
+		{Resource: resourceB, Key: "h1", XID: "held", BranchID: 2},
+		{Resource: resourceA, Key: "b2", XID: "branches", BranchID: 2},
+		{Resource: resourceA, Key: "u1", XID: "update", BranchID: 1},
+		{Resource: resourceA, Key: "p2", XID: "passed", BranchID: 2},
+	}
+	checkLocks(t, "Locks before reopen", mustLocks(t, s, "", 0), want)
+
+	s = reopen()
+	checkLocks(t, "Locks after reopen", mustLocks(t, s, "", 0), want)
+	checkLocks(t, "Locks(held) after reopen", mustLocks(t, s, "held", 0), want[:3])
+	checkConflict(t, "CheckLocks(h2) after reopen", s.CheckLocks(ctx, "x", resourceA, []string{"h2"}),
+		&protocol.LockConflictError{Resource: resourceA, Key: "h2", Holder: "held"})
+	if bs := mustBranches(t, s, "branches"); !bs[0].LocksReleased || bs[1].LocksReleased || !bs[2].LocksReleased {
+		t.Errorf("Branches(branches) LocksReleased after reopen = %v %v %v, want true false true",
+			bs[0].LocksReleased, bs[1].LocksReleased, bs[2].LocksReleased)
+	}
+	if g := mustGet(t, s, "global"); !g.LocksReleased {
+		t.Errorf("GetGlobal(global).LocksReleased after reopen = false, want true")
+	}
+	// Released rows are free for others; held ones are not.
+	mustCreate(t, s, newGlobal("new"))
+	mustRegister(t, s, newBranch("new", resourceA, "b1", "b3", "g1", "u2", "f1", "p1"))
+	_, err := s.RegisterBranch(ctx, newBranch("new", resourceA, "p2"), base)
+	checkConflict(t, "RegisterBranch(p2) after reopen", err,
+		&protocol.LockConflictError{Resource: resourceA, Key: "p2", Holder: "passed"})
+	if _, err := s.RegisterBranch(ctx, newBranch("global", resourceA, "g2"), base); !errors.Is(err, storage.ErrNotBegin) {
+		t.Errorf("RegisterBranch(global) after reopen = %v, want %v (its locks are released)", err, storage.ErrNotBegin)
+	}
+	// The held global still holds across a second reopen, and the table
+	// goes on working: its registrations add to it.
+	mustRegister(t, s, newBranch("held", resourceA, "h3"))
+	s = reopen()
+	checkLocks(t, "Locks(held) after the second reopen", mustLocks(t, s, "held", 0), append(slices.Clone(want[:3]),
+		storage.Lock{Resource: resourceA, Key: "h3", XID: "held", BranchID: 3}))
+	checkLocks(t, "Locks(new) after the second reopen", mustLocks(t, s, "new", 0), []storage.Lock{
+		{Resource: resourceA, Key: "b1", XID: "new", BranchID: 1},
+		{Resource: resourceA, Key: "b3", XID: "new", BranchID: 1},
+		{Resource: resourceA, Key: "f1", XID: "new", BranchID: 1},
+		{Resource: resourceA, Key: "g1", XID: "new", BranchID: 1},
+		{Resource: resourceA, Key: "p1", XID: "new", BranchID: 1},
+		{Resource: resourceA, Key: "u2", XID: "new", BranchID: 1},
+	})
+}
+
+// testRefusedRegistrationAfterReopen: a refused registration leaves
+// nothing that a reopen could bring back.
+func testRefusedRegistrationAfterReopen(t *testing.T, s storage.Store, reopen func() storage.Store) {
+	ctx := context.Background()
+	mustCreate(t, s, newGlobal("x1"))
+	mustCreate(t, s, newGlobal("holder"))
+	mustRegister(t, s, newBranch("holder", resourceA, "held"))
+	if _, err := s.RegisterBranch(ctx, newBranch("x1", resourceA, "k1"), base.Add(time.Hour)); !errors.Is(err, storage.ErrTimedOut) {
+		t.Fatalf("RegisterBranch past deadline = %v, want %v", err, storage.ErrTimedOut)
+	}
+	if _, err := s.RegisterBranch(ctx, newBranch("x1", resourceA, "k2", "held"), base); !errors.Is(err, protocol.ErrLockConflict) {
+		t.Fatalf("RegisterBranch(held key) = %v, want a lock conflict", err)
+	}
+	s = reopen()
+	checkLocks(t, "Locks after reopen", mustLocks(t, s, "", 0),
+		[]storage.Lock{{Resource: resourceA, Key: "held", XID: "holder", BranchID: 1}})
+	if g := mustGet(t, s, "x1"); g.BranchSeq != 0 {
+		t.Errorf("BranchSeq(x1) after refused registrations and reopen = %d, want 0", g.BranchSeq)
+	}
+	mustRegister(t, s, newBranch("x1", resourceA, "k1", "k2"))
 }

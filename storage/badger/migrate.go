@@ -1,0 +1,173 @@
+package badger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	bdb "github.com/dgraph-io/badger/v4"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/xact-io/xact/storage"
+)
+
+// Format versions of a data directory, kept under formatKey.
+//
+// Version 1 (no format key) stored the lock table itself: a row per held
+// key ('l') and a per-global index ('h'), deleted on release. Version 2
+// stores only release flags (Global.LocksReleased, Branch.LocksReleased)
+// and derives the lock table from the branches at Open.
+//
+// A version-1 directory cannot simply be read as version 2: a branch keeps
+// its lock keys after its locks were released (the commit round that did
+// not finish released them all; a rollback releases branch by branch), so
+// deriving locks from the branches alone would take those rows again,
+// perhaps from the global that holds them now. Open migrates instead:
+//
+//  1. Every unreleased branch that lists lock keys but has no entry in the
+//     version-1 lock index is marked LocksReleased: it holds no row (it
+//     was released, or every key it listed was held by an earlier branch
+//     of its global, which the derived table attributes to that branch
+//     anyway). Where the TC released locks (all at once, or branch by
+//     branch in reverse registration order), the derived table is then
+//     the version-1 table. These writes depend only on the version-1 keys,
+//     which stay untouched until step 3, so a crash in step 1 just repeats
+//     it at the next Open.
+//  2. The format key is written, durably. From then on the version-1 keys
+//     are ignored.
+//  3. The version-1 keys are deleted (at every Open while any is left).
+//
+// A directory at version 2 must not be opened by an older xact: it would
+// find no lock rows and hold no locks.
+const formatVersion = 2
+
+// migrate brings the directory to formatVersion (see above).
+func (s *Store) migrate() error {
+	ctx := context.Background()
+	var version uint64
+	err := s.db.View(func(txn *bdb.Txn) error {
+		item, err := txn.Get(formatKey)
+		if errors.Is(err, bdb.ErrKeyNotFound) {
+			version = 1
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			var n int
+			version, n = protowire.ConsumeVarint(v)
+			if n < 0 || n != len(v) {
+				return fmt.Errorf("format version %x: %w", v, ErrCorrupt)
+			}
+			return nil
+		})
+	})
+	switch {
+	case err != nil:
+		return fmt.Errorf("read format version: %w", err)
+	case version > formatVersion:
+		return fmt.Errorf("data directory has format version %d; this xact reads up to %d", version, formatVersion)
+	case version < formatVersion:
+		if err := s.releaseUnheld(ctx); err != nil {
+			return fmt.Errorf("migrate to format version %d: %w", formatVersion, err)
+		}
+		if err := s.update(ctx, func(txn *tx) error {
+			return txn.Set(formatKey, protowire.AppendVarint(nil, formatVersion))
+		}); err != nil {
+			return fmt.Errorf("write format version: %w", err)
+		}
+	}
+	for _, p := range []byte{prefixLegacyLock, prefixLegacyHeld} {
+		for {
+			var left [][]byte
+			if err := s.db.View(func(txn *bdb.Txn) error {
+				left = collectKeys(txn, []byte{p}, 1)
+				return nil
+			}); err != nil || len(left) == 0 {
+				break
+			}
+			if err := s.update(ctx, func(txn *tx) error {
+				_, _, err := deletePrefix(txn, []byte{p}, s.writeBudget)
+				return err
+			}); err != nil {
+				return fmt.Errorf("delete format-1 lock keys: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+type branchRef struct {
+	xid string
+	id  int64
+}
+
+// releaseUnheld is step 1 of the migration from version 1.
+func (s *Store) releaseUnheld(ctx context.Context) error {
+	var todo []branchRef
+	err := s.db.View(func(txn *bdb.Txn) error {
+		held := map[branchRef]bool{}
+		opts := bdb.DefaultIteratorOptions
+		opts.PrefetchValues = false
+		opts.Prefix = []byte{prefixLegacyHeld}
+		it := txn.NewIterator(opts)
+		for it.Rewind(); it.Valid(); it.Next() {
+			xid, id, err := parseLegacyHeld(it.Item().Key())
+			if err != nil {
+				it.Close()
+				return fmt.Errorf("lock index key %q: %w: %w", it.Item().Key(), ErrCorrupt, err)
+			}
+			held[branchRef{xid, id}] = true
+		}
+		it.Close()
+
+		opts = bdb.DefaultIteratorOptions
+		opts.Prefix = []byte{prefixBranch}
+		it = txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var b *storage.Branch
+			err := it.Item().Value(func(v []byte) error {
+				var err error
+				b, err = decodeBranch(v)
+				return err
+			})
+			if err != nil {
+				continue // load reports it
+			}
+			if len(b.LockKeys) > 0 && !b.LocksReleased && !held[branchRef{b.XID, b.ID}] {
+				todo = append(todo, branchRef{b.XID, b.ID})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for len(todo) > 0 {
+		batch := todo[:min(len(todo), s.writeBudget)]
+		todo = todo[len(batch):]
+		err := s.update(ctx, func(txn *tx) error {
+			for _, r := range batch {
+				b, ok, err := getBranch(txn.Txn, r.xid, r.id)
+				if err != nil {
+					return err
+				}
+				if !ok || b.LocksReleased {
+					continue
+				}
+				b.LocksReleased = true
+				if err := txn.Set(branchKey(r.xid, r.id), encodeBranch(b)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+

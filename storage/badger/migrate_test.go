@@ -1,0 +1,200 @@
+package badger
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	bdb "github.com/dgraph-io/badger/v4"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/xact-io/xact/protocol/xactpb"
+	"github.com/xact-io/xact/storage"
+)
+
+// legacyBranch is a branch as format version 1 stored it, with the lock
+// index entries version 1 had for it (the keys it took; none once it was
+// released).
+type legacyBranch struct {
+	resource string
+	keys     []string
+	held     []string
+}
+
+// writeLegacy writes globals and their branches into dir as format
+// version 1 did: no format key, no release flags, lock rows and lock index
+// entries for what was held.
+func writeLegacy(t *testing.T, dir string, globals map[string]storage.Status, branches map[string][]legacyBranch) {
+	t.Helper()
+	db, err := bdb.Open(bdb.DefaultOptions(dir).WithLogger(nil))
+	if err != nil {
+		t.Fatalf("bdb.Open = %v", err)
+	}
+	defer db.Close()
+	err = db.Update(func(txn *bdb.Txn) error {
+		for xid, st := range globals {
+			bs := branches[xid]
+			g := &storage.Global{XID: xid, Status: st, BranchSeq: int64(len(bs)), Deadline: time.Now().Add(time.Hour)}
+			if err := txn.Set(globalKey(xid), encodeGlobal(g)); err != nil {
+				return err
+			}
+			for i, lb := range bs {
+				id := int64(i + 1)
+				b := &storage.Branch{XID: xid, ID: id, Resource: lb.resource, LockKeys: lb.keys}
+				if err := txn.Set(branchKey(xid, id), encodeBranch(b)); err != nil {
+					return err
+				}
+				for _, k := range lb.held {
+					if err := txn.Set(legacyLockKey(lb.resource, k), encodeLegacyHolder(xid, id)); err != nil {
+						return err
+					}
+					if err := txn.Set(legacyHeldKey(xid, id, lb.resource, k), nil); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("writing format-1 records = %v", err)
+	}
+}
+
+// TestMigrateFromFormat1 opens a directory written by format version 1 and
+// checks that the locks are the ones version 1 held, including releases
+// that version 1 recorded only by deleting lock rows.
+func TestMigrateFromFormat1(t *testing.T) {
+	dir := t.TempDir()
+	const (
+		beginSt    = xactpb.GlobalStatus_GLOBAL_STATUS_BEGIN
+		retrying   = xactpb.GlobalStatus_GLOBAL_STATUS_COMMIT_RETRYING
+		rollbacked = xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACKING
+	)
+	writeLegacy(t, dir,
+		map[string]storage.Status{"begin": beginSt, "retrying": retrying, "rolling": rollbacked, "covered": beginSt},
+		map[string][]legacyBranch{
+			// b was held by branch 1 when branch 2 registered.
+			"begin": {{"r", []string{"a", "b"}, []string{"a", "b"}}, {"r", []string{"b", "c"}, []string{"c"}}},
+			// The first commit round did not finish and released everything.
+			"retrying": {{"r", []string{"d"}, nil}, {"s", []string{"e"}, nil}},
+			// Branch 3 was rolled back and released.
+			"rolling": {{"r", []string{"f"}, []string{"f"}}, {"r", []string{"g"}, []string{"g"}}, {"r", []string{"h"}, nil}},
+			// Branch 2 listed only a key branch 1 held.
+			"covered": {{"r", []string{"i"}, []string{"i"}}, {"r", []string{"i"}, nil}},
+		})
+	want := []storage.Lock{
+		{Resource: "r", Key: "a", XID: "begin", BranchID: 1},
+		{Resource: "r", Key: "b", XID: "begin", BranchID: 1},
+		{Resource: "r", Key: "c", XID: "begin", BranchID: 2},
+		{Resource: "r", Key: "f", XID: "rolling", BranchID: 1},
+		{Resource: "r", Key: "g", XID: "rolling", BranchID: 2},
+		{Resource: "r", Key: "i", XID: "covered", BranchID: 1},
+	}
+	ctx := context.Background()
+	for i := range 2 { // the second Open finds format 2 and changes nothing
+		s, err := Open(dir)
+		if err != nil {
+			t.Fatalf("Open #%d = %v", i+1, err)
+		}
+		got, err := s.Locks(ctx, "", 0)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("Open #%d: Locks = %+v, %v; want %+v", i+1, got, err, want)
+		}
+		released := map[string][]bool{}
+		for _, xid := range []string{"begin", "retrying", "rolling", "covered"} {
+			bs, err := s.Branches(ctx, xid)
+			if err != nil {
+				t.Fatalf("Branches(%s) = %v", xid, err)
+			}
+			for _, b := range bs {
+				released[xid] = append(released[xid], b.LocksReleased)
+			}
+		}
+		wantReleased := map[string][]bool{
+			"begin": {false, false}, "retrying": {true, true}, "rolling": {false, false, true}, "covered": {false, true},
+		}
+		if !reflect.DeepEqual(released, wantReleased) {
+			t.Errorf("Open #%d: LocksReleased of the branches = %v, want %v", i+1, released, wantReleased)
+		}
+		var left []string
+		var version []byte
+		if err := s.db.View(func(txn *bdb.Txn) error {
+			for _, p := range []byte{prefixLegacyLock, prefixLegacyHeld} {
+				for _, k := range collectKeys(txn, []byte{p}, 100) {
+					left = append(left, fmt.Sprintf("%q", k))
+				}
+			}
+			item, err := txn.Get(formatKey)
+			if err != nil {
+				return err
+			}
+			version, err = item.ValueCopy(nil)
+			return err
+		}); err != nil {
+			t.Fatalf("reading keys = %v", err)
+		}
+		if len(left) > 0 {
+			t.Errorf("Open #%d: format-1 keys left: %s", i+1, strings.Join(left, " "))
+		}
+		if v, n := protowire.ConsumeVarint(version); n != len(version) || v != formatVersion {
+			t.Errorf("Open #%d: format version %x, want %d", i+1, version, formatVersion)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close = %v", err)
+		}
+	}
+}
+
+// TestMigrateInChunks migrates more branches than one transaction may
+// write, and deletes more format-1 keys than that.
+func TestMigrateInChunks(t *testing.T) {
+	dir := t.TempDir()
+	globals := map[string]storage.Status{}
+	branches := map[string][]legacyBranch{}
+	for i := range 10 {
+		xid := fmt.Sprintf("x%d", i)
+		globals[xid] = xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACKING
+		for j := range 3 {
+			k := fmt.Sprintf("%s-%d", xid, j)
+			var held []string
+			if j == 0 {
+				held = []string{k}
+			}
+			branches[xid] = append(branches[xid], legacyBranch{"r", []string{k}, held})
+		}
+	}
+	writeLegacy(t, dir, globals, branches)
+	s := openDir(t, dir, withWriteBudget(4))
+	locks, err := s.Locks(context.Background(), "", 0)
+	if err != nil || len(locks) != 10 {
+		t.Errorf("Locks after migrating in chunks = %d, %v; want 10 (branch 1 of each global)", len(locks), err)
+	}
+	for _, l := range locks {
+		if l.BranchID != 1 {
+			t.Errorf("lock %+v held by branch %d, want 1", l, l.BranchID)
+		}
+	}
+}
+
+func TestOpenNewerFormat(t *testing.T) {
+	dir := t.TempDir()
+	s := openDir(t, dir)
+	if err := s.db.Update(func(txn *bdb.Txn) error {
+		return txn.Set(formatKey, protowire.AppendVarint(nil, formatVersion+1))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := Open(dir); err == nil || !strings.Contains(err.Error(), "format version") {
+		if err == nil {
+			s.Close()
+		}
+		t.Fatalf("Open(format %d) = %v, want a format version error", formatVersion+1, err)
+	}
+}
