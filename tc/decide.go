@@ -150,6 +150,12 @@ func (s *Server) decideLocked(ctx context.Context, xid string, commit, force boo
 			return errStale
 		}
 		g.Status, g.Attempts, g.UpdatedAt = target, 0, now
+		// I5: once the commit decision is durable the rows are free; the
+		// release is part of the write that makes it durable, so no
+		// restart brings the locks back, and the store frees them when
+		// this write returns — before phase two. A rollback keeps them
+		// until each branch's undo is done.
+		g.LocksReleased = target == stCommitting
 		// A lease: the scanner leaves the global to this decision's driver
 		// until then, and picks it up after a crash.
 		g.NextAt = now.Add(s.cfg.PhaseTwoTimeout + s.cfg.ScanInterval)

@@ -136,7 +136,8 @@ func (d *driver) action(ctx context.Context, kind xactpb.ActionKind, b *storage.
 }
 
 // commit pushes BranchCommit to every branch not yet committed, in
-// parallel: commit order does not matter.
+// parallel: commit order does not matter. The global's locks were released
+// with the decision (decideLocked).
 func (d *driver) commit(ctx context.Context, g *storage.Global, branches []*storage.Branch) storage.Status {
 	var todo []*storage.Branch
 	for _, b := range branches {
@@ -168,7 +169,6 @@ func (d *driver) commit(ctx context.Context, g *storage.Global, branches []*stor
 	}
 	if len(failed) == 0 && len(unknown) == 0 {
 		failpoint.Hit("tc/phase2/before-finish")
-		// The tombstone removes branches and locks in the same write.
 		if err := d.s.store.FinishGlobal(ctx, g.XID, stCommitted); err != nil {
 			d.s.log.Warn("phase two: finish", "xid", g.XID, "err", err)
 			return 0
@@ -176,8 +176,7 @@ func (d *driver) commit(ctx context.Context, g *storage.Global, branches []*stor
 		return stCommitted
 	}
 	// Not done in one round: record per-branch progress so that the next
-	// round skips what is committed, and release the locks now — the commit
-	// decision is durable, so they protect nothing any more (I5).
+	// round skips what is committed.
 	for i, b := range todo {
 		r := results[i]
 		_, err := d.s.store.UpdateBranch(ctx, g.XID, b.ID, func(b *storage.Branch) error {
@@ -196,9 +195,6 @@ func (d *driver) commit(ctx context.Context, g *storage.Global, branches []*stor
 		if err != nil {
 			d.s.log.Warn("phase two: record branch", "xid", g.XID, "branch_id", b.ID, "err", err)
 		}
-	}
-	if err := d.s.store.ReleaseLocks(ctx, g.XID); err != nil {
-		d.s.log.Warn("phase two: release locks", "xid", g.XID, "err", err)
 	}
 	return d.reschedule(ctx, g.XID, true, failed, unknown)
 }
@@ -220,15 +216,12 @@ func (d *driver) rollback(ctx context.Context, g *storage.Global, branches []*st
 			if i == len(branches)-1 {
 				break // the last one: FinishGlobal below records it with the rest
 			}
-			// The branch's undo is durable at the RM: record it, then free
-			// its rows (I5).
+			// The branch's undo is durable at the RM: record it and free
+			// its rows in one write (I5).
 			_, err := d.s.store.UpdateBranch(ctx, g.XID, b.ID, func(b *storage.Branch) error {
-				b.Status, b.Reason = brRollbacked, ""
+				b.Status, b.Reason, b.LocksReleased = brRollbacked, "", true
 				return nil
 			})
-			if err == nil {
-				err = d.s.store.ReleaseLocks(ctx, g.XID, b.ID)
-			}
 			if err != nil {
 				d.s.log.Warn("phase two: record rollback", "xid", g.XID, "branch_id", b.ID, "err", err)
 				return 0 // the next round re-sends it; rollback is idempotent

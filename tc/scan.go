@@ -11,6 +11,11 @@ import (
 // recover resumes every unfinished transaction found in the store at start:
 // decided ones get a phase-two round now; ones still in Begin wait for their
 // TM or their deadline, as before the restart (I11).
+//
+// A global whose commit was decided without releasing its locks (by an
+// xact that released them only after the first phase-two round, which a
+// crash may have cut short) gets them released here: the decision is
+// durable (I5).
 func (s *Server) recover(ctx context.Context) error {
 	gs, err := s.store.ListGlobals(ctx, storage.Filter{})
 	if err != nil {
@@ -18,6 +23,11 @@ func (s *Server) recover(ctx context.Context) error {
 	}
 	n := 0
 	for _, g := range gs {
+		if commitFamily(g.Status) && !g.LocksReleased {
+			if err := s.store.ReleaseLocks(ctx, g.XID); err != nil {
+				return fmt.Errorf("tc: recovery: release locks of %s: %w", g.XID, err)
+			}
+		}
 		if g.Status == stBegin || g.Parked {
 			continue
 		}

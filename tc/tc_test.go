@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/protocol/xactpb"
+	"github.com/xact-io/xact/storage"
 	"github.com/xact-io/xact/tc"
 	"github.com/xact-io/xact/tc/tctest"
 )
@@ -677,4 +679,188 @@ func TestLazyBegin(t *testing.T) {
 	if n := len(c.locks()); n != 0 {
 		t.Errorf("locks left: %d", n)
 	}
+}
+
+// holdRM makes rm's handler wait until the returned release is called
+// (which the test's cleanup does too), then answer DONE.
+func holdRM(t *testing.T, rm *testRM) (release func()) {
+	hold := make(chan struct{})
+	var once sync.Once
+	release = func() { once.Do(func() { close(hold) }) }
+	t.Cleanup(release) // before rm's own cleanup, which waits for the handler
+	rm.setAnswer(func(*xactpb.BranchAction) (xactpb.Outcome, string) {
+		<-hold
+		return outcomeDone, ""
+	})
+	return release
+}
+
+// TestLocksReleasedAtCommitDecision: a global's locks are free as soon as
+// its commit decision is durable, while its phase two is still running
+// (I5); a rollback keeps them until its branch is undone.
+func TestLocksReleasedAtCommitDecision(t *testing.T) {
+	for _, name := range []string{"memory", "badger"} {
+		t.Run(name, func(t *testing.T) {
+			var opts []tctest.Option
+			if name == "badger" {
+				opts = append(opts, tctest.WithBadger())
+			}
+			srv := tctest.Start(t, opts...)
+			c := newClient(t, srv)
+			// One RM per resource: each holds its action in its handler.
+			rm := attachRM(t, srv.Conn(t), "db1")
+			rm2 := attachRM(t, srv.Conn(t), "db2")
+			releaseA, releaseR := holdRM(t, rm), holdRM(t, rm2)
+			type answer struct {
+				st  xactpb.GlobalStatus
+				err error
+			}
+
+			a := c.begin(time.Minute)
+			c.mustRegister(a, "db1", "k")
+			committedA := make(chan answer, 1)
+			go func() {
+				st, err := c.commit(a)
+				committedA <- answer{st, err}
+			}()
+			eventually(t, "A's commit at the RM", func() bool { return len(rm.actions()) == 1 })
+			// A's phase two is held at the RM; its decision is durable.
+			if got := c.status(a); got != xactpb.GlobalStatus_GLOBAL_STATUS_COMMITTING {
+				t.Fatalf("A's status while its phase two is held = %v, want COMMITTING", got)
+			}
+			for _, l := range c.locks() {
+				t.Errorf("lock %v held after A's commit decision", l)
+			}
+			if g, err := srv.Store().GetGlobal(context.Background(), a); err != nil || !g.LocksReleased {
+				t.Errorf("stored A = %+v, %v; want LocksReleased with the decision", g, err)
+			}
+			b := c.begin(time.Minute)
+			if _, err := c.register(b, "db1", "k"); err != nil {
+				t.Fatalf("B's RegisterBranch(k) while A's phase two runs = %v, want nil (A's commit decision is durable)", err)
+			}
+
+			r := c.begin(time.Minute)
+			c.mustRegister(r, "db2", "m")
+			rolledBackR := make(chan answer, 1)
+			go func() {
+				st, err := c.rollback(r)
+				rolledBackR <- answer{st, err}
+			}()
+			eventually(t, "R's rollback at the RM", func() bool { return len(rm2.actions()) == 1 })
+			other := c.begin(time.Minute)
+			_, err := c.register(other, "db2", "m")
+			var lc *protocol.LockConflictError
+			if !errors.As(err, &lc) || lc.Holder != r {
+				t.Errorf("RegisterBranch(m) while R's rollback is not done = %v, want a conflict held by %s (I5)", err, r)
+			}
+
+			releaseA()
+			releaseR()
+			if got := <-committedA; got.err != nil || got.st != committed {
+				t.Errorf("Commit(A) = %v, %v; want %v", got.st, got.err, committed)
+			}
+			if got := <-rolledBackR; got.err != nil || got.st != rollbacked {
+				t.Errorf("Rollback(R) = %v, %v; want %v", got.st, got.err, rollbacked)
+			}
+			c.mustRegister(other, "db2", "m")
+		})
+	}
+}
+
+// TestCommitDecisionReleaseSurvivesRestart: the TC stops while a committed
+// global's phase two is in flight, and its store is reopened: the locks
+// released with the decision do not come back.
+func TestCommitDecisionReleaseSurvivesRestart(t *testing.T) {
+	srv := tctest.Start(t, tctest.WithBadger())
+	c := newClient(t, srv)
+	rm := attachRM(t, srv.Conn(t), "db1")
+	holdRM(t, rm)
+	a := c.begin(time.Minute)
+	c.mustRegister(a, "db1", "k1", "k2")
+	go c.commit(a) // answered COMMITTING, or cut off by the stop
+	eventually(t, "A's commit at the RM", func() bool { return len(rm.actions()) == 1 })
+	srv.ReopenStore()
+	ctx := context.Background()
+	if locks, err := srv.Store().Locks(ctx, "", 0); err != nil || len(locks) != 0 {
+		t.Errorf("locks after reopening the store = %+v, %v; want none (A's commit decision released them)", locks, err)
+	}
+	if g, err := srv.Store().GetGlobal(ctx, a); err != nil || g.Status != xactpb.GlobalStatus_GLOBAL_STATUS_COMMITTING || !g.LocksReleased {
+		t.Errorf("A after reopening the store = %+v, %v; want COMMITTING with its locks released", g, err)
+	}
+	srv.Restart()
+	c = newClient(t, srv)
+	b := c.begin(time.Minute)
+	c.mustRegister(b, "db1", "k1")
+	attachRM(t, srv.Conn(t), "db1")
+	eventually(t, "A committed after the restart", func() bool { return c.status(a) == committed })
+}
+
+// TestRecoveryReleasesLocksOfCommitDecided: a global whose commit was
+// decided without releasing its locks (as an older xact did until the end
+// of the first phase-two round) gets them released when the TC starts.
+func TestRecoveryReleasesLocksOfCommitDecided(t *testing.T) {
+	srv := tctest.Start(t)
+	c := newClient(t, srv)
+	a := c.begin(time.Minute)
+	c.mustRegister(a, "db1", "k1")
+	r := c.begin(time.Minute)
+	c.mustRegister(r, "db1", "k2")
+	srv.Stop()
+	ctx := context.Background()
+	for xid, st := range map[string]xactpb.GlobalStatus{a: commitRetrying, r: xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACK_RETRYING} {
+		// Parked: no phase-two round runs for them, only recovery.
+		if _, err := srv.Store().UpdateGlobal(ctx, xid, func(g *storage.Global) error {
+			g.Status, g.Parked, g.NextAt = st, true, time.Time{}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv.Restart()
+	c = newClient(t, srv)
+	var got []string
+	for _, l := range c.locks() {
+		got = append(got, l.GetXid()+"/"+l.GetKey())
+	}
+	if want := []string{r + "/k2"}; !slices.Equal(got, want) {
+		t.Errorf("locks after recovery = %v, want %v (the commit-decided global's released, the rollback's kept)", got, want)
+	}
+}
+
+// TestRollbackReleasesEachBranchAfterItsUndo: a rollback frees a branch's
+// rows once its undo is done, and keeps those of the branches still to be
+// undone (I5, I9).
+func TestRollbackReleasesEachBranchAfterItsUndo(t *testing.T) {
+	srv := tctest.Start(t)
+	c := newClient(t, srv)
+	rm1 := attachRM(t, srv.Conn(t), "db1")
+	rm2 := attachRM(t, srv.Conn(t), "db2")
+	release := holdRM(t, rm1)
+	r := c.begin(time.Minute)
+	c.mustRegister(r, "db1", "k1") // branch 1: undone last, held at rm1
+	c.mustRegister(r, "db2", "k2") // branch 2: undone first
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.rollback(r)
+		done <- err
+	}()
+	eventually(t, "branch 1's rollback at rm1", func() bool { return len(rm1.actions()) == 1 })
+	if n := len(rm2.actions()); n != 1 {
+		t.Fatalf("rm2 got %d actions, want branch 2's rollback", n)
+	}
+	other := c.begin(time.Minute)
+	if _, err := c.register(other, "db2", "k2"); err != nil {
+		t.Errorf("RegisterBranch(k2) after branch 2 was undone = %v, want nil", err)
+	}
+	_, err := c.register(other, "db1", "k1")
+	var lc *protocol.LockConflictError
+	if !errors.As(err, &lc) || lc.Holder != r {
+		t.Errorf("RegisterBranch(k1) while branch 1's undo is pending = %v, want a conflict held by %s", err, r)
+	}
+	release()
+	if err := <-done; err != nil {
+		t.Errorf("Rollback = %v", err)
+	}
+	eventually(t, "rollback done", func() bool { return c.status(r) == rollbacked })
+	c.mustRegister(other, "db1", "k1")
 }

@@ -58,6 +58,7 @@ type Server struct {
 	t      testing.TB
 	cfg    tc.Config
 	store  storage.Store
+	dir    string // the Badger store's directory, if any
 	srv    *tc.Server
 	done   chan error
 	cancel context.CancelFunc
@@ -72,7 +73,8 @@ func Start(t testing.TB, opts ...Option) *Server {
 	}
 	s := &Server{t: t, cfg: o.cfg}
 	if o.badger {
-		st, err := badgerstore.Open(t.TempDir())
+		s.dir = t.TempDir()
+		st, err := badgerstore.Open(s.dir)
 		if err != nil {
 			t.Fatalf("tctest: open badger: %v", err)
 		}
@@ -130,6 +132,27 @@ func (s *Server) Restart() {
 	s.t.Helper()
 	s.Stop()
 	s.start()
+}
+
+// ReopenStore stops the server, closes its Badger store and opens it again
+// from its directory, so that what the store keeps in memory (the lock
+// table, the due index) is rebuilt from disk as after a process restart.
+// The server stays stopped until Restart.
+func (s *Server) ReopenStore() {
+	s.t.Helper()
+	if s.dir == "" {
+		s.t.Fatalf("tctest: ReopenStore needs WithBadger")
+	}
+	s.Stop()
+	if err := s.store.Close(); err != nil {
+		s.t.Fatalf("tctest: close store: %v", err)
+	}
+	st, err := badgerstore.Open(s.dir)
+	if err != nil {
+		s.t.Fatalf("tctest: reopen badger: %v", err)
+	}
+	s.store = st
+	s.cfg.Store = st
 }
 
 // Addr is the server's address.
