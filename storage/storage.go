@@ -150,6 +150,13 @@ type Store interface {
 	// taken. Of concurrent registrations of different globals that want
 	// the same key, at most one succeeds.
 	RegisterBranch(ctx context.Context, b *Branch, now time.Time) (int64, error)
+	// BeginRegisterBranch is RegisterBranch for a global that may not be
+	// stored yet (one begun lazily): if g.XID is neither stored nor
+	// tombstoned, g is created in the same atomic write as the branch
+	// (and created reports it); otherwise it is RegisterBranch. If the
+	// registration is refused, g is not created either. b.XID must be
+	// g.XID (ErrInvalidArgument otherwise).
+	BeginRegisterBranch(ctx context.Context, g *Global, b *Branch, now time.Time) (id int64, created bool, err error)
 	// UpdateBranch reads a branch, calls fn on a copy and stores it
 	// atomically. ErrBranchNotFound if absent. Changes fn makes to XID and
 	// ID are ignored. fn may set LocksReleased, with the effect of

@@ -140,15 +140,21 @@ func (s *Server) newGlobal(xid string, req *xactpb.BeginRequest) (*storage.Globa
 	}, nil
 }
 
-// beginLazy begins the lazily begun global xid as req asks, unless it is
-// already stored (or finished: its tombstone refuses it again). The XID
-// must be one of this node's reserved namespaces. Relaxed, like Begin: the
-// registration or decision that follows is durable and syncs it.
-func (s *Server) beginLazy(ctx context.Context, xid string, req *xactpb.BeginRequest) error {
+// lazyGlobal makes the lazily begun global xid that req asks for. The XID
+// must be one of this node's reserved namespaces.
+func (s *Server) lazyGlobal(xid string, req *xactpb.BeginRequest) (*storage.Global, error) {
 	if !s.xids.reserved(xid) {
-		return fmt.Errorf("%w: %q is not an XID of a namespace this coordinator (%s) reserved", protocol.ErrInvalidArgument, xid, s.cfg.NodeID)
+		return nil, fmt.Errorf("%w: %q is not an XID of a namespace this coordinator (%s) reserved", protocol.ErrInvalidArgument, xid, s.cfg.NodeID)
 	}
-	g, err := s.newGlobal(xid, req)
+	return s.newGlobal(xid, req)
+}
+
+// beginLazy begins the lazily begun global xid as req asks, unless it is
+// already stored (or finished: its tombstone refuses it again). Relaxed,
+// like Begin: the decision that follows is durable and syncs it. (A first
+// registration begins it in its own write, BeginRegisterBranch.)
+func (s *Server) beginLazy(ctx context.Context, xid string, req *xactpb.BeginRequest) error {
+	g, err := s.lazyGlobal(xid, req)
 	if err != nil {
 		return err
 	}
@@ -224,8 +230,10 @@ func (c *coordinator) RegisterBranch(ctx context.Context, req *xactpb.RegisterBr
 	if _, ok := xactpb.BranchType_name[int32(req.GetBranchType())]; !ok {
 		return nil, fmt.Errorf("%w: unknown branch type %d", protocol.ErrInvalidArgument, req.GetBranchType())
 	}
+	var begin *storage.Global
 	if req.GetBegin() != nil {
-		if err := c.s.beginLazy(ctx, req.GetXid(), req.GetBegin()); err != nil {
+		var err error
+		if begin, err = c.s.lazyGlobal(req.GetXid(), req.GetBegin()); err != nil {
 			return nil, err
 		}
 	}
@@ -239,7 +247,19 @@ func (c *coordinator) RegisterBranch(ctx context.Context, req *xactpb.RegisterBr
 		AppData:      req.GetApplicationData(),
 		RegisteredAt: now,
 	}
-	id, err := c.s.store.RegisterBranch(ctx, b, now)
+	var id int64
+	var err error
+	if begin != nil {
+		// The first registration of a lazily begun global creates it in
+		// the same write (a tombstone refuses it, I4).
+		var created bool
+		id, created, err = c.s.store.BeginRegisterBranch(ctx, begin, b, now)
+		if err == nil && created {
+			failpoint.Hit("tc/begin/after-store")
+		}
+	} else {
+		id, err = c.s.store.RegisterBranch(ctx, b, now)
+	}
 	if err != nil {
 		return nil, err
 	}

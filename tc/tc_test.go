@@ -634,6 +634,25 @@ func TestLazyBegin(t *testing.T) {
 		t.Errorf("commit effects = %d, want 2", got)
 	}
 
+	// A first registration that is refused begins nothing: the TC does not
+	// know the XID afterwards, and the TM's decision begins it.
+	holder := c.begin(time.Minute)
+	c.mustRegister(holder, "db1", "hot")
+	refused := prefix + "f"
+	_, err = c.coord.RegisterBranch(ctx, &xactpb.RegisterBranchRequest{Xid: refused, ResourceId: "db1", LockKeys: []string{"hot"}, Begin: begin})
+	if !errors.Is(protocol.FromStatus(err), protocol.ErrLockConflict) {
+		t.Fatalf("first RegisterBranch on a held key = %v, want a lock conflict", err)
+	}
+	if _, err := c.coord.GetStatus(ctx, &xactpb.GetStatusRequest{Xid: refused}); !errors.Is(protocol.FromStatus(err), protocol.ErrNotFound) {
+		t.Errorf("GetStatus after a refused first registration = %v, want ErrNotFound", err)
+	}
+	if resp, err := c.coord.Rollback(ctx, &xactpb.RollbackRequest{Xid: refused, Begin: begin}); err != nil || resp.GetStatus() != rollbacked {
+		t.Errorf("Rollback(with begin) after a refused first registration = %v, %v; want %v", resp, err, rollbacked)
+	}
+	if st, err := c.rollback(holder); err != nil || st != rollbacked {
+		t.Fatalf("Rollback(holder) = %v, %v", st, err)
+	}
+
 	// Deciding a lazily begun global the TC never saw: final at once, and a
 	// late registration is refused by its tombstone.
 	for _, commit := range []bool{true, false} {

@@ -8,6 +8,7 @@ import (
 
 	bdb "github.com/dgraph-io/badger/v4"
 
+	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/storage"
 	"github.com/xact-io/xact/storage/internal/locktable"
@@ -15,30 +16,39 @@ import (
 
 // registrable reads xid's global and checks that a branch may register
 // now: the global exists (a tombstoned one refuses with ErrNotBegin), is
-// in Begin with its locks not released, and is before its deadline.
-func registrable(txn *bdb.Txn, xid string, now time.Time) (*storage.Global, error) {
-	g, ok, err := getGlobal(txn, xid)
+// in Begin with its locks not released, and is before its deadline. If
+// none is stored and begin is not nil, begin is the global (to be
+// created). It returns the global to write and the stored one (nil when
+// begin is to be created).
+func registrable(txn *bdb.Txn, xid string, begin *storage.Global, now time.Time) (g, stored *storage.Global, err error) {
+	stored, ok, err := getGlobal(txn, xid)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	switch {
-	case !ok:
+	if ok {
+		g = stored.Clone()
+	} else {
 		tomb, err := exists(txn, tombstoneKey(xid))
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		if tomb {
-			return nil, fmt.Errorf("storage: register branch of %s (finished): %w", xid, storage.ErrNotBegin)
+		switch {
+		case tomb:
+			return nil, nil, fmt.Errorf("storage: register branch of %s (finished): %w", xid, storage.ErrNotBegin)
+		case begin == nil:
+			return nil, nil, fmt.Errorf("storage: register branch of %s: %w", xid, storage.ErrNotFound)
 		}
-		return nil, fmt.Errorf("storage: register branch of %s: %w", xid, storage.ErrNotFound)
-	case g.Status != xactpb.GlobalStatus_GLOBAL_STATUS_BEGIN:
-		return nil, fmt.Errorf("storage: register branch of %s (status %v): %w", xid, g.Status, storage.ErrNotBegin)
-	case g.LocksReleased:
-		return nil, fmt.Errorf("storage: register branch of %s (locks released): %w", xid, storage.ErrNotBegin)
-	case !g.Deadline.IsZero() && !now.Before(g.Deadline):
-		return nil, fmt.Errorf("storage: register branch of %s: %w", xid, storage.ErrTimedOut)
+		g, stored = begin.Clone(), nil
 	}
-	return g, nil
+	switch {
+	case g.Status != xactpb.GlobalStatus_GLOBAL_STATUS_BEGIN:
+		return nil, nil, fmt.Errorf("storage: register branch of %s (status %v): %w", xid, g.Status, storage.ErrNotBegin)
+	case g.LocksReleased:
+		return nil, nil, fmt.Errorf("storage: register branch of %s (locks released): %w", xid, storage.ErrNotBegin)
+	case !g.Deadline.IsZero() && !now.Before(g.Deadline):
+		return nil, nil, fmt.Errorf("storage: register branch of %s: %w", xid, storage.ErrTimedOut)
+	}
+	return g, stored, nil
 }
 
 // RegisterBranch reserves b's keys in the lock table, then checks the
@@ -46,48 +56,65 @@ func registrable(txn *bdb.Txn, xid string, now time.Time) (*storage.Global, erro
 // are the branch's once that transaction commits, and are given back if it
 // does not. A tombstoned global refuses with storage.ErrNotBegin.
 func (s *Store) RegisterBranch(ctx context.Context, b *storage.Branch, now time.Time) (int64, error) {
+	id, _, err := s.register(ctx, nil, b, now)
+	return id, err
+}
+
+// BeginRegisterBranch is RegisterBranch that first creates g, in the same
+// transaction, if no global or tombstone of its XID is stored.
+func (s *Store) BeginRegisterBranch(ctx context.Context, g *storage.Global, b *storage.Branch, now time.Time) (int64, bool, error) {
+	if g.XID == "" || g.XID != b.XID {
+		return 0, false, fmt.Errorf("storage: begin %q and register a branch of %q: %w", g.XID, b.XID, protocol.ErrInvalidArgument)
+	}
+	begin := g.Clone()
+	begin.Finished, begin.BranchSeq = false, 0
+	return s.register(ctx, begin, b, now)
+}
+
+func (s *Store) register(ctx context.Context, begin *storage.Global, b *storage.Branch, now time.Time) (int64, bool, error) {
 	c := b.Clone()
 	c.LocksReleased = false
 	var res *locktable.Reservation
 	if len(c.LockKeys) > 0 {
 		var err error
 		if res, err = s.locks.Reserve(c.XID, c.Resource, c.LockKeys); err != nil {
-			return 0, s.registerConflict(ctx, c.XID, now, err)
+			return 0, false, s.registerConflict(ctx, c.XID, begin, now, err)
 		}
 		defer res.Cancel() // does nothing after Commit
 	}
 	var id int64
+	created := false
 	err := s.updateHook(ctx, func(txn *tx) error {
-		g, err := registrable(txn.Txn, c.XID, now)
+		g, stored, err := registrable(txn.Txn, c.XID, begin, now)
 		if err != nil {
 			return err
 		}
-		old := g.Clone()
+		created = stored == nil
 		g.BranchSeq++
 		id = g.BranchSeq
 		c.ID = id
 		if err := txn.Set(branchKey(c.XID, id), encodeBranch(c)); err != nil {
 			return fmt.Errorf("storage/badger: put branch: %w", err)
 		}
-		return putGlobal(txn, old, g)
+		return putGlobal(txn, stored, g)
 	}, func() {
 		if res != nil {
 			res.Commit(id)
 		}
 	})
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	b.ID = id
-	return id, nil
+	return id, created, nil
 }
 
 // registerConflict answers a registration whose keys conflict: if the
 // global refuses registrations anyway, that is the answer (as if it had
 // been checked first), else the conflict.
-func (s *Store) registerConflict(ctx context.Context, xid string, now time.Time, conflict error) error {
+func (s *Store) registerConflict(ctx context.Context, xid string, begin *storage.Global, now time.Time, conflict error) error {
 	err := s.view(ctx, func(txn *bdb.Txn) error {
-		_, err := registrable(txn, xid, now)
+		_, _, err := registrable(txn, xid, begin, now)
 		return err
 	})
 	if err != nil {

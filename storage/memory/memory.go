@@ -264,38 +264,58 @@ func (s *Store) DueGlobals(ctx context.Context, t time.Time, limit int) ([]*stor
 // RegisterBranch checks the global, takes b's locks all or nothing, assigns
 // b.ID and stores a copy of b.
 func (s *Store) RegisterBranch(ctx context.Context, b *storage.Branch, now time.Time) (int64, error) {
+	id, _, err := s.register(ctx, nil, b, now)
+	return id, err
+}
+
+// BeginRegisterBranch is RegisterBranch that first creates a copy of g if
+// no global or tombstone of its XID is stored.
+func (s *Store) BeginRegisterBranch(ctx context.Context, g *storage.Global, b *storage.Branch, now time.Time) (int64, bool, error) {
+	if g.XID == "" || g.XID != b.XID {
+		return 0, false, fmt.Errorf("storage: begin %q and register a branch of %q: %w", g.XID, b.XID, protocol.ErrInvalidArgument)
+	}
+	return s.register(ctx, g, b, now)
+}
+
+func (s *Store) register(ctx context.Context, begin *storage.Global, b *storage.Branch, now time.Time) (int64, bool, error) {
 	if err := s.lock(ctx); err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	defer s.mu.Unlock()
 	g, ok := s.mu.globals[b.XID]
-	switch {
-	case !ok:
+	if !ok {
 		if _, ok := s.tombLocked(b.XID); ok {
-			return 0, fmt.Errorf("storage: register branch of %s (finished): %w", b.XID, storage.ErrNotBegin)
+			return 0, false, fmt.Errorf("storage: register branch of %s (finished): %w", b.XID, storage.ErrNotBegin)
 		}
-		return 0, fmt.Errorf("storage: register branch of %s: %w", b.XID, storage.ErrNotFound)
+		if begin == nil {
+			return 0, false, fmt.Errorf("storage: register branch of %s: %w", b.XID, storage.ErrNotFound)
+		}
+		g = begin.Clone()
+		g.Finished, g.BranchSeq = false, 0
+	}
+	switch {
 	case g.Status != xactpb.GlobalStatus_GLOBAL_STATUS_BEGIN:
-		return 0, fmt.Errorf("storage: register branch of %s (status %v): %w", b.XID, g.Status, storage.ErrNotBegin)
+		return 0, false, fmt.Errorf("storage: register branch of %s (status %v): %w", b.XID, g.Status, storage.ErrNotBegin)
 	case g.LocksReleased:
-		return 0, fmt.Errorf("storage: register branch of %s (locks released): %w", b.XID, storage.ErrNotBegin)
+		return 0, false, fmt.Errorf("storage: register branch of %s (locks released): %w", b.XID, storage.ErrNotBegin)
 	case !g.Deadline.IsZero() && !now.Before(g.Deadline):
-		return 0, fmt.Errorf("storage: register branch of %s: %w", b.XID, storage.ErrTimedOut)
+		return 0, false, fmt.Errorf("storage: register branch of %s: %w", b.XID, storage.ErrTimedOut)
 	}
 	c := b.Clone()
 	c.LocksReleased = false
 	if len(c.LockKeys) > 0 {
 		res, err := s.mu.locks.Reserve(c.XID, c.Resource, c.LockKeys)
 		if err != nil {
-			return 0, err
+			return 0, false, err
 		}
 		res.Commit(g.BranchSeq + 1)
 	}
 	g.BranchSeq++
 	c.ID = g.BranchSeq
+	s.mu.globals[b.XID] = g
 	s.mu.branches[b.XID] = append(s.mu.branches[b.XID], c)
 	b.ID = c.ID
-	return c.ID, nil
+	return c.ID, !ok, nil
 }
 
 // UpdateBranch calls fn on a copy of the branch and stores the result. fn

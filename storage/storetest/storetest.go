@@ -41,6 +41,9 @@
 //     concurrent registrations of different globals on one key exactly one
 //     succeeds; a registration that is refused by its global's state
 //     reports that, not a lock conflict.
+//   - BeginRegisterBranch creates its global only with the branch: a
+//     refused registration creates nothing, a tombstone refuses it, and of
+//     concurrent first registrations exactly one reports created.
 //   - A call with a cancelled context returns an error matching ctx.Err()
 //     and changes nothing; after Close every method returns
 //     storage.ErrClosed, and Close may be called again.
@@ -116,6 +119,9 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"ReleasePassesRowOn", testReleasePassesRowOn},
 		{"RegisterBranchRefusedTakesNothing", testRegisterBranchRefusedTakesNothing},
 		{"RegisterBranchRace", testRegisterBranchRace},
+		{"BeginRegisterBranch", testBeginRegisterBranch},
+		{"BeginRegisterBranchRefused", testBeginRegisterBranchRefused},
+		{"BeginRegisterBranchConcurrent", testBeginRegisterBranchConcurrent},
 		{"ListGlobals", testListGlobals},
 		{"DueGlobals", testDueGlobals},
 		{"DueGlobalsReindex", testDueGlobalsReindex},
@@ -1263,6 +1269,10 @@ func testCancelledContext(t *testing.T, s storage.Store) {
 			return err
 		}(),
 		"ReleaseLocks": s.ReleaseLocks(ctx, "x1"),
+		"BeginRegisterBranch": func() error {
+			_, _, err := s.BeginRegisterBranch(ctx, newGlobal("x2"), newBranch("x2", resourceA, "k3"), base)
+			return err
+		}(),
 	}
 	for name, err := range calls {
 		if !errors.Is(err, context.Canceled) {
@@ -1322,7 +1332,11 @@ func testClosed(t *testing.T, s storage.Store) {
 			return err
 		}(),
 		"ReleaseLocks": s.ReleaseLocks(ctx, "x1"),
-		"CheckLocks":   s.CheckLocks(ctx, "x1", resourceA, []string{"k"}),
+		"BeginRegisterBranch": func() error {
+			_, _, err := s.BeginRegisterBranch(ctx, newGlobal("x3"), newBranch("x3", resourceA, "k"), base)
+			return err
+		}(),
+		"CheckLocks": s.CheckLocks(ctx, "x1", resourceA, []string{"k"}),
 		"Locks": func() error {
 			_, err := s.Locks(ctx, "", 0)
 			return err
@@ -1606,6 +1620,149 @@ func testRegisterBranchRace(t *testing.T, s storage.Store) {
 	}
 }
 
+// testBeginRegisterBranch: the first registration of a global nobody
+// created creates it in the same write; later ones just register.
+func testBeginRegisterBranch(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	g := newGlobal("lazy")
+	g.BranchSeq = 7 // ignored: the first branch is 1
+	b := newBranch("lazy", resourceA, "k1")
+	id, created, err := s.BeginRegisterBranch(ctx, g, b, base)
+	if err != nil || id != 1 || !created || b.ID != 1 {
+		t.Fatalf("BeginRegisterBranch(new) = %d, %v, %v (b.ID %d); want 1, true, nil", id, created, err, b.ID)
+	}
+	want := newGlobal("lazy")
+	want.BranchSeq = 1
+	checkGlobal(t, "GetGlobal(lazy)", mustGet(t, s, "lazy"), want)
+	wantB := newBranch("lazy", resourceA, "k1")
+	wantB.ID = 1
+	if bs := mustBranches(t, s, "lazy"); len(bs) != 1 {
+		t.Fatalf("Branches(lazy) = %d branches, want 1", len(bs))
+	} else {
+		checkBranch(t, "Branches(lazy)[0]", bs[0], wantB)
+	}
+	checkLocks(t, "Locks(lazy)", mustLocks(t, s, "lazy", 0),
+		[]storage.Lock{{Resource: resourceA, Key: "k1", XID: "lazy", BranchID: 1}})
+	// The due index knows the created global.
+	due, err := s.DueGlobals(ctx, base.Add(time.Hour), 0)
+	if err != nil || !slices.Equal(xids(due), []string{"lazy"}) {
+		t.Errorf("DueGlobals after BeginRegisterBranch = %v, %v; want [lazy]", xids(due), err)
+	}
+
+	// A stored global is kept as it is: only the branch is added.
+	other := newGlobal("lazy")
+	other.Name = "other"
+	id, created, err = s.BeginRegisterBranch(ctx, other, newBranch("lazy", resourceB, "k1"), base)
+	if err != nil || id != 2 || created {
+		t.Fatalf("BeginRegisterBranch(stored) = %d, %v, %v; want 2, false, nil", id, created, err)
+	}
+	want.BranchSeq = 2
+	checkGlobal(t, "GetGlobal(lazy) after a second registration", mustGet(t, s, "lazy"), want)
+	if _, err := s.RegisterBranch(ctx, newBranch("lazy", resourceA, "k2"), base); err != nil {
+		t.Errorf("RegisterBranch(lazy) = %v, want nil", err)
+	}
+	if err := s.CreateGlobal(ctx, newGlobal("lazy")); !errors.Is(err, storage.ErrExists) {
+		t.Errorf("CreateGlobal(lazy) = %v, want %v", err, storage.ErrExists)
+	}
+}
+
+// testBeginRegisterBranchRefused: a refused registration creates nothing.
+func testBeginRegisterBranchRefused(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	mustCreate(t, s, newGlobal("holder"))
+	mustRegister(t, s, newBranch("holder", resourceA, "held"))
+	mustCreate(t, s, newGlobal("done"))
+	if err := s.FinishGlobal(ctx, "done", rollbacked); err != nil {
+		t.Fatalf("FinishGlobal = %v", err)
+	}
+	decided := newGlobal("decided")
+	decided.Status = committing
+	tests := []struct {
+		name string
+		g    *storage.Global
+		b    *storage.Branch
+		now  time.Time
+		want error
+	}{
+		{"conflict", newGlobal("g1"), newBranch("g1", resourceA, "k", "held"), base, protocol.ErrLockConflict},
+		{"past deadline", newGlobal("g2"), newBranch("g2", resourceA, "k"), base.Add(time.Hour), storage.ErrTimedOut},
+		{"past deadline and conflict", newGlobal("g3"), newBranch("g3", resourceA, "held"), base.Add(time.Hour), storage.ErrTimedOut},
+		{"tombstone", newGlobal("done"), newBranch("done", resourceA, "k"), base, storage.ErrNotBegin},
+		{"not in Begin", decided, newBranch("decided", resourceA, "k"), base, storage.ErrNotBegin},
+		{"other xid", newGlobal("g4"), newBranch("g5", resourceA, "k"), base, protocol.ErrInvalidArgument},
+		{"empty xid", newGlobal(""), newBranch("", resourceA, "k"), base, protocol.ErrInvalidArgument},
+	}
+	for _, tt := range tests {
+		id, created, err := s.BeginRegisterBranch(ctx, tt.g, tt.b, tt.now)
+		if !errors.Is(err, tt.want) || id != 0 || created {
+			t.Errorf("%s: BeginRegisterBranch = %d, %v, %v; want 0, false, %v", tt.name, id, created, err, tt.want)
+		}
+		if tt.g.XID != "done" && tt.g.XID != "" {
+			if g, err := s.GetGlobal(ctx, tt.g.XID); !errors.Is(err, storage.ErrNotFound) {
+				t.Errorf("%s: GetGlobal(%s) = %+v, %v; want %v (nothing created)", tt.name, tt.g.XID, g, err, storage.ErrNotFound)
+			}
+		}
+		if err := s.CheckLocks(ctx, "other", resourceA, []string{"k"}); err != nil {
+			t.Errorf("%s: CheckLocks(k) = %v, want nil", tt.name, err)
+		}
+	}
+	if g := mustGet(t, s, "done"); !g.Finished || g.Status != rollbacked {
+		t.Errorf("tombstone after BeginRegisterBranch = %+v, want it unchanged", g)
+	}
+}
+
+// testBeginRegisterBranchConcurrent: of concurrent first registrations of
+// one global, exactly one creates it, and branch ids are not repeated.
+func testBeginRegisterBranchConcurrent(t *testing.T, s storage.Store) {
+	const n = 16
+	type result struct {
+		id      int64
+		created bool
+		err     error
+	}
+	results := make(chan result, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			id, created, err := s.BeginRegisterBranch(context.Background(), newGlobal("lazy"),
+				newBranch("lazy", resourceA, fmt.Sprintf("k%d", i)), base)
+			results <- result{id, created, err}
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(results)
+	var ids []int64
+	creators := 0
+	for r := range results {
+		if r.err != nil {
+			t.Errorf("BeginRegisterBranch = %v, want nil", r.err)
+			continue
+		}
+		if r.created {
+			creators++
+		}
+		ids = append(ids, r.id)
+	}
+	if creators != 1 {
+		t.Errorf("%d calls created the global, want 1", creators)
+	}
+	slices.Sort(ids)
+	for i, id := range ids {
+		if id != int64(i+1) {
+			t.Fatalf("branch ids = %v, want 1..%d", ids, n)
+		}
+	}
+	if g := mustGet(t, s, "lazy"); g.BranchSeq != n {
+		t.Errorf("BranchSeq = %d, want %d", g.BranchSeq, n)
+	}
+	if got := len(mustLocks(t, s, "lazy", 0)); got != n {
+		t.Errorf("len(Locks(lazy)) = %d, want %d", got, n)
+	}
+}
+
 // RunDurable runs the part of the contract that only a durable store
 // keeps: what it holds survives Close and a new open of the same data, in
 // particular the locks (which a store may keep in memory and rebuild) and
@@ -1619,6 +1776,7 @@ func RunDurable(t *testing.T, open func(t *testing.T) (storage.Store, func() sto
 	}{
 		{"LocksSurviveReopen", testLocksSurviveReopen},
 		{"RefusedRegistrationAfterReopen", testRefusedRegistrationAfterReopen},
+		{"BeginRegisterBranchAfterReopen", testBeginRegisterBranchAfterReopen},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1728,4 +1886,30 @@ func testRefusedRegistrationAfterReopen(t *testing.T, s storage.Store, reopen fu
 		t.Errorf("BranchSeq(x1) after refused registrations and reopen = %d, want 0", g.BranchSeq)
 	}
 	mustRegister(t, s, newBranch("x1", resourceA, "k1", "k2"))
+}
+
+// testBeginRegisterBranchAfterReopen: a global created by its first
+// registration is stored like any other: it, its branch, its lock and its
+// due time survive a reopen; a refused one leaves nothing.
+func testBeginRegisterBranchAfterReopen(t *testing.T, s storage.Store, reopen func() storage.Store) {
+	ctx := context.Background()
+	if _, _, err := s.BeginRegisterBranch(ctx, newGlobal("lazy"), newBranch("lazy", resourceA, "k1"), base); err != nil {
+		t.Fatalf("BeginRegisterBranch = %v", err)
+	}
+	if _, _, err := s.BeginRegisterBranch(ctx, newGlobal("late"), newBranch("late", resourceA, "k2"), base.Add(time.Hour)); !errors.Is(err, storage.ErrTimedOut) {
+		t.Fatalf("BeginRegisterBranch past deadline = %v, want %v", err, storage.ErrTimedOut)
+	}
+	s = reopen()
+	want := newGlobal("lazy")
+	want.BranchSeq = 1
+	checkGlobal(t, "GetGlobal(lazy) after reopen", mustGet(t, s, "lazy"), want)
+	if _, err := s.GetGlobal(ctx, "late"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("GetGlobal(late) after reopen = %v, want %v", err, storage.ErrNotFound)
+	}
+	checkLocks(t, "Locks after reopen", mustLocks(t, s, "", 0),
+		[]storage.Lock{{Resource: resourceA, Key: "k1", XID: "lazy", BranchID: 1}})
+	due, err := s.DueGlobals(ctx, base.Add(time.Hour), 0)
+	if err != nil || !slices.Equal(xids(due), []string{"lazy"}) {
+		t.Errorf("DueGlobals after reopen = %v, %v; want [lazy]", xids(due), err)
+	}
 }
