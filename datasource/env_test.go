@@ -67,6 +67,7 @@ func newEnv(t testing.TB, opts ...tctest.Option) *env {
 // writer" and the test's eyes), db the same database through the wrapper.
 type database struct {
 	t        testing.TB
+	e        *env
 	cfg      *gomysql.Config
 	raw      *sql.DB
 	db       *sql.DB
@@ -90,7 +91,7 @@ func (e *env) newDB(t testing.TB, dopts []dbOption, opts ...Option) *database {
 	for _, o := range dopts {
 		o(cfg)
 	}
-	d := &database{t: t, cfg: cfg, raw: mysqltest.Open(t, cfg)}
+	d := &database{t: t, e: e, cfg: cfg, raw: mysqltest.Open(t, cfg)}
 	d.exec(undo.LogTableDDL)
 	inner, err := gomysql.NewConnector(cfg)
 	if err != nil {
@@ -157,9 +158,14 @@ func (d *database) dump(table string) [][]string {
 	return out
 }
 
-// undoLogs counts undo_log rows by status.
+// undoLogs counts undo_log rows by status, once no global transaction is
+// in its first phase-two round: an AT-only commit answers at its decision
+// and deletes its undo logs after.
 func (d *database) undoLogs() (normal, markers int) {
 	d.t.Helper()
+	if d.e != nil {
+		d.e.settleCommits()
+	}
 	if err := d.raw.QueryRow("SELECT COALESCE(SUM(log_status = 0), 0), COALESCE(SUM(log_status = 1), 0) FROM undo_log").Scan(&normal, &markers); err != nil {
 		d.t.Fatal(err)
 	}
@@ -184,6 +190,27 @@ func (d *database) accounts(n int) {
 		vals = append(vals, fmt.Sprintf("(%d, 100, NULL)", i))
 	}
 	d.exec("INSERT INTO account VALUES " + strings.Join(vals, ", "))
+}
+
+// settleCommits waits until no global transaction is COMMITTING (in its
+// first phase-two round), for at most 20s.
+func (e *env) settleCommits() {
+	e.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := e.admin.ListGlobals(context.Background(), &xactpb.ListGlobalsRequest{
+			Statuses: []xactpb.GlobalStatus{xactpb.GlobalStatus_GLOBAL_STATUS_COMMITTING}, Limit: 1})
+		if err != nil {
+			e.t.Fatalf("ListGlobals: %v", err)
+		}
+		if len(resp.GetGlobals()) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("global %s still COMMITTING after 20s", resp.GetGlobals()[0].GetXid())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // global shows a global transaction (finished ones from their

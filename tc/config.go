@@ -42,6 +42,12 @@ type Config struct {
 	// finish before answering with the in-progress status. The decision is
 	// durable either way.
 	DecisionWait time.Duration
+	// WaitATCommit makes Commit wait for phase two (up to DecisionWait)
+	// also when every branch is an AT branch. By default it answers as
+	// soon as the decision is durable: an AT branch's phase-two commit
+	// only deletes its undo log, so the outcome is already final, and the
+	// rows were unlocked with the decision.
+	WaitATCommit bool
 	// RetryBase and RetryMax shape the capped exponential backoff (with
 	// jitter) between phase-two attempts of one global transaction.
 	RetryBase time.Duration

@@ -45,6 +45,13 @@ func (s *Server) decide(ctx context.Context, xid string, begin *xactpb.BeginRequ
 		return st, nil
 	}
 	r := s.drive.start(xid, pre)
+	if commit && !s.cfg.WaitATCommit && pre != nil && onlyAT(pre.branches) {
+		// An AT branch's phase-two commit only deletes its undo log: the
+		// outcome is final once the decision is durable, and the locks went
+		// with it (I5). The caller does not wait for the clean-up; phase two
+		// runs, is retried and is recorded as for any other commit.
+		return st, nil
+	}
 	wait := s.cfg.DecisionWait
 	if dl, ok := ctx.Deadline(); ok {
 		// Answer before the caller gives up: the decision is durable, and an
@@ -205,4 +212,14 @@ func appendEvent(h []storage.Event, at time.Time, what string) []storage.Event {
 		h = append(h[:0:0], h[len(h)-maxHistory:]...)
 	}
 	return h
+}
+
+// onlyAT reports whether every branch is an AT branch (and there is one).
+func onlyAT(branches []*storage.Branch) bool {
+	for _, b := range branches {
+		if b.Type != xactpb.BranchType_BRANCH_TYPE_AT {
+			return false
+		}
+	}
+	return len(branches) > 0
 }

@@ -127,6 +127,10 @@ func TestCommitWithoutBranches(t *testing.T) {
 	}
 }
 
+// waitAT makes Commit wait for phase two of AT-only globals, for tests that
+// watch phase two through Commit's answer.
+var waitAT = tctest.WithConfig(func(c *tc.Config) { c.WaitATCommit = true })
+
 func TestCommitDeliversPhaseTwoAndReleasesLocks(t *testing.T) {
 	for _, name := range []string{"memory", "badger"} {
 		t.Run(name, func(t *testing.T) {
@@ -134,7 +138,7 @@ func TestCommitDeliversPhaseTwoAndReleasesLocks(t *testing.T) {
 			if name == "badger" {
 				opts = append(opts, tctest.WithBadger())
 			}
-			srv := tctest.Start(t, opts...)
+			srv := tctest.Start(t, append(opts, waitAT)...)
 			c := newClient(t, srv)
 			rm := attachRM(t, srv.Conn(t), "db1", "db2")
 			xid := c.begin(time.Minute)
@@ -343,7 +347,7 @@ func TestPhaseOneFailureForcesRollback(t *testing.T) {
 }
 
 func TestRMAttachesLate(t *testing.T) {
-	srv := tctest.Start(t)
+	srv := tctest.Start(t, waitAT)
 	c := newClient(t, srv)
 	xid := c.begin(time.Minute)
 	c.mustRegister(xid, "db1", "k1")
@@ -408,7 +412,7 @@ func TestUnknownOutcomeRetriedThenParked(t *testing.T) {
 }
 
 func TestFailedOutcomeParksAtOnce(t *testing.T) {
-	srv := tctest.Start(t)
+	srv := tctest.Start(t, waitAT)
 	c := newClient(t, srv)
 	rm := attachRM(t, srv.Conn(t), "db1")
 	rm.setAnswer(func(*xactpb.BranchAction) (xactpb.Outcome, string) { return outcomeFailed, "dirty row" })
@@ -433,7 +437,7 @@ func TestFailedOutcomeParksAtOnce(t *testing.T) {
 }
 
 func TestRestartResumesPhaseTwo(t *testing.T) {
-	srv := tctest.Start(t, tctest.WithBadger())
+	srv := tctest.Start(t, tctest.WithBadger(), waitAT)
 	c := newClient(t, srv)
 	rm := attachRM(t, srv.Conn(t), "db1")
 	rm.setAnswer(func(*xactpb.BranchAction) (xactpb.Outcome, string) { return outcomeUnknown, "not yet" })
@@ -598,7 +602,7 @@ func TestGracefulShutdownAnswersInFlightCommit(t *testing.T) {
 }
 
 func TestLazyBegin(t *testing.T) {
-	srv := tctest.Start(t)
+	srv := tctest.Start(t, waitAT)
 	c := newClient(t, srv)
 	rm := attachRM(t, srv.Conn(t), "db1")
 	ctx := context.Background()
@@ -724,7 +728,7 @@ func TestLocksReleasedAtCommitDecision(t *testing.T) {
 			if name == "badger" {
 				opts = append(opts, tctest.WithBadger())
 			}
-			srv := tctest.Start(t, opts...)
+			srv := tctest.Start(t, append(opts, waitAT)...)
 			c := newClient(t, srv)
 			// One RM per resource: each holds its action in its handler.
 			rm := attachRM(t, srv.Conn(t), "db1")
@@ -882,4 +886,70 @@ func TestRollbackReleasesEachBranchAfterItsUndo(t *testing.T) {
 	}
 	eventually(t, "rollback done", func() bool { return c.status(r) == rollbacked })
 	c.mustRegister(other, "db1", "k1")
+}
+
+// TestATCommitAnswersAtDecision: Commit of a global whose branches are
+// all AT answers once the decision is durable, while its phase two (the
+// undo-log deletion) is still held at the RM; phase two then finishes on
+// its own. DecisionWait is an hour: an answer that waited for phase two
+// would not come before the release.
+func TestATCommitAnswersAtDecision(t *testing.T) {
+	srv := tctest.Start(t, tctest.WithConfig(func(c *tc.Config) { c.DecisionWait = time.Hour }))
+	c := newClient(t, srv)
+	rm := attachRM(t, srv.Conn(t), "db1")
+	release := holdRM(t, rm)
+	a := c.begin(time.Minute)
+	c.mustRegister(a, "db1", "k")
+	c.mustRegister(a, "db1", "l")
+	answered := make(chan xactpb.GlobalStatus, 1)
+	go func() {
+		st, err := c.commit(a)
+		if err != nil {
+			t.Errorf("Commit = %v", err)
+		}
+		answered <- st
+	}()
+	select {
+	case st := <-answered:
+		if st != xactpb.GlobalStatus_GLOBAL_STATUS_COMMITTING {
+			t.Errorf("Commit = %v, want COMMITTING (decided, phase two running)", st)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Commit of an AT-only global did not answer while its phase two was held")
+	}
+	if n := len(c.locks()); n != 0 {
+		t.Errorf("%d locks held after the commit decision, want 0", n)
+	}
+	release()
+	eventually(t, "A committed", func() bool { return c.status(a) == committed })
+}
+
+// TestMixedCommitWaits: a global with a TCC branch beside its AT branch
+// still waits for phase two (a confirm runs business code): its answer,
+// given after the held RM is released, is COMMITTED.
+func TestMixedCommitWaits(t *testing.T) {
+	srv := tctest.Start(t, tctest.WithConfig(func(c *tc.Config) { c.DecisionWait = time.Hour }))
+	c := newClient(t, srv)
+	rm := attachRM(t, srv.Conn(t), "db1", "svc")
+	release := holdRM(t, rm)
+	a := c.begin(time.Minute)
+	c.mustRegister(a, "db1", "k")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.coord.RegisterBranch(ctx, &xactpb.RegisterBranchRequest{Xid: a, ResourceId: "svc", BranchType: xactpb.BranchType_BRANCH_TYPE_TCC}); err != nil {
+		t.Fatalf("RegisterBranch(TCC) = %v", err)
+	}
+	answered := make(chan xactpb.GlobalStatus, 1)
+	go func() {
+		st, err := c.commit(a)
+		if err != nil {
+			t.Errorf("Commit = %v", err)
+		}
+		answered <- st
+	}()
+	eventually(t, "a commit at the RM", func() bool { return len(rm.actions()) >= 1 })
+	release()
+	if st := <-answered; st != committed {
+		t.Errorf("Commit = %v, want %v (it waits for phase two)", st, committed)
+	}
 }

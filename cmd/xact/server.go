@@ -34,6 +34,7 @@ func serverCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.DurationVar(&cfg.MaxTimeout, "max-timeout", cfg.MaxTimeout, "largest timeout a client may ask for")
 	fs.DurationVar(&cfg.PhaseTwoTimeout, "phase-two-timeout", cfg.PhaseTwoTimeout, "wait for an RM's answer to one phase-two action")
 	fs.DurationVar(&cfg.DecisionWait, "decision-wait", cfg.DecisionWait, "how long Commit/Rollback wait for phase two before answering in-progress")
+	fs.BoolVar(&cfg.WaitATCommit, "wait-at-commit", cfg.WaitATCommit, "make Commit wait for phase two also when every branch is AT (by default it answers once the decision is durable)")
 	fs.DurationVar(&cfg.RetryBase, "retry-base", cfg.RetryBase, "first phase-two retry delay (doubles, with jitter)")
 	fs.DurationVar(&cfg.RetryMax, "retry-max", cfg.RetryMax, "largest phase-two retry delay")
 	fs.IntVar(&cfg.RetryBudget, "retry-budget", cfg.RetryBudget, "phase-two attempts before a transaction is parked")
