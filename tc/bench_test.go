@@ -2,10 +2,13 @@ package tc_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/tc/tctest"
 )
@@ -64,4 +67,61 @@ func BenchmarkGlobalTx(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkHotRow measures global transactions that all update one row:
+// each registers one AT branch with the same lock key (retrying, as an RM
+// does, while another global holds it) and commits. The RMs' phase-two
+// commit takes hotRowPhaseTwo (an undo-log delete in the RM's database),
+// so a lock held until phase two ends adds that to every transaction's
+// hold time; a lock released with the commit decision does not:
+//
+//	go test ./tc -run '^$' -bench HotRow -benchtime 3s
+func BenchmarkHotRow(b *testing.B) {
+	const hotRowPhaseTwo = time.Millisecond
+	srv := tctest.Start(b, tctest.WithBadger())
+	conn := srv.Conn(b)
+	for range 4 { // the hub spreads phase two over them
+		rm := attachRM(b, conn, "db-a")
+		rm.setAnswer(func(*xactpb.BranchAction) (xactpb.Outcome, string) {
+			time.Sleep(hotRowPhaseTwo)
+			return xactpb.Outcome_OUTCOME_DONE, ""
+		})
+		defer rm.close()
+	}
+	coord := xactpb.NewCoordinatorClient(conn)
+	ctx := context.Background()
+	res, err := coord.Reserve(ctx, &xactpb.ReserveRequest{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	prefix := res.GetXidPrefix()
+	var seq, conflicts atomic.Int64
+	b.SetParallelism(4)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			xid := fmt.Sprintf("%s%x", prefix, seq.Add(1))
+			req := &xactpb.RegisterBranchRequest{Xid: xid, ResourceId: "db-a", LockKeys: []string{"t:hot"},
+				Begin: &xactpb.BeginRequest{Name: "hot", TimeoutMs: 30000}}
+			for {
+				_, err := coord.RegisterBranch(ctx, req)
+				if err == nil {
+					break
+				}
+				if !errors.Is(protocol.FromStatus(err), protocol.ErrLockConflict) {
+					b.Error(err)
+					return
+				}
+				conflicts.Add(1)
+				time.Sleep(100 * time.Microsecond) // the RM's lock-wait backoff
+			}
+			if _, err := coord.Commit(ctx, &xactpb.CommitRequest{Xid: xid}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tx/s")
+	b.ReportMetric(float64(conflicts.Load())/float64(b.N), "conflicts/tx")
 }

@@ -170,4 +170,3 @@ func (s *Store) releaseUnheld(ctx context.Context) error {
 	}
 	return nil
 }
-

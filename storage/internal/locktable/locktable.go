@@ -101,21 +101,17 @@ func (t *Table) Reserve(xid, resource string, keys []string) (*Reservation, erro
 	st.Lock()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var take []row
 	for {
-		take = take[:0]
 		reserved := false
 		for _, k := range keys {
-			r := row{resource, k}
-			h, held := t.rows[r]
+			h, held := t.rows[row{resource, k}]
 			switch {
-			case held && h.xid != xid && h.branch != 0:
+			case !held || h.xid == xid:
+			case h.branch != 0:
 				st.Unlock()
 				return nil, &protocol.LockConflictError{Resource: resource, Key: k, Holder: h.xid}
-			case held && h.xid != xid:
+			default:
 				reserved = true
-			case !held && !slices.Contains(take, r):
-				take = append(take, r)
 			}
 		}
 		if !reserved {
@@ -125,8 +121,13 @@ func (t *Table) Reserve(xid, resource string, keys []string) (*Reservation, erro
 		t.ended.Wait()
 		t.waiting--
 	}
-	for _, r := range take {
-		t.rows[r] = holder{xid: xid}
+	var take []row
+	for _, k := range keys {
+		r := row{resource, k}
+		if _, held := t.rows[r]; !held { // a repeated key is held by now
+			t.rows[r] = holder{xid: xid}
+			take = append(take, r)
+		}
 	}
 	return &Reservation{t: t, stripe: st, xid: xid, resource: resource, keys: slices.Clone(keys), taken: take}, nil
 }
@@ -229,14 +230,18 @@ func (t *Table) Release(xid string, ids ...int64) {
 			kept = append(kept, b)
 		}
 	}
+	var next map[row]int64 // the lowest kept branch listing each row
 	for _, b := range gone {
 		for _, k := range b.keys {
 			r := row{b.resource, k}
 			if h := t.rows[r]; h.xid != xid || h.branch != b.id {
-				continue // held by an earlier branch, or a duplicate key
+				continue // held by an earlier branch, or a repeated key
 			}
-			if next := nextHolder(kept, r); next != 0 {
-				t.rows[r] = holder{xid: xid, branch: next}
+			if next == nil && len(kept) > 0 {
+				next = firstListing(kept)
+			}
+			if id, ok := next[r]; ok {
+				t.rows[r] = holder{xid: xid, branch: id}
 			} else {
 				delete(t.rows, r)
 			}
@@ -249,14 +254,18 @@ func (t *Table) Release(xid string, ids ...int64) {
 	}
 }
 
-// nextHolder returns the id of the first branch of bs that lists r, or 0.
-func nextHolder(bs []branch, r row) int64 {
+// firstListing maps every row the branches bs (in id order) list to the
+// first of them that lists it.
+func firstListing(bs []branch) map[row]int64 {
+	m := map[row]int64{}
 	for _, b := range bs {
-		if b.resource == r.resource && slices.Contains(b.keys, r.key) {
-			return b.id
+		for _, k := range b.keys {
+			if _, ok := m[row{b.resource, k}]; !ok {
+				m[row{b.resource, k}] = b.id
+			}
 		}
 	}
-	return 0
+	return m
 }
 
 // Check returns nil if no key of resource is held or reserved by a global
@@ -288,10 +297,12 @@ func (t *Table) Locks(xid string, limit int) []storage.Lock {
 			}
 		}
 	} else {
+		listed := map[row]bool{}
 		for _, b := range t.globals[xid] {
-			for i, k := range b.keys {
+			for _, k := range b.keys {
 				r := row{b.resource, k}
-				if h := t.rows[r]; h.xid == xid && h.branch == b.id && !slices.Contains(b.keys[:i], k) {
+				if h := t.rows[r]; h.xid == xid && h.branch == b.id && !listed[r] {
+					listed[r] = true
 					out = append(out, storage.Lock{Resource: r.resource, Key: r.key, XID: xid, BranchID: b.id})
 				}
 			}

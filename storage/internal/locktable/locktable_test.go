@@ -4,6 +4,7 @@ import (
 	"errors"
 	"reflect"
 	"runtime"
+	"strconv"
 	"testing"
 
 	"github.com/xact-io/xact/protocol"
@@ -145,4 +146,31 @@ func TestAdd(t *testing.T) {
 	if len(tb.globals) != 0 {
 		t.Errorf("globals after releasing everything = %v, want none", tb.globals)
 	}
+}
+
+// BenchmarkReserveManyKeys registers, hands over and releases branches of
+// 10,000 keys (the TC's MaxLockKeys), half of them listed twice.
+func BenchmarkReserveManyKeys(b *testing.B) {
+	keys := make([]string, 10000)
+	for i := range keys {
+		keys[i] = "orders:" + strconv.Itoa(i%5000+b.N)
+	}
+	for range b.N {
+		tb := New()
+		mustReserveB(b, tb, "x1", keys).Commit(1)
+		mustReserveB(b, tb, "x1", keys).Commit(2)
+		tb.Release("x1", 1) // every row passes to branch 2
+		if n := len(tb.Locks("x1", 0)); n != 5000 {
+			b.Fatalf("Locks(x1) = %d rows, want 5000", n)
+		}
+		tb.Release("x1")
+	}
+}
+
+func mustReserveB(b *testing.B, tb *Table, xid string, keys []string) *Reservation {
+	r, err := tb.Reserve(xid, "r", keys)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return r
 }
