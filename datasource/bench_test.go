@@ -44,8 +44,17 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	// interpolateParams=true for both runs: without it every statement
 	// with arguments costs a prepare, an execute and a close, in the
 	// plain run as much as in the AT run.
-	be.a = e.newDB(b, []dbOption{interpolate(true)})
-	be.b = e.newDB(b, []dbOption{interpolate(true)})
+	// XACT_BENCH_DELETE_DELAY overrides the deleter's delay, to compare.
+	var opts []Option
+	if v := os.Getenv("XACT_BENCH_DELETE_DELAY"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			b.Fatalf("XACT_BENCH_DELETE_DELAY: %v", err)
+		}
+		opts = append(opts, WithDeleteDelay(d))
+	}
+	be.a = e.newDB(b, []dbOption{interpolate(true)}, opts...)
+	be.b = e.newDB(b, []dbOption{interpolate(true)}, opts...)
 	for _, d := range []*database{be.a, be.b} {
 		d.accounts(benchAccounts)
 		for _, db := range []*sql.DB{d.raw, d.db} {

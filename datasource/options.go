@@ -28,8 +28,11 @@ const (
 	// removes after phase-two commit.
 	DefaultDeleteBatch = 256
 	// DefaultDeleteDelay is how long the undo-log deleter waits, after the
-	// first committed branch of a batch, for more to delete with it.
-	DefaultDeleteDelay = 0
+	// first committed branch of a batch, for more to delete with it. An
+	// AT-only global's Commit does not wait for phase two, so the delay
+	// only postpones the clean-up (measured: 5.5 branches per DELETE at
+	// concurrency 64 instead of 1.9).
+	DefaultDeleteDelay = 2 * time.Millisecond
 	// DefaultMarkerRetention is how long a "global finished" marker is
 	// kept before the cleanup loop deletes it.
 	DefaultMarkerRetention = 24 * time.Hour
