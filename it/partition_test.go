@@ -174,9 +174,9 @@ func partition(t *testing.T, c partitionCase, probeFP string, window time.Durati
 			recs = append(recs, p)
 		} else {
 			// Once the commit decision is durable, the locks need not
-			// wait for the partitioned RM: the TC releases them when the
-			// first phase-two round ends without it (tc/phasetwo.go),
-			// and another transaction may use the rows.
+			// wait for the partitioned RM: the TC releases them in the
+			// decision's own write (tc/decide.go, I5), and another
+			// transaction may use the rows.
 			released := waitFor(30*time.Second, func() bool {
 				l, err := g.admin.ListLocks(ctx, &xactpb.ListLocksRequest{Xid: rec.xid})
 				return err == nil && len(l.GetLocks()) == 0

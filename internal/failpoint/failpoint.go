@@ -43,7 +43,7 @@ const Env = "XACT_FAILPOINTS"
 // Points names every failpoint placed in the code, with what state the
 // process is in when it dies (or pauses) there.
 var Points = map[string]string{
-	"tc/begin/after-store":        "the global is stored (relaxed), not yet answered (Begin) or registered into (lazy Begin)",
+	"tc/begin/after-store":        "the global is stored, not yet answered (Begin; relaxed write) or, on the lazy path, stored with its first branch, RegisterBranch not answered",
 	"tc/register/after-store":     "the branch and its locks are durable, RegisterBranch not answered",
 	"tc/decide/after-decision":    "the commit or rollback decision is durable, no phase-two action sent",
 	"tc/phase2/after-send":        "a phase-two action was sent to the RM, its answer not recorded",
