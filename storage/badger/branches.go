@@ -132,11 +132,8 @@ func getBranch(txn *bdb.Txn, xid string, id int64) (*storage.Branch, bool, error
 	if err != nil {
 		return nil, false, fmt.Errorf("storage/badger: get branch %s/%d: %w", xid, id, err)
 	}
-	var b *storage.Branch
-	if err := item.Value(func(v []byte) error {
-		b, err = decodeBranch(v)
-		return err
-	}); err != nil {
+	b, err := itemBranch(item)
+	if err != nil {
 		return nil, false, fmt.Errorf("storage/badger: branch %s/%d: %w", xid, id, err)
 	}
 	return b, true, nil
@@ -189,12 +186,7 @@ func (s *Store) Branches(ctx context.Context, xid string) ([]*storage.Branch, er
 		it := txn.NewIterator(opts)
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			var b *storage.Branch
-			err := it.Item().Value(func(v []byte) error {
-				var err error
-				b, err = decodeBranch(v)
-				return err
-			})
+			b, err := itemBranch(it.Item())
 			if err != nil {
 				return fmt.Errorf("storage/badger: branch of %s: %w", xid, err)
 			}
@@ -277,12 +269,7 @@ func (s *Store) load() error {
 		for it.Rewind(); it.Valid(); it.Next() {
 			item := it.Item()
 			xid := string(item.Key()[1:])
-			var g *storage.Global
-			err := item.Value(func(v []byte) error {
-				var err error
-				g, err = decodeGlobal(v)
-				return err
-			})
+			g, err := itemGlobal(item)
 			if err != nil {
 				// A corrupt record fails its readers with ErrCorrupt.
 				// It must not keep the store from opening; indexed as due
@@ -303,12 +290,7 @@ func (s *Store) load() error {
 		it = txn.NewIterator(opts)
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			var b *storage.Branch
-			err := it.Item().Value(func(v []byte) error {
-				var err error
-				b, err = decodeBranch(v)
-				return err
-			})
+			b, err := itemBranch(it.Item())
 			if err != nil {
 				// Its keys are unknown, so they cannot be held; reading
 				// its global's branches fails with ErrCorrupt, so phase

@@ -41,11 +41,8 @@ func readGlobal(txn *bdb.Txn, key []byte, xid string) (*storage.Global, bool, er
 	if err != nil {
 		return nil, false, fmt.Errorf("storage/badger: get global %s: %w", xid, err)
 	}
-	var g *storage.Global
-	if err := item.Value(func(v []byte) error {
-		g, err = decodeGlobal(v)
-		return err
-	}); err != nil {
+	g, err := itemGlobal(item)
+	if err != nil {
 		return nil, false, fmt.Errorf("storage/badger: global %s: %w", xid, err)
 	}
 	return g, true, nil
@@ -247,12 +244,7 @@ func (s *Store) ListGlobals(ctx context.Context, f storage.Filter) ([]*storage.G
 					return err
 				}
 			}
-			var g *storage.Global
-			err := it.Item().Value(func(v []byte) error {
-				var err error
-				g, err = decodeGlobal(v)
-				return err
-			})
+			g, err := itemGlobal(it.Item())
 			if err != nil {
 				return fmt.Errorf("storage/badger: global %q: %w", it.Item().Key()[1:], err)
 			}

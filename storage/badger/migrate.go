@@ -7,8 +7,6 @@ import (
 
 	bdb "github.com/dgraph-io/badger/v4"
 	"google.golang.org/protobuf/encoding/protowire"
-
-	"github.com/xact-io/xact/storage"
 )
 
 // Format versions of a data directory, kept under formatKey.
@@ -127,12 +125,7 @@ func (s *Store) releaseUnheld(ctx context.Context) error {
 		it = txn.NewIterator(opts)
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			var b *storage.Branch
-			err := it.Item().Value(func(v []byte) error {
-				var err error
-				b, err = decodeBranch(v)
-				return err
-			})
+			b, err := itemBranch(it.Item())
 			if err != nil {
 				continue // load reports it
 			}

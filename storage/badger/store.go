@@ -400,3 +400,25 @@ func (s *Store) runGC() {
 		}
 	}
 }
+
+// itemBranch decodes the branch record stored in item.
+func itemBranch(item *bdb.Item) (*storage.Branch, error) {
+	var b *storage.Branch
+	err := item.Value(func(v []byte) error {
+		var err error
+		b, err = decodeBranch(v)
+		return err
+	})
+	return b, err
+}
+
+// itemGlobal decodes the global record stored in item.
+func itemGlobal(item *bdb.Item) (*storage.Global, error) {
+	var g *storage.Global
+	err := item.Value(func(v []byte) error {
+		var err error
+		g, err = decodeGlobal(v)
+		return err
+	})
+	return g, err
+}
