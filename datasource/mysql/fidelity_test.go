@@ -11,60 +11,9 @@ import (
 
 	gomysql "github.com/go-sql-driver/mysql"
 
+	"github.com/xact-io/xact/internal/mysqltest"
 	"github.com/xact-io/xact/undo"
 )
-
-// typesSchema has a column of every type family, with edge-case rows.
-const typesSchema = `CREATE TABLE types (
-  id INT PRIMARY KEY,
-  u64 BIGINT UNSIGNED, i64 BIGINT, ti TINYINT, tu TINYINT UNSIGNED, mi MEDIUMINT,
-  dec65 DECIMAL(65,30), dec0 DECIMAL(10,0),
-  f FLOAT, d DOUBLE,
-  dt6 DATETIME(6), dt0 DATETIME,
-  ts6 TIMESTAMP(6) NULL DEFAULT NULL ON UPDATE CURRENT_TIMESTAMP(6),
-  ts0 TIMESTAMP NULL DEFAULT NULL,
-  da DATE, tm TIME(3), yr YEAR,
-  js JSON,
-  bl BLOB, bn BINARY(4), vb VARBINARY(10),
-  bt BIT(10), b64 BIT(64),
-  en ENUM('a', 'b', 'ü'), st SET('x', 'y', 'z'),
-  vc VARCHAR(20), vcl VARCHAR(20) CHARACTER SET latin1, ch CHAR(5), tx TEXT,
-  emoji VARCHAR(10) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin,
-  g GEOMETRY NULL,
-  gen INT AS (ti + 1) VIRTUAL,
-  gens VARCHAR(30) AS (CONCAT(vc, '!')) STORED,
-  inv INT INVISIBLE DEFAULT 7
-)`
-
-var typesRows = []string{
-	// Maxima, exact decimals and floats the text protocol would round.
-	`INSERT INTO types (id, u64, i64, ti, tu, mi, dec65, dec0, f, d, dt6, dt0, ts6, ts0, da, tm, yr, js, bl, bn, vb, bt, b64, en, st, vc, vcl, ch, tx, emoji, g, inv) VALUES
-	 (1, 18446744073709551615, -9223372036854775808, -128, 255, -8388608,
-	  '12345678901234567890123456789012345.123456789012345678901234567890', 9999999999,
-	  1.23456789, 1.2345678901234567e-300,
-	  '9999-12-31 23:59:59.999999', '1000-01-01 00:00:00', '2038-01-19 03:14:07.999999', '1970-01-01 00:00:01',
-	  '1000-01-01', '-838:59:59.000', 2155,
-	  '{"a": [1, 2.50, "é😀"], "b": null}',
-	  UNHEX('000102FF80'), 'ab', x'00ff', b'1010101010', x'FFFFFFFFFFFFFFFF', 'ü', 'x,z',
-	  'héllo', 'é', 'ab ', 'text 😀 \\ '' "', '😀🇩🇪', ST_GeomFromText('POINT(1 2)'), 42)`,
-	// Zero dates, empty strings, zero bits, denormals.
-	`INSERT INTO types (id, u64, i64, ti, tu, mi, dec65, dec0, f, d, dt6, dt0, ts6, ts0, da, tm, yr, js, bl, bn, vb, bt, b64, en, st, vc, vcl, ch, tx, emoji) VALUES
-	 (2, 0, 0, 0, 0, 0, '-0.000000000000000000000000000001', -1, -3.4e38, 4.9e-324,
-	  '0000-00-00 00:00:00', '0000-00-00 00:00:00', '0000-00-00 00:00:00', '0000-00-00 00:00:00',
-	  '0000-00-00', '00:00:00', 0, '""', '', '', '', 0, 0, 'a', '', '', '', '', '', '')`,
-	// NULL everywhere.
-	`INSERT INTO types (id) VALUES (3)`,
-	// A row to delete, with ordinary values.
-	`INSERT INTO types (id, u64, d, dt6, ts6, vc, emoji, bl) VALUES (4, 7, 0.1, '2024-03-31 02:30:00.5', '2024-10-27 01:30:00.25', 'four', '🙂', 'blob')`,
-}
-
-// typesUpdate changes every writable column of rows 1-3 (with ASCII
-// values, so that a latin1 connection can send it).
-const typesUpdate = `UPDATE types SET u64 = 1, i64 = 1, ti = 1, tu = 1, mi = 1, dec65 = 1.5, dec0 = 1, f = 0.5, d = 0.25,
-  dt6 = '2001-01-01 01:01:01.000001', dt0 = '2001-01-01 01:01:01', ts0 = '2001-01-01 01:01:01', da = '2001-01-01',
-  tm = '01:01:01.001', yr = 2001, js = '[1]', bl = 'b', bn = 'b', vb = 'b', bt = 1, b64 = 1, en = 'a', st = 'y',
-  vc = 'v', vcl = 'v', ch = 'c', tx = 't', emoji = 'e', g = ST_GeomFromText('POINT(3 4)'), inv = 8
-  WHERE id <= ?`
 
 // fidelitySide is one connection configuration.
 type fidelitySide struct {
@@ -108,13 +57,13 @@ func TestTypeFidelity(t *testing.T) {
 	for _, pair := range [][2]fidelitySide{{a, b}, {b, a}} {
 		t.Run(pair[0].name+" then "+pair[1].name, func(t *testing.T) {
 			e := newEnv(t)
-			e.exec(typesSchema)
-			e.exec(typesRows...)
+			e.exec(mysqltest.TypesSchema)
+			e.exec(mysqltest.TypesRows...)
 			sum0, dump0 := e.checksum("types"), e.dump("types")
 			branchDB := e.with(pair[0].apply(t))
 			rollbackDB := e.with(pair[1].apply(t))
 			enc, keys, err := e.branch(branchDB,
-				q(typesUpdate, 3),
+				q(mysqltest.TypesUpdate, 3),
 				q("DELETE FROM types WHERE id = ?", 4),
 				q("INSERT INTO types (id, u64, f, ts6, ts0, vc, bt) VALUES (?, ?, ?, ?, '2020-02-02 02:02:02', ?, ?)", 5, uint64(math.MaxUint64), 0.1, "2021-06-01 12:00:00.123456", "new", 3),
 			)
@@ -148,8 +97,8 @@ func TestTypeFidelity(t *testing.T) {
 // TestImageValues checks the captured values of the edge row directly.
 func TestImageValues(t *testing.T) {
 	e := newEnv(t)
-	e.exec(typesSchema)
-	e.exec(typesRows...)
+	e.exec(mysqltest.TypesSchema)
+	e.exec(mysqltest.TypesRows...)
 	var rec undo.Record
 	err := tx(t, e.with(fidelitySide{timeZone: "+05:30", parseTime: true}.apply(t)), func(ctx context.Context, conn driver.Conn) error {
 		p, err := run(ctx, e.d, conn, "DELETE FROM types WHERE id IN (1, 2)")
