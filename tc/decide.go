@@ -120,9 +120,25 @@ func (s *Server) decideLocked(ctx context.Context, xid string, commit, force boo
 	}
 
 	// Begin: this call makes the decision.
+	for {
+		st, pre, again, err := s.decideBegin(ctx, g, commit, force, now)
+		if !again {
+			return st, pre, err
+		}
+	}
+}
+
+// errRegistered aborts closing a global without branches: one registered
+// after they were read.
+var errRegistered = errors.New("tc: a branch registered concurrently")
+
+// decideBegin decides the Begin global g; again reports that a branch
+// registered while it decided, and the decision must be made anew.
+func (s *Server) decideBegin(ctx context.Context, g *storage.Global, commit, force bool, now time.Time) (st storage.Status, pre *preload, again bool, err error) {
+	xid := g.XID
 	branches, err := s.store.Branches(ctx, xid)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, false, err
 	}
 	target, reason := stRollbacking, "rolled back by request"
 	var refuse error
@@ -135,7 +151,7 @@ func (s *Server) decideLocked(ctx context.Context, xid string, commit, force boo
 		for _, b := range branches {
 			if b.Status == brPhaseOneFailed {
 				if force {
-					return g.Status, nil, fmt.Errorf("%w: branch %d reported a phase-one failure; only rollback is possible", protocol.ErrInvalidArgument, b.ID)
+					return g.Status, nil, false, fmt.Errorf("%w: branch %d reported a phase-one failure; only rollback is possible", protocol.ErrInvalidArgument, b.ID)
 				}
 				target, reason = stRollbacking, fmt.Sprintf("branch %d reported a phase-one failure", b.ID)
 				refuse = fmt.Errorf("%w: %s", protocol.ErrRolledBack, reason)
@@ -144,13 +160,36 @@ func (s *Server) decideLocked(ctx context.Context, xid string, commit, force boo
 		}
 	}
 	if len(branches) == 0 {
+		// Close registration before finishing: FinishGlobal removes every
+		// branch, and one that registered after the read above would be
+		// removed unseen, its local change never compensated (I1). The
+		// write conflicts with any registration in between; the loser
+		// sees the winner's state (a branch to decide with, or a global no
+		// longer in Begin that refuses the branch).
+		_, err := s.store.UpdateGlobal(ctx, xid, func(g *storage.Global) error {
+			if g.Status != stBegin {
+				return errStale
+			}
+			if g.BranchSeq != 0 {
+				return errRegistered
+			}
+			g.Status, g.UpdatedAt = target, now
+			g.History = appendEvent(g.History, now, reason)
+			return nil
+		})
+		if errors.Is(err, errRegistered) {
+			return 0, nil, true, nil
+		}
+		if err != nil {
+			return 0, nil, false, err
+		}
 		final := map[storage.Status]storage.Status{
 			stCommitting: stCommitted, stRollbacking: stRollbacked, stTimeoutRollbacking: stTimeoutRollbacked,
 		}[target]
 		if err := s.store.FinishGlobal(ctx, xid, final); err != nil {
-			return 0, nil, err
+			return 0, nil, false, err
 		}
-		return final, nil, refuse
+		return final, nil, false, refuse
 	}
 	g, err = s.store.UpdateGlobal(ctx, xid, func(g *storage.Global) error {
 		if g.Status != stBegin {
@@ -170,23 +209,22 @@ func (s *Server) decideLocked(ctx context.Context, xid string, commit, force boo
 		return nil
 	})
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, false, err
 	}
 	s.log.Debug("global decided", "xid", xid, "status", target)
 	failpoint.Hit("tc/decide/after-decision")
 	// The decision closed registration, so the branches read before it are
 	// all of them if their count matches the sequence the store handed out;
 	// otherwise one registered in between and the round reads them again.
-	var pre *preload
 	if int64(len(branches)) == g.BranchSeq {
 		pre = &preload{g: g, branches: branches}
 	}
 	if refuse != nil {
 		// Start the rollback now; the caller learns why its commit failed.
 		s.drive.start(xid, pre)
-		return g.Status, nil, refuse
+		return g.Status, nil, false, refuse
 	}
-	return g.Status, pre, nil
+	return g.Status, pre, false, nil
 }
 
 // answerDecided answers a decision request for a global that is already

@@ -953,3 +953,56 @@ func TestMixedCommitWaits(t *testing.T) {
 		t.Errorf("Commit = %v, want %v (it waits for phase two)", st, committed)
 	}
 }
+
+// lateBranchStore registers a branch into xid right after the decision
+// has read xid's branches (and found none), once: the window between that
+// read and the decision's write.
+type lateBranchStore struct {
+	storage.Store
+	once sync.Once
+	xid  string
+	id   chan int64
+}
+
+func (s *lateBranchStore) Branches(ctx context.Context, xid string) ([]*storage.Branch, error) {
+	bs, err := s.Store.Branches(ctx, xid)
+	if err == nil && xid == s.xid && len(bs) == 0 {
+		s.once.Do(func() {
+			id, err := s.Store.RegisterBranch(ctx, &storage.Branch{XID: xid, Resource: "db1", Type: xactpb.BranchType_BRANCH_TYPE_AT, LockKeys: []string{"k"}}, time.Now())
+			if err != nil {
+				panic(err)
+			}
+			s.id <- id
+		})
+	}
+	return bs, err
+}
+
+// TestRollbackSeesBranchRegisteredDuringDecision: a branch registers
+// between the decision's read of the branches (none) and its write. The
+// global must not be finished without it: the branch is rolled back at
+// its RM and the global ends ROLLBACKED with it.
+func TestRollbackSeesBranchRegisteredDuringDecision(t *testing.T) {
+	late := &lateBranchStore{id: make(chan int64, 1)}
+	srv := tctest.Start(t, tctest.WithStoreWrapper(func(s storage.Store) storage.Store { late.Store = s; return late }))
+	c := newClient(t, srv)
+	rm := attachRM(t, srv.Conn(t), "db1")
+	xid := c.begin(time.Minute)
+	late.xid = xid
+	if st, err := c.rollback(xid); err != nil || st != rollbacked {
+		t.Fatalf("Rollback = %v, %v; want %v", st, err, rollbacked)
+	}
+	id := <-late.id
+	var undone bool
+	for _, a := range rm.actions() {
+		if a.GetXid() == xid && a.GetBranchId() == id && a.GetKind() == xactpb.ActionKind_ACTION_KIND_ROLLBACK {
+			undone = true
+		}
+	}
+	if !undone {
+		t.Errorf("branch %d, registered while the rollback was decided, was never rolled back (actions %v)", id, rm.actions())
+	}
+	if n := len(c.locks()); n != 0 {
+		t.Errorf("%d locks left", n)
+	}
+}

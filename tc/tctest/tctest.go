@@ -30,10 +30,18 @@ type Option func(*options)
 type options struct {
 	cfg    tc.Config
 	badger bool
+	wrap   func(storage.Store) storage.Store
 }
 
 // WithConfig lets a test change any configuration field.
 func WithConfig(f func(*tc.Config)) Option { return func(o *options) { f(&o.cfg) } }
+
+// WithStoreWrapper puts f's store between the server and its store, for
+// tests that interleave store calls with the server's (Store still returns
+// the inner store).
+func WithStoreWrapper(f func(storage.Store) storage.Store) Option {
+	return func(o *options) { o.wrap = f }
+}
 
 // WithBadger runs the server on a Badger store in a temporary directory
 // instead of the memory store.
@@ -83,6 +91,9 @@ func Start(t testing.TB, opts ...Option) *Server {
 		s.store = memory.New()
 	}
 	s.cfg.Store = s.store
+	if o.wrap != nil {
+		s.cfg.Store = o.wrap(s.store)
+	}
 	s.start()
 	t.Cleanup(func() {
 		s.Stop()
