@@ -28,7 +28,10 @@ import (
 //
 // A derived image that is wrong would not lose data: the rollback's dirty
 // check compares the live row with the after image and parks the branch
-// instead of overwriting a row it does not recognize.
+// instead of overwriting a row it does not recognize. For that, a row
+// derived as unchanged keeps its record (dmlPlan.after): were it dropped,
+// a change the database made anyway would have no undo. UPDATE IGNORE,
+// which may leave rows unchanged, reads its after image.
 type derivation struct {
 	cols []derivedColumn
 }

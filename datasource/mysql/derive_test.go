@@ -132,6 +132,7 @@ func TestAfterImageRead(t *testing.T) {
 		{"NULL argument", "UPDATE n SET i = ? WHERE id = 4", []any{nil}},
 		{"function", "UPDATE n SET i = ABS(i) WHERE id = 4", nil},
 		{"multi-table", "UPDATE n JOIN stamped ON stamped.id = n.id SET n.i = n.i + 1", nil},
+		{"UPDATE IGNORE", "UPDATE IGNORE n SET i = i + ? WHERE id = 4", []any{1}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -178,7 +179,9 @@ func TestDerivedImageRollsBack(t *testing.T) {
 	before := e.checksum("n")
 	enc, keys, err := e.branch(e.db,
 		q("UPDATE n SET bi = bi - ?, bu = bu + ?, ti = ti + 1 WHERE id IN (1, 2, 3)", 5, 5),
-		q("UPDATE n SET i = ? WHERE id = 3", 42))
+		q("UPDATE n SET i = ? WHERE id = 3", 42),
+		// Derived as unchanged: kept as a record whose images are equal.
+		q("UPDATE n SET i = i + ? WHERE id = 1", 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,13 +189,34 @@ func TestDerivedImageRollsBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(log.Records) != 2 {
-		t.Fatalf("%d records, want 2", len(log.Records))
+	if len(log.Records) != 3 {
+		t.Fatalf("%d records, want 3", len(log.Records))
+	}
+	if r := log.Records[2]; len(r.Before) != 1 || !r.Before[0].Equal(r.After[0]) {
+		t.Errorf("record of the unchanging UPDATE = %+v, want one row with equal images", r)
 	}
 	if err := e.rollback(e.db, enc, keys); err != nil {
 		t.Fatalf("rollback: %v", err)
 	}
 	if got := e.checksum("n"); got != before {
 		t.Errorf("checksum after rollback %s, want %s", got, before)
+	}
+}
+
+func TestGeneratedExtra(t *testing.T) {
+	for extra, want := range map[string]bool{
+		"virtual generated":   true, // MariaDB and MySQL
+		"stored generated":    true,
+		"persistent":          true, // older MariaDB
+		"row start invisible": true,
+		"row end invisible":   true,
+		"default_generated":   false, // MySQL 8: DEFAULT CURRENT_TIMESTAMP
+		"default_generated on update current_timestamp": false,
+		"auto_increment": false,
+		"":               false,
+	} {
+		if got := generatedExtra(extra); got != want {
+			t.Errorf("generatedExtra(%q) = %v, want %v", extra, got, want)
+		}
 	}
 }

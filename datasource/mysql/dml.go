@@ -81,7 +81,9 @@ func (d *Dialect) planUpdate(ctx context.Context, conn driver.Conn, p *Plan) (pl
 	if err != nil {
 		return nil, err
 	}
-	if len(srcs) == 1 && !d.readAfter {
+	// UPDATE IGNORE leaves rows it cannot change (duplicate key, CHECK,
+	// foreign key) as they were: read what it did.
+	if len(srcs) == 1 && !x.IgnoreErr && !d.readAfter {
 		dp.derive = deriveUpdate(x, srcs, targets[0].table, p.args)
 	}
 	return dp, nil
@@ -338,11 +340,20 @@ func (dp *dmlPlan) after(ctx context.Context, conn driver.Conn, p *Plan, res dri
 				return fmt.Errorf("%w: row %s of the before image is gone after the UPDATE", ErrImageMismatch, k)
 			}
 			if a.Equal(b) {
-				// Matched but unchanged: nothing to undo; its lock key
-				// stays, as the statement locked the row.
-				continue
+				if dp.derive == nil {
+					// Matched but unchanged (read back): nothing to
+					// undo; its lock key stays, as the statement locked
+					// the row.
+					continue
+				}
+				// Derived as unchanged: keep the record anyway. Should
+				// the database have stored something else after all, the
+				// rollback's dirty check finds a row that is neither
+				// image and parks, where a dropped record would leave
+				// the change without undo.
+			} else {
+				changed++
 			}
-			changed++
 			rec.Before = append(rec.Before, b)
 			rec.After = append(rec.After, a)
 		}

@@ -219,7 +219,7 @@ func loadTable(ctx context.Context, conn driver.Conn, name string) (*Table, erro
 			ColumnType:    str(r[2]),
 			Nullable:      str(r[3]) == "YES",
 			HasDefault:    num(r[4]) != 0,
-			Generated:     strings.Contains(extra, "generated") || strings.Contains(extra, "persistent") || strings.Contains(extra, "row start") || strings.Contains(extra, "row end"),
+			Generated:     generatedExtra(extra),
 			Invisible:     strings.Contains(extra, "invisible"),
 			AutoIncrement: strings.Contains(extra, "auto_increment"),
 			OnUpdate:      strings.Contains(extra, "on update"),
@@ -316,4 +316,18 @@ func num(v driver.Value) int64 {
 		return n
 	}
 	return 0
+}
+
+// generatedExtra reports whether a column's information_schema EXTRA (in
+// lower case) marks a value the database computes: VIRTUAL or STORED
+// GENERATED (MariaDB's PERSISTENT), or a system-versioning ROW START/END.
+// MySQL 8's DEFAULT_GENERATED only says the column's default is an
+// expression; such a column is written like any other.
+func generatedExtra(extra string) bool {
+	for _, w := range []string{"virtual generated", "stored generated", "persistent", "row start", "row end"} {
+		if strings.Contains(extra, w) {
+			return true
+		}
+	}
+	return false
 }
