@@ -79,10 +79,16 @@ func (ts *txState) abort(err error) {
 
 // noteErr looks at a statement's own error: a deadlock makes InnoDB roll
 // the whole transaction back, after which later statements would run
-// outside it.
+// outside it; so does a lock-wait timeout on a server started with
+// innodb_rollback_on_timeout.
 func (ts *txState) noteErr(err error) {
-	if err != nil && mysqlErrno(err) == erDeadlock {
+	switch mysqlErrno(err) {
+	case erDeadlock:
 		ts.abort(err)
+	case erLockWaitTimeout:
+		if ts.c.rollsBackOnTimeout() {
+			ts.abort(err)
+		}
 	}
 }
 

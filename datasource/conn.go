@@ -526,3 +526,35 @@ func named(args []driver.Value) []driver.NamedValue {
 	}
 	return out
 }
+
+// rollsBackOnTimeout reports whether the server rolls a whole transaction
+// back on a lock-wait timeout (innodb_rollback_on_timeout), reading it
+// once per Connector. If it cannot be read it answers true: aborting a
+// transaction that is still whole costs a retry, continuing one that is
+// gone would run its later statements without undo.
+func (c *conn) rollsBackOnTimeout() bool {
+	switch c.c.rollbackOnTimeout.Load() {
+	case 1:
+		return false
+	case 2:
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.c.cfg.commitTimeout)
+	defer cancel()
+	rows, err := c.queryDirect(ctx, "SELECT @@innodb_rollback_on_timeout", nil)
+	if err != nil {
+		return true
+	}
+	defer rows.Close()
+	v := make([]driver.Value, 1)
+	if err := rows.Next(v); err != nil {
+		return true
+	}
+	on := asInt(v[0]) != 0
+	if on {
+		c.c.rollbackOnTimeout.Store(2)
+	} else {
+		c.c.rollbackOnTimeout.Store(1)
+	}
+	return on
+}

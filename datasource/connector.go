@@ -9,6 +9,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	gomysql "github.com/go-sql-driver/mysql"
 
@@ -33,6 +34,9 @@ type Connector struct {
 	// global scope.
 	p2  *sql.DB
 	del *deleter
+	// rollbackOnTimeout caches the server's innodb_rollback_on_timeout
+	// (read-only while it runs): 0 not read yet, 1 OFF, 2 ON.
+	rollbackOnTimeout atomic.Int32
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup

@@ -123,9 +123,10 @@ func keyTable(key string) string {
 
 // MySQL error numbers this package reacts to.
 const (
-	erDupEntry       = 1062 // ER_DUP_ENTRY
-	erDeadlock       = 1213 // ER_LOCK_DEADLOCK: InnoDB rolled the whole transaction back
-	erSPDoesNotExist = 1305 // ER_SP_DOES_NOT_EXIST: SAVEPOINT %s does not exist
+	erDupEntry        = 1062 // ER_DUP_ENTRY
+	erDeadlock        = 1213 // ER_LOCK_DEADLOCK: InnoDB rolled the whole transaction back
+	erLockWaitTimeout = 1205 // ER_LOCK_WAIT_TIMEOUT: the statement, or with innodb_rollback_on_timeout the transaction, rolled back
+	erSPDoesNotExist  = 1305 // ER_SP_DOES_NOT_EXIST: SAVEPOINT %s does not exist
 )
 
 // mysqlErrno returns the server error number of err, or 0.
