@@ -295,6 +295,9 @@ func classify(n ast.StmtNode) (Kind, string) {
 			if strings.EqualFold(v.Name, "autocommit") {
 				return KindUnsupported, "SET autocommit ends the local transaction"
 			}
+			if strings.EqualFold(v.Name, "completion_type") {
+				return KindUnsupported, "SET completion_type makes COMMIT chain a new transaction or close the connection behind the wrapper's back"
+			}
 		}
 		return KindOther, ""
 	case *ast.BeginStmt:

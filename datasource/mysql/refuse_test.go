@@ -67,6 +67,8 @@ func TestRefused(t *testing.T) {
 		{"START TRANSACTION", nil, "BeginTx"},
 		{"SAVEPOINT `café`", nil, "not ASCII"},
 		{"SET autocommit = 1", nil, "autocommit"},
+		{"SET SESSION completion_type = 'CHAIN'", nil, "completion_type"},
+		{"SET @@completion_type = 2", nil, "completion_type"},
 		{"LOCK TABLES acct WRITE", nil, "LOCK"},
 		{"USE xact_other_db", nil, "USE"},
 		{"INSERT INTO acct (id, name, bal) VALUES (NULL, 'a', 1), (9, 'b', 2)", nil, "mixes generated and explicit"},
