@@ -137,7 +137,7 @@ func (d *driver) action(ctx context.Context, kind xactpb.ActionKind, b *storage.
 
 // commit pushes BranchCommit to every branch not yet committed, in
 // parallel: commit order does not matter. The global's locks were released
-// with the decision (decideLocked).
+// with the decision (decideBegin).
 func (d *driver) commit(ctx context.Context, g *storage.Global, branches []*storage.Branch) storage.Status {
 	var todo []*storage.Branch
 	for _, b := range branches {

@@ -32,6 +32,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/xact-io/xact/internal/stripe"
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/storage"
@@ -49,7 +50,7 @@ type Server struct {
 	grpc     *grpc.Server
 	hub      *hub.Hub
 	xids     *xidGen
-	stripes  [256]sync.Mutex // serialize decisions per global (by XID hash)
+	stripes  *stripe.Mutexes // serialize decisions per global
 	drive    *driver
 
 	bg       context.Context // cancelled by Close: stops background work
@@ -70,7 +71,7 @@ func New(cfg Config) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s := &Server{cfg: cfg, log: log, store: cfg.Store, serveErr: make(chan error, 1)}
+	s := &Server{cfg: cfg, log: log, store: cfg.Store, serveErr: make(chan error, 1), stripes: stripe.New(256)}
 	if s.store == nil {
 		st, err := badgerstore.Open(cfg.DataDir, badgerstore.WithTombstoneRetention(cfg.TombstoneRetention))
 		if err != nil {
@@ -160,14 +161,7 @@ func (s *Server) Close() error {
 	return nil
 }
 
-func (s *Server) stripe(xid string) *sync.Mutex {
-	var h uint32 = 2166136261
-	for i := 0; i < len(xid); i++ {
-		h ^= uint32(xid[i])
-		h *= 16777619
-	}
-	return &s.stripes[h%uint32(len(s.stripes))]
-}
+func (s *Server) stripe(xid string) *sync.Mutex { return s.stripes.For(xid) }
 
 func (s *Server) authorized(ctx context.Context) error {
 	if s.cfg.Token == "" {

@@ -28,6 +28,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/xact-io/xact/internal/stripe"
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/storage"
 )
@@ -53,7 +54,7 @@ type branch struct {
 
 // Table is the lock table. The zero value is not usable; call New.
 type Table struct {
-	stripes [stripes]sync.Mutex
+	stripes *stripe.Mutexes // per global, by XID
 
 	mu      sync.RWMutex
 	ended   *sync.Cond // on mu (write lock): a reservation that took keys ended
@@ -64,19 +65,12 @@ type Table struct {
 
 // New returns an empty table.
 func New() *Table {
-	t := &Table{rows: map[row]holder{}, globals: map[string][]branch{}}
+	t := &Table{stripes: stripe.New(stripes), rows: map[row]holder{}, globals: map[string][]branch{}}
 	t.ended = sync.NewCond(&t.mu)
 	return t
 }
 
-func (t *Table) stripe(xid string) *sync.Mutex {
-	var h uint32 = 2166136261
-	for i := 0; i < len(xid); i++ {
-		h ^= uint32(xid[i])
-		h *= 16777619
-	}
-	return &t.stripes[h%stripes]
-}
+func (t *Table) stripe(xid string) *sync.Mutex { return t.stripes.For(xid) }
 
 // Reservation is a registration's hold on its keys between Reserve and
 // Commit or Cancel. It holds its global's stripe: finish it promptly.
