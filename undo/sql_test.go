@@ -33,7 +33,7 @@ func TestCompensation(t *testing.T) {
 			name: "insert is undone by delete",
 			rec:  Record{Table: "select", Op: OpInsert, PrimaryKey: []string{"a`b", "k 2"}, After: []Row{r1, r2}},
 			want: []Statement{{
-				SQL:  "DELETE FROM `select` WHERE (`a``b`, `k 2`) IN ((?, " + cv + "), (?, " + cv + "))",
+				SQL:  "DELETE FROM `select` WHERE (`a``b` = ? AND `k 2` = " + cv + ") OR (`a``b` = ? AND `k 2` = " + cv + ")",
 				Args: []any{int64(1), "78", int64(2), "79"},
 				Rows: 2,
 			}},

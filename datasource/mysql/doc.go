@@ -36,7 +36,9 @@
 // INSERT … SELECT that supplies the whole primary key (the SELECT runs
 // first, LOCK IN SHARE MODE, to learn the keys),
 // UPDATE and DELETE with WHERE, ORDER BY and LIMIT, multi-table UPDATE and
-// DELETE (joins, aliases, USING), composite primary keys, SELECT … FOR
+// DELETE (joins, aliases, USING), composite primary keys, tables without
+// a primary key that have a unique key over NOT NULL columns (the first
+// such key by name is the row key, as InnoDB clusters by it), SELECT … FOR
 // UPDATE [NOWAIT | SKIP LOCKED | WAIT n] (lock keys only), and MariaDB's
 // INSERT … RETURNING and DELETE … RETURNING (the clause is cut off for
 // parsing; the statement runs unchanged). Plain reads, SHOW, SET, EXPLAIN
@@ -52,7 +54,8 @@
 // SQL text other than savepoints (START TRANSACTION, COMMIT, ROLLBACK),
 // savepoint names that are empty or not ASCII, SET autocommit, LOCK
 // TABLES, USE; tables without
-// a primary key, on a non-transactional engine, views, temporary and
+// a primary key or a unique key over NOT NULL columns, on a
+// non-transactional engine, views, temporary and
 // system-versioned tables, tables with triggers for the statement's
 // event, DELETE from (and UPDATE of unique columns of) a table that a
 // cascading foreign key references; UPDATE of a primary-key column; INSERT
@@ -62,6 +65,15 @@
 // assignment (the image query would pick other rows); tables of another
 // database; multiple statements in one query; MariaDB syntax the parser
 // does not know, unless the statement is read-only.
+//
+// # Key conditions
+//
+// Every statement the dialect builds to find rows by key (after images,
+// the rows an upsert may hit, dirty checks, compensating DELETE and
+// UPDATE) spells a composite key as ORed equalities, "(a = ? AND b = ?)
+// OR …", never as a row constructor "(a, b) IN ((?, ?))", which MariaDB
+// 10.11 reads with a full scan in DELETE; TestKeyStatementsUseIndex
+// EXPLAINs each one on several key shapes.
 //
 // # Values
 //

@@ -275,22 +275,15 @@ func (d *Dialect) planInsert(ctx context.Context, conn driver.Conn, p *Plan) (pl
 				b.WriteString(" OR ")
 			}
 			terms++
-			b.WriteString("(")
-			for i, c := range key.Columns {
-				if i > 0 {
-					b.WriteString(", ")
-				}
-				b.WriteString(quote(t.Name) + "." + quote(c))
-			}
-			b.WriteString(") IN (")
+			// One equality term per row (see writeKeyIn for why not a row
+			// constructor IN list).
 			for i, s := range rowsSQL {
 				if i > 0 {
-					b.WriteString(", ")
+					b.WriteString(" OR ")
 				}
 				b.WriteString(s)
 				b.args = append(b.args, rowsArgs[i]...)
 			}
-			b.WriteString(")")
 		}
 		if ip.generated {
 			for r, ok := range findable {
@@ -342,7 +335,8 @@ func (d *Dialect) planInsert(ctx context.Context, conn driver.Conn, p *Plan) (pl
 	return ip, nil
 }
 
-// keyValues restores the values row supplies for key as "(e1, e2)". ok is
+// keyValues restores the values row supplies for key as the condition
+// "(`t`.`a` = e1 AND `t`.`b` = e2)". ok is
 // false when the row cannot conflict on key (a NULL, or a generated
 // AUTO_INCREMENT value).
 func keyValues(t *Table, key Index, cols []*Column, pos func(*Column) int, row []ast.ExprNode, args []driver.NamedValue) (string, []any, bool, error) {
@@ -354,8 +348,9 @@ func keyValues(t *Table, key Index, cols []*Column, pos func(*Column) int, row [
 			return "", nil, false, unsupported("unique key %s names unknown column %s", key.Name, name)
 		}
 		if i > 0 {
-			b.WriteString(", ")
+			b.WriteString(" AND ")
 		}
+		b.WriteString(quote(t.Name) + "." + quote(c.Name) + " = ")
 		j := pos(c)
 		kind := valueDefault
 		if j >= 0 {

@@ -19,7 +19,14 @@ type Table struct {
 	Name       string // as stored in the catalog
 	Engine     string
 	Columns    []Column // in table order
-	PrimaryKey []string // column names in key order
+	// PrimaryKey are the columns that identify a row, in key order: the
+	// primary key, or for a table without one the unique key InnoDB
+	// would cluster by (see rowKeyFromUnique). Images, lock keys and
+	// compensations find rows by them.
+	PrimaryKey []string
+	// KeyIndex names the index of PrimaryKey: "PRIMARY" or a unique
+	// index.
+	KeyIndex string
 	// UniqueKeys are the unique indexes other than the primary key.
 	UniqueKeys []Index
 	// AutoIncrement names the AUTO_INCREMENT column, if any.
@@ -166,7 +173,7 @@ func (t *Table) usable() error {
 		return unsupported("table %s uses engine %s; undo needs a transactional engine (InnoDB)", t.Name, t.Engine)
 	}
 	if len(t.PrimaryKey) == 0 {
-		return unsupported("table %s has no primary key; AT mode identifies rows by primary key", t.Name)
+		return unsupported("table %s has no primary key and no unique key over NOT NULL columns; AT mode identifies rows by such a key", t.Name)
 	}
 	for i := range t.Columns {
 		c := &t.Columns[i]
@@ -181,6 +188,37 @@ func (t *Table) usable() error {
 		}
 	}
 	return nil
+}
+
+// rowKeyFromUnique makes a unique key the row key of a table without a
+// primary key, as InnoDB does for its clustered index: the first unique
+// index (by name, so that every process picks the same one) whose
+// columns are all NOT NULL and whole (no prefix, no expression). Such a
+// key identifies a row exactly as a primary key does; a nullable one does
+// not (NULLs never conflict), so without one the table stays unusable.
+func (t *Table) rowKeyFromUnique() {
+	if len(t.PrimaryKey) > 0 {
+		t.KeyIndex = "PRIMARY"
+		return
+	}
+	for i, ix := range t.UniqueKeys {
+		if ix.Partial {
+			continue
+		}
+		ok := true
+		for _, name := range ix.Columns {
+			c, found := t.Column(name)
+			if !found || c.Nullable || c.Generated {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			t.PrimaryKey, t.KeyIndex = ix.Columns, ix.Name
+			t.UniqueKeys = slices.Delete(slices.Clone(t.UniqueKeys), i, i+1)
+			return
+		}
+	}
 }
 
 // loadTable reads the metadata of table name in the connection's current
@@ -267,6 +305,7 @@ func loadTable(ctx context.Context, conn driver.Conn, name string) (*Table, erro
 		}
 		cur.Columns = append(cur.Columns, col)
 	}
+	t.rowKeyFromUnique()
 
 	trg, err := queryRows(ctx, conn,
 		"SELECT DISTINCT `EVENT_MANIPULATION` FROM `information_schema`.`TRIGGERS` "+

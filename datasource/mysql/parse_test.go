@@ -221,7 +221,7 @@ func TestBeforeImageSQL(t *testing.T) {
 		},
 		{
 			"INSERT INTO t (b, c) VALUES (?, ?) ON DUPLICATE KEY UPDATE b = ?",
-			"(`t`.`c`) IN ((?))",
+			"(`t`.`c` = ?)",
 			[]any{int64(101)},
 		},
 	}

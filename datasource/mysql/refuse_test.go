@@ -13,6 +13,7 @@ func TestRefused(t *testing.T) {
 	e.exec(strings.Split(baseSchema, ";\n")...)
 	e.exec(
 		"CREATE TABLE nopk (a INT, b INT)",
+		"CREATE TABLE nullu (a INT, b INT, UNIQUE KEY (a))",
 		"CREATE TABLE isam (id INT PRIMARY KEY, v INT) ENGINE=MyISAM",
 		"CREATE VIEW v_acct AS SELECT id, name FROM acct",
 		"CREATE TABLE trg (id INT PRIMARY KEY, v INT)",
@@ -43,6 +44,8 @@ func TestRefused(t *testing.T) {
 		{"INSERT INTO acct (id, name, bal) VALUES (1, 'a', 1) ON DUPLICATE KEY UPDATE id = 7", nil, "primary-key column"},
 		{"UPDATE nopk SET b = 1", nil, "no primary key"},
 		{"DELETE FROM nopk", nil, "no primary key"},
+		// A unique key over a nullable column does not identify a row.
+		{"UPDATE nullu SET b = 1", nil, "no primary key"},
 		{"UPDATE isam SET v = 1", nil, "engine MyISAM"},
 		{"UPDATE v_acct SET name = 'x'", nil, "view"},
 		{"UPDATE acct a JOIN v_acct v ON v.id = a.id SET v.name = 'x'", nil, "view"},
