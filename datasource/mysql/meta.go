@@ -15,10 +15,10 @@ import (
 
 // Table is the metadata of one table, read from information_schema.
 type Table struct {
-	Schema     string
-	Name       string // as stored in the catalog
-	Engine     string
-	Columns    []Column // in table order
+	Schema  string
+	Name    string // as stored in the catalog
+	Engine  string
+	Columns []Column // in table order
 	// PrimaryKey are the columns that identify a row, in key order: the
 	// primary key, or for a table without one the unique key InnoDB
 	// would cluster by (see rowKeyFromUnique). Images, lock keys and
