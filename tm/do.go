@@ -67,12 +67,26 @@ type Options struct {
 // Only the initiator ends a transaction: when Do joins one that is already
 // in the context, it returns fn's error to its caller, whose own Do decides.
 //
-// Errors: fn's error is returned as is after a successful rollback (joined
-// with the rollback's error if that failed); a commit whose decision turned
-// out to be rollback returns an error wrapping ErrRolledBack; a commit whose
-// outcome could not be learned returns an error wrapping ErrUnknownOutcome
-// — Do never reports success for an outcome it does not know. If Begin
-// fails, fn is not run and the error is returned.
+// When Do is the initiator, its error tells the outcome, in this order:
+//
+//   - nil: committed (the commit decision is durable).
+//   - errors.Is(err, ErrUnknownOutcome): Do could not learn the outcome
+//     (the TC was unreachable for the whole decision timeout, or answered
+//     no decision); the transaction may commit or roll back. Never assume
+//     either: ask later with Status, or see `xact tx show XID`. The error
+//     is an *OutcomeError; if fn failed, its error is only behind
+//     BusinessErr, not in the chain, so errors.Is(err, fnErr) is false.
+//   - errors.Is(err, ErrCommitted): fn failed, but the transaction was
+//     committed by someone else (an operator) before Do's rollback; also
+//     an *OutcomeError with fn's error behind BusinessErr.
+//   - otherwise nothing was kept: fn's error, as is, after a rollback whose
+//     decision is durable; an error wrapping ErrRolledBack when fn
+//     succeeded but the decision was rollback (it timed out, a branch
+//     failed); or Begin's error, fn not run.
+//
+// Check ErrUnknownOutcome before fn's own errors. (An fn error that itself
+// wraps ErrUnknownOutcome, such as an inner RequiresNew Do's, matches too;
+// errors.As with *OutcomeError and its XID tell whose outcome it is.)
 //
 // fn's return value decides, not its context: a caller whose context is
 // cancelled after fn returned nil still gets a commit.
@@ -143,11 +157,15 @@ func (m *Manager) initiate(ctx context.Context, opts Options, fn func(ctx contex
 
 	if fnErr != nil {
 		if _, rbErr := m.end(ctx, xid, lazy, false); rbErr != nil {
-			return errors.Join(fnErr, rbErr)
+			// Not known to be rolled back: fn's error must not read as a
+			// rollback (errors.Is(err, fnErr) stays false).
+			return newOutcomeError(xid, rbErr, fnErr)
 		}
 		return fnErr
 	}
-	_, err = m.end(ctx, xid, lazy, true)
+	if _, err = m.end(ctx, xid, lazy, true); err != nil && !errors.Is(err, ErrRolledBack) {
+		return newOutcomeError(xid, err, nil)
+	}
 	return err
 }
 

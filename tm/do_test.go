@@ -3,6 +3,7 @@ package tm
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,13 +63,71 @@ func TestDoInitiator(t *testing.T) {
 	}
 }
 
-func TestDoRollbackFails(t *testing.T) {
-	f := newFakeTC()
-	f.rollback = script(answer{err: errUnavailable})
-	m := New(serve(t, f, nil), fastOpts()...)
-	err := m.Do(context.Background(), Options{}, func(context.Context) error { return errBusiness })
-	if !errors.Is(err, errBusiness) || !errors.Is(err, ErrUnknownOutcome) {
-		t.Fatalf("Do() = %v, want wrapping fn's error and ErrUnknownOutcome", err)
+// TestDoOutcomeNotMisread: when Do cannot confirm the rollback that fn's
+// error asked for, its error must not match fn's error (a caller that
+// checks its business error first would report a rollback that may not
+// have happened); the business error is behind BusinessErr. The same for
+// a commit whose outcome is unknown, and a rollback refused because the
+// global committed.
+func TestDoOutcomeNotMisread(t *testing.T) {
+	tests := []struct {
+		name         string
+		commit       []answer
+		rollback     []answer
+		fnErr        error
+		wantOutcome  error // ErrUnknownOutcome or ErrCommitted
+		wantNot      error // must not match
+		wantBusiness error
+	}{
+		{"rollback unreachable", nil, []answer{{err: errUnavailable}}, errBusiness, ErrUnknownOutcome, ErrCommitted, errBusiness},
+		{"rollback gives no decision", nil, []answer{{st: sBegin}}, errBusiness, ErrUnknownOutcome, ErrCommitted, errBusiness},
+		{"rollback refused: committed", nil, []answer{{err: protocol.ToStatus(protocol.ErrCommitted)}}, errBusiness, ErrCommitted, ErrUnknownOutcome, errBusiness},
+		{"commit unreachable", []answer{{err: errUnavailable}}, nil, nil, ErrUnknownOutcome, ErrRolledBack, nil},
+		{"commit not found", []answer{{err: protocol.ToStatus(protocol.ErrNotFound)}}, nil, nil, ErrUnknownOutcome, ErrRolledBack, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeTC()
+			if tt.commit != nil {
+				f.commit = script(tt.commit...)
+			}
+			if tt.rollback != nil {
+				f.rollback = script(tt.rollback...)
+			}
+			m := New(serve(t, f, nil), fastOpts()...)
+			err := m.Do(context.Background(), Options{Name: "t"}, func(context.Context) error { return tt.fnErr })
+			if !errors.Is(err, tt.wantOutcome) || errors.Is(err, tt.wantNot) {
+				t.Fatalf("Do() = %v, want matching %v and not %v", err, tt.wantOutcome, tt.wantNot)
+			}
+			if errors.Is(err, errBusiness) {
+				t.Errorf("Do() = %v matches fn's error, whose rollback is not confirmed", err)
+			}
+			var oe *OutcomeError
+			if !errors.As(err, &oe) {
+				t.Fatalf("Do() = %v (%T), want an *OutcomeError", err, err)
+			}
+			if oe.XID != "fake:1" || oe.BusinessErr() != tt.wantBusiness || oe.Cause == nil {
+				t.Errorf("OutcomeError{XID: %q, Cause: %v, BusinessErr: %v}, want fake:1, a cause, %v", oe.XID, oe.Cause, oe.BusinessErr(), tt.wantBusiness)
+			}
+			if tt.fnErr != nil && !strings.Contains(err.Error(), tt.fnErr.Error()) {
+				t.Errorf("Do() = %q, want fn's error in the text", err)
+			}
+		})
+	}
+}
+
+// TestDoRolledBackIsBusinessErr: a rollback whose decision is durable
+// returns fn's error itself; a decision answered with an in-progress or
+// already-rolled-back status counts.
+func TestDoRolledBackIsBusinessErr(t *testing.T) {
+	for _, a := range []answer{{st: sRollbacked}, {st: sRollbacking}, {st: sTimeoutRB}, {err: protocol.ToStatus(protocol.ErrTimedOut)}, {err: protocol.ToStatus(protocol.ErrRolledBack)}} {
+		f := newFakeTC()
+		f.rollback = script(answer{err: errUnavailable}, a)
+		m := New(serve(t, f, nil), fastOpts()...)
+		err := m.Do(context.Background(), Options{}, func(context.Context) error { return errBusiness })
+		if err != errBusiness {
+			t.Errorf("rollback answered %v after a retry: Do() = %v, want fn's error as is", a, err)
+		}
 	}
 }
 

@@ -16,9 +16,24 @@
 //		return credit(ctx, to, amount)
 //	})
 //	switch {
-//	case errors.Is(err, tm.ErrRolledBack):      // nothing was kept (e.g. it timed out)
-//	case errors.Is(err, tm.ErrUnknownOutcome):  // ask later; never assume either way
+//	case err == nil:                           // committed
+//	case errors.Is(err, tm.ErrUnknownOutcome): // may still commit or roll back: ask later, never assume
+//	default:                                   // rolled back: fn's error, or tm.ErrRolledBack (e.g. it timed out)
 //	}
+//
+// # Outcomes
+//
+// Do's error tells the outcome of the global transaction it began; check
+// ErrUnknownOutcome first. nil: committed. An error matching
+// ErrUnknownOutcome: Do could not learn the outcome (the TC was
+// unreachable for the whole decision timeout); the error is an
+// *OutcomeError whose BusinessErr is fn's error, which is deliberately
+// not in the chain: errors.Is(err, fnErr) is true only when the rollback
+// is known to be decided. Anything else: nothing was kept (fn's error
+// after its rollback, or ErrRolledBack when the commit turned out to be a
+// rollback), except for the rare ErrCommitted (fn failed but an operator
+// committed the transaction first, also an *OutcomeError). The examples
+// of Manager.Do show each outcome.
 //
 // # Decisions
 //

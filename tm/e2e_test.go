@@ -129,6 +129,59 @@ func TestE2EDo(t *testing.T) {
 	}
 }
 
+// TestE2EDoOutcomes: the three outcomes of Do against a real TC.
+// Committed: nil. Rolled back: fn's error. Unknown (the TC is unreachable
+// for the rollback): an error matching ErrUnknownOutcome and not fn's
+// error — and indeed the transaction is still undecided, and can still
+// commit, once the TC is back.
+func TestE2EDoOutcomes(t *testing.T) {
+	srv := tctest.Start(t)
+	ctx := context.Background()
+	errBusiness := errors.New("business failed")
+	m := tm.New(srv.Conn(t), tm.WithBackoff(5*time.Millisecond, 50*time.Millisecond), tm.WithDecisionTimeout(500*time.Millisecond))
+
+	run := func(fn func(ctx context.Context) error) (string, error) {
+		var xid string
+		err := m.Do(ctx, tm.Options{Name: t.Name(), Timeout: time.Minute}, func(ctx context.Context) error {
+			xid, _ = tm.XID(ctx)
+			join(t, srv, ctx)
+			return fn(ctx)
+		})
+		return xid, err
+	}
+
+	xid, err := run(func(context.Context) error { return nil })
+	if err != nil || !tm.DecidedCommit(status(t, srv, xid)) {
+		t.Fatalf("committed: Do() = %v, status %v; want nil, committed", err, status(t, srv, xid))
+	}
+
+	xid, err = run(func(context.Context) error { return errBusiness })
+	if !errors.Is(err, errBusiness) || errors.Is(err, tm.ErrUnknownOutcome) || !tm.DecidedRollback(status(t, srv, xid)) {
+		t.Fatalf("rolled back: Do() = %v, status %v; want %v, rolled back", err, status(t, srv, xid), errBusiness)
+	}
+
+	xid, err = run(func(context.Context) error {
+		srv.Stop() // the rollback cannot reach the TC
+		return errBusiness
+	})
+	var oe *tm.OutcomeError
+	if !errors.Is(err, tm.ErrUnknownOutcome) || errors.Is(err, errBusiness) || !errors.As(err, &oe) {
+		t.Fatalf("unknown: Do() = %v, want ErrUnknownOutcome, an *OutcomeError, and not %v", err, errBusiness)
+	}
+	if oe.XID != xid || oe.BusinessErr() != errBusiness {
+		t.Errorf("OutcomeError XID %q, BusinessErr %v; want %q, %v", oe.XID, oe.BusinessErr(), xid, errBusiness)
+	}
+	srv.Restart()
+	if got := status(t, srv, xid); got != xactpb.GlobalStatus_GLOBAL_STATUS_BEGIN {
+		t.Fatalf("after the unknown outcome the TC has %v, want BEGIN (undecided)", got)
+	}
+	// Undecided means it may still commit: a report of "rolled back"
+	// would have been wrong.
+	if st, err := m.Commit(ctx, xid); err != nil || !tm.DecidedCommit(st) {
+		t.Fatalf("Commit(%s) = %v, %v, want committed", xid, st, err)
+	}
+}
+
 // TestE2ETimedOut: fn outlives the global's timeout and returns nil anyway;
 // the TC has rolled it back, and Do says so. (Without a branch the TC never
 // hears of it; Do still says it timed out: see TestE2ELazyTimedOut.)

@@ -46,7 +46,8 @@
 // output, or PHASE_ONE_FAILED with the error), so the TC holds what every
 // compensation needs. An action that fails transiently is retried per the
 // step's RetryPolicy; when it gives up, Run rolls back and returns a
-// *StepError. When all steps succeed, Run commits.
+// *StepError (or, if the rollback cannot be confirmed, tm.Do's error
+// matching tm.ErrUnknownOutcome). When all steps succeed, Run commits.
 //
 // Compensation is the TC's job, not the orchestrator's: on rollback (a
 // failed step, a Rollback, or the global timeout after the orchestrating

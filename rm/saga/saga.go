@@ -96,7 +96,10 @@ func (s *Saga[S]) Run(ctx context.Context, in S) (S, error) {
 // was registered, the failed one included (told StepFailed), one at a time
 // in reverse order, through whatever rm.Client serves the saga — this one,
 // or another process's if this one stops. Compensation does not depend on
-// the orchestrating process staying alive.
+// the orchestrating process staying alive. If the rollback cannot be
+// confirmed (the TC unreachable), the error is tm.Do's: it matches
+// tm.ErrUnknownOutcome, not the *StepError, which its
+// (*tm.OutcomeError).BusinessErr returns.
 //
 // With propagation Required (the default) and a global transaction
 // already in ctx, the steps join it, and its initiator decides.
