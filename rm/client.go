@@ -4,15 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/xact-io/xact/internal/backoff"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/xact-io/xact/internal/backoff"
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/tm"
@@ -23,16 +24,21 @@ import (
 // stream on which the TC pushes phase-two actions to the Handlers declared
 // with Serve. It is safe for concurrent use.
 //
-// Goroutines: Start launches the attach loop, which owns one sender
-// goroutine per stream and one goroutine per running action (at most the
-// WithConcurrency value). Close stops them all and waits for them.
+// Goroutines: Start launches the attach loop, which owns one sender and
+// one dispatcher goroutine per stream and one goroutine per running action
+// (at most the WithConcurrency value). Close stops them all and waits for
+// them.
 type Client struct {
 	client xactpb.CoordinatorClient
 	cfg    config
 	err    error // a configuration error; every call returns it
 
-	// sem bounds the phase-two actions running at once.
+	// sem bounds the phase-two actions running at once. Only a stream's
+	// dispatcher waits for it, never the loop that reads the stream.
 	sem chan struct{}
+	// Counters reported by Status: welcomed streams, actions received and
+	// not started, actions running, actions dropped unanswered.
+	attaches, queued, running, dropped atomic.Int64
 	// helloDirty is signalled when Serve changed the declaration while a
 	// stream may be up: the current stream's sender sends a new Hello.
 	helloDirty chan struct{}
@@ -43,6 +49,8 @@ type Client struct {
 		sync.Mutex
 		state    state
 		cancel   context.CancelFunc // ends the attach loop and running actions
+		attached bool               // a welcomed stream is up
+		nodeID   string             // of the TC that welcomed it
 		handlers map[route]Handler
 		inflight map[flightKey]*flight
 	}
@@ -66,6 +74,12 @@ type route struct {
 // own (it may be shared with a tm.Manager). New starts nothing; call Serve
 // and Start. New never fails: a bad option or a nil conn makes every call
 // return an error wrapping ErrInvalidOption (see Err).
+//
+// Dial conn with protocol.DialOptions (plus your credentials): its
+// keepalive finds a TC that vanished without closing the connection, and
+// its reconnect backoff re-attaches the RM within about a second of the TC
+// being back. gRPC's defaults do neither: no keepalive, and reconnect
+// attempts up to two minutes apart.
 func New(conn grpc.ClientConnInterface, opts ...Option) *Client {
 	c := &Client{cfg: defaultConfig(), helloDirty: make(chan struct{}, 1)}
 	for _, o := range opts {
@@ -161,12 +175,13 @@ func (c *Client) hello() *xactpb.Hello {
 	return h
 }
 
-// Start opens the Attach stream and keeps it open until Close: after a
-// disconnect it re-attaches with capped exponential backoff and jitter and
-// declares every served resource again. Start returns once the TC has
-// welcomed the RM, or with ctx's error if ctx ends first, in which case the
-// loop keeps trying in the background (Close stops it). ctx's values, but
-// not its cancellation, reach the handlers' contexts.
+// Start opens the Attach stream and keeps it open until Close: when the
+// stream ends it re-attaches at once (waiting for the connection to be
+// ready; attempts the TC refuses wait with capped exponential backoff and
+// jitter) and declares every served resource again. Start returns once the
+// TC has welcomed the RM, or with ctx's error if ctx ends first, in which
+// case the loop keeps trying in the background (Close stops it). ctx's
+// values, but not its cancellation, reach the handlers' contexts.
 func (c *Client) Start(ctx context.Context) error {
 	if err := c.Err(); err != nil {
 		return err

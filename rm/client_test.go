@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -122,7 +123,7 @@ func TestOptions(t *testing.T) {
 	}{
 		{"defaults", false, nil, true},
 		{"all valid", false, []Option{WithLogger(slog.New(slog.DiscardHandler)), WithClientID("x"), WithBackoff(time.Millisecond, time.Second),
-			WithConcurrency(1), WithRPCTimeout(time.Second), WithActionTimeout(time.Second), WithRetryBudget(time.Second), WithMaxBatch(1), nil}, true},
+			WithConcurrency(1), WithRPCTimeout(time.Second), WithActionTimeout(time.Second), WithRetryBudget(time.Second), WithMaxBatch(1), WithMaxQueued(1), nil}, true},
 		{"nil conn", true, nil, false},
 		{"nil logger", false, []Option{WithLogger(nil)}, false},
 		{"empty client id", false, []Option{WithClientID("")}, false},
@@ -132,6 +133,7 @@ func TestOptions(t *testing.T) {
 		{"negative action timeout", false, []Option{WithActionTimeout(-1)}, false},
 		{"zero retry budget", false, []Option{WithRetryBudget(0)}, false},
 		{"zero batch", false, []Option{WithMaxBatch(0)}, false},
+		{"zero queue", false, []Option{WithMaxQueued(0)}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -465,6 +467,85 @@ func TestReattach(t *testing.T) {
 	}
 	if n := f.Calls("attach"); n != 4 {
 		t.Errorf("attach streams = %d, want 4", n)
+	}
+}
+
+// waitStatus polls c.Status until cond holds or d passes, and returns the
+// last Status.
+func waitStatus(t *testing.T, c *Client, d time.Duration, what string, cond func(Status) bool) Status {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		st := c.Status()
+		if cond(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within %v: status %+v", what, d, st)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestReattachWhileWorkersBusy: with every worker in a slow handler and
+// more actions than the queue holds, the RM still reads its stream: it
+// queues what fits, drops the rest unanswered, notices at once that the
+// stream ended and re-attaches; the actions that had not started die with
+// their stream (the TC has taken them as UNKNOWN) and the running one's
+// result is not sent on the new stream.
+func TestReattachWhileWorkersBusy(t *testing.T) {
+	f := newFakeTC()
+	release := make(chan struct{})
+	var mu sync.Mutex
+	ran := map[int64]int{} // branch id -> handler calls
+	h := funcHandler(func(ctx context.Context, _ string, a Action) error {
+		mu.Lock()
+		ran[a.BranchID]++
+		mu.Unlock()
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	c := started(t, f, func(c *Client) { c.Serve("db", at, h) }, WithConcurrency(1), WithMaxQueued(2))
+	recvHello(t, f)
+	action := func(id int64) *xactpb.BranchAction {
+		return &xactpb.BranchAction{RequestId: uint64(id), Kind: commit, Xid: "x:1", BranchId: id, ResourceId: "db"}
+	}
+	f.actions <- []*xactpb.BranchAction{action(1), action(2)}
+	// The receive loop is free while action 1 runs and 2 waits: it takes
+	// two more batches, queues 3 and drops 4.
+	f.actions <- []*xactpb.BranchAction{action(3)}
+	f.actions <- []*xactpb.BranchAction{action(4)}
+	waitStatus(t, c, 5*time.Second, "busy worker and full queue", func(st Status) bool {
+		return st.Running == 1 && st.Queued == 2 && st.Dropped == 1
+	})
+
+	f.kick <- struct{}{}
+	if got := recvHello(t, f); !slices.Equal(got.GetResourceIds(), []string{"db"}) {
+		t.Fatalf("hello after re-attach = %v", got)
+	}
+	st := waitStatus(t, c, 5*time.Second, "re-attach", func(st Status) bool { return st.Attached && st.Attaches == 2 })
+	if st.Running != 1 || st.Queued != 0 || st.Dropped != 3 || st.NodeID != "fake" {
+		t.Errorf("status after re-attach = %+v, want 1 running, 0 queued, 3 dropped, node fake", st)
+	}
+
+	f.actions <- []*xactpb.BranchAction{action(5)}
+	close(release)
+	if r := recvResult(t, f); r.GetRequestId() != 5 || r.GetOutcome() != done {
+		t.Errorf("first result on the new stream = %v, want request 5 done", r)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := map[int64]int{1: 1, 5: 1}; !maps.Equal(ran, want) {
+		t.Errorf("handler calls by branch = %v, want %v (2, 3 and 4 dropped)", ran, want)
+	}
+	select {
+	case r := <-f.results:
+		t.Errorf("unexpected result %v: the old stream's results must not reach the new one", r)
+	default:
 	}
 }
 

@@ -13,9 +13,11 @@
 // Every action goes to the Handler served for its (resource, branch type)
 // and runs on a bounded pool (WithConcurrency), under a context with a
 // deadline (WithActionTimeout) and a logger (Logger) carrying xid,
-// branch_id and resource. The context never carries an XID, so work done in
-// phase two does not register new branches. The answer is one of three
-// outcomes:
+// branch_id and resource. Actions that arrive while every worker is busy
+// wait in a bounded queue (WithMaxQueued); one that finds the queue full is
+// dropped unanswered and the TC retries it. The context never carries an
+// XID, so work done in phase two does not register new branches. The
+// answer is one of three outcomes:
 //
 //	handler returns nil            -> DONE
 //	handler returns rm.Permanent() -> FAILED: the TC parks the global for an operator
@@ -32,10 +34,20 @@
 //
 // # Connection
 //
-// After a disconnect the Client re-attaches with capped exponential backoff
-// and jitter and declares every served resource again. A resource served
-// while the stream is up is declared by sending a new Hello on the same
-// stream. Behind load balancers or NAT that drop idle connections, give the
-// connection gRPC keepalive parameters (grpc.WithKeepaliveParams) that the
-// TC permits, so that a silently dead stream is noticed.
+// The Client reads its stream whatever its handlers are doing, so the end
+// of the stream is noticed at once; it re-attaches right away and declares
+// every served resource again (attempts that the TC refuses wait with
+// capped exponential backoff and jitter). Actions queued or results not yet
+// sent on a stream that ended are dropped: the TC has taken them as
+// UNKNOWN and delivers them again. A resource served while the stream is up
+// is declared by sending a new Hello on the same stream. Status tells
+// whether the Client is attached.
+//
+// Dial the connection with protocol.DialOptions: its keepalive notices a
+// TC whose host or network vanished without closing the connection (behind
+// load balancers or NAT that drop idle connections, too), and its reconnect
+// backoff finds a restarted TC within about a second:
+//
+//	opts := append(protocol.DialOptions(), grpc.WithTransportCredentials(creds))
+//	conn, err := grpc.NewClient(tcAddr, opts...)
 package rm

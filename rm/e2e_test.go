@@ -141,7 +141,9 @@ func (e *env) branches(ctx context.Context, n int) ([]int64, error) {
 
 func (e *env) show(t *testing.T, xid string) *xactpb.ShowGlobalResponse {
 	t.Helper()
-	resp, err := e.admin.ShowGlobal(context.Background(), &xactpb.ShowGlobalRequest{Xid: xid})
+	// WaitForReady: after a Restart the connection may still be in its
+	// reconnect backoff.
+	resp, err := e.admin.ShowGlobal(context.Background(), &xactpb.ShowGlobalRequest{Xid: xid}, grpc.WaitForReady(true))
 	if err != nil {
 		t.Fatalf("ShowGlobal(%s) = %v", xid, protocol.FromStatus(err))
 	}
@@ -331,6 +333,97 @@ func testReattachAfterRestart(t *testing.T, opts ...tctest.Option) {
 	mu.Unlock()
 	e.waitStatus(t, xid, xactpb.GlobalStatus_GLOBAL_STATUS_COMMITTED)
 	e.checkOnce(t, xid, ids, "commit")
+}
+
+// TestE2EReattachWhileWorkersBusy: an RM whose phase-two workers are all
+// busy in a slow handler, with more actions waiting, re-attaches to a
+// restarted TC within 2s; then the waiting work finishes. (The loop that
+// read the stream used to wait for a free worker, so nothing saw the
+// stream end until a handler returned: up to the action timeout.)
+func TestE2EReattachWhileWorkersBusy(t *testing.T) {
+	const workers = 2
+	srv := tctest.Start(t)
+	conn := srv.Conn(t)
+	release := make(chan struct{})
+	slow := handlerFunc(func(ctx context.Context, a rm.Action) error {
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	c := rm.New(conn, rm.WithConcurrency(workers), rm.WithClientID(t.Name()))
+	if err := c.Serve("db", at, slow); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Start(ctx); err != nil {
+		t.Fatalf("Start() = %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	var releaseOnce sync.Once
+	free := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(free) // before Close, which waits for the handlers
+
+	// workers+1 committed globals: as many actions as workers run, and one
+	// waiting.
+	m := tm.New(conn)
+	var xids []string
+	for range workers + 1 {
+		err := m.Do(ctx, tm.Options{}, func(ctx context.Context) error {
+			xid, _ := tm.XID(ctx)
+			xids = append(xids, xid)
+			_, err := c.RegisterBranch(ctx, xid, "db", at, []string{"t:" + xid}, nil)
+			return err
+		})
+		if err != nil {
+			t.Fatalf("Do() = %v", err)
+		}
+	}
+	before := waitRMStatus(t, c, 10*time.Second, "every worker busy and an action waiting", func(st rm.Status) bool {
+		return st.Running == workers && st.Queued >= 1
+	})
+
+	srv.Restart()
+	waitRMStatus(t, c, 2*time.Second, "re-attach to the restarted TC", func(st rm.Status) bool {
+		return st.Attached && st.Attaches > before.Attaches
+	})
+
+	free()
+	admin := xactpb.NewAdminClient(conn)
+	for _, xid := range xids {
+		eventually(t, xid+" to commit", func() bool {
+			st, err := xactpb.NewCoordinatorClient(conn).GetStatus(ctx, &xactpb.GetStatusRequest{Xid: xid}, grpc.WaitForReady(true))
+			return err == nil && st.GetStatus() == xactpb.GlobalStatus_GLOBAL_STATUS_COMMITTED
+		})
+	}
+	if locks, err := admin.ListLocks(ctx, &xactpb.ListLocksRequest{}); err != nil || len(locks.GetLocks()) != 0 {
+		t.Errorf("locks left: %v, %v", locks.GetLocks(), err)
+	}
+}
+
+// handlerFunc runs the same function for commit and rollback.
+type handlerFunc func(ctx context.Context, a rm.Action) error
+
+func (f handlerFunc) Commit(ctx context.Context, a rm.Action) error   { return f(ctx, a) }
+func (f handlerFunc) Rollback(ctx context.Context, a rm.Action) error { return f(ctx, a) }
+
+// waitRMStatus polls c.Status until cond holds or d passes.
+func waitRMStatus(t *testing.T, c *rm.Client, d time.Duration, what string, cond func(rm.Status) bool) rm.Status {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		st := c.Status()
+		if cond(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within %v: rm status %+v", what, d, st)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // TestE2EHTTPPropagation: a service called over HTTP inside Do joins the

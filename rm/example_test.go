@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/rm"
 )
@@ -32,7 +33,10 @@ func (inventory) Rollback(ctx context.Context, a rm.Action) error {
 
 // This example needs a TC listening on localhost:8091 (`xact server`).
 func ExampleClient_Serve() {
-	conn, err := grpc.NewClient("localhost:8091", grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// protocol.DialOptions: keepalive and a short reconnect backoff, so the
+	// RM notices a lost TC and re-attaches soon after it is back.
+	opts := append(protocol.DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient("localhost:8091", opts...)
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -2,11 +2,12 @@ package rm
 
 import (
 	"fmt"
-	"github.com/xact-io/xact/internal/backoff"
 	"log/slog"
 	"os"
 	"strconv"
 	"time"
+
+	"github.com/xact-io/xact/internal/backoff"
 )
 
 // Defaults for the Client's options.
@@ -18,6 +19,7 @@ const (
 	DefaultBackoffBase   = 100 * time.Millisecond
 	DefaultBackoffMax    = 5 * time.Second
 	DefaultMaxBatch      = 256
+	DefaultMaxQueued     = 1024
 )
 
 type config struct {
@@ -29,6 +31,7 @@ type config struct {
 	actionTimeout time.Duration
 	retryBudget   time.Duration
 	maxBatch      int
+	maxQueued     int
 }
 
 func defaultConfig() config {
@@ -45,6 +48,7 @@ func defaultConfig() config {
 		actionTimeout: DefaultActionTimeout,
 		retryBudget:   DefaultRetryBudget,
 		maxBatch:      DefaultMaxBatch,
+		maxQueued:     DefaultMaxQueued,
 	}
 }
 
@@ -77,9 +81,10 @@ func WithClientID(id string) Option {
 	}
 }
 
-// WithBackoff sets the backoff for re-attaching to the TC and for retrying
-// ReportBranch and QueryLocks: about base at first, doubling up to max,
-// with jitter (defaults DefaultBackoffBase, DefaultBackoffMax).
+// WithBackoff sets the backoff between retries of ReportBranch and
+// QueryLocks and between failed attempts to attach (the first re-attach
+// after a stream that was up does not wait): about base at first, doubling
+// up to max, with jitter (defaults DefaultBackoffBase, DefaultBackoffMax).
 func WithBackoff(base, max time.Duration) Option {
 	return func(c *config) error {
 		if base <= 0 || max < base {
@@ -91,8 +96,9 @@ func WithBackoff(base, max time.Duration) Option {
 }
 
 // WithConcurrency sets how many phase-two actions run at once (default
-// DefaultConcurrency). When all are busy, the RM stops reading its stream,
-// which pushes back on the TC.
+// DefaultConcurrency). When all are busy, actions wait in a queue (see
+// WithMaxQueued); the RM keeps reading its stream, so that it notices at
+// once when the stream ends.
 func WithConcurrency(n int) Option {
 	return func(c *config) error {
 		if n <= 0 {
@@ -138,6 +144,22 @@ func WithRetryBudget(d time.Duration) Option {
 			return fmt.Errorf("WithRetryBudget(%v): must be positive", d)
 		}
 		c.retryBudget = d
+		return nil
+	}
+}
+
+// WithMaxQueued sets how many phase-two actions may wait for a worker
+// (default DefaultMaxQueued). An action that arrives while the queue is
+// full is dropped without an answer: the TC times it out, which is an
+// UNKNOWN outcome, and delivers it again after its retry backoff. That is
+// the RM's pushback on a TC that sends more than it can run (Status counts
+// them in Dropped).
+func WithMaxQueued(n int) Option {
+	return func(c *config) error {
+		if n <= 0 {
+			return fmt.Errorf("WithMaxQueued(%d): must be positive", n)
+		}
+		c.maxQueued = n
 		return nil
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/storage"
 )
 
@@ -68,6 +69,15 @@ type Config struct {
 	// MaxRecvMsgBytes caps one gRPC message.
 	MaxRecvMsgBytes int
 
+	// KeepaliveTime and KeepaliveTimeout: the TC pings a client connection
+	// that has been silent for KeepaliveTime and closes it if the ping is
+	// not answered within KeepaliveTimeout. That is how the TC notices an RM
+	// whose host or network vanished: its session ends and the actions sent
+	// to it are UNKNOWN at once instead of after PhaseTwoTimeout. (Clients
+	// may ping the TC as often as every protocol.MinPingInterval.)
+	KeepaliveTime    time.Duration
+	KeepaliveTimeout time.Duration
+
 	// Token, when set, is required as "authorization: Bearer <token>" on
 	// every call.
 	Token string
@@ -97,6 +107,8 @@ func DefaultConfig() Config {
 		MaxKeyBytes:        1024,
 		MaxAppDataBytes:    1 << 20,
 		MaxRecvMsgBytes:    16 << 20,
+		KeepaliveTime:      protocol.KeepaliveTime,
+		KeepaliveTimeout:   protocol.KeepaliveTimeout,
 		ShutdownGrace:      10 * time.Second,
 	}
 }
@@ -124,11 +136,15 @@ func (c *Config) Validate() error {
 		{"PhaseTwoTimeout", c.PhaseTwoTimeout}, {"RetryBase", c.RetryBase},
 		{"RetryMax", c.RetryMax}, {"ScanInterval", c.ScanInterval},
 		{"TombstoneRetention", c.TombstoneRetention},
+		{"KeepaliveTimeout", c.KeepaliveTimeout},
 	}
 	for _, p := range positive {
 		if p.d <= 0 {
 			bad("%s must be positive, got %v", p.name, p.d)
 		}
+	}
+	if c.KeepaliveTime < time.Second {
+		bad("KeepaliveTime must be at least 1s, got %v", c.KeepaliveTime)
 	}
 	if c.DecisionWait < 0 || c.ShutdownGrace < 0 {
 		bad("DecisionWait and ShutdownGrace must not be negative")

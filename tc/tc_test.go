@@ -551,6 +551,8 @@ func TestConfigValidate(t *testing.T) {
 		{"budget", func(c *tc.Config) { c.RetryBudget = 0 }},
 		{"base over max", func(c *tc.Config) { c.RetryBase = time.Hour }},
 		{"no store", func(c *tc.Config) { c.DataDir = "" }},
+		{"keepalive under 1s", func(c *tc.Config) { c.KeepaliveTime = 500 * time.Millisecond }},
+		{"zero keepalive timeout", func(c *tc.Config) { c.KeepaliveTimeout = 0 }},
 	}
 	for _, tt := range tests {
 		cfg := tc.DefaultConfig()

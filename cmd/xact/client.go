@@ -40,8 +40,10 @@ func (t tokenCreds) GetRequestMetadata(context.Context, ...string) (map[string]s
 }
 func (tokenCreds) RequireTransportSecurity() bool { return false }
 
+// dial connects with the settings the TC expects of clients (keepalive,
+// reconnect backoff): `xact bench` runs an RM on it.
 func (c *clientFlags) dial() (*grpc.ClientConn, error) {
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	opts := append(protocol.DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if c.token != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(tokenCreds(c.token)))
 	}

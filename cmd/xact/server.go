@@ -41,6 +41,8 @@ func serverCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.DurationVar(&cfg.ScanInterval, "scan-interval", cfg.ScanInterval, "how often timeouts and due retries are looked for")
 	fs.IntVar(&cfg.MaxLockKeys, "max-lock-keys", cfg.MaxLockKeys, "most lock keys in one branch registration")
 	fs.IntVar(&cfg.MaxRecvMsgBytes, "max-message-bytes", cfg.MaxRecvMsgBytes, "largest gRPC message accepted")
+	fs.DurationVar(&cfg.KeepaliveTime, "keepalive-time", cfg.KeepaliveTime, "ping a client connection silent this long (at least 1s), to notice RMs that vanished")
+	fs.DurationVar(&cfg.KeepaliveTimeout, "keepalive-timeout", cfg.KeepaliveTimeout, "close a client connection whose ping is not answered within this")
 	fs.StringVar(&cfg.Token, "token", "", "require this bearer `token` from every client")
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", cfg.ShutdownGrace, "wait for in-flight calls on shutdown")
 	gcPercent := fs.Int("gc-percent", 400, "Go GC target (runtime/debug.SetGCPercent); ignored when GOGC is set. The TC's live heap is small and its allocation rate high, so a higher target trades some tens of MB for CPU")

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/storage"
 	badgerstore "github.com/xact-io/xact/storage/badger"
 	"github.com/xact-io/xact/storage/memory"
@@ -175,11 +176,11 @@ func (s *Server) Server() *tc.Server { return s.srv }
 // Store is the server's store; it survives restarts.
 func (s *Server) Store() storage.Store { return s.store }
 
-// Conn dials the server; the connection is closed when the test ends. It
-// reconnects across Restart.
+// Conn dials the server with protocol.DialOptions, as clients should; the
+// connection is closed when the test ends. It reconnects across Restart.
 func (s *Server) Conn(t testing.TB) *grpc.ClientConn {
 	t.Helper()
-	conn, err := grpc.NewClient(s.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(s.Addr(), append(protocol.DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 	if err != nil {
 		t.Fatalf("tctest: dial: %v", err)
 	}
