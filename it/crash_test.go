@@ -74,9 +74,10 @@ func attachLedger(t *testing.T, conn grpc.ClientConnInterface, led *ledger, reso
 	return rmc
 }
 
+// dial connects to the TC at addr as clients should (protocol.DialOptions).
 func dial(t *testing.T, addr string) *grpc.ClientConn {
 	t.Helper()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(addr, append(protocol.DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 	if err != nil {
 		t.Fatal(err)
 	}

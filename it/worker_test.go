@@ -192,10 +192,10 @@ func runWorker(cfg workerConfig) error {
 		debit: map[string]tryer{}, credit: map[string]tryer{}, seen: map[string]int{},
 	}
 	w.fakeBranch.Store(1 << 40)
-	conn, err := grpc.NewClient(cfg.TC,
+	conn, err := grpc.NewClient(cfg.TC, append(protocol.DialOptions(),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithUnaryInterceptor(w.interceptUnary),
-		grpc.WithStreamInterceptor(w.interceptStream))
+		grpc.WithStreamInterceptor(w.interceptStream))...)
 	if err != nil {
 		return err
 	}

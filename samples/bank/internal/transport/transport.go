@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/xact-io/xact/datasource"
+	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/rm"
 	"github.com/xact-io/xact/rm/tcc"
 	"github.com/xact-io/xact/tm"
@@ -23,9 +24,11 @@ import (
 
 // DialTC connects to the coordinator. The connection is shared by the
 // service's tm.Manager and rm.Client. It carries no XID interceptor: the
-// TC's RPCs name their transaction in the request.
+// TC's RPCs name their transaction in the request. protocol.DialOptions
+// gives it keepalive, so the RM notices a TC that vanished, and a short
+// reconnect backoff, so it re-attaches soon after the TC is back.
 func DialTC(addr string) (*grpc.ClientConn, error) {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(addr, append(protocol.DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 	if err != nil {
 		return nil, fmt.Errorf("dial TC %s: %w", addr, err)
 	}
