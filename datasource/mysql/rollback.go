@@ -22,8 +22,8 @@ var ErrOutsideLocks = errors.New("mysql: undo record touches rows outside the br
 //
 // Before touching anything it checks that every row of the log has a key
 // in lockKeys (the branch's registered lock keys; ErrOutsideLocks) and
-// that every table and column of the log exists in the live schema, read
-// afresh (undo.ErrSchema). A row that someone else changed since the
+// that every table and column of the log exists in the live schema, as
+// read at most WithReplayMetadataAge ago (undo.ErrSchema). A row that someone else changed since the
 // branch wrote it fails with an *undo.DirtyError (undo.ErrDirty): that
 // branch cannot be rolled back automatically and must be parked for an
 // operator. A row already back in the state its record replaced is
@@ -62,7 +62,7 @@ func (d *Dialect) Undo(ctx context.Context, conn driver.Conn, log *undo.Log, loc
 		r := &log.Records[i]
 		t, ok := tables[r.Table]
 		if !ok {
-			t, err = d.refresh(ctx, conn, r.Table)
+			t, err = d.replayTable(ctx, conn, r.Table)
 			if errors.Is(err, ErrTableNotFound) || errors.Is(err, ErrUnsupported) {
 				// Gone, or now a view or a versioned table.
 				return fmt.Errorf("%w: %v", undo.ErrSchema, err)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/xact-io/xact/undo"
 )
@@ -185,5 +186,40 @@ func TestPlanMisuse(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestUndoReplayShapeAge: a rollback reuses a table shape read at most
+// WithReplayMetadataAge ago and reads it again afterwards. A schema
+// change inside that window still fails the rollback (the compensating
+// statements name the columns) and changes nothing; after it, the check
+// names the schema change.
+func TestUndoReplayShapeAge(t *testing.T) {
+	e := newEnv(t)
+	now := time.Now()
+	e.d.now = func() time.Time { return now }
+	e.exec(strings.Split(baseSchema, ";\n")...)
+	enc, keys, err := e.branch(e.db, q("UPDATE acct SET bal = bal + 1 WHERE id = 1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.rollback(e.db, enc, keys); err != nil {
+		t.Fatalf("first rollback: %v", err)
+	}
+	enc, keys, err = e.branch(e.db, q("UPDATE acct SET bal = bal + 1 WHERE id = 1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.exec("ALTER TABLE acct DROP COLUMN bal")
+	sum := e.checksum("acct")
+	if err := e.rollback(e.db, enc, keys); err == nil {
+		t.Fatal("rollback inside the window after DROP COLUMN = nil, want an error")
+	}
+	if got := e.checksum("acct"); got != sum {
+		t.Errorf("failed rollback changed data: %s, want %s", got, sum)
+	}
+	now = now.Add(DefaultReplayMetadataAge)
+	if err := e.rollback(e.db, enc, keys); !errors.Is(err, undo.ErrSchema) {
+		t.Fatalf("rollback after the window = %v, want undo.ErrSchema", err)
 	}
 }
