@@ -145,7 +145,9 @@ func (c *Client) pump(root, sctx context.Context, cancel context.CancelFunc, st 
 	if n := len(queue); n > 0 {
 		c.queued.Add(-int64(n))
 		c.dropped.Add(int64(n))
-		c.cfg.log.WarnContext(root, "rm: stream ended; dropping actions not started (the TC delivers them again)", "client_id", c.cfg.clientID, "actions", n)
+		if root.Err() == nil { // not closing
+			c.cfg.log.WarnContext(root, "rm: stream ended; dropping actions not started (the TC delivers them again)", "client_id", c.cfg.clientID, "actions", n)
+		}
 	}
 	if sendErr != nil {
 		return sendErr
