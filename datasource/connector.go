@@ -10,22 +10,26 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	gomysql "github.com/go-sql-driver/mysql"
 
 	"github.com/xact-io/xact/datasource/mysql"
 	"github.com/xact-io/xact/protocol/xactpb"
+	"github.com/xact-io/xact/rm"
 )
 
 // Connector is a driver.Connector whose connections take part in AT-mode
-// global transactions. Open a *sql.DB on it with sql.OpenDB; closing that
-// DB closes the Connector.
+// global transactions. Open a *sql.DB on it with OpenDB (or sql.OpenDB);
+// closing that DB closes the Connector.
 //
 // A Connector created with WithRM serves phase two of its resource's
 // branches (rm.Client.Serve with BRANCH_TYPE_AT): commit deletes undo
-// logs, rollback replays them. It owns a small pool of its own for that
-// work, a goroutine that deletes undo logs in batches and one that deletes
-// old markers (WithCleanup); Close stops them.
+// logs, rollback replays them. It owns a pool of its own for that work
+// (sized after the application's, see WithPhaseTwo, with bounded lock
+// waits, see WithPhaseTwoLockWait), a goroutine that deletes undo logs in
+// batches and one that deletes old markers (WithCleanup); Close stops
+// them.
 type Connector struct {
 	inner   driver.Connector
 	cfg     config
@@ -34,6 +38,13 @@ type Connector struct {
 	// global scope.
 	p2  *sql.DB
 	del *deleter
+	// app is the application's pool (Open, OpenDB), whose size the
+	// phase-two pool follows; nil if unknown.
+	app    atomic.Pointer[sql.DB]
+	p2Size struct {
+		sync.Mutex
+		n int
+	}
 	// rollbackOnTimeout caches the server's innodb_rollback_on_timeout
 	// (read-only while it runs): 0 not read yet, 1 OFF, 2 ON.
 	rollbackOnTimeout atomic.Int32
@@ -82,9 +93,9 @@ func NewConnector(inner driver.Connector, opts ...Option) (*Connector, error) {
 		cfg:     cfg,
 		dialect: mysql.New(mysql.WithMetadataTTL(cfg.metadataTTL)),
 	}
-	c.p2 = sql.OpenDB(plainConnector{inner})
-	c.p2.SetMaxOpenConns(cfg.phaseTwoConns)
-	c.p2.SetMaxIdleConns(cfg.phaseTwoConns)
+	c.p2 = sql.OpenDB(plainConnector{inner: inner, lockWait: cfg.phaseTwoLock})
+	c.p2.SetConnMaxIdleTime(phaseTwoIdleTime)
+	c.sizePhaseTwo()
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	if cfg.rm != nil {
@@ -137,7 +148,52 @@ func Open(driverName, dsn string, opts ...Option) (*sql.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	return sql.OpenDB(c), nil
+	return OpenDB(c), nil
+}
+
+// OpenDB opens a *sql.DB on c, as sql.OpenDB does, and lets c's phase-two
+// pool follow its size (see WithPhaseTwo). Closing the DB closes c.
+func OpenDB(c *Connector) *sql.DB {
+	db := sql.OpenDB(c)
+	c.app.Store(db)
+	c.sizePhaseTwo()
+	return db
+}
+
+// phaseTwoIdleTime is how long an idle phase-two connection is kept: a
+// burst of rollbacks may open many, which are not needed afterwards.
+const phaseTwoIdleTime = time.Minute
+
+// phaseTwoSize is the size of the phase-two pool: WithPhaseTwo's, or the
+// application pool's (at least DefaultPhaseTwoConns), or, for an
+// unlimited or unknown application pool, what an rm.Client runs at once
+// by default.
+func (c *Connector) phaseTwoSize() int {
+	if c.cfg.phaseTwoConns > 0 {
+		return c.cfg.phaseTwoConns
+	}
+	n := 0
+	if db := c.app.Load(); db != nil {
+		n = db.Stats().MaxOpenConnections
+	}
+	if n <= 0 {
+		n = rm.DefaultConcurrency
+	}
+	return max(n, DefaultPhaseTwoConns)
+}
+
+// sizePhaseTwo sets the phase-two pool's size from phaseTwoSize. Phase
+// two calls it before each rollback, so that the pool follows a
+// SetMaxOpenConns the application makes after Open.
+func (c *Connector) sizePhaseTwo() {
+	n := c.phaseTwoSize()
+	c.p2Size.Lock()
+	defer c.p2Size.Unlock()
+	if n != c.p2Size.n {
+		c.p2Size.n = n
+		c.p2.SetMaxOpenConns(n)
+		c.p2.SetMaxIdleConns(n)
+	}
 }
 
 // ResourceID returns the default resource id of a database: "host:port/dbname"
@@ -257,12 +313,27 @@ func firstWord(q string) string {
 	return ""
 }
 
-// plainConnector hides inner's Close from the phase-two pool, whose
-// closing must not close the inner connector twice.
-type plainConnector struct{ inner driver.Connector }
+// plainConnector makes the phase-two pool's connections: inner's, with
+// lock waits bounded to lockWait (WithPhaseTwoLockWait). It hides inner's
+// Close, so that closing the pool does not close the inner connector
+// twice.
+type plainConnector struct {
+	inner    driver.Connector
+	lockWait time.Duration
+}
 
 func (p plainConnector) Connect(ctx context.Context) (driver.Conn, error) {
-	return p.inner.Connect(ctx)
+	dc, err := p.inner.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	secs := int64((p.lockWait + time.Second - 1) / time.Second)
+	q := fmt.Sprintf("SET SESSION innodb_lock_wait_timeout = %d, lock_wait_timeout = %d", secs, secs)
+	if _, err := (&conn{inner: dc}).execDirect(ctx, q, nil); err != nil {
+		dc.Close()
+		return nil, fmt.Errorf("datasource: phase-two connection: %s: %w", q, err)
+	}
+	return dc, nil
 }
 func (p plainConnector) Driver() driver.Driver { return p.inner.Driver() }
 

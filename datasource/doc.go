@@ -91,6 +91,17 @@
 // local commit still on its way fails with ErrBranchRolledBack instead of
 // committing a change nobody would undo.
 //
+// Phase two runs on a pool of its own, which by default is as large as
+// the application's (the *sql.DB from Open or OpenDB; at least
+// DefaultPhaseTwoConns, rm.DefaultConcurrency if that pool is unlimited or
+// unknown; WithPhaseTwo fixes it). A rollback whose rows the application's
+// transactions hold waits for them at most WithPhaseTwoLockWait
+// (DefaultPhaseTwoLockWait, a session setting of the phase-two
+// connections), then answers an unknown outcome and frees its connection;
+// the TC retries it with backoff. So rollbacks stuck behind locks neither
+// hang nor keep the others from running; the rm.Client's
+// WithActionTimeout bounds each action as a whole.
+//
 // # Limits
 //
 //   - One Connector per resource id per rm.Client: a second one replaces

@@ -21,9 +21,13 @@ const (
 	// rollback (register, report, query locks), detached from the
 	// caller's cancellation.
 	DefaultCommitTimeout = 10 * time.Second
-	// DefaultPhaseTwoConns is the most database connections phase two
-	// (undo-log deletion and rollback replay) opens.
+	// DefaultPhaseTwoConns is the fewest database connections the
+	// phase-two pool (undo-log deletion and rollback replay) may open
+	// when it follows the application's pool (see WithPhaseTwo).
 	DefaultPhaseTwoConns = 8
+	// DefaultPhaseTwoLockWait bounds how long one statement of phase two
+	// waits for a row or metadata lock (see WithPhaseTwoLockWait).
+	DefaultPhaseTwoLockWait = 5 * time.Second
 	// DefaultDeleteBatch is the most branches whose undo logs one DELETE
 	// removes after phase-two commit.
 	DefaultDeleteBatch = 256
@@ -49,7 +53,8 @@ type config struct {
 	lockInterval  time.Duration
 	commitTimeout time.Duration
 	log           *slog.Logger
-	phaseTwoConns int
+	phaseTwoConns int // 0: follow the application's pool
+	phaseTwoLock  time.Duration
 	deleteBatch   int
 	deleteDelay   time.Duration
 	cleanupEvery  time.Duration
@@ -71,7 +76,7 @@ func defaultConfig() config {
 		lockInterval:  DefaultLockRetryInterval,
 		commitTimeout: DefaultCommitTimeout,
 		log:           slog.New(slog.DiscardHandler),
-		phaseTwoConns: DefaultPhaseTwoConns,
+		phaseTwoLock:  DefaultPhaseTwoLockWait,
 		deleteBatch:   DefaultDeleteBatch,
 		deleteDelay:   DefaultDeleteDelay,
 		cleanupEvery:  DefaultCleanupInterval,
@@ -165,14 +170,57 @@ func WithLogger(l *slog.Logger) Option {
 
 // WithPhaseTwo sets the most database connections phase two uses (a pool
 // of its own beside the application's) and the most branches whose undo
-// logs one DELETE removes (defaults DefaultPhaseTwoConns,
-// DefaultDeleteBatch).
+// logs one DELETE removes (default DefaultDeleteBatch).
+//
+// conns = 0, the default, makes the pool follow the application's: as
+// many connections as the *sql.DB returned by Open or OpenDB may open
+// (its SetMaxOpenConns, read again before each rollback), but at least
+// DefaultPhaseTwoConns. When that pool is unlimited (database/sql's
+// default), or the *sql.DB was opened with sql.OpenDB so that the
+// Connector cannot see it, the size is rm.DefaultConcurrency (16), the
+// number of phase-two actions an rm.Client runs at once by default.
+//
+// Rollbacks that wait for row locks held by the application's
+// transactions must not take every phase-two connection, or no other
+// rollback and no undo-log deletion runs until they end: keep conns at
+// least the application's pool size and the rm.Client's WithConcurrency.
+// A rollback that waits too long gives up (WithPhaseTwoLockWait) and is
+// retried by the TC.
 func WithPhaseTwo(conns, deleteBatch int) Option {
 	return func(cfg *config) error {
-		if conns < 1 || deleteBatch < 1 {
-			return fmt.Errorf("WithPhaseTwo: conns and deleteBatch must be >= 1, got %d, %d", conns, deleteBatch)
+		if conns < 0 || deleteBatch < 1 {
+			return fmt.Errorf("WithPhaseTwo: conns must be >= 0 and deleteBatch >= 1, got %d, %d", conns, deleteBatch)
 		}
 		cfg.phaseTwoConns, cfg.deleteBatch = conns, deleteBatch
+		return nil
+	}
+}
+
+// WithPhaseTwoLockWait bounds how long one statement of phase two waits
+// for a lock (default DefaultPhaseTwoLockWait, rounded up to whole
+// seconds): every phase-two connection runs SET SESSION
+// innodb_lock_wait_timeout (row locks) and lock_wait_timeout (metadata
+// locks) to it when it opens. A rollback whose rows are locked by a
+// transaction of the application then fails with a lock-wait timeout
+// (1205) after at most d, frees its connection, and answers an unknown
+// outcome, which the TC retries with backoff; the rows are compensated
+// once they are free.
+//
+// Keep d above WithLockWait's budget: the usual holder of a row that a
+// rollback needs is a branch's local transaction waiting for the global
+// lock the rolling-back transaction still holds, and it gives up after
+// that budget, so the rollback then goes through on its first attempt.
+// Keep it below the rm.Client's WithActionTimeout (and the TC's
+// PhaseTwoTimeout): when the action's context ends first, the driver
+// closes the connection to interrupt the statement, but the server only
+// notices at the end of the lock wait, and until then the abandoned
+// transaction keeps the locks it has, the retry's included.
+func WithPhaseTwoLockWait(d time.Duration) Option {
+	return func(cfg *config) error {
+		if d <= 0 || d > 24*time.Hour {
+			return fmt.Errorf("WithPhaseTwoLockWait: must be > 0 and at most 24h, got %v", d)
+		}
+		cfg.phaseTwoLock = d
 		return nil
 	}
 }

@@ -64,8 +64,20 @@ func (h *handler) Rollback(ctx context.Context, a rm.Action) error {
 // log) fails permanently: nothing is changed, and the TC parks the branch
 // with the reason for an operator. Anything else (the database
 // unreachable, a lock wait) is an unknown outcome that the TC retries.
+//
+// A rollback must not hold a phase-two connection for long, or rollbacks
+// stuck behind rows the application holds would starve the others (and
+// the undo-log deletion) of connections. Every statement's lock wait is
+// bounded (WithPhaseTwoLockWait, set on the connection when it opens):
+// one that times out (1205) fails the action, the deferred ROLLBACK ends
+// the local transaction, and the connection goes back to the pool. The
+// action's context (the rm.Client's WithActionTimeout) bounds the rest,
+// the wait for a pool connection included; when it ends during a
+// statement, go-sql-driver/mysql closes the connection to interrupt it,
+// and database/sql discards it (IsValid) instead of pooling it.
 func (c *Connector) rollbackBranch(ctx context.Context, a rm.Action) error {
 	lg := rm.Logger(ctx)
+	c.sizePhaseTwo()
 	sc, err := c.p2.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("datasource: rollback %s branch %d: %w", a.XID, a.BranchID, err)
