@@ -327,7 +327,7 @@ func (ts *txState) checkLocks(ctx context.Context, keys []string) error {
 			}
 			return nil
 		}
-		if ts.autocommit || !w.again(ctx) {
+		if ts.autocommit || lc.HolderRollingBack && !ts.c.c.cfg.waitRollback || !w.again(ctx) {
 			return newLockConflict(lc, w.waited())
 		}
 	}
@@ -442,7 +442,9 @@ func (ts *txState) register(ctx context.Context) (int64, error) {
 		if !errors.As(err, &lc) {
 			return 0, fmt.Errorf("datasource: register branch of %s on %s: %w", ts.scope.xid, c.cfg.resource, err)
 		}
-		if ts.autocommit || !w.again(ctx) {
+		// A holder that is rolling back needs this transaction's row
+		// locks for its compensation: give up at once (WithLockWaitOnRollback).
+		if ts.autocommit || lc.HolderRollingBack && !c.cfg.waitRollback || !w.again(ctx) {
 			return 0, newLockConflict(lc, w.waited())
 		}
 	}

@@ -65,6 +65,9 @@ type LockConflictError struct {
 	Table    string // the table of Key
 	Key      string // the canonical lock key (undo.LockKey)
 	Holder   string // XID of the global transaction holding it
+	// HolderRollingBack is true when the holder is rolling back; the
+	// wait ended at once (see WithLockWaitOnRollback).
+	HolderRollingBack bool
 	// Waited is how long the statement or commit waited for the lock.
 	Waited time.Duration
 	// Cause is the TC's answer.
@@ -73,6 +76,10 @@ type LockConflictError struct {
 
 // Error names the row, its table and resource, the holder and the wait.
 func (e *LockConflictError) Error() string {
+	if e.HolderRollingBack {
+		return fmt.Sprintf("datasource: row %q of table %s on %s is locked by global transaction %s, which is rolling back and needs this transaction's row lock to compensate it (waited %v)",
+			e.Key, e.Table, e.Resource, e.Holder, e.Waited.Round(time.Millisecond))
+	}
 	return fmt.Sprintf("datasource: row %q of table %s on %s is locked by global transaction %s (waited %v)",
 		e.Key, e.Table, e.Resource, e.Holder, e.Waited.Round(time.Millisecond))
 }
@@ -87,12 +94,13 @@ func (e *LockConflictError) Unwrap() []error {
 
 func newLockConflict(lc *protocol.LockConflictError, waited time.Duration) *LockConflictError {
 	return &LockConflictError{
-		Resource: lc.Resource,
-		Table:    keyTable(lc.Key),
-		Key:      lc.Key,
-		Holder:   lc.Holder,
-		Waited:   waited,
-		Cause:    lc,
+		Resource:          lc.Resource,
+		Table:             keyTable(lc.Key),
+		Key:               lc.Key,
+		Holder:            lc.Holder,
+		Waited:            waited,
+		HolderRollingBack: lc.HolderRollingBack,
+		Cause:             lc,
 	}
 }
 

@@ -3,6 +3,7 @@ package datasource
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -121,30 +122,99 @@ func TestLockConflict(t *testing.T) {
 
 	t.Run("first rolls back while second waits", func(t *testing.T) {
 		// The second holds the row's database lock while it waits for the
-		// global lock; the first's rollback waits for the database lock.
-		// The second's budget breaks the cycle.
-		d := e.newDB(t, nil, WithLockWait(500*time.Millisecond, 5*time.Millisecond))
+		// global lock; the first's rollback needs that database lock to
+		// compensate the row. The TC says the holder is rolling back, so
+		// the second gives up at once instead of after its budget (a
+		// minute here: the old behaviour held the rollback that long).
+		d := e.newDB(t, nil, WithLockWait(time.Minute, 5*time.Millisecond))
 		d.accounts(1)
 		h := hold(t, e, d)
+		locked, proceed := make(chan struct{}), make(chan struct{})
 		var commitErr error
 		done := second(e, func(ctx context.Context) error {
-			commitErr = debit(ctx, d, 1, 30)
+			tx, err := d.db.BeginTx(ctx, nil)
+			if err != nil {
+				return err
+			}
+			defer tx.Rollback()
+			if _, err := tx.ExecContext(ctx, "UPDATE account SET balance = balance - ? WHERE id = ?", 30, 1); err != nil {
+				return err
+			}
+			close(locked)
+			<-proceed
+			commitErr = tx.Commit()
 			return commitErr
 		})
-		time.Sleep(100 * time.Millisecond)
+		<-locked
 		h.release <- false
+		eventually(t, func() error {
+			if g, _ := e.global(h.xid); g.GetStatus() != xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACKING &&
+				g.GetStatus() != xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACK_RETRYING {
+				return fmt.Errorf("holder is %v, want it rolling back", g.GetStatus())
+			}
+			return nil
+		})
+		close(proceed)
+		<-done
+		var lc *LockConflictError
+		if !errors.As(commitErr, &lc) || !lc.HolderRollingBack {
+			t.Fatalf("second's commit = %v, want a *LockConflictError with HolderRollingBack", commitErr)
+		}
+		var plc *protocol.LockConflictError
+		if !errors.As(commitErr, &plc) || !plc.HolderRollingBack || plc.Holder != h.xid {
+			t.Errorf("TC's conflict = %+v, want holder %s rolling back", plc, h.xid)
+		}
 		if err := <-h.done; !errors.Is(err, errRollback) {
 			t.Fatalf("holder = %v, want %v", err, errRollback)
-		}
-		<-done
-		if !errors.Is(commitErr, ErrLockConflict) {
-			t.Errorf("second's commit = %v, want %v", commitErr, ErrLockConflict)
 		}
 		if g := e.settled(h.xid); g.GetStatus() != xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACKED {
 			t.Errorf("holder status = %v (%q), want ROLLBACKED", g.GetStatus(), g.GetReason())
 		}
 		if got, want := d.balance(1), 100; got != want {
 			t.Errorf("balance = %d, want %d", got, want)
+		}
+	})
+
+	t.Run("wait on a rolling-back holder when asked to", func(t *testing.T) {
+		// WithLockWaitOnRollback(true): the second keeps waiting, so the
+		// holder's rollback waits for the second's budget to end.
+		d := e.newDB(t, nil, WithLockWait(300*time.Millisecond, 5*time.Millisecond), WithLockWaitOnRollback(true))
+		d.accounts(1)
+		h := hold(t, e, d)
+		var commitErr error
+		locked, proceed := make(chan struct{}), make(chan struct{})
+		done := second(e, func(ctx context.Context) error {
+			tx, err := d.db.BeginTx(ctx, nil)
+			if err != nil {
+				return err
+			}
+			defer tx.Rollback()
+			if _, err := tx.ExecContext(ctx, "UPDATE account SET balance = balance - ? WHERE id = ?", 30, 1); err != nil {
+				return err
+			}
+			close(locked)
+			<-proceed
+			commitErr = tx.Commit()
+			return commitErr
+		})
+		<-locked
+		h.release <- false
+		eventually(t, func() error {
+			if g, _ := e.global(h.xid); g.GetStatus() != xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACKING &&
+				g.GetStatus() != xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACK_RETRYING {
+				return fmt.Errorf("holder is %v, want it rolling back", g.GetStatus())
+			}
+			return nil
+		})
+		close(proceed)
+		<-done
+		var lc *LockConflictError
+		if !errors.As(commitErr, &lc) || !lc.HolderRollingBack || lc.Waited < 300*time.Millisecond/2 {
+			t.Fatalf("second's commit = %v, want a *LockConflictError after waiting its budget", commitErr)
+		}
+		<-h.done
+		if g := e.settled(h.xid); g.GetStatus() != xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACKED {
+			t.Errorf("holder status = %v (%q), want ROLLBACKED", g.GetStatus(), g.GetReason())
 		}
 	})
 

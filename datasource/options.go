@@ -51,6 +51,7 @@ type config struct {
 	resource      string
 	lockWait      time.Duration
 	lockInterval  time.Duration
+	waitRollback  bool // keep waiting for a lock whose holder is rolling back
 	commitTimeout time.Duration
 	log           *slog.Logger
 	phaseTwoConns int // 0: follow the application's pool
@@ -137,6 +138,23 @@ func WithLockWait(budget, interval time.Duration) Option {
 			return fmt.Errorf("WithLockWait: budget must be >= 0 and interval > 0, got %v, %v", budget, interval)
 		}
 		cfg.lockWait, cfg.lockInterval = budget, interval
+		return nil
+	}
+}
+
+// WithLockWaitOnRollback(true) makes a commit or a SELECT … FOR UPDATE
+// keep waiting, within its lock-wait budget, for a row whose holder is
+// rolling back. By default (false, as Seata's
+// retryPolicyBranchRollbackOnConflict) it fails at once with
+// ErrLockConflict (LockConflictError.HolderRollingBack): the holder's
+// compensation of that row needs the database row lock that this local
+// transaction took when it wrote or locked the row, so the holder's
+// rollback cannot finish before this wait ends, and waiting only delays
+// both. Failing frees the row at once; the caller's global transaction
+// fails and can be retried.
+func WithLockWaitOnRollback(wait bool) Option {
+	return func(cfg *config) error {
+		cfg.waitRollback = wait
 		return nil
 	}
 }

@@ -72,9 +72,18 @@ type LockConflictError struct {
 	Resource string
 	Key      string
 	Holder   string
+	// HolderRollingBack is true when the holder's decision is rollback
+	// and the row is still to be compensated. Its compensation needs the
+	// database row lock that the asking branch took when it wrote or
+	// locked the row, so waiting for the global lock deadlocks until the
+	// waiter gives up: a branch should give up at once.
+	HolderRollingBack bool
 }
 
 func (e *LockConflictError) Error() string {
+	if e.HolderRollingBack {
+		return fmt.Sprintf("xact: global lock conflict on %s %q held by %s, which is rolling back", e.Resource, e.Key, e.Holder)
+	}
 	return fmt.Sprintf("xact: global lock conflict on %s %q held by %s", e.Resource, e.Key, e.Holder)
 }
 
@@ -93,9 +102,11 @@ func ToStatus(err error) error {
 	}
 	var lc *LockConflictError
 	if errors.As(err, &lc) {
-		return withInfo(codes.Aborted, err.Error(), "LOCK_CONFLICT", map[string]string{
-			"resource": lc.Resource, "key": lc.Key, "holder": lc.Holder,
-		})
+		md := map[string]string{"resource": lc.Resource, "key": lc.Key, "holder": lc.Holder}
+		if lc.HolderRollingBack {
+			md["holder_rolling_back"] = "true"
+		}
+		return withInfo(codes.Aborted, err.Error(), "LOCK_CONFLICT", md)
 	}
 	for _, e := range table {
 		if errors.Is(err, e.err) {
@@ -138,7 +149,8 @@ func FromStatus(err error) error {
 		}
 		if info.GetReason() == "LOCK_CONFLICT" {
 			md := info.GetMetadata()
-			return &LockConflictError{Resource: md["resource"], Key: md["key"], Holder: md["holder"]}
+			return &LockConflictError{Resource: md["resource"], Key: md["key"], Holder: md["holder"],
+				HolderRollingBack: md["holder_rolling_back"] == "true"}
 		}
 		for _, e := range table {
 			if e.reason == info.GetReason() {

@@ -352,7 +352,8 @@ func (c *Client) QueryLocks(ctx context.Context, xid, resource string, keys []st
 	if resp.GetFree() {
 		return nil
 	}
-	return &protocol.LockConflictError{Resource: resource, Key: resp.GetConflictKey(), Holder: resp.GetHolderXid()}
+	return &protocol.LockConflictError{Resource: resource, Key: resp.GetConflictKey(), Holder: resp.GetHolderXid(),
+		HolderRollingBack: resp.GetHolderRollingBack()}
 }
 
 // retry runs call, which must be safe to repeat, until it succeeds, fails

@@ -261,10 +261,27 @@ func (c *coordinator) RegisterBranch(ctx context.Context, req *xactpb.RegisterBr
 		id, err = c.s.store.RegisterBranch(ctx, b, now)
 	}
 	if err != nil {
-		return nil, err
+		return nil, c.annotateConflict(ctx, err)
 	}
 	failpoint.Hit("tc/register/after-store")
 	return &xactpb.RegisterBranchResponse{BranchId: id}, nil
+}
+
+// annotateConflict marks a lock conflict whose holder is rolling back
+// (protocol.LockConflictError.HolderRollingBack), so that the asking
+// branch gives up at once instead of waiting for a lock whose release
+// needs the database row lock it holds itself. Other errors pass
+// unchanged; a holder that cannot be read leaves the conflict as it is.
+func (c *coordinator) annotateConflict(ctx context.Context, err error) error {
+	var lc *protocol.LockConflictError
+	if !errors.As(err, &lc) || lc.Holder == "" {
+		return err
+	}
+	g, gerr := c.s.store.GetGlobal(ctx, lc.Holder)
+	if gerr == nil && rollbackFamily(g.Status) {
+		lc.HolderRollingBack = true
+	}
+	return err
 }
 
 func dedupe(keys []string) []string {
@@ -329,13 +346,14 @@ func (c *coordinator) QueryLocks(ctx context.Context, req *xactpb.QueryLocksRequ
 	if err := c.checkKeys(req.GetResourceId(), req.GetLockKeys()); err != nil {
 		return nil, err
 	}
-	err := c.s.store.CheckLocks(ctx, req.GetXid(), req.GetResourceId(), req.GetLockKeys())
+	err := c.annotateConflict(ctx, c.s.store.CheckLocks(ctx, req.GetXid(), req.GetResourceId(), req.GetLockKeys()))
 	var lc *protocol.LockConflictError
 	switch {
 	case err == nil:
 		return &xactpb.QueryLocksResponse{Free: true}, nil
 	case errors.As(err, &lc):
-		return &xactpb.QueryLocksResponse{Free: false, ConflictKey: lc.Key, HolderXid: lc.Holder}, nil
+		return &xactpb.QueryLocksResponse{Free: false, ConflictKey: lc.Key, HolderXid: lc.Holder,
+			HolderRollingBack: lc.HolderRollingBack}, nil
 	default:
 		return nil, err
 	}

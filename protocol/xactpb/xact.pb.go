@@ -1137,10 +1137,13 @@ type QueryLocksResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Free  bool                   `protobuf:"varint,1,opt,name=free,proto3" json:"free,omitempty"`
 	// When not free: the first conflicting key and its holder.
-	ConflictKey   string `protobuf:"bytes,2,opt,name=conflict_key,json=conflictKey,proto3" json:"conflict_key,omitempty"`
-	HolderXid     string `protobuf:"bytes,3,opt,name=holder_xid,json=holderXid,proto3" json:"holder_xid,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ConflictKey string `protobuf:"bytes,2,opt,name=conflict_key,json=conflictKey,proto3" json:"conflict_key,omitempty"`
+	HolderXid   string `protobuf:"bytes,3,opt,name=holder_xid,json=holderXid,proto3" json:"holder_xid,omitempty"`
+	// The holder's decision is rollback: the row is still to be
+	// compensated (see protocol.LockConflictError.HolderRollingBack).
+	HolderRollingBack bool `protobuf:"varint,4,opt,name=holder_rolling_back,json=holderRollingBack,proto3" json:"holder_rolling_back,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *QueryLocksResponse) Reset() {
@@ -1192,6 +1195,13 @@ func (x *QueryLocksResponse) GetHolderXid() string {
 		return x.HolderXid
 	}
 	return ""
+}
+
+func (x *QueryLocksResponse) GetHolderRollingBack() bool {
+	if x != nil {
+		return x.HolderRollingBack
+	}
+	return false
 }
 
 // RMMessage is what an RM sends on its Attach stream.
@@ -2627,12 +2637,13 @@ const file_xact_proto_rawDesc = "" +
 	"\x03xid\x18\x01 \x01(\tR\x03xid\x12\x1f\n" +
 	"\vresource_id\x18\x02 \x01(\tR\n" +
 	"resourceId\x12\x1b\n" +
-	"\tlock_keys\x18\x03 \x03(\tR\blockKeys\"j\n" +
+	"\tlock_keys\x18\x03 \x03(\tR\blockKeys\"\x9a\x01\n" +
 	"\x12QueryLocksResponse\x12\x12\n" +
 	"\x04free\x18\x01 \x01(\bR\x04free\x12!\n" +
 	"\fconflict_key\x18\x02 \x01(\tR\vconflictKey\x12\x1d\n" +
 	"\n" +
-	"holder_xid\x18\x03 \x01(\tR\tholderXid\"i\n" +
+	"holder_xid\x18\x03 \x01(\tR\tholderXid\x12.\n" +
+	"\x13holder_rolling_back\x18\x04 \x01(\bR\x11holderRollingBack\"i\n" +
 	"\tRMMessage\x12&\n" +
 	"\x05hello\x18\x01 \x01(\v2\x0e.xact.v1.HelloH\x00R\x05hello\x12,\n" +
 	"\aresults\x18\x02 \x01(\v2\x10.xact.v1.ResultsH\x00R\aresultsB\x06\n" +
