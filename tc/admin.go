@@ -102,7 +102,9 @@ func (a *admin) ListLocks(ctx context.Context, req *xactpb.ListLocksRequest) (*x
 	return resp, nil
 }
 
-// GlobalToPB converts a stored global to its wire form.
+// GlobalToPB converts a stored global to its wire form. A finished
+// global has no reason: the one stored is the last failure of a phase two
+// that has succeeded since (its History keeps it).
 func GlobalToPB(g *storage.Global) *xactpb.GlobalTransaction {
 	pb := &xactpb.GlobalTransaction{
 		Xid:              g.XID,
@@ -117,6 +119,9 @@ func GlobalToPB(g *storage.Global) *xactpb.GlobalTransaction {
 		Reason:           g.Reason,
 		UpdatedUnixMs:    unixMs(g.UpdatedAt),
 		BranchSeq:        g.BranchSeq,
+	}
+	if g.Finished {
+		pb.Reason = ""
 	}
 	for _, e := range g.History {
 		pb.History = append(pb.History, &xactpb.RetryEvent{AtUnixMs: unixMs(e.At), What: e.What})

@@ -32,6 +32,7 @@ type driver struct {
 type run struct {
 	done   chan struct{}
 	status storage.Status
+	again  bool // guarded by driver.mu: kick asked for another round after this one
 }
 
 // preload is what the caller that starts a round already read: the global
@@ -67,12 +68,31 @@ func (d *driver) start(xid string, pre *preload) *run {
 		defer func() {
 			d.mu.Lock()
 			delete(d.mu.running, xid)
+			again := r.again
 			d.mu.Unlock()
 			close(r.done)
+			if again {
+				d.start(xid, nil)
+			}
 		}()
 		r.status = d.round(d.s.bg, xid, pre)
 	}()
 	return r
+}
+
+// kick starts a round for xid now, or, if one is running, another one as
+// soon as it ends: the running round may have found no RM for a branch
+// whose RM has attached since (see waker). A round of a global that is
+// finished or parked by then returns without doing anything.
+func (d *driver) kick(xid string) {
+	d.mu.Lock()
+	if r, ok := d.mu.running[xid]; ok {
+		r.again = true
+		d.mu.Unlock()
+		return
+	}
+	d.mu.Unlock()
+	d.start(xid, nil)
 }
 
 func (d *driver) isRunning(xid string) bool {

@@ -52,6 +52,7 @@ type Server struct {
 	xids     *xidGen
 	stripes  *stripe.Mutexes // serialize decisions per global
 	drive    *driver
+	wake     *waker
 
 	bg       context.Context // cancelled by Close: stops background work
 	stopBg   context.CancelFunc
@@ -88,7 +89,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.lis = lis
 	s.bg, s.stopBg = context.WithCancel(context.Background())
-	s.hub = hub.New(cfg.NodeID, log)
+	s.wake = newWaker(s)
+	s.hub = hub.New(cfg.NodeID, log, s.wake.attached)
 	s.xids = newXIDGen(cfg.NodeID)
 	s.drive = newDriver(s)
 	s.grpc = grpc.NewServer(
@@ -118,10 +120,14 @@ func (s *Server) Serve(ctx context.Context) error {
 	if err := s.recover(ctx); err != nil {
 		return err
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
 		s.scanLoop()
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.wake.loop(s.bg)
 	}()
 	go func() { s.serveErr <- s.grpc.Serve(s.lis) }()
 	select {

@@ -39,9 +39,10 @@ type Stream interface {
 
 // Hub is the set of attached RM sessions.
 type Hub struct {
-	nodeID string
-	log    *slog.Logger
-	seq    atomic.Uint64
+	nodeID   string
+	log      *slog.Logger
+	seq      atomic.Uint64
+	onAttach func([]Route)
 
 	mu struct {
 		sync.Mutex
@@ -52,9 +53,13 @@ type Hub struct {
 	}
 }
 
-// New returns an empty hub.
-func New(nodeID string, log *slog.Logger) *Hub {
-	h := &Hub{nodeID: nodeID, log: log}
+// New returns an empty hub. onAttach, if not nil, is called with the
+// routes an RM declares whenever it attaches or declares again, once the
+// hub routes actions to it: phase two that found no RM for those routes
+// can be tried again at once. It runs on the stream's goroutine and must
+// not block.
+func New(nodeID string, log *slog.Logger, onAttach func([]Route)) *Hub {
+	h := &Hub{nodeID: nodeID, log: log, onAttach: onAttach}
 	h.mu.sessions = map[*session]struct{}{}
 	h.mu.byRoute = map[Route][]*session{}
 	h.mu.next = map[Route]int{}
@@ -134,6 +139,7 @@ func (h *Hub) Serve(ctx context.Context, stream Stream) error {
 		return err
 	}
 	h.log.Info("rm attached", "client", s.clientID, "resources", hello.GetResourceIds())
+	h.attached(routes(hello))
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -150,7 +156,9 @@ func (h *Hub) Serve(ctx context.Context, stream Stream) error {
 			}
 			switch b := msg.GetBody().(type) {
 			case *xactpb.RMMessage_Hello:
-				h.redeclare(s, routes(b.Hello))
+				rs := routes(b.Hello)
+				h.redeclare(s, rs)
+				h.attached(rs)
 			case *xactpb.RMMessage_Results:
 				s.deliver(b.Results.GetResults())
 			}
@@ -169,6 +177,12 @@ func (h *Hub) Serve(ctx context.Context, stream Stream) error {
 	// stream, and Recv fails.
 	h.log.Info("rm detached", "client", s.clientID, "err", err)
 	return err
+}
+
+func (h *Hub) attached(rs []Route) {
+	if h.onAttach != nil && len(rs) > 0 {
+		h.onAttach(rs)
+	}
 }
 
 func (h *Hub) add(s *session, rs []Route) error {
