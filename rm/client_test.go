@@ -341,18 +341,21 @@ func TestDispatchOutcomes(t *testing.T) {
 func TestBatchedResults(t *testing.T) {
 	f := newFakeTC()
 	release := make(chan struct{})
+	const n = 50
+	var blocked sync.WaitGroup
+	blocked.Add(n)
 	h := funcHandler(func(ctx context.Context, _ string, a Action) error {
+		blocked.Done()
 		<-release
 		return nil
 	})
 	started(t, f, func(c *Client) { c.Serve("db", at, h) }, WithConcurrency(64))
-	const n = 50
 	var batch []*xactpb.BranchAction
 	for i := range n {
 		batch = append(batch, &xactpb.BranchAction{RequestId: uint64(i), Kind: commit, Xid: "x:1", BranchId: int64(i), ResourceId: "db"})
 	}
 	f.actions <- batch
-	time.Sleep(50 * time.Millisecond) // let all handlers block
+	blocked.Wait() // every handler is running: their results end together
 	close(release)
 	for range n {
 		recvResult(t, f)
