@@ -162,13 +162,17 @@ const (
 	committed outcome = iota
 	rolledBack
 	failedLock     // a global lock was not granted in time
+	failedLockRB   // a global lock held by a transaction that is rolling back
 	failedDeadlock // InnoDB chose the transaction as a deadlock victim, or a lock wait timed out
 	failedOther
 	outcomes
 )
 
 func classify(err error) outcome {
+	var lc *protocol.LockConflictError
 	switch {
+	case errors.As(err, &lc) && lc.HolderRollingBack:
+		return failedLockRB
 	case errors.Is(err, protocol.ErrLockConflict):
 		return failedLock
 	case isDeadlock(err):
@@ -287,9 +291,9 @@ func (ct *contention) report(b *testing.B, name string, s *contentionStats) {
 	for _, c := range s.count {
 		total += c
 	}
-	b.ReportMetric(float64(s.count[failedLock]+s.count[failedDeadlock]+s.count[failedOther])/float64(total), name+"-failed-share")
-	b.Logf("%s: %d transfers in %v: committed %d, rolled back %d, lock conflicts %d, deadlocks/lock-wait timeouts %d, other %d; InnoDB deadlocks %d",
-		name, total, s.elapsed.Round(time.Millisecond), s.count[committed], s.count[rolledBack], s.count[failedLock],
+	b.ReportMetric(float64(s.count[failedLock]+s.count[failedLockRB]+s.count[failedDeadlock]+s.count[failedOther])/float64(total), name+"-failed-share")
+	b.Logf("%s: %d transfers in %v: committed %d, rolled back %d, lock conflicts %d (holder rolling back %d), deadlocks/lock-wait timeouts %d, other %d; InnoDB deadlocks %d",
+		name, total, s.elapsed.Round(time.Millisecond), s.count[committed], s.count[rolledBack], s.count[failedLock], s.count[failedLockRB],
 		s.count[failedDeadlock], s.count[failedOther], s.deadlocks)
 }
 

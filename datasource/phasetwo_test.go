@@ -494,3 +494,50 @@ func mustConnector(t *testing.T, d *database) driver.Connector {
 	}
 	return c
 }
+
+// TestMissingUndoLogTableDropsBranch is issue 10's broken participant: the
+// second database has no undo_log table. Its branch registers, its undo
+// insert fails, it reports PHASE_ONE_FAILED and is dropped (its row is
+// free at once); the global rolls back, the first database's debit is
+// compensated, and nothing is parked.
+func TestMissingUndoLogTableDropsBranch(t *testing.T) {
+	leakCheck(t)
+	e := newEnv(t)
+	a := e.newDB(t, nil)
+	a.accounts(1)
+	b := e.newDB(t, nil)
+	b.accounts(1)
+	b.exec("DROP TABLE undo_log")
+	var xid string
+	var creditErr error
+	err := e.tm.Do(context.Background(), tm.Options{Name: "transfer", Timeout: 20 * time.Second}, func(ctx context.Context) error {
+		xid = xidOf(t, ctx)
+		if err := debit(ctx, a, 1, 30); err != nil {
+			return err
+		}
+		creditErr = debit(ctx, b, 1, -30)
+		return creditErr
+	})
+	if creditErr == nil || !strings.Contains(creditErr.Error(), "undo_log") {
+		t.Fatalf("credit on the database without undo_log = %v, want the undo_log error", creditErr)
+	}
+	if !errors.Is(err, creditErr) {
+		t.Fatalf("Do = %v, want the credit's error (rolled back)", err)
+	}
+	if g := e.settled(xid); g.GetStatus() != xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACKED || g.GetParked() {
+		t.Fatalf("global = %v parked=%v (%q), want ROLLBACKED", g.GetStatus(), g.GetParked(), g.GetReason())
+	}
+	if got := a.balance(1); got != 100 {
+		t.Errorf("first database's balance = %d, want 100 (debit compensated)", got)
+	}
+	if got := b.balance(1); got != 100 {
+		t.Errorf("second database's balance = %d, want 100 (nothing committed)", got)
+	}
+	// Both rows are free for the next transaction.
+	err = e.tm.Do(context.Background(), tm.Options{Name: "next", Timeout: 20 * time.Second}, func(ctx context.Context) error {
+		return debit(ctx, a, 1, 10)
+	})
+	if err != nil {
+		t.Fatalf("next transaction on the first database: %v", err)
+	}
+}

@@ -33,6 +33,7 @@ const (
 	stRollbackRetryTimeout   = xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACK_RETRY_TIMEOUT
 	brPhaseOneFailed         = xactpb.BranchStatus_BRANCH_STATUS_PHASE_ONE_FAILED
 	brPhaseOneDone           = xactpb.BranchStatus_BRANCH_STATUS_PHASE_ONE_DONE
+	brPhaseOneTimeout        = xactpb.BranchStatus_BRANCH_STATUS_PHASE_ONE_TIMEOUT
 	brCommitted              = xactpb.BranchStatus_BRANCH_STATUS_PHASE_TWO_COMMITTED
 	brCommitFailedRetryable  = xactpb.BranchStatus_BRANCH_STATUS_PHASE_TWO_COMMIT_FAILED_RETRYABLE
 	brCommitFailedFinal      = xactpb.BranchStatus_BRANCH_STATUS_PHASE_TWO_COMMIT_FAILED_UNRETRYABLE
@@ -304,7 +305,7 @@ func (c *coordinator) ReportBranch(ctx context.Context, req *xactpb.ReportBranch
 		return nil, err
 	}
 	switch req.GetStatus() {
-	case brPhaseOneDone, brPhaseOneFailed:
+	case brPhaseOneDone, brPhaseOneFailed, brPhaseOneTimeout:
 	default:
 		return nil, fmt.Errorf("%w: a branch may report only phase-one outcomes, not %v", protocol.ErrInvalidArgument, req.GetStatus())
 	}
@@ -326,6 +327,11 @@ func (c *coordinator) ReportBranch(ctx context.Context, req *xactpb.ReportBranch
 	}
 	_, err = c.s.store.UpdateBranch(ctx, req.GetXid(), req.GetBranchId(), func(b *storage.Branch) error {
 		b.Status = req.GetStatus()
+		if nothingCommitted(b) {
+			// Nothing of it was committed, so nothing of it is to be
+			// compensated: its rows are free now (phase two skips it).
+			b.LocksReleased = true
+		}
 		if req.GetUpdateApplicationData() {
 			b.AppData = req.GetApplicationData()
 		}

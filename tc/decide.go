@@ -149,7 +149,7 @@ func (s *Server) decideBegin(ctx context.Context, g *storage.Global, commit, for
 			refuse = fmt.Errorf("%w: %s passed its %v timeout", protocol.ErrTimedOut, xid, g.Timeout)
 		}
 		for _, b := range branches {
-			if b.Status == brPhaseOneFailed {
+			if b.Status == brPhaseOneFailed || b.Status == brPhaseOneTimeout {
 				if force {
 					return g.Status, nil, false, fmt.Errorf("%w: branch %d reported a phase-one failure; only rollback is possible", protocol.ErrInvalidArgument, b.ID)
 				}

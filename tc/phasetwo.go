@@ -220,20 +220,39 @@ func (d *driver) commit(ctx context.Context, g *storage.Global, branches []*stor
 }
 
 // rollback undoes branches one at a time in reverse registration order
-// (I9), stopping at the first that is not DONE: a later branch's undo may
-// depend on an earlier one's being done first.
+// (I9). It stops at the first UNKNOWN answer: a later branch's undo may
+// depend on an earlier one's being done first, and that one may still
+// succeed. A FAILED answer (unretryable: a dirty row, a compensation the
+// database refuses, a Cancel that gave up) of an AT or TCC branch does
+// not stop the others: the branch keeps its locks and parks the global at
+// the end of the round, and the earlier branches are still rolled back.
+// For AT, skipping it cannot compensate a row twice or out of order: an
+// earlier branch whose row the failed one changed after it finds the row
+// differs from its after image and fails its dirty check in turn; TCC
+// cancels release independent reservations. A saga's failed compensation
+// does stop the round (its steps may depend on each other unchecked).
+//
+// An AT branch that reported PHASE_ONE_FAILED committed nothing (the RM
+// reports it only after rolling its local transaction back; a local
+// commit that may have happened is PHASE_ONE_TIMEOUT) and has nothing to
+// undo: it is recorded as rolled back without an action, so a broken
+// participant database does not hold up the others.
 func (d *driver) rollback(ctx context.Context, g *storage.Global, branches []*storage.Branch) storage.Status {
 	slices.SortFunc(branches, func(a, b *storage.Branch) int { return int(b.ID - a.ID) })
+	var failed []string
 	for i, b := range branches {
 		if b.Status == brRollbacked {
 			continue
 		}
-		r := d.action(ctx, xactpb.ActionKind_ACTION_KIND_ROLLBACK, b)
-		if ctx.Err() != nil {
-			return 0
+		r := hub.Result{Outcome: xactpb.Outcome_OUTCOME_DONE}
+		if !nothingCommitted(b) {
+			r = d.action(ctx, xactpb.ActionKind_ACTION_KIND_ROLLBACK, b)
+			if ctx.Err() != nil {
+				return 0
+			}
 		}
 		if r.Outcome == xactpb.Outcome_OUTCOME_DONE {
-			if i == len(branches)-1 {
+			if i == len(branches)-1 && len(failed) == 0 {
 				break // the last one: FinishGlobal below records it with the rest
 			}
 			// The branch's undo is durable at the RM: record it and free
@@ -262,9 +281,21 @@ func (d *driver) rollback(ctx context.Context, g *storage.Global, branches []*st
 			d.s.log.Warn("phase two: record branch", "xid", g.XID, "branch_id", b.ID, "err", err)
 		}
 		if r.Outcome == xactpb.Outcome_OUTCOME_FAILED {
-			return d.reschedule(ctx, g.XID, false, []string{what}, nil)
+			failed = append(failed, what)
+			if b.Type == xactpb.BranchType_BRANCH_TYPE_SAGA {
+				// A saga's compensations run strictly backwards: an
+				// earlier step's may rely on the later one's having
+				// run, and nothing checks that it did.
+				break
+			}
+			continue
 		}
+		// Retry later; a branch that FAILED in this round is sent again
+		// then, and parks the global once nothing else is left to try.
 		return d.reschedule(ctx, g.XID, false, nil, []string{what})
+	}
+	if len(failed) > 0 {
+		return d.reschedule(ctx, g.XID, false, failed, nil)
 	}
 	failpoint.Hit("tc/phase2/before-finish")
 	final := stRollbacked
@@ -276,6 +307,12 @@ func (d *driver) rollback(ctx context.Context, g *storage.Global, branches []*st
 		return 0
 	}
 	return final
+}
+
+// nothingCommitted reports a branch whose phase one left nothing to undo:
+// an AT branch that reported PHASE_ONE_FAILED (see rollback).
+func nothingCommitted(b *storage.Branch) bool {
+	return b.Type == xactpb.BranchType_BRANCH_TYPE_AT && b.Status == brPhaseOneFailed
 }
 
 // reschedule records a round that did not finish: a FAILED answer parks the

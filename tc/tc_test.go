@@ -1008,3 +1008,107 @@ func TestRollbackSeesBranchRegisteredDuringDecision(t *testing.T) {
 		t.Errorf("%d locks left", n)
 	}
 }
+
+// TestRollbackContinuesPastFailedBranch: one branch's unretryable failure
+// parks the global, but the other branches are still rolled back and free
+// their rows; only the failed branch keeps its locks.
+func TestRollbackContinuesPastFailedBranch(t *testing.T) {
+	srv := tctest.Start(t)
+	c := newClient(t, srv)
+	rm := attachRM(t, srv.Conn(t), "db1", "db2")
+	xid := c.begin(time.Minute)
+	b1 := c.mustRegister(xid, "db1", "t:1")
+	b2 := c.mustRegister(xid, "db2", "t:2")
+	rm.setAnswer(func(a *xactpb.BranchAction) (xactpb.Outcome, string) {
+		if a.GetBranchId() == b2 {
+			return outcomeFailed, "undo_log table missing"
+		}
+		return outcomeDone, ""
+	})
+	got, err := c.rollback(xid)
+	if err != nil || got != xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACK_FAILED {
+		t.Fatalf("Rollback = %v, %v; want ROLLBACK_FAILED (parked)", got, err)
+	}
+	var rolled []int64
+	for _, a := range rm.actions() {
+		rolled = append(rolled, a.GetBranchId())
+	}
+	if want := []int64{b2, b1}; !slices.Equal(rolled, want) {
+		t.Errorf("rollback actions = %v, want %v: the failed branch must not stop the others", rolled, want)
+	}
+	show := c.show(xid)
+	if !show.GetGlobal().GetParked() {
+		t.Errorf("global not parked: %v", show.GetGlobal())
+	}
+	for _, b := range show.GetBranches() {
+		want := xactpb.BranchStatus_BRANCH_STATUS_PHASE_TWO_ROLLBACKED
+		if b.GetBranchId() == b2 {
+			want = xactpb.BranchStatus_BRANCH_STATUS_PHASE_TWO_ROLLBACK_FAILED_UNRETRYABLE
+		}
+		if b.GetStatus() != want {
+			t.Errorf("branch %d status = %v, want %v", b.GetBranchId(), b.GetStatus(), want)
+		}
+	}
+	locks := c.locks()
+	if len(locks) != 1 || locks[0].GetBranchId() != b2 {
+		t.Errorf("locks = %v, want only the failed branch's t:2", locks)
+	}
+	// The operator fixes the participant and resumes: the failed branch
+	// is sent again and the global finishes.
+	rm.setAnswer(func(*xactpb.BranchAction) (xactpb.Outcome, string) { return outcomeDone, "" })
+	if _, err := c.admin.ForceRollback(context.Background(), &xactpb.ForceRequest{Xid: xid}); err != nil {
+		t.Fatalf("ForceRollback: %v", err)
+	}
+	eventually(t, "rolled back after resume", func() bool { return c.status(xid) == rollbacked })
+	if n := len(c.locks()); n != 0 {
+		t.Errorf("locks after resume = %d, want 0", n)
+	}
+}
+
+// TestPhaseOneFailedATBranchIsDropped: an AT branch that reports
+// PHASE_ONE_FAILED committed nothing. Its rows are free at once, the
+// global can only roll back, and phase two sends it nothing (its database
+// may be the broken one). PHASE_ONE_TIMEOUT (the commit may have
+// happened) keeps the branch for phase two.
+func TestPhaseOneFailedATBranchIsDropped(t *testing.T) {
+	srv := tctest.Start(t)
+	c := newClient(t, srv)
+	rm := attachRM(t, srv.Conn(t), "db1", "db2")
+	xid := c.begin(time.Minute)
+	c.mustRegister(xid, "db1", "t:1")
+	b2 := c.mustRegister(xid, "db2", "t:2")
+	b3 := c.mustRegister(xid, "db2", "t:3")
+	report := func(id int64, st xactpb.BranchStatus) {
+		t.Helper()
+		if _, err := c.coord.ReportBranch(context.Background(), &xactpb.ReportBranchRequest{Xid: xid, BranchId: id, Status: st}); err != nil {
+			t.Fatalf("ReportBranch(%d, %v): %v", id, st, err)
+		}
+	}
+	report(b2, xactpb.BranchStatus_BRANCH_STATUS_PHASE_ONE_FAILED)
+	report(b3, xactpb.BranchStatus_BRANCH_STATUS_PHASE_ONE_TIMEOUT)
+	for _, l := range c.locks() {
+		if l.GetBranchId() == b2 {
+			t.Errorf("lock %v of the failed branch still held", l)
+		}
+	}
+	x2 := c.begin(time.Minute)
+	c.mustRegister(x2, "db2", "t:2") // free now
+	if _, err := c.commit(xid); !errors.Is(err, protocol.ErrRolledBack) {
+		t.Fatalf("Commit = %v, want ErrRolledBack", err)
+	}
+	eventually(t, "rolled back", func() bool { return c.status(xid) == rollbacked })
+	for _, a := range rm.actions() {
+		if a.GetXid() == xid && a.GetBranchId() == b2 {
+			t.Errorf("phase two sent %v to the branch that committed nothing", a.GetKind())
+		}
+	}
+	var sent []int64
+	for _, a := range rm.actions() {
+		if a.GetXid() == xid {
+			sent = append(sent, a.GetBranchId())
+		}
+	}
+	if want := []int64{b3, 1}; !slices.Equal(sent, want) {
+		t.Errorf("rollback actions = %v, want %v", sent, want)
+	}
+}
