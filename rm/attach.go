@@ -21,7 +21,9 @@ import (
 const stableStream = time.Second
 
 // attachLoop keeps an Attach stream open until root is cancelled. welcomed
-// is closed after the first Welcome.
+// is closed after the first Welcome; the first attempt that the TC refuses
+// for its credentials is sent on refused (buffered), so that Start says so
+// at once instead of waiting out its context.
 //
 // A stream that ends after it was up is replaced at once. While the TC is
 // down, the new Attach waits (WaitForReady) for the connection, whose own
@@ -29,13 +31,24 @@ const stableStream = time.Second
 // protocol.DialOptions); attempts that fail with an answer (the TC shutting
 // down, refusing the token) wait with capped exponential backoff and
 // jitter.
-func (c *Client) attachLoop(root context.Context, welcomed chan struct{}) {
+func (c *Client) attachLoop(root context.Context, welcomed chan struct{}, refused chan<- error) {
 	var once sync.Once
 	onWelcome := func() { once.Do(func() { close(welcomed) }) }
 	for failures := 0; ; {
 		up, err := c.session(root, onWelcome)
 		if root.Err() != nil {
 			return
+		}
+		if up == 0 {
+			c.mu.Lock()
+			c.mu.lastErr = err
+			c.mu.Unlock()
+			if errors.Is(err, protocol.ErrUnauthenticated) {
+				select {
+				case refused <- err:
+				default:
+				}
+			}
 		}
 		if up >= stableStream {
 			failures = 0
@@ -307,7 +320,7 @@ func (c *Client) Status() Status {
 
 func (c *Client) attached(nodeID string) {
 	c.mu.Lock()
-	c.mu.attached, c.mu.nodeID = true, nodeID
+	c.mu.attached, c.mu.nodeID, c.mu.lastErr = true, nodeID, nil
 	c.mu.Unlock()
 	c.attaches.Add(1)
 }

@@ -51,6 +51,7 @@ type Client struct {
 		cancel   context.CancelFunc // ends the attach loop and running actions
 		attached bool               // a welcomed stream is up
 		nodeID   string             // of the TC that welcomed it
+		lastErr  error              // why the last attach attempt failed, nil once welcomed
 		handlers map[route]Handler
 		inflight map[flightKey]*flight
 	}
@@ -179,9 +180,12 @@ func (c *Client) hello() *xactpb.Hello {
 // stream ends it re-attaches at once (waiting for the connection to be
 // ready; attempts the TC refuses wait with capped exponential backoff and
 // jitter) and declares every served resource again. Start returns once the
-// TC has welcomed the RM, or with ctx's error if ctx ends first, in which
-// case the loop keeps trying in the background (Close stops it). ctx's
-// values, but not its cancellation, reach the handlers' contexts.
+// TC has welcomed the RM; with an error wrapping
+// protocol.ErrUnauthenticated as soon as the TC refuses the connection's
+// credentials (see protocol.WithToken); or with ctx's error, and the last
+// attempt's, if ctx ends first. In the last two cases the loop keeps
+// trying in the background (Close stops it). ctx's values, but not its
+// cancellation, reach the handlers' contexts.
 func (c *Client) Start(ctx context.Context) error {
 	if err := c.Err(); err != nil {
 		return err
@@ -201,17 +205,26 @@ func (c *Client) Start(ctx context.Context) error {
 	c.mu.Unlock()
 
 	welcomed := make(chan struct{})
+	refused := make(chan error, 1)
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		c.attachLoop(root, welcomed)
+		c.attachLoop(root, welcomed, refused)
 	}()
 	select {
 	case <-welcomed:
 		return nil
 	case <-root.Done():
 		return ErrClosed
+	case err := <-refused:
+		return fmt.Errorf("rm: start: the TC refused the credentials (still trying): %w", err)
 	case <-ctx.Done():
+		c.mu.Lock()
+		last := c.mu.lastErr
+		c.mu.Unlock()
+		if last != nil {
+			return fmt.Errorf("rm: start: not attached yet (still trying; last attempt: %v): %w", last, ctx.Err())
+		}
 		return fmt.Errorf("rm: start: not attached yet (still trying): %w", ctx.Err())
 	}
 }

@@ -55,11 +55,13 @@ func New(conn grpc.ClientConnInterface, opts ...Option) *Manager {
 	return m
 }
 
-// Dial returns a Manager with its own client connection to the TC at addr.
-// Without WithDialOptions the connection uses no transport security (a TC
-// on the same host or a trusted network); pass
-// WithDialOptions(grpc.WithTransportCredentials(...)) otherwise. Close the
-// Manager to close the connection.
+// Dial returns a Manager with its own client connection to the TC at addr
+// ("host:port"), dialed with protocol.DialOptions (keepalive, a reconnect
+// backoff of at most a second). Without WithDialOptions the connection
+// uses no transport security (a TC on the same host or a trusted network);
+// pass WithDialOptions(grpc.WithTransportCredentials(...)) otherwise, and
+// WithDialOptions(protocol.WithToken(token)) for a TC that requires a
+// token. Close the Manager to close the connection.
 func Dial(addr string, opts ...Option) (*Manager, error) {
 	cfg := defaultConfig()
 	for _, o := range opts {
@@ -70,7 +72,8 @@ func Dial(addr string, opts ...Option) (*Manager, error) {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidOption, err)
 		}
 	}
-	dialOpts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, cfg.dialOpts...)
+	dialOpts := append(protocol.DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	dialOpts = append(dialOpts, cfg.dialOpts...)
 	conn, err := grpc.NewClient(addr, dialOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("tm: dial %s: %w", addr, err)

@@ -121,7 +121,7 @@ func WithBackoff(base, max time.Duration) Option {
 }
 
 // WithDialOptions adds gRPC dial options used by Dial (transport
-// credentials, interceptors, ...). New ignores them.
+// credentials, protocol.WithToken, interceptors, ...). New ignores them.
 func WithDialOptions(opts ...grpc.DialOption) Option {
 	return func(c *config) error {
 		c.dialOpts = append(c.dialOpts, opts...)
