@@ -271,12 +271,20 @@ func (c *Client) usable() error {
 // global that is no longer in Begin gives protocol.ErrNotBegin or
 // protocol.ErrTimedOut.
 //
+// RegisterBranch fails with ErrNotStarted before Start.
+//
 // RegisterBranch is not retried after an ambiguous failure (a retry could
 // register a second branch); it does wait, within ctx and the RPC timeout,
 // for a connection that is not ready yet.
 func (c *Client) RegisterBranch(ctx context.Context, xid, resource string, typ xactpb.BranchType, lockKeys []string, appData []byte) (int64, error) {
 	if err := c.usable(); err != nil {
 		return 0, err
+	}
+	c.mu.Lock()
+	notStarted := c.mu.state == stateNew
+	c.mu.Unlock()
+	if notStarted {
+		return 0, ErrNotStarted
 	}
 	if err := tm.ValidateXID(xid); err != nil {
 		return 0, fmt.Errorf("rm: register branch: %w", err)

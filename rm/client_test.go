@@ -600,11 +600,24 @@ func TestStart(t *testing.T) {
 	}
 }
 
-func TestPhaseOne(t *testing.T) {
-	unavailable := status.Error(codes.Unavailable, "down")
+// TestRegisterBeforeStart: registering a branch before Start is refused
+// without an RPC: the TC could never deliver its phase two.
+func TestRegisterBeforeStart(t *testing.T) {
 	f := newFakeTC()
 	c := New(serve(t, f), fastOpts()...)
 	defer c.Close()
+	if _, err := c.RegisterBranch(context.Background(), "x:1", "db", at, []string{"t:1"}, nil); !errors.Is(err, ErrNotStarted) {
+		t.Fatalf("RegisterBranch before Start = %v, want ErrNotStarted", err)
+	}
+	if n := f.Calls("register"); n != 0 {
+		t.Errorf("RegisterBranch RPCs = %d, want 0", n)
+	}
+}
+
+func TestPhaseOne(t *testing.T) {
+	unavailable := status.Error(codes.Unavailable, "down")
+	f := newFakeTC()
+	c := started(t, f, nil)
 	ctx := context.Background()
 
 	t.Run("register not retried", func(t *testing.T) {

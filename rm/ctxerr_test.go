@@ -29,6 +29,18 @@ func (silentTC) QueryLocks(ctx context.Context, _ *xactpb.QueryLocksRequest) (*x
 	return nil, ctx.Err()
 }
 
+// Attach welcomes the RM, so that it can start, and then stays silent.
+func (silentTC) Attach(stream xactpb.Coordinator_AttachServer) error {
+	if _, err := stream.Recv(); err != nil {
+		return err
+	}
+	if err := stream.Send(&xactpb.TCMessage{Body: &xactpb.TCMessage_Welcome{Welcome: &xactpb.Welcome{NodeId: "silent"}}}); err != nil {
+		return err
+	}
+	<-stream.Context().Done()
+	return nil
+}
+
 // TestPhaseOneCallsReportTheirContext: a phase-one call that ends because
 // its context did returns an error that errors.Is matches with the
 // context's error (gRPC's own status error does not), whether the context
@@ -36,6 +48,11 @@ func (silentTC) QueryLocks(ctx context.Context, _ *xactpb.QueryLocksRequest) (*x
 func TestPhaseOneCallsReportTheirContext(t *testing.T) {
 	c := New(serve(t, silentTC{}), WithRPCTimeout(time.Minute), WithRetryBudget(time.Minute), WithBackoff(time.Millisecond, 5*time.Millisecond))
 	defer c.Close()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Start(sctx); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
 	calls := map[string]func(context.Context) error{
 		"RegisterBranch": func(ctx context.Context) error {
 			_, err := c.RegisterBranch(ctx, "x:1", "db", at, []string{"t:1"}, nil)

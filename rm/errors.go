@@ -8,6 +8,11 @@ import "errors"
 var (
 	// ErrClosed: the Client was closed.
 	ErrClosed = errors.New("rm: client closed")
+	// ErrNotStarted: a branch was registered before Start. Without the
+	// attach stream that Start opens, the TC could never deliver the
+	// branch's phase two to this process: a commit would be answered and
+	// a rollback never applied.
+	ErrNotStarted = errors.New("rm: client not started: call (*rm.Client).Start before registering branches, so that the TC can deliver their phase two")
 	// ErrStarted: Start was called twice.
 	ErrStarted = errors.New("rm: client already started")
 	// ErrInvalidOption: the Client was built with an invalid option; every
