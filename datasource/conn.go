@@ -22,7 +22,7 @@ import (
 //	NamedValueChecker   inner CheckNamedValue, else driver.ErrSkip (database/sql's default conversion)
 //	SessionResetter     clears the wrapper's state, then inner ResetSession if it has one
 //	Validator           false after an uncertain failure, else inner IsValid, else true
-//	Pinger              inner Ping, else nil
+//	Pinger              inner Ping, else nil; then the undo_log check
 //
 // ExecerContext and QueryerContext are claimed only when the inner
 // connection has them (or their deprecated forms Execer and Queryer), by
@@ -384,9 +384,11 @@ func (c *conn) IsValid() bool {
 // Ping forwards to the inner connection if it can ping.
 func (c *conn) Ping(ctx context.Context) error {
 	if p, ok := c.inner.(driver.Pinger); ok {
-		return p.Ping(ctx)
+		if err := p.Ping(ctx); err != nil {
+			return err
+		}
 	}
-	return nil
+	return c.checkUndoTable(ctx)
 }
 
 // The inner calls below follow database/sql's fallbacks (ctxutil.go).

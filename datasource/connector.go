@@ -48,6 +48,8 @@ type Connector struct {
 	// rollbackOnTimeout caches the server's innodb_rollback_on_timeout
 	// (read-only while it runs): 0 not read yet, 1 OFF, 2 ON.
 	rollbackOnTimeout atomic.Int32
+	// undoTableOK is set once Ping found the undo_log table usable.
+	undoTableOK atomic.Bool
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -125,7 +127,9 @@ func NewConnector(inner driver.Connector, opts ...Option) (*Connector, error) {
 // and dsn, wrapped by NewConnector. Unless WithResourceID is given, the
 // resource id is "host:port/dbname" from the DSN (ResourceID), which must
 // then be go-sql-driver/mysql's format. Closing the DB closes the
-// Connector.
+// Connector. As with sql.Open, nothing is checked until the first
+// connection: call PingContext, which also checks the undo_log table
+// (ErrUndoLogTable).
 func Open(driverName, dsn string, opts ...Option) (*sql.DB, error) {
 	probe, err := sql.Open(driverName, dsn)
 	if err != nil {

@@ -55,6 +55,11 @@ var (
 	ErrInvalidOption = errors.New("datasource: invalid option")
 	// ErrClosed reports use of a closed Connector.
 	ErrClosed = errors.New("datasource: closed")
+	// ErrUndoLogTable reports that the database has no usable undo_log
+	// table (missing, a column missing, or without its unique key on
+	// (xid, branch_id)); Ping returns it. `xact sql undo-log` prints the
+	// DDL (undo.LogTableDDL).
+	ErrUndoLogTable = errors.New("datasource: undo_log table missing or not usable")
 )
 
 // LockConflictError names the row another global transaction holds. It
@@ -135,6 +140,8 @@ const (
 	erDeadlock        = 1213 // ER_LOCK_DEADLOCK: InnoDB rolled the whole transaction back
 	erLockWaitTimeout = 1205 // ER_LOCK_WAIT_TIMEOUT: the statement, or with innodb_rollback_on_timeout the transaction, rolled back
 	erSPDoesNotExist  = 1305 // ER_SP_DOES_NOT_EXIST: SAVEPOINT %s does not exist
+	erNoSuchTable     = 1146 // ER_NO_SUCH_TABLE
+	erBadField        = 1054 // ER_BAD_FIELD_ERROR: unknown column
 )
 
 // mysqlErrno returns the server error number of err, or 0.
