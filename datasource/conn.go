@@ -219,6 +219,9 @@ func (c *conn) route(ctx context.Context, query string) (scope, *mysql.Statement
 		return s, nil, err
 	}
 	if !s.global() && !mismatch {
+		if c.c.cfg.globalOnly {
+			return s, nil, c.checkGlobalOnly(query)
+		}
 		return s, nil, nil
 	}
 	st, err := c.parse(query)
@@ -227,6 +230,23 @@ func (c *conn) route(ctx context.Context, query string) (scope, *mysql.Statement
 	}
 	st, err = c.routeParsed(ctx, mismatch, st)
 	return s, st, err
+}
+
+// checkGlobalOnly refuses, under WithGlobalWritesOnly, a statement that
+// writes or locks rows outside global work: most often a context from
+// outside tm.Do's callback, which would commit at once and never be
+// compensated.
+func (c *conn) checkGlobalOnly(query string) error {
+	st, err := c.parse(query)
+	if err != nil {
+		return nil // not ours to judge: it runs as it would without xact
+	}
+	switch st.Kind() {
+	case mysql.KindOther, mysql.KindSavepoint, mysql.KindDDL:
+		return nil
+	}
+	return fmt.Errorf("%w: %s on %s (WithGlobalWritesOnly); use the context tm.Do passes to its callback, or WithGlobalLockContext",
+		ErrNoGlobalTransaction, firstWord(query), c.c.cfg.resource)
 }
 
 // routeParsed is the second half of route, for a statement in global

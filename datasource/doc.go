@@ -21,8 +21,14 @@
 //		return tx.Commit()                     // registers the branch with its row locks, writes the undo log, commits
 //	})
 //
+// Use the ctx that Do passes to its callback: a statement run with the
+// outer context carries no XID, so it is an ordinary local transaction
+// that commits at once and is never compensated. WithGlobalWritesOnly
+// refuses such writes (ErrNoGlobalTransaction).
+//
 // Every database a branch writes to needs the undo_log table
-// (undo.LogTableDDL; `xact sql undo-log` prints it).
+// (undo.LogTableDDL; `xact sql undo-log` prints it); Ping checks it
+// (ErrUndoLogTable).
 //
 // # Phase one
 //

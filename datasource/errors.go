@@ -55,6 +55,10 @@ var (
 	ErrInvalidOption = errors.New("datasource: invalid option")
 	// ErrClosed reports use of a closed Connector.
 	ErrClosed = errors.New("datasource: closed")
+	// ErrNoGlobalTransaction reports a statement that writes or locks
+	// rows with a context that carries no global transaction, on a data
+	// source opened WithGlobalWritesOnly.
+	ErrNoGlobalTransaction = errors.New("datasource: statement writes outside a global transaction: its context carries no XID")
 	// ErrUndoLogTable reports that the database has no usable undo_log
 	// table (missing, a column missing, or without its unique key on
 	// (xid, branch_id)); Ping returns it. `xact sql undo-log` prints the

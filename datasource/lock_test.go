@@ -346,3 +346,37 @@ func TestLockConflict(t *testing.T) {
 		}
 	})
 }
+
+// TestGlobalWritesOnly: with WithGlobalWritesOnly a write with the outer
+// context (not tm.Do's) is refused before it runs; inside the callback,
+// and for reads, nothing changes.
+func TestGlobalWritesOnly(t *testing.T) {
+	e := newEnv(t)
+	d := e.newDB(t, nil, WithGlobalWritesOnly())
+	d.accounts(1)
+	outer := context.Background()
+	err := e.tm.Do(outer, tm.Options{Name: "wrong-ctx", Timeout: 10 * time.Second}, func(ctx context.Context) error {
+		_, err := d.db.ExecContext(outer, "UPDATE account SET balance = balance - 10 WHERE id = 1")
+		return err
+	})
+	if !errors.Is(err, ErrNoGlobalTransaction) {
+		t.Fatalf("write with the outer context = %v, want ErrNoGlobalTransaction", err)
+	}
+	if got := d.balance(1); got != 100 {
+		t.Errorf("balance = %d, want 100 (nothing ran)", got)
+	}
+	var bal int
+	if err := d.db.QueryRowContext(outer, "SELECT balance FROM account WHERE id = 1").Scan(&bal); err != nil {
+		t.Errorf("read outside global work: %v", err)
+	}
+	err = e.tm.Do(outer, tm.Options{Name: "right-ctx", Timeout: 10 * time.Second}, func(ctx context.Context) error {
+		_, err := d.db.ExecContext(ctx, "UPDATE account SET balance = balance - 10 WHERE id = 1")
+		return err
+	})
+	if err != nil {
+		t.Fatalf("write with the callback's context: %v", err)
+	}
+	if got := d.balance(1); got != 90 {
+		t.Errorf("balance = %d, want 90", got)
+	}
+}

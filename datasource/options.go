@@ -52,6 +52,7 @@ type config struct {
 	lockWait      time.Duration
 	lockInterval  time.Duration
 	waitRollback  bool // keep waiting for a lock whose holder is rolling back
+	globalOnly    bool // refuse writes outside global work
 	commitTimeout time.Duration
 	log           *slog.Logger
 	phaseTwoConns int // 0: follow the application's pool
@@ -155,6 +156,26 @@ func WithLockWait(budget, interval time.Duration) Option {
 func WithLockWaitOnRollback(wait bool) Option {
 	return func(cfg *config) error {
 		cfg.waitRollback = wait
+		return nil
+	}
+}
+
+// WithGlobalWritesOnly makes the data source refuse, with
+// ErrNoGlobalTransaction and before it runs, every statement that writes
+// or locks rows (INSERT, UPDATE, DELETE, SELECT … FOR UPDATE, …) with a
+// context that carries no global transaction and no
+// WithGlobalLockContext. Reads, DDL and savepoints still pass.
+//
+// It catches the easiest mistake to make with AT mode: passing the
+// context from outside tm.Do's callback (the outer ctx instead of the
+// callback's parameter). Such a statement is an ordinary local
+// transaction: it commits at once and a rollback of the global
+// transaction never compensates it. Use it for databases that are only
+// written inside global transactions; plain local writes then need a pool
+// opened without xact.
+func WithGlobalWritesOnly() Option {
+	return func(cfg *config) error {
+		cfg.globalOnly = true
 		return nil
 	}
 }
