@@ -40,6 +40,11 @@ var (
 	ErrUnauthenticated = errors.New("xact: unauthenticated")
 	// ErrShuttingDown: the TC is stopping; retry against it later.
 	ErrShuttingDown = errors.New("xact: coordinator shutting down")
+	// ErrCorrupt: the coordinator's store found damaged data for the
+	// request (a record whose checksum fails, records that went missing).
+	// Not retryable: the damage stays until an operator repairs the data
+	// directory (docs/operations.md).
+	ErrCorrupt = errors.New("xact: stored data is damaged")
 )
 
 // Domain is the ErrorInfo domain of every xact error.
@@ -64,6 +69,7 @@ var table = []entry{
 	{ErrTooLarge, codes.ResourceExhausted, "REQUEST_TOO_LARGE"},
 	{ErrUnauthenticated, codes.Unauthenticated, "UNAUTHENTICATED"},
 	{ErrShuttingDown, codes.Unavailable, "SHUTTING_DOWN"},
+	{ErrCorrupt, codes.DataLoss, "STORE_CORRUPT"},
 }
 
 // LockConflictError names the row key that could not be locked and the

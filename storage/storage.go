@@ -30,6 +30,14 @@ var (
 	ErrClosed = errors.New("storage: closed")
 	// ErrLocked: the data directory is in use by another process.
 	ErrLocked = errors.New("storage: data directory is locked by another process")
+	// ErrCorrupt: stored data is damaged: a record fails its checksum or
+	// does not decode, records are missing, or a file of the store fails
+	// its own verification. A store returns it instead of guessing, and
+	// never as an empty result: a caller must not read a damaged global as
+	// absent. Errors wrapping it name what is damaged (XID, key, file).
+	// Not retryable. The TC parks a global whose records are damaged
+	// (docs/operations.md says how to repair a data directory).
+	ErrCorrupt = protocol.ErrCorrupt
 )
 
 // Status is a global transaction's status (Seata's numbering).

@@ -93,7 +93,7 @@ func (s *Store) register(ctx context.Context, begin *storage.Global, b *storage.
 		g.BranchSeq++
 		id = g.BranchSeq
 		c.ID = id
-		if err := txn.Set(branchKey(c.XID, id), encodeBranch(c)); err != nil {
+		if err := putBranch(txn, c); err != nil {
 			return fmt.Errorf("storage/badger: put branch: %w", err)
 		}
 		return putGlobal(txn, stored, g)
@@ -139,6 +139,15 @@ func getBranch(txn *bdb.Txn, xid string, id int64) (*storage.Branch, bool, error
 	return b, true, nil
 }
 
+// putBranch writes b's record, sealed.
+func putBranch(txn *tx, b *storage.Branch) error {
+	k := branchKey(b.XID, b.ID)
+	if err := txn.Set(k, seal(k, encodeBranch(b))); err != nil {
+		return fmt.Errorf("storage/badger: put branch %s/%d: %w", b.XID, b.ID, err)
+	}
+	return nil
+}
+
 // UpdateBranch calls fn on a copy of the branch and stores the result; fn
 // runs again if the transaction conflicts. Changes fn makes to XID and ID
 // are ignored; setting LocksReleased frees the branch's locks once the
@@ -162,10 +171,7 @@ func (s *Store) UpdateBranch(ctx context.Context, xid string, id int64, fn func(
 		c.LocksReleased = c.LocksReleased || old.LocksReleased
 		released = c.LocksReleased && !old.LocksReleased
 		out = c
-		if err := txn.Set(branchKey(xid, id), encodeBranch(c)); err != nil {
-			return fmt.Errorf("storage/badger: put branch %s/%d: %w", xid, id, err)
-		}
-		return nil
+		return putBranch(txn, c)
 	})
 	if err != nil {
 		return nil, err
@@ -177,10 +183,17 @@ func (s *Store) UpdateBranch(ctx context.Context, xid string, id int64, fn func(
 }
 
 // Branches returns the global's branches in registration order (their keys
-// sort by branch id).
+// sort by branch id). They are read with the global, and must be exactly
+// its branches 1..BranchSeq: a branch record that went missing (a damaged
+// table block that an iterator stops at) is reported as ErrCorrupt, never
+// returned as fewer branches.
 func (s *Store) Branches(ctx context.Context, xid string) ([]*storage.Branch, error) {
 	out := []*storage.Branch{}
 	err := s.view(ctx, func(txn *bdb.Txn) error {
+		g, _, err := getGlobal(txn, xid)
+		if err != nil {
+			return err
+		}
 		opts := bdb.DefaultIteratorOptions
 		opts.Prefix = branchPrefix(xid)
 		it := txn.NewIterator(opts)
@@ -192,7 +205,7 @@ func (s *Store) Branches(ctx context.Context, xid string) ([]*storage.Branch, er
 			}
 			out = append(out, b)
 		}
-		return nil
+		return checkBranches(xid, g, out)
 	})
 	if err != nil {
 		return nil, err
@@ -223,8 +236,8 @@ func (s *Store) ReleaseLocks(ctx context.Context, xid string, branchIDs ...int64
 				continue
 			}
 			b.LocksReleased = true
-			if err := txn.Set(branchKey(xid, id), encodeBranch(b)); err != nil {
-				return fmt.Errorf("storage/badger: put branch %s/%d: %w", xid, id, err)
+			if err := putBranch(txn, b); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -255,59 +268,4 @@ func (s *Store) Locks(ctx context.Context, xid string, limit int) ([]storage.Loc
 	}
 	defer s.ops.Done()
 	return s.locks.Locks(xid, limit), nil
-}
-
-// load builds the in-memory indexes from the stored records: the due index
-// from the globals, the lock table from the unreleased branches of
-// unreleased globals.
-func (s *Store) load() error {
-	return s.db.View(func(txn *bdb.Txn) error {
-		released := map[string]bool{} // unfinished global -> LocksReleased
-		opts := bdb.DefaultIteratorOptions
-		opts.Prefix = []byte{prefixGlobal}
-		it := txn.NewIterator(opts)
-		for it.Rewind(); it.Valid(); it.Next() {
-			item := it.Item()
-			xid := string(item.Key()[1:])
-			g, err := itemGlobal(item)
-			if err != nil {
-				// A corrupt record fails its readers with ErrCorrupt.
-				// It must not keep the store from opening; indexed as due
-				// at once, the scan that reads it reports it (ErrCorrupt)
-				// where an operator sees it. Its branches keep their locks.
-				s.due.set(xid, time.Unix(0, 0), txn.ReadTs(), false)
-				released[xid] = false
-				continue
-			}
-			if !g.NextAt.IsZero() {
-				s.due.set(xid, g.NextAt, txn.ReadTs(), false)
-			}
-			released[xid] = g.LocksReleased
-		}
-		it.Close()
-
-		opts.Prefix = []byte{prefixBranch}
-		it = txn.NewIterator(opts)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			b, err := itemBranch(it.Item())
-			if err != nil {
-				// Its keys are unknown, so they cannot be held; reading
-				// its global's branches fails with ErrCorrupt, so phase
-				// two stops there, visibly.
-				s.logError("storage/badger: branch record does not decode; its locks are not held",
-					"key", fmt.Sprintf("%q", it.Item().Key()), "err", err)
-				continue
-			}
-			gReleased, live := released[b.XID]
-			if !live || gReleased || b.LocksReleased || len(b.LockKeys) == 0 {
-				continue
-			}
-			if err := s.locks.Add(b.XID, b.ID, b.Resource, b.LockKeys); err != nil {
-				s.logError("storage/badger: stored branches claim one row for two globals (I5)",
-					"xid", b.XID, "branch_id", b.ID, "err", err)
-			}
-		}
-		return nil
-	})
 }

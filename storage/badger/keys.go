@@ -12,6 +12,7 @@ import (
 //	t <xid>                      -> tombstone record (global record with Finished set), written with a TTL
 //	b <esc xid> <be64 branch id> -> branch record; a prefix scan yields registration order
 //	v                            -> the format version (migrate.go)
+//	m                            -> empty: the version mark (store.go, updateHook)
 //
 // The due-time index over NextAt and the lock table are kept in memory
 // (due.go, storage/internal/locktable), rebuilt from the globals and
@@ -33,6 +34,7 @@ const (
 	prefixTombstone byte = 't'
 	prefixBranch    byte = 'b'
 	prefixFormat    byte = 'v'
+	prefixMark      byte = 'm'
 
 	// Format version 1 only.
 	prefixLegacyLock byte = 'l'
@@ -95,6 +97,23 @@ func branchKey(xid string, id int64) []byte {
 }
 
 var formatKey = []byte{prefixFormat}
+
+var markKey = []byte{prefixMark}
+
+// parseBranchKey decodes a branch key.
+func parseBranchKey(k []byte) (xid string, id int64, err error) {
+	if len(k) == 0 || k[0] != prefixBranch {
+		return "", 0, errBadKey
+	}
+	xid, rest, err := consumeEscaped(k[1:])
+	if err != nil {
+		return "", 0, err
+	}
+	if len(rest) != 8 {
+		return "", 0, errBadKey
+	}
+	return xid, int64(binary.BigEndian.Uint64(rest)), nil
+}
 
 // parseLegacyHeld decodes the global and branch of a format-1 lock-index
 // key (the resource and key that follow are not needed).

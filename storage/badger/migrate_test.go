@@ -1,7 +1,9 @@
 package badger
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -196,5 +198,101 @@ func TestOpenNewerFormat(t *testing.T) {
 			s.Close()
 		}
 		t.Fatalf("Open(format %d) = %v, want a format version error", formatVersion+1, err)
+	}
+}
+
+// TestMigrateFromFormat2 opens a directory of format version 2 (records
+// without seals) and checks that every record is sealed, tombstones keep
+// their expiry, and everything reads back as it was.
+func TestMigrateFromFormat2(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now().UTC().Truncate(time.Second)
+	g := &storage.Global{XID: "x1", Status: xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACK_RETRYING, BranchSeq: 2, NextAt: now}
+	tomb := &storage.Global{XID: "x0", Status: committed, Finished: true}
+	branches := []*storage.Branch{
+		{XID: "x1", ID: 1, Resource: "r", LockKeys: []string{"a"}},
+		{XID: "x1", ID: 2, Resource: "r", LockKeys: []string{"b"}, LocksReleased: true},
+	}
+	db, err := bdb.Open(bdb.DefaultOptions(dir).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(txn *bdb.Txn) error {
+		txn.Set(formatKey, protowire.AppendVarint(nil, 2))
+		txn.Set(globalKey(g.XID), encodeGlobal(g))
+		txn.SetEntry(bdb.NewEntry(tombstoneKey(tomb.XID), encodeGlobal(tomb)).WithTTL(time.Hour))
+		for _, b := range branches {
+			txn.Set(branchKey(b.XID, b.ID), encodeBranch(b))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s := openDir(t, dir, withWriteBudget(1)) // one record per migration write
+	ctx := context.Background()
+	if got, err := s.GetGlobal(ctx, "x1"); err != nil || !reflect.DeepEqual(got, g) {
+		t.Errorf("GetGlobal(x1) after migration = %+v, %v; want %+v", got, err, g)
+	}
+	if got, err := s.GetGlobal(ctx, "x0"); err != nil || !reflect.DeepEqual(got, tomb) {
+		t.Errorf("GetGlobal(x0) after migration = %+v, %v; want %+v", got, err, tomb)
+	}
+	if got, err := s.Branches(ctx, "x1"); err != nil || !reflect.DeepEqual(got, branches) {
+		t.Errorf("Branches(x1) after migration = %+v, %v; want %+v", got, err, branches)
+	}
+	if locks, _ := s.Locks(ctx, "", 0); len(locks) != 1 || locks[0].Key != "a" {
+		t.Errorf("Locks after migration = %+v, want the one on a", locks)
+	}
+	err = s.db.View(func(txn *bdb.Txn) error {
+		if v, err := readFormat(txn); err != nil || v != formatVersion {
+			t.Errorf("format after migration = %d, %v; want %d", v, err, formatVersion)
+		}
+		for _, k := range [][]byte{globalKey("x1"), tombstoneKey("x0"), branchKey("x1", 1), branchKey("x1", 2)} {
+			item, err := txn.Get(k)
+			if err != nil {
+				return err
+			}
+			v, _ := item.ValueCopy(nil)
+			if !isSealed(k, v) {
+				t.Errorf("record %q after migration is not sealed", k)
+			}
+			if bytes.Equal(k, tombstoneKey("x0")) && item.ExpiresAt() == 0 {
+				t.Errorf("tombstone lost its expiry in the migration")
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestMigrateKeepsDamage checks that the migration does not seal a record
+// that does not decode: Open refuses and names it.
+func TestMigrateKeepsDamage(t *testing.T) {
+	dir := t.TempDir()
+	db, err := bdb.Open(bdb.DefaultOptions(dir).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(txn *bdb.Txn) error {
+		txn.Set(formatKey, protowire.AppendVarint(nil, 2))
+		txn.Set(globalKey("x1"), encodeGlobal(&storage.Global{XID: "x1", Status: committing, BranchSeq: 1}))
+		return txn.Set(branchKey("x1", 1), []byte{0x0a, 0xff, 0xff}) // does not decode
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s, err := Open(dir)
+	if err == nil {
+		s.Close()
+		t.Fatal("Open of a format-2 directory with an undecodable branch = nil, want an error")
+	}
+	var ce *CorruptError
+	if !errors.As(err, &ce) || !errors.Is(err, storage.ErrCorrupt) || !strings.Contains(err.Error(), `branch "x1"/1`) {
+		t.Fatalf("Open = %v, want a *CorruptError naming branch x1/1", err)
 	}
 }

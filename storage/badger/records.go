@@ -1,8 +1,9 @@
 package badger
 
 import (
-	"errors"
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"math"
 	"time"
 
@@ -37,6 +38,16 @@ import (
 // locks_released (both) came with format version 2 (see migrate.go); a
 // record without it decodes as false, as version 1 wrote them.
 //
+// Since format version 3 every stored value is *sealed*: the message is
+// followed by one more field, `fixed32 crc = 2047`, the CRC-32C
+// (Castagnoli) of the record's Badger key followed by the message bytes
+// (seal, unseal). The trailer is a well-formed protobuf field, so the
+// value is still one message; covering the key as well catches a value
+// that ended up under another key. A value without a valid trailer is
+// damaged (ErrCorrupt): Badger's own checksums guard its files, not what
+// its iterators and caches hand back, nor a table rewritten by a
+// compaction from a block it read wrong.
+//
 // Timestamp has google.protobuf.Timestamp's layout (int64 seconds = 1,
 // int32 nanos = 2). A zero time.Time is an absent field, so every time,
 // including the Unix epoch, round-trips exactly (location and monotonic
@@ -45,8 +56,9 @@ import (
 // wrapping ErrCorrupt, never a panic.
 
 // ErrCorrupt is wrapped by errors reading a record or key that does not
-// decode.
-var ErrCorrupt = errors.New("storage/badger: corrupt record")
+// decode or fails its checksum, and by every other report of damaged data
+// (*CorruptError). It is storage.ErrCorrupt.
+var ErrCorrupt = storage.ErrCorrupt
 
 const (
 	gXID       protowire.Number = 1
@@ -172,6 +184,50 @@ func encodeBranch(br *storage.Branch) []byte {
 	b = appendIntField(b, bAttempts, int64(br.Attempts))
 	b = appendBoolField(b, bReleased, br.LocksReleased)
 	return b
+}
+
+// --- the seal (format version 3) ---
+
+// sealField is the field number of the trailer.
+const sealField protowire.Number = 2047
+
+// sealTag is the trailer's tag: field 2047, wire type fixed32 (0xfd 0x7f).
+var sealTag = protowire.AppendTag(nil, sealField, protowire.Fixed32Type)
+
+// sealLen is the length of the trailer: tag and four bytes of CRC.
+var sealLen = len(sealTag) + 4
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func sealSum(key, msg []byte) uint32 {
+	return crc32.Update(crc32.Checksum(key, castagnoli), castagnoli, msg)
+}
+
+// seal appends the trailer for key to msg, a record's message.
+func seal(key, msg []byte) []byte {
+	msg = append(msg, sealTag...)
+	return binary.LittleEndian.AppendUint32(msg, sealSum(key, msg[:len(msg)-len(sealTag)]))
+}
+
+// unseal checks the trailer of val, stored under key, and returns the
+// message without it.
+func unseal(key, val []byte) ([]byte, error) {
+	n := len(val) - sealLen
+	if n < 0 || string(val[n:n+len(sealTag)]) != string(sealTag) {
+		return nil, fmt.Errorf("%w: record of key %q has no checksum", ErrCorrupt, key)
+	}
+	msg := val[:n]
+	if got, want := sealSum(key, msg), binary.LittleEndian.Uint32(val[n+len(sealTag):]); got != want {
+		return nil, fmt.Errorf("%w: record of key %q fails its checksum (crc32c %08x, stored %08x)", ErrCorrupt, key, got, want)
+	}
+	return msg, nil
+}
+
+// isSealed reports whether val carries a valid trailer for key. The format
+// migration uses it to tell records it already sealed from older ones.
+func isSealed(key, val []byte) bool {
+	_, err := unseal(key, val)
+	return err == nil
 }
 
 // --- decoding ---

@@ -124,6 +124,49 @@ var goldens = []struct {
 		func(b []byte) (any, error) { return decodeBranch(b) }, releasedBranch()},
 	// The value of a format-1 lock row, which the migration tests write.
 	{"holder.hex", func() []byte { return encodeLegacyHolder("node-1:42", 2) }, nil, nil},
+	// Format version 3: the stored values, sealed with their keys.
+	{"global_sealed.hex", func() []byte { return seal(globalKey("node-1:42"), encodeGlobal(releasedGlobal())) },
+		func(b []byte) (any, error) {
+			msg, err := unseal(globalKey("node-1:42"), b)
+			if err != nil {
+				return nil, err
+			}
+			return decodeGlobal(msg)
+		}, releasedGlobal()},
+	{"branch_sealed.hex", func() []byte { return seal(branchKey("node-1:42", 2), encodeBranch(releasedBranch())) },
+		func(b []byte) (any, error) {
+			msg, err := unseal(branchKey("node-1:42", 2), b)
+			if err != nil {
+				return nil, err
+			}
+			return decodeBranch(msg)
+		}, releasedBranch()},
+}
+
+// TestSeal checks that the seal catches every flipped bit, a value under
+// another key, and a value cut short or without a seal.
+func TestSeal(t *testing.T) {
+	key := branchKey("node-1:42", 2)
+	msg := encodeBranch(sampleBranch())
+	sealed := seal(key, append([]byte(nil), msg...))
+	if got, err := unseal(key, sealed); err != nil || string(got) != string(msg) {
+		t.Fatalf("unseal(seal(m)) = %x, %v; want %x", got, err, msg)
+	}
+	for i := range len(sealed) * 8 {
+		b := append([]byte(nil), sealed...)
+		b[i/8] ^= 1 << (i % 8)
+		if _, err := unseal(key, b); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("unseal with bit %d flipped = %v, want %v", i, err, ErrCorrupt)
+		}
+	}
+	if _, err := unseal(branchKey("node-1:42", 3), sealed); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("unseal under another key = %v, want %v", err, ErrCorrupt)
+	}
+	for _, b := range [][]byte{nil, sealed[:sealLen-1], sealed[:len(sealed)-1], msg} {
+		if _, err := unseal(key, b); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("unseal(%x) = %v, want %v", b, err, ErrCorrupt)
+		}
+	}
 }
 
 func readGolden(t *testing.T, file string) []byte {

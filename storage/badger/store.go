@@ -33,6 +33,7 @@ import (
 	"time"
 
 	bdb "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/storage"
@@ -56,6 +57,8 @@ type config struct {
 	discardRatio float64
 	tune         func(bdb.Options) bdb.Options
 	writeBudget  int // maxWritesPerTxn unless a test lowers it
+	// readOnly: Verify's open: no migration, no state written.
+	readOnly bool
 }
 
 // WithTombstoneRetention sets how long tombstones of finished globals are
@@ -109,8 +112,18 @@ type Store struct {
 	vlogAt    int64
 	vlogDirty atomic.Bool
 	wal       *wal // used by the committer's goroutine only
-	due       *dueIndex
-	locks     *locktable.Table
+	dir       string
+	state     *stateFile // the committer's goroutine, Open and Close
+	// serving: Open has checked the directory; the committer records
+	// durable versions in the state file.
+	serving atomic.Bool
+	// format is the directory's format version as Open found it; legacy:
+	// records are read without seals (Verify of a directory older than
+	// format 3, which it does not migrate).
+	format uint64
+	legacy bool
+	due    *dueIndex
+	locks  *locktable.Table
 	// writeBudget bounds the writes of one cleanup or migration
 	// transaction.
 	writeBudget int
@@ -129,6 +142,13 @@ var _ storage.Store = (*Store)(nil)
 // Open opens (creating if needed) the store in dir. It fails with an error
 // matching storage.ErrLocked if another process, or another Store in this
 // process, has dir open.
+//
+// Open verifies the directory before it serves anything: every table block,
+// the MANIFEST and the logs (files.go), every live global and branch record
+// (their seals, and that no branch of a live global is missing), and the
+// state file's version and counts (state.go). If anything is damaged it
+// fails with a *CorruptError (matching storage.ErrCorrupt) that lists the
+// damage by file, and leaves the directory as it found it.
 func Open(dir string, opts ...Option) (*Store, error) {
 	cfg := config{
 		retention:    DefaultTombstoneRetention,
@@ -146,6 +166,32 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	s, err := open(dir, cfg, unlock)
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	return s, nil
+}
+
+// open is Open once the directory is locked.
+func open(dir string, cfg config, unlock func() error) (*Store, error) {
+	if dirBusy(dir) {
+		// A plain Badger process has it: its files are changing under
+		// the checks.
+		return nil, fmt.Errorf("storage/badger: %s: %w (held by a Badger process)", dir, storage.ErrLocked)
+	}
+	prev, havePrev, err := readState(dir)
+	var damage []Damage
+	if err != nil {
+		damage = append(damage, Damage{File: stateFileName, What: err.Error()})
+	}
+	damage = append(damage, checkFiles(dir, havePrev && prev.clean)...)
+	if len(damage) > 0 {
+		// Badger is not even opened: it would drop or delete what is
+		// damaged, and the operator needs the files as they are.
+		return nil, &CorruptError{Dir: dir, Damage: damage}
+	}
 
 	bo := bdb.DefaultOptions(dir)
 	if cfg.tune != nil {
@@ -156,13 +202,21 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		WithInMemory(false).
 		WithReadOnly(false).
 		WithDetectConflicts(true).
+		// Not OnTableRead: Badger would skip a table that fails (see
+		// files.go); checkFiles verified every table already.
+		WithChecksumVerificationMode(options.OnBlockRead).
+		WithVerifyValueChecksum(true).
 		WithLogger(nil)
 	if cfg.logger != nil {
 		bo = bo.WithLogger(slogAdapter{cfg.logger.With("component", "badger")})
 	}
-	db, err := bdb.Open(bo)
+	var db *bdb.DB
+	err = guard(func() error {
+		var err error
+		db, err = bdb.Open(bo)
+		return err
+	})
 	if err != nil {
-		unlock()
 		if dirBusy(dir) {
 			return nil, fmt.Errorf("storage/badger: %s: %w (%v)", dir, storage.ErrLocked, err)
 		}
@@ -171,48 +225,93 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	fids, err := walFiles(dir)
 	if err != nil || len(fids) == 0 {
 		db.Close()
-		unlock()
 		if err == nil {
 			err = errors.New("no memtable WAL file found")
 		}
+		return nil, fmt.Errorf("storage/badger: open %s: %w", dir, err)
+	}
+	sf, err := openStateFile(dir, prev)
+	if err != nil {
+		db.Close()
 		return nil, fmt.Errorf("storage/badger: open %s: %w", dir, err)
 	}
 	w := &wal{dir: dir, active: fids[len(fids)-1]}
 
 	s := &Store{
 		db:          db,
+		dir:         dir,
 		cfg:         cfg,
 		unlockDir:   unlock,
 		gcStop:      make(chan struct{}),
 		gcDone:      make(chan struct{}),
 		vlogAt:      bo.ValueThreshold,
 		wal:         w,
+		state:       sf,
 		writeBudget: cfg.writeBudget,
 		due:         newDueIndex(),
 		locks:       locktable.New(),
 	}
 	s.commit = newCommitter(func() error {
+		version := s.readTs()
 		if s.vlogDirty.Swap(false) {
 			if err := db.Sync(); err != nil {
 				return err
 			}
 		}
-		return w.sync()
+		if err := w.sync(); err != nil {
+			return err
+		}
+		if s.serving.Load() {
+			if err := sf.mark(version); err != nil {
+				s.logError("storage/badger: write the state file", "err", err)
+			}
+		}
+		return nil
 	}, w.close)
-	if err := s.migrate(); err != nil {
+	fail := func(err error) (*Store, error) {
 		s.commit.stop()
 		db.Close()
-		unlock()
-		return nil, fmt.Errorf("storage/badger: open %s: %w", dir, err)
+		sf.close()
+		return nil, err
 	}
-	if err := s.load(); err != nil {
-		s.commit.stop()
-		db.Close()
-		unlock()
-		return nil, fmt.Errorf("storage/badger: open %s: %w", dir, err)
+	if err := s.migrate(); err != nil {
+		return fail(fmt.Errorf("storage/badger: open %s: %w", dir, err))
+	}
+	n, err := s.load()
+	if err != nil {
+		return fail(fmt.Errorf("storage/badger: open %s: %w", dir, err))
+	}
+	damage = n.damage
+	if havePrev {
+		if v := db.MaxVersion(); v < prev.version {
+			damage = append(damage, Damage{What: fmt.Sprintf(
+				"writes acknowledged up to version %d are missing (the newest stored is %d): a WAL (*.mem) or table was truncated or deleted", prev.version, v)})
+		}
+		if prev.clean && (n.globals != prev.globals || n.branches != prev.branches) {
+			damage = append(damage, Damage{What: fmt.Sprintf(
+				"%d global and %d branch records were stored at the last clean stop; %d and %d are left", prev.globals, prev.branches, n.globals, n.branches)})
+		}
+	}
+	if len(damage) > 0 {
+		return fail(&CorruptError{Dir: dir, Damage: damage})
+	}
+	if !cfg.readOnly {
+		// From here on the directory is not cleanly stopped any more.
+		if err := sf.write(state{version: s.readTs()}, true); err != nil {
+			return fail(fmt.Errorf("storage/badger: open %s: write the state file: %w", dir, err))
+		}
+		s.serving.Store(true)
 	}
 	go s.runGC()
 	return s, nil
+}
+
+// readTs is the newest committed version: every transaction up to it has
+// been written to Badger's WAL.
+func (s *Store) readTs() uint64 {
+	txn := s.db.NewTransaction(false)
+	defer txn.Discard()
+	return txn.ReadTs()
 }
 
 // logError reports what the store cannot return to a caller.
@@ -224,7 +323,9 @@ func (s *Store) logError(msg string, args ...any) {
 
 // Close waits for calls in flight, stops the background goroutines, and
 // closes the database. Later calls fail with storage.ErrClosed; Close
-// itself may be called again and then returns nil.
+// itself may be called again and then returns nil. After a clean close it
+// records the number of records in the state file, for the next Open to
+// check.
 func (s *Store) Close() error {
 	first := false
 	s.closeOnce.Do(func() {
@@ -236,9 +337,18 @@ func (s *Store) Close() error {
 		close(s.gcStop)
 		<-s.gcDone
 		s.commit.stop()
+		s.serving.Store(false)
+		final, countErr := s.count()
+		final.clean, final.version = true, s.readTs()
 		if err := s.db.Close(); err != nil {
 			s.closeErr = fmt.Errorf("storage/badger: close: %w", err)
 		}
+		if s.closeErr == nil && countErr == nil && s.commit.failed() == nil && !s.cfg.readOnly {
+			if err := s.state.write(final, true); err != nil {
+				s.closeErr = fmt.Errorf("storage/badger: close: write the state file: %w", err)
+			}
+		}
+		s.state.close()
 		if err := s.unlockDir(); err != nil && s.closeErr == nil {
 			s.closeErr = fmt.Errorf("storage/badger: unlock: %w", err)
 		}
@@ -272,6 +382,9 @@ type tx struct {
 	vlogAt int64
 	vlog   bool
 	due    []dueChange // applied to the due index after the commit
+	// lasting: the transaction sets an entry that does not expire;
+	// fleeting: it deletes, or sets an entry that expires.
+	lasting, fleeting bool
 }
 
 // dueChange is a global's new NextAt, for the due index.
@@ -284,13 +397,37 @@ type dueChange struct {
 // Set is Txn.Set, noting long values.
 func (t *tx) Set(key, val []byte) error {
 	t.vlog = t.vlog || int64(len(val)) >= t.vlogAt
+	t.lasting = true
 	return t.Txn.Set(key, val)
 }
 
-// SetEntry is Txn.SetEntry, noting long values.
+// SetEntry is Txn.SetEntry, noting long values and entries that expire.
 func (t *tx) SetEntry(e *bdb.Entry) error {
 	t.vlog = t.vlog || int64(len(e.Value)) >= t.vlogAt
+	if e.ExpiresAt == 0 {
+		t.lasting = true
+	} else {
+		t.fleeting = true
+	}
 	return t.Txn.SetEntry(e)
+}
+
+// Delete is Txn.Delete, noting it.
+func (t *tx) Delete(key []byte) error {
+	t.fleeting = true
+	return t.Txn.Delete(key)
+}
+
+// keepVersion makes sure that the transaction leaves an entry at its
+// version that no compaction drops: one that writes only deletions and
+// entries that expire also writes markKey (a blind write, so it conflicts
+// with nothing). Badger's largest stored version then never goes back,
+// which the state file's check relies on (state.go).
+func (t *tx) keepVersion() error {
+	if t.fleeting && !t.lasting {
+		return t.Set(markKey, nil)
+	}
+	return nil
 }
 
 // update runs fn in a read-write transaction and returns once the change is
@@ -314,9 +451,14 @@ func (s *Store) updateHook(ctx context.Context, fn func(t *tx) error, committed 
 	}
 	for attempt := 1; ; attempt++ {
 		var t *tx
-		err := s.db.Update(func(txn *bdb.Txn) error {
-			t = &tx{Txn: txn, vlogAt: s.vlogAt}
-			return fn(t)
+		err := guardBadger(func() error {
+			return s.db.Update(func(txn *bdb.Txn) error {
+				t = &tx{Txn: txn, vlogAt: s.vlogAt}
+				if err := fn(t); err != nil {
+					return err
+				}
+				return t.keepVersion()
+			})
 		})
 		if err == nil {
 			for _, c := range t.due {
@@ -364,7 +506,21 @@ func (s *Store) view(ctx context.Context, fn func(txn *bdb.Txn) error) error {
 		return err
 	}
 	defer s.ops.Done()
-	return s.db.View(fn)
+	return guardBadger(func() error { return s.db.View(fn) })
+}
+
+// guardBadger runs fn, which calls Badger, and turns a panic into an error
+// wrapping ErrCorrupt. Badger panics on some damaged data it reads (a
+// block whose entry offsets point outside it); the panic unwinds through
+// its deferred unlocks and discards, so the store stays usable for the
+// rest of the data.
+func guardBadger(fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: Badger failed reading the store: %v", ErrCorrupt, r)
+		}
+	}()
+	return fn()
 }
 
 // runGC runs value-log garbage collection until Close.
@@ -401,24 +557,53 @@ func (s *Store) runGC() {
 	}
 }
 
-// itemBranch decodes the branch record stored in item.
+// itemBranch decodes the (sealed) branch record stored in item.
 func itemBranch(item *bdb.Item) (*storage.Branch, error) {
-	var b *storage.Branch
-	err := item.Value(func(v []byte) error {
+	return itemBranchFormat(item, false)
+}
+
+// itemGlobal decodes the (sealed) global record stored in item.
+func itemGlobal(item *bdb.Item) (*storage.Global, error) {
+	var g *storage.Global
+	err := itemRecord(item, false, func(msg []byte) error {
 		var err error
-		b, err = decodeBranch(v)
+		g, err = decodeGlobal(msg)
+		return err
+	})
+	return g, err
+}
+
+// itemBranchFormat is itemBranch that, if legacy, also takes a record
+// without a seal (written before format version 3; the migration reads
+// them).
+func itemBranchFormat(item *bdb.Item, legacy bool) (*storage.Branch, error) {
+	var b *storage.Branch
+	err := itemRecord(item, legacy, func(msg []byte) error {
+		var err error
+		b, err = decodeBranch(msg)
 		return err
 	})
 	return b, err
 }
 
-// itemGlobal decodes the global record stored in item.
-func itemGlobal(item *bdb.Item) (*storage.Global, error) {
-	var g *storage.Global
+// itemRecord hands decode the message stored in item, its seal checked
+// and removed. A value Badger cannot read (a value-log entry that fails
+// its checksum, a pointer past the end of its file) is damage too.
+func itemRecord(item *bdb.Item, legacy bool, decode func(msg []byte) error) error {
+	var sealErr error
 	err := item.Value(func(v []byte) error {
-		var err error
-		g, err = decodeGlobal(v)
-		return err
+		msg, err := unseal(item.Key(), v)
+		if err != nil {
+			if !legacy {
+				sealErr = err
+				return err
+			}
+			msg = v
+		}
+		return decode(msg)
 	})
-	return g, err
+	if err != nil && sealErr == nil && !errors.Is(err, ErrCorrupt) {
+		return fmt.Errorf("%w: read the value of key %q: %w", ErrCorrupt, item.Key(), err)
+	}
+	return err
 }
