@@ -93,7 +93,7 @@ func NewConnector(inner driver.Connector, opts ...Option) (*Connector, error) {
 	c := &Connector{
 		inner:   inner,
 		cfg:     cfg,
-		dialect: mysql.New(mysql.WithMetadataTTL(cfg.metadataTTL)),
+		dialect: mysql.New(append([]mysql.Option{mysql.WithMetadataTTL(cfg.metadataTTL)}, cfg.dialect...)...),
 	}
 	c.p2 = sql.OpenDB(plainConnector{inner: inner, lockWait: cfg.phaseTwoLock})
 	c.p2.SetConnMaxIdleTime(phaseTwoIdleTime)

@@ -54,7 +54,11 @@ func newContention(b *testing.B, accounts int) *contention {
 	}
 	for i := range ct.dbs {
 		// What a user gets: the default lock wait and retry interval.
-		d := e.newDB(b, []dbOption{interpolate(true)}, WithLockWait(DefaultLockWait, DefaultLockRetryInterval))
+		opts := []Option{WithLockWait(DefaultLockWait, DefaultLockRetryInterval)}
+		if os.Getenv("XACT_BENCH_READ_AFTER") != "" {
+			opts = append(opts, WithAfterImagesRead()) // to compare with derived images
+		}
+		d := e.newDB(b, []dbOption{interpolate(true)}, opts...)
 		d.accounts(accounts)
 		d.exec("CREATE TABLE ledger (xid VARCHAR(128) NOT NULL, side CHAR(1) NOT NULL, account BIGINT NOT NULL, " +
 			"amount BIGINT NOT NULL, PRIMARY KEY (xid, side))")

@@ -100,9 +100,15 @@ func checkAfterImages(ctx context.Context, t *testing.T, e *env, conn driver.Con
 		if len(stored) != len(r.After) {
 			t.Fatalf("%d stored rows for %d after images", len(stored), len(r.After))
 		}
-		for i := range stored {
-			if !stored[i].Equal(r.After[i]) {
-				t.Errorf("derived after image\n  %v\nstored row\n  %v", r.After[i], stored[i])
+		byKey := make(map[string]undo.Row, len(stored))
+		for _, row := range stored {
+			k, _ := keyOf(tbl, pkIndexes(tbl), row)
+			byKey[k] = row
+		}
+		for _, after := range r.After {
+			k, _ := keyOf(tbl, pkIndexes(tbl), after)
+			if row, ok := byKey[k]; !ok || !row.Equal(after) {
+				t.Errorf("derived after image\n  %v\nstored row\n  %v", after, row)
 			}
 		}
 	}

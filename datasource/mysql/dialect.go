@@ -34,10 +34,13 @@ type Dialect struct {
 // Option configures a Dialect.
 type Option func(*Dialect)
 
-// WithAfterImagesRead makes every UPDATE read its after image back from
-// the database by primary key. By default an UPDATE that only does integer
-// arithmetic on integer columns (SET n = n + ?) derives it from the before
-// image and saves that query; see derive.go for the exact rule.
+// WithAfterImagesRead makes every UPDATE and INSERT read its after image
+// back from the database by primary key. By default an UPDATE that only
+// does integer arithmetic on integer columns (SET n = n + ?) derives it
+// from the before image, and a plain INSERT that gives every column an
+// integer, a short ASCII string or NULL takes it from its own values,
+// each saving that query; see derive.go and derive_insert.go for the
+// exact rules.
 func WithAfterImagesRead() Option {
 	return func(d *Dialect) { d.readAfter = true }
 }

@@ -37,6 +37,9 @@ type insertPlan struct {
 	// keyQuery reads the inserted rows by explicit key (plain and IGNORE).
 	keyQuery string
 	keyArgs  []any
+	// derived are the after images of a plain INSERT whose stored values
+	// are known from the statement (derive_insert.go); nil to read them.
+	derived []undo.Row
 	// conflict is the predicate over every supplied unique key (IGNORE,
 	// upsert); "" if no row can meet an existing one.
 	conflict     string
@@ -315,6 +318,9 @@ func (d *Dialect) planInsert(ctx context.Context, conn driver.Conn, p *Plan) (pl
 			return nil, err
 		}
 		ip.keyQuery, ip.keyArgs = b.String(), b.args
+		if !ip.ignore && !ip.upsert && !d.readAfter {
+			ip.derived = deriveInsert(t, cols, x.Lists, p.args)
+		}
 	} else {
 		ip.otherKeys = make([][]restored, ip.rows)
 		for r := range ip.rows {
@@ -451,6 +457,8 @@ func (ip *insertPlan) after(ctx context.Context, conn driver.Conn, p *Plan, res 
 		after, err = ip.read(ctx, conn, ip.imageQuery(where, true), args)
 	case ip.generated:
 		after, err = ip.inserted(ctx, conn, res)
+	case ip.derived != nil:
+		after = ip.derived
 	default:
 		after, err = ip.read(ctx, conn, ip.keyQuery, ip.keyArgs)
 	}
