@@ -173,7 +173,7 @@ func (c *coordinator) Commit(ctx context.Context, req *xactpb.CommitRequest) (*x
 	if err := c.checkXID(req.GetXid()); err != nil {
 		return nil, err
 	}
-	st, err := c.s.decide(ctx, req.GetXid(), req.GetBegin(), true, false)
+	st, err := c.s.decide(ctx, req.GetXid(), req.GetBegin(), toCommit, byTM)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +184,7 @@ func (c *coordinator) Rollback(ctx context.Context, req *xactpb.RollbackRequest)
 	if err := c.checkXID(req.GetXid()); err != nil {
 		return nil, err
 	}
-	st, err := c.s.decide(ctx, req.GetXid(), req.GetBegin(), false, false)
+	st, err := c.s.decide(ctx, req.GetXid(), req.GetBegin(), toRollback, byTM)
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,26 @@ import (
 // errStale aborts an UpdateGlobal whose precondition no longer holds.
 var errStale = errors.New("tc: global changed concurrently")
 
+// verdict is the direction of a decision.
+type verdict uint8
+
+const (
+	toCommit verdict = iota + 1
+	toRollback
+)
+
+// requester is who asks for a decision.
+type requester uint8
+
+const (
+	// byTM: the transaction manager. Commit is refused after the Begin
+	// deadline; a parked global stays parked.
+	byTM requester = iota + 1
+	// byOperator: the admin API. It ignores the Begin deadline and
+	// resumes a parked global in the direction already decided.
+	byOperator
+)
+
 // decide makes (or joins) the commit or rollback decision for xid and waits
 // up to DecisionWait for phase two. It returns the global's status after the
 // wait: a final status, or an in-progress one whose decision is durable.
@@ -22,14 +42,15 @@ var errStale = errors.New("tc: global changed concurrently")
 // Invariants kept here: commit is decided only from Begin and only if no
 // branch reported a phase-one failure (I3); a durable decision is never
 // changed (I2): asking the opposite of what was decided is an error, asking
-// the same again is answered with the current status. force is the
+// the same again is answered with the current status. byOperator is the
 // operator's path: it ignores the Begin deadline and resumes a parked
 // transaction in the direction already decided.
 //
 // begin, when not nil, begins a lazily begun global the TC never saw (it
 // has no branch, so the decision is final at once, and its tombstone
 // refuses a registration that arrives late).
-func (s *Server) decide(ctx context.Context, xid string, begin *xactpb.BeginRequest, commit, force bool) (storage.Status, error) {
+func (s *Server) decide(ctx context.Context, xid string, begin *xactpb.BeginRequest, v verdict, who requester) (storage.Status, error) {
+	commit := v == toCommit
 	if begin != nil {
 		if _, err := s.store.GetGlobal(ctx, xid); errors.Is(err, storage.ErrNotFound) {
 			if err := s.beginLazy(ctx, xid, begin); err != nil {
@@ -37,7 +58,7 @@ func (s *Server) decide(ctx context.Context, xid string, begin *xactpb.BeginRequ
 			}
 		}
 	}
-	st, pre, err := s.decideLocked(ctx, xid, commit, force)
+	st, pre, err := s.decideLocked(ctx, xid, v, who)
 	if err != nil {
 		return st, err
 	}
@@ -80,7 +101,8 @@ func (s *Server) decide(ctx context.Context, xid string, begin *xactpb.BeginRequ
 
 // When it makes the decision it also returns what the first phase-two round
 // needs, if it has all of it.
-func (s *Server) decideLocked(ctx context.Context, xid string, commit, force bool) (storage.Status, *preload, error) {
+func (s *Server) decideLocked(ctx context.Context, xid string, v verdict, who requester) (storage.Status, *preload, error) {
+	commit, force := v == toCommit, who == byOperator
 	mu := s.stripe(xid)
 	mu.Lock()
 	defer mu.Unlock()
@@ -121,7 +143,7 @@ func (s *Server) decideLocked(ctx context.Context, xid string, commit, force boo
 
 	// Begin: this call makes the decision.
 	for {
-		st, pre, again, err := s.decideBegin(ctx, g, commit, force, now)
+		st, pre, again, err := s.decideBegin(ctx, g, v, who, now)
 		if !again {
 			return st, pre, err
 		}
@@ -134,7 +156,8 @@ var errRegistered = errors.New("tc: a branch registered concurrently")
 
 // decideBegin decides the Begin global g; again reports that a branch
 // registered while it decided, and the decision must be made anew.
-func (s *Server) decideBegin(ctx context.Context, g *storage.Global, commit, force bool, now time.Time) (st storage.Status, pre *preload, again bool, err error) {
+func (s *Server) decideBegin(ctx context.Context, g *storage.Global, v verdict, who requester, now time.Time) (st storage.Status, pre *preload, again bool, err error) {
+	commit, force := v == toCommit, who == byOperator
 	xid := g.XID
 	branches, err := s.store.Branches(ctx, xid)
 	if err != nil {

@@ -216,7 +216,7 @@ func (d *driver) commit(ctx context.Context, g *storage.Global, branches []*stor
 			d.s.log.Warn("phase two: record branch", "xid", g.XID, "branch_id", b.ID, "err", err)
 		}
 	}
-	return d.reschedule(ctx, g.XID, true, failed, unknown)
+	return d.reschedule(ctx, g.XID, toCommit, failed, unknown)
 }
 
 // rollback undoes branches one at a time in reverse registration order
@@ -292,10 +292,10 @@ func (d *driver) rollback(ctx context.Context, g *storage.Global, branches []*st
 		}
 		// Retry later; a branch that FAILED in this round is sent again
 		// then, and parks the global once nothing else is left to try.
-		return d.reschedule(ctx, g.XID, false, nil, []string{what})
+		return d.reschedule(ctx, g.XID, toRollback, nil, []string{what})
 	}
 	if len(failed) > 0 {
-		return d.reschedule(ctx, g.XID, false, failed, nil)
+		return d.reschedule(ctx, g.XID, toRollback, failed, nil)
 	}
 	failpoint.Hit("tc/phase2/before-finish")
 	final := stRollbacked
@@ -319,7 +319,8 @@ func nothingCommitted(b *storage.Branch) bool {
 // global at once; UNKNOWN answers schedule another round after a capped,
 // jittered exponential backoff, until the retry budget is spent and the
 // global is parked.
-func (d *driver) reschedule(ctx context.Context, xid string, commit bool, failed, unknown []string) storage.Status {
+func (d *driver) reschedule(ctx context.Context, xid string, v verdict, failed, unknown []string) storage.Status {
+	commit := v == toCommit
 	mu := d.s.stripe(xid)
 	mu.Lock()
 	defer mu.Unlock()
