@@ -42,32 +42,11 @@ const (
 	brRollbackFailedFinal    = xactpb.BranchStatus_BRANCH_STATUS_PHASE_TWO_ROLLBACK_FAILED_UNRETRYABLE
 )
 
-// commitFamily reports whether s belongs to a global whose decision is
-// commit; rollbackFamily likewise for rollback.
-func commitFamily(s storage.Status) bool {
-	switch s {
-	case stCommitting, stCommitRetrying, stAsyncCommitting, stCommitted, stCommitFailed, stCommitRetryTimeout:
-		return true
-	}
-	return false
-}
-
-func rollbackFamily(s storage.Status) bool {
-	switch s {
-	case stRollbacking, stRollbackRetrying, stTimeoutRollbacking, stTimeoutRollbackRetry,
-		stRollbacked, stRollbackFailed, stTimeoutRollbacked, stTimeoutRollbackFailed, stRollbackRetryTimeout:
-		return true
-	}
-	return false
-}
-
-func timeoutFamily(s storage.Status) bool {
-	switch s {
-	case stTimeoutRollbacking, stTimeoutRollbackRetry, stTimeoutRollbacked, stTimeoutRollbackFailed:
-		return true
-	}
-	return false
-}
+// commitFamily, rollbackFamily and timeoutFamily are the protocol's
+// status families (protocol/status.go) under the names the TC's rules use.
+func commitFamily(s storage.Status) bool   { return protocol.DecidedCommit(s) }
+func rollbackFamily(s storage.Status) bool { return protocol.DecidedRollback(s) }
+func timeoutFamily(s storage.Status) bool  { return protocol.TimedOut(s) }
 
 type coordinator struct {
 	xactpb.UnimplementedCoordinatorServer
