@@ -45,6 +45,45 @@ func hold(t *testing.T, e *env, d *database) *holder {
 	return h
 }
 
+// commitWhileHolderRollsBack is the distributed deadlock a rolling-back
+// holder meets: a second global updates account 1 (taking its database
+// row lock) while the holder has its global lock, the holder then rolls
+// back (its compensation needs that row lock), and only then does the
+// second commit, asking for the global lock. It returns the holder and
+// the second's commit error.
+func commitWhileHolderRollsBack(t *testing.T, e *env, d *database) (*holder, error) {
+	t.Helper()
+	h := hold(t, e, d)
+	locked, proceed := make(chan struct{}), make(chan struct{})
+	var commitErr error
+	done := second(e, func(ctx context.Context) error {
+		tx, err := d.db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		if _, err := tx.ExecContext(ctx, "UPDATE account SET balance = balance - ? WHERE id = ?", 30, 1); err != nil {
+			return err
+		}
+		close(locked)
+		<-proceed
+		commitErr = tx.Commit()
+		return commitErr
+	})
+	<-locked
+	h.release <- false
+	eventually(t, func() error {
+		if g, _ := e.global(h.xid); g.GetStatus() != xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACKING &&
+			g.GetStatus() != xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACK_RETRYING {
+			return fmt.Errorf("holder is %v, want it rolling back", g.GetStatus())
+		}
+		return nil
+	})
+	close(proceed)
+	<-done
+	return h, commitErr
+}
+
 // second runs fn in a global transaction in the background.
 func second(e *env, fn func(ctx context.Context) error) <-chan error {
 	done := make(chan error, 1)
@@ -128,34 +167,7 @@ func TestLockConflict(t *testing.T) {
 		// minute here: the old behaviour held the rollback that long).
 		d := e.newDB(t, nil, WithLockWait(time.Minute, 5*time.Millisecond))
 		d.accounts(1)
-		h := hold(t, e, d)
-		locked, proceed := make(chan struct{}), make(chan struct{})
-		var commitErr error
-		done := second(e, func(ctx context.Context) error {
-			tx, err := d.db.BeginTx(ctx, nil)
-			if err != nil {
-				return err
-			}
-			defer tx.Rollback()
-			if _, err := tx.ExecContext(ctx, "UPDATE account SET balance = balance - ? WHERE id = ?", 30, 1); err != nil {
-				return err
-			}
-			close(locked)
-			<-proceed
-			commitErr = tx.Commit()
-			return commitErr
-		})
-		<-locked
-		h.release <- false
-		eventually(t, func() error {
-			if g, _ := e.global(h.xid); g.GetStatus() != xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACKING &&
-				g.GetStatus() != xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACK_RETRYING {
-				return fmt.Errorf("holder is %v, want it rolling back", g.GetStatus())
-			}
-			return nil
-		})
-		close(proceed)
-		<-done
+		h, commitErr := commitWhileHolderRollsBack(t, e, d)
 		var lc *LockConflictError
 		if !errors.As(commitErr, &lc) || !lc.HolderRollingBack {
 			t.Fatalf("second's commit = %v, want a *LockConflictError with HolderRollingBack", commitErr)
@@ -180,34 +192,7 @@ func TestLockConflict(t *testing.T) {
 		// holder's rollback waits for the second's budget to end.
 		d := e.newDB(t, nil, WithLockWait(300*time.Millisecond, 5*time.Millisecond), WithLockWaitOnRollback(true))
 		d.accounts(1)
-		h := hold(t, e, d)
-		var commitErr error
-		locked, proceed := make(chan struct{}), make(chan struct{})
-		done := second(e, func(ctx context.Context) error {
-			tx, err := d.db.BeginTx(ctx, nil)
-			if err != nil {
-				return err
-			}
-			defer tx.Rollback()
-			if _, err := tx.ExecContext(ctx, "UPDATE account SET balance = balance - ? WHERE id = ?", 30, 1); err != nil {
-				return err
-			}
-			close(locked)
-			<-proceed
-			commitErr = tx.Commit()
-			return commitErr
-		})
-		<-locked
-		h.release <- false
-		eventually(t, func() error {
-			if g, _ := e.global(h.xid); g.GetStatus() != xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACKING &&
-				g.GetStatus() != xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACK_RETRYING {
-				return fmt.Errorf("holder is %v, want it rolling back", g.GetStatus())
-			}
-			return nil
-		})
-		close(proceed)
-		<-done
+		h, commitErr := commitWhileHolderRollsBack(t, e, d)
 		var lc *LockConflictError
 		if !errors.As(commitErr, &lc) || !lc.HolderRollingBack || lc.Waited < 300*time.Millisecond/2 {
 			t.Fatalf("second's commit = %v, want a *LockConflictError after waiting its budget", commitErr)

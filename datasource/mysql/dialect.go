@@ -83,13 +83,7 @@ func New(opts ...Option) *Dialect {
 // Table returns the metadata of table name in conn's current database,
 // from the cache if it is fresh. The result is shared: do not modify it.
 func (d *Dialect) Table(ctx context.Context, conn driver.Conn, name string) (*Table, error) {
-	d.mu.Lock()
-	t, ok := d.mu.tables[name]
-	d.mu.Unlock()
-	if ok && (d.ttl == 0 || d.now().Sub(t.loaded) < d.ttl) {
-		return t, nil
-	}
-	return d.refresh(ctx, conn, name)
+	return d.lookup(ctx, conn, name, false)
 }
 
 // replayTable returns the shape of table name for a rollback (see
@@ -97,29 +91,23 @@ func (d *Dialect) Table(ctx context.Context, conn driver.Conn, name string) (*Ta
 // replayAge ago. Shapes are cached apart from phase one's metadata,
 // which needs the triggers and foreign keys a shape leaves out.
 func (d *Dialect) replayTable(ctx context.Context, conn driver.Conn, name string) (*Table, error) {
-	d.mu.Lock()
-	t, ok := d.mu.shapes[name]
-	d.mu.Unlock()
-	if ok && d.replayAge > 0 && d.now().Sub(t.loaded) < d.replayAge {
-		return t, nil
-	}
-	t, err := loadShape(ctx, conn, name)
-	if err != nil {
-		if errors.Is(err, ErrTableNotFound) {
-			d.Invalidate(name)
-		}
-		return nil, err
-	}
-	t.loaded = d.now()
-	d.mu.Lock()
-	d.mu.shapes[name] = t
-	d.mu.Unlock()
-	return t, nil
+	return d.lookup(ctx, conn, name, true)
 }
 
-// refresh reads the metadata of name and caches it.
-func (d *Dialect) refresh(ctx context.Context, conn driver.Conn, name string) (*Table, error) {
-	t, err := loadTable(ctx, conn, name)
+// lookup returns name's metadata (shape: only its shape) from its cache
+// while it is fresh, else reads and caches it.
+func (d *Dialect) lookup(ctx context.Context, conn driver.Conn, name string, shape bool) (*Table, error) {
+	d.mu.Lock()
+	cache, load, fresh := d.mu.tables, loadTable, func(t *Table) bool { return d.ttl == 0 || d.now().Sub(t.loaded) < d.ttl }
+	if shape {
+		cache, load, fresh = d.mu.shapes, loadShape, func(t *Table) bool { return d.replayAge > 0 && d.now().Sub(t.loaded) < d.replayAge }
+	}
+	t, ok := cache[name]
+	d.mu.Unlock()
+	if ok && fresh(t) {
+		return t, nil
+	}
+	t, err := load(ctx, conn, name)
 	if err != nil {
 		if errors.Is(err, ErrTableNotFound) {
 			d.Invalidate(name)
@@ -128,7 +116,7 @@ func (d *Dialect) refresh(ctx context.Context, conn driver.Conn, name string) (*
 	}
 	t.loaded = d.now()
 	d.mu.Lock()
-	d.mu.tables[name] = t
+	cache[name] = t
 	d.mu.Unlock()
 	return t, nil
 }
