@@ -4,7 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 
-	"github.com/xact-io/xact/tm"
+	"github.com/xact-io/xact/internal/global"
 )
 
 // scope is what a local transaction belongs to.
@@ -39,7 +39,7 @@ func WithGlobalLockContext(ctx context.Context) context.Context {
 // scopeOf reads a context's scope: its XID (tm.XID) and whether it asks
 // for global locks.
 func scopeOf(ctx context.Context) scope {
-	if xid, ok := tm.XID(ctx); ok && xid != "" {
+	if xid, ok := global.XID(ctx); ok && xid != "" {
 		return scope{xid: xid}
 	}
 	if v, _ := ctx.Value(globalLockKey{}).(bool); v {

@@ -14,9 +14,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/xact-io/xact/internal/backoff"
+	"github.com/xact-io/xact/internal/global"
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/protocol/xactpb"
-	"github.com/xact-io/xact/tm"
 )
 
 // Client is a resource manager's connection to the TC: phase-one calls
@@ -199,7 +199,7 @@ func (c *Client) Start(ctx context.Context) error {
 		c.mu.Unlock()
 		return ErrClosed
 	}
-	root, cancel := context.WithCancel(tm.WithoutXID(context.WithoutCancel(ctx)))
+	root, cancel := context.WithCancel(global.WithoutXID(context.WithoutCancel(ctx)))
 	c.mu.state = stateStarted
 	c.mu.cancel = cancel
 	c.mu.Unlock()
@@ -286,14 +286,14 @@ func (c *Client) RegisterBranch(ctx context.Context, xid, resource string, typ x
 	if notStarted {
 		return 0, ErrNotStarted
 	}
-	if err := tm.ValidateXID(xid); err != nil {
+	if err := global.ValidateXID(xid); err != nil {
 		return 0, fmt.Errorf("rm: register branch: %w", err)
 	}
 	if resource == "" {
 		return 0, fmt.Errorf("rm: register branch of %s: empty resource id: %w", xid, ErrInvalidArgument)
 	}
 	// A transaction tm.Do began lazily is begun by its first registration.
-	begin, begun, err := tm.PendingBegin(ctx, xid)
+	begin, begun, err := global.PendingBegin(ctx, xid)
 	if err != nil {
 		return 0, fmt.Errorf("rm: register branch of %s on %s: %w", xid, resource, err)
 	}
@@ -326,7 +326,7 @@ func (c *Client) ReportBranch(ctx context.Context, xid string, branchID int64, s
 	if err := c.usable(); err != nil {
 		return err
 	}
-	if err := tm.ValidateXID(xid); err != nil {
+	if err := global.ValidateXID(xid); err != nil {
 		return fmt.Errorf("rm: report branch: %w", err)
 	}
 	req := &xactpb.ReportBranchRequest{
@@ -357,7 +357,7 @@ func (c *Client) QueryLocks(ctx context.Context, xid, resource string, keys []st
 		return err
 	}
 	if xid != "" {
-		if err := tm.ValidateXID(xid); err != nil {
+		if err := global.ValidateXID(xid); err != nil {
 			return fmt.Errorf("rm: query locks: %w", err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/xact-io/xact/internal/global"
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/protocol/xactpb"
 )
@@ -184,7 +185,7 @@ func (m *Manager) begin(ctx context.Context, name string, timeout time.Duration)
 	if timeout > 0 {
 		l.deadline = time.Now().Add(timeout)
 	}
-	ctx = context.WithValue(WithXID(ctx, xid), lazyKey{}, l)
+	ctx = global.WithLazy(WithXID(ctx, xid), xid, l)
 	m.cfg.log.DebugContext(ctx, "global transaction begun lazily", "xid", xid, "name", name)
 	return ctx, xid, l, nil
 }

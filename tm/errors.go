@@ -3,6 +3,8 @@ package tm
 import (
 	"errors"
 	"fmt"
+
+	"github.com/xact-io/xact/internal/global"
 )
 
 // Errors returned by the transaction manager. Commit and Rollback wrap the
@@ -24,11 +26,13 @@ var (
 	// Do returns it as an *OutcomeError, which carries fn's error.
 	ErrUnknownOutcome = errors.New("tm: outcome of global transaction unknown")
 	// ErrNoTransaction: propagation Mandatory and the context carries no XID.
-	ErrNoTransaction = errors.New("tm: no global transaction in context")
+	// A TCC Try or saga run without a global transaction returns it too.
+	ErrNoTransaction = global.ErrNoTransaction
 	// ErrTransactionExists: propagation Never and the context carries an XID.
 	ErrTransactionExists = errors.New("tm: global transaction present in context")
 	// ErrInvalidXID: an XID is empty, too long or not printable ASCII.
-	ErrInvalidXID = errors.New("tm: invalid XID")
+	// rm and datasource return it too.
+	ErrInvalidXID = global.ErrInvalidXID
 	// ErrInvalidOption: the Manager was built with an invalid option; every
 	// call returns this error (wrapped with the reason).
 	ErrInvalidOption = errors.New("tm: invalid option")

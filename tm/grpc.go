@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/xact-io/xact/internal/global"
 	"github.com/xact-io/xact/protocol"
 )
 
@@ -43,7 +44,7 @@ func StreamClientInterceptor() grpc.StreamClientInterceptor {
 // proxy cannot reach the server as a second, different XID.
 func outgoing(ctx context.Context) context.Context {
 	xid, ok := XID(ctx)
-	if !ok && !explicitlyWithout(ctx) {
+	if !ok && !global.ExplicitlyWithout(ctx) {
 		return ctx
 	}
 	md, _ := metadata.FromOutgoingContext(ctx)

@@ -2,6 +2,8 @@ package tm
 
 import (
 	"net/http"
+
+	"github.com/xact-io/xact/internal/global"
 )
 
 // Header is the HTTP header that carries the XID between services.
@@ -63,7 +65,7 @@ func (t *transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	case ok && (len(r.Header.Values(Header)) != 1 || r.Header.Get(Header) != xid):
 		r = r.Clone(ctx)
 		r.Header.Set(Header, xid)
-	case !ok && explicitlyWithout(ctx) && r.Header.Get(Header) != "":
+	case !ok && global.ExplicitlyWithout(ctx) && r.Header.Get(Header) != "":
 		r = r.Clone(ctx)
 		r.Header.Del(Header)
 	}

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/xact-io/xact/internal/global"
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/protocol/xactpb"
 )
@@ -36,9 +37,9 @@ import (
 // decided.
 var ErrEnded = errors.New("tm: global transaction already ended")
 
-type lazyKey struct{}
-
-// lazyTx is a global transaction begun lazily by Do.
+// lazyTx is a global transaction begun lazily by Do. Do's context carries
+// it (global.WithLazy), so that rm.Client.RegisterBranch finds it through
+// global.PendingBegin without importing tm.
 type lazyTx struct {
 	m        *Manager
 	xid      string
@@ -53,11 +54,10 @@ type lazyTx struct {
 	}
 }
 
+var _ global.Lazy = (*lazyTx)(nil)
+
 func lazyFrom(ctx context.Context, xid string) *lazyTx {
-	l, _ := ctx.Value(lazyKey{}).(*lazyTx)
-	if l == nil || l.xid != xid {
-		return nil
-	}
+	l, _ := global.LazyOf(ctx, xid).(*lazyTx)
 	return l
 }
 
@@ -89,10 +89,12 @@ func (l *lazyTx) beginRequest() *xactpb.BeginRequest {
 // ErrEnded once Do has decided the transaction, and with
 // protocol.ErrTimedOut after its timeout.
 func PendingBegin(ctx context.Context, xid string) (*xactpb.BeginRequest, func(), error) {
-	l := lazyFrom(ctx, xid)
-	if l == nil {
-		return nil, nil, nil
-	}
+	return global.PendingBegin(ctx, xid)
+}
+
+// PendingBegin implements global.Lazy (see the function PendingBegin).
+func (l *lazyTx) PendingBegin() (*xactpb.BeginRequest, func(), error) {
+	xid := l.xid
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.mu.ended {

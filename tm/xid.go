@@ -1,8 +1,13 @@
 package tm
 
-import "context"
+import (
+	"context"
 
-type xidKey struct{}
+	"github.com/xact-io/xact/internal/global"
+)
+
+// The XID in a context lives in internal/global, which rm and datasource
+// read without importing tm; the functions here are the names users call.
 
 // WithXID returns a context that carries the global transaction id xid.
 // Code running with this context takes part in that global transaction: the
@@ -10,17 +15,16 @@ type xidKey struct{}
 // saga steps register under it, and the gRPC and HTTP propagation helpers
 // send it on.
 func WithXID(ctx context.Context, xid string) context.Context {
-	return context.WithValue(ctx, xidKey{}, xid)
+	return global.WithXID(ctx, xid)
 }
 
 // XID returns the global transaction id carried by ctx, if any.
 func XID(ctx context.Context) (string, bool) {
-	x, ok := ctx.Value(xidKey{}).(string)
-	return x, ok && x != ""
+	return global.XID(ctx)
 }
 
 // WithoutXID returns a context that carries no global transaction (for
 // NotSupported propagation and for local work inside a global).
 func WithoutXID(ctx context.Context) context.Context {
-	return context.WithValue(ctx, xidKey{}, "")
+	return global.WithoutXID(ctx)
 }

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"unicode/utf8"
 
-	"github.com/xact-io/xact/tm"
+	"github.com/xact-io/xact/internal/global"
 )
 
 // Branch identifies one TCC branch (or one saga step): the global
@@ -24,7 +24,7 @@ type Branch struct {
 const MaxResourceLen = 256
 
 func (b Branch) validate() error {
-	if err := tm.ValidateXID(b.XID); err != nil {
+	if err := global.ValidateXID(b.XID); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 	}
 	if b.BranchID <= 0 {

@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"github.com/xact-io/xact/internal/failpoint"
+	"github.com/xact-io/xact/internal/global"
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/rm"
-	"github.com/xact-io/xact/tm"
 )
 
 // Funcs are the three functions of a TCC participant without a fence.
@@ -174,9 +174,9 @@ const reportTimeout = 5 * time.Second
 // Without a global transaction in ctx, Try fails with tm.ErrNoTransaction
 // and calls nothing.
 func (r *Resource[Req]) Try(ctx context.Context, req Req) error {
-	xid, ok := tm.XID(ctx)
+	xid, ok := global.XID(ctx)
 	if !ok {
-		return fmt.Errorf("tcc: try %s: %w", r.name, tm.ErrNoTransaction)
+		return fmt.Errorf("tcc: try %s: %w", r.name, global.ErrNoTransaction)
 	}
 	raw, data, err := encodeRequest(req)
 	if err != nil {
