@@ -2,6 +2,7 @@ package tc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"github.com/xact-io/xact/internal/backoff"
 	"slices"
@@ -116,7 +117,11 @@ func (d *driver) round(ctx context.Context, xid string, pre *preload) storage.St
 	} else {
 		var err error
 		if g, err = d.s.store.GetGlobal(ctx, xid); err != nil {
-			if ctx.Err() == nil {
+			if errors.Is(err, storage.ErrCorrupt) {
+				// Nothing to park it in: the store stops offering it, and
+				// listing and showing it fail, naming the damage.
+				d.s.log.Error("phase two: the global's record is damaged; it is not driven", "xid", xid, "err", err)
+			} else if ctx.Err() == nil {
 				d.s.log.Warn("phase two: read global", "xid", xid, "err", err)
 			}
 			return 0
@@ -125,6 +130,9 @@ func (d *driver) round(ctx context.Context, xid string, pre *preload) storage.St
 			return g.Status
 		}
 		if branches, err = d.s.store.Branches(ctx, xid); err != nil {
+			if errors.Is(err, storage.ErrCorrupt) {
+				return d.parkDamaged(ctx, xid, err)
+			}
 			if ctx.Err() == nil {
 				d.s.log.Warn("phase two: read branches", "xid", xid, "err", err)
 			}
@@ -190,6 +198,9 @@ func (d *driver) commit(ctx context.Context, g *storage.Global, branches []*stor
 	if len(failed) == 0 && len(unknown) == 0 {
 		failpoint.Hit("tc/phase2/before-finish")
 		if err := d.s.store.FinishGlobal(ctx, g.XID, stCommitted); err != nil {
+			if errors.Is(err, storage.ErrCorrupt) {
+				return d.parkDamaged(ctx, g.XID, err)
+			}
 			d.s.log.Warn("phase two: finish", "xid", g.XID, "err", err)
 			return 0
 		}
@@ -261,6 +272,9 @@ func (d *driver) rollback(ctx context.Context, g *storage.Global, branches []*st
 				b.Status, b.Reason, b.LocksReleased = brRollbacked, "", true
 				return nil
 			})
+			if errors.Is(err, storage.ErrCorrupt) {
+				return d.parkDamaged(ctx, g.XID, err)
+			}
 			if err != nil {
 				d.s.log.Warn("phase two: record rollback", "xid", g.XID, "branch_id", b.ID, "err", err)
 				return 0 // the next round re-sends it; rollback is idempotent
@@ -303,6 +317,9 @@ func (d *driver) rollback(ctx context.Context, g *storage.Global, branches []*st
 		final = stTimeoutRollbacked
 	}
 	if err := d.s.store.FinishGlobal(ctx, g.XID, final); err != nil {
+		if errors.Is(err, storage.ErrCorrupt) {
+			return d.parkDamaged(ctx, g.XID, err)
+		}
 		d.s.log.Warn("phase two: finish", "xid", g.XID, "err", err)
 		return 0
 	}

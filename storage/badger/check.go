@@ -46,6 +46,12 @@ func (s *Store) loadTxn(txn *bdb.Txn, res *loaded) error {
 	opts := bdb.DefaultIteratorOptions
 	opts.Prefix = []byte{prefixGlobal}
 	it := txn.NewIterator(opts)
+	closed := false
+	defer func() {
+		if !closed { // a panic: Txn.Discard panics again over an open iterator
+			it.Close()
+		}
+	}()
 	for it.Rewind(); it.Valid(); it.Next() {
 		item := it.Item()
 		xid := string(item.Key()[1:])
@@ -66,6 +72,7 @@ func (s *Store) loadTxn(txn *bdb.Txn, res *loaded) error {
 		released[xid] = g.LocksReleased
 	}
 	it.Close()
+	closed = true
 
 	// Branch keys sort by global, then id: one global's come together, in
 	// registration order.

@@ -121,7 +121,8 @@ const (
 // checkFiles verifies the files of the data directory dir, before Badger
 // opens it. clean: the store was closed cleanly last time (state.go), so
 // no file may hold a tail cut short by a crash.
-func checkFiles(dir string, clean bool) []Damage {
+func checkFiles(dir string, prev state) []Damage {
+	clean := prev.clean
 	var out []Damage
 	add := func(file, format string, args ...any) {
 		out = append(out, Damage{File: file, What: fmt.Sprintf(format, args...)})
@@ -145,7 +146,7 @@ func checkFiles(dir string, clean bool) []Damage {
 		}
 	}
 
-	tables, ok := checkManifest(dir, clean, len(ssts) > 0, add)
+	tables, ok := checkManifest(dir, prev, len(ssts) > 0, add)
 	if ok {
 		ids := make([]uint64, 0, len(tables))
 		for id := range tables {
@@ -196,12 +197,12 @@ func guard(fn func() error) (err error) {
 
 // checkManifest replays the MANIFEST as Badger will and returns the tables
 // it lists. ok is false if they cannot be known.
-func checkManifest(dir string, clean, haveTables bool, add func(file, format string, args ...any)) (map[uint64]bdb.TableManifest, bool) {
+func checkManifest(dir string, prev state, haveTables bool, add func(file, format string, args ...any)) (map[uint64]bdb.TableManifest, bool) {
 	path := filepath.Join(dir, manifestName)
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		if haveTables {
-			add(manifestName, "missing, while the directory holds tables (Badger would start empty and delete them)")
+		if haveTables || prev.manifest.size > 0 {
+			add(manifestName, "missing, while the directory held tables (Badger would start empty and delete them)")
 			return nil, false
 		}
 		return nil, true // a new directory
@@ -237,10 +238,14 @@ func checkManifest(dir string, clean, haveTables bool, add func(file, format str
 			add(manifestName, "%v", err)
 			return nil, false
 		}
-		if clean || !tornManifestTail(tail) {
+		if prev.clean || !tornManifestTail(tail) {
 			add(manifestName, "%d bytes after the last complete change at offset %d (Badger would drop them and every change after them)", len(tail), end)
 			return nil, false
 		}
+	}
+	if err := checkManifestSig(dir, prev, end); err != nil {
+		add(manifestName, "%v", err)
+		return nil, false
 	}
 	return m.Tables, true
 }

@@ -186,7 +186,7 @@ func open(dir string, cfg config, unlock func() error) (*Store, error) {
 	if err != nil {
 		damage = append(damage, Damage{File: stateFileName, What: err.Error()})
 	}
-	damage = append(damage, checkFiles(dir, havePrev && prev.clean)...)
+	damage = append(damage, checkFiles(dir, prev)...)
 	if len(damage) > 0 {
 		// Badger is not even opened: it would drop or delete what is
 		// damaged, and the operator needs the files as they are.
@@ -523,20 +523,34 @@ func guardBadger(fn func() error) (err error) {
 	return fn()
 }
 
-// runGC runs value-log garbage collection until Close.
+// stateInterval is how often an idle store checks whether Badger changed
+// its MANIFEST (the committer checks at every sync).
+const stateInterval = time.Second
+
+// runGC runs value-log garbage collection and keeps the state file's
+// MANIFEST signature current, until Close.
 func (s *Store) runGC() {
 	defer close(s.gcDone)
-	if s.cfg.gcInterval <= 0 {
-		<-s.gcStop
-		return
+	var gc <-chan time.Time
+	if s.cfg.gcInterval > 0 {
+		t := time.NewTicker(s.cfg.gcInterval)
+		defer t.Stop()
+		gc = t.C
 	}
-	t := time.NewTicker(s.cfg.gcInterval)
-	defer t.Stop()
+	st := time.NewTicker(stateInterval)
+	defer st.Stop()
 	for {
 		select {
 		case <-s.gcStop:
 			return
-		case <-t.C:
+		case <-st.C:
+			if s.serving.Load() {
+				if err := s.state.mark(0); err != nil {
+					s.logError("storage/badger: write the state file", "err", err)
+				}
+			}
+			continue
+		case <-gc:
 		}
 		// One call rewrites at most one value-log file; repeat while it
 		// finds work.
