@@ -74,7 +74,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log, store: cfg.Store, serveErr: make(chan error, 1), stripes: stripe.New(256)}
 	if s.store == nil {
-		st, err := badgerstore.Open(cfg.DataDir, badgerstore.WithTombstoneRetention(cfg.TombstoneRetention))
+		st, err := badgerstore.Open(cfg.DataDir, badgerstore.WithTombstoneRetention(cfg.TombstoneRetention), badgerstore.WithLogger(log))
 		if err != nil {
 			return nil, fmt.Errorf("tc: open store: %w", err)
 		}

@@ -23,5 +23,9 @@ func (a slogAdapter) log(level slog.Level, format string, args []any) {
 
 func (a slogAdapter) Errorf(format string, args ...any)   { a.log(slog.LevelError, format, args) }
 func (a slogAdapter) Warningf(format string, args ...any) { a.log(slog.LevelWarn, format, args) }
-func (a slogAdapter) Infof(format string, args ...any)    { a.log(slog.LevelInfo, format, args) }
-func (a slogAdapter) Debugf(format string, args ...any)   { a.log(slog.LevelDebug, format, args) }
+
+// Infof logs at Debug: Badger's informational messages (tables opened,
+// timestamps set, files replayed) are about its internals, several per
+// start.
+func (a slogAdapter) Infof(format string, args ...any)  { a.log(slog.LevelDebug, format, args) }
+func (a slogAdapter) Debugf(format string, args ...any) { a.log(slog.LevelDebug, format, args) }
