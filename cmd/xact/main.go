@@ -23,6 +23,7 @@ Usage:
   xact lock list [--xid XID] [--json]
   xact bench [flags]                  load generator (xact bench --help)
   xact sql undo-log|tcc-fence         print the DDL of a participant table
+  xact store verify|backup|restore    check, back up and restore the data directory (xact store help)
 
 Client commands take --server ADDR (default 127.0.0.1:8091) and --token.
 `
@@ -51,6 +52,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = benchCmd(ctx, args[1:], stdout)
 	case "sql":
 		err = sqlCmd(args[1:], stdout)
+	case "store":
+		err = storeCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

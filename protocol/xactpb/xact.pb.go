@@ -2584,6 +2584,88 @@ func (x *ListLocksResponse) GetLocks() []*RowLock {
 	return nil
 }
 
+type BackupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupRequest) Reset() {
+	*x = BackupRequest{}
+	mi := &file_xact_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupRequest) ProtoMessage() {}
+
+func (x *BackupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_xact_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
+func (*BackupRequest) Descriptor() ([]byte, []int) {
+	return file_xact_proto_rawDescGZIP(), []int{37}
+}
+
+// BackupChunk is the next part of the backup; the stream ends after the
+// last one.
+type BackupChunk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupChunk) Reset() {
+	*x = BackupChunk{}
+	mi := &file_xact_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupChunk) ProtoMessage() {}
+
+func (x *BackupChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_xact_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupChunk.ProtoReflect.Descriptor instead.
+func (*BackupChunk) Descriptor() ([]byte, []int) {
+	return file_xact_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *BackupChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 var File_xact_proto protoreflect.FileDescriptor
 
 const file_xact_proto_rawDesc = "" +
@@ -2750,7 +2832,10 @@ const file_xact_proto_rawDesc = "" +
 	"\x03xid\x18\x01 \x01(\tR\x03xid\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\x05R\x05limit\";\n" +
 	"\x11ListLocksResponse\x12&\n" +
-	"\x05locks\x18\x01 \x03(\v2\x10.xact.v1.RowLockR\x05locks*\xfd\x04\n" +
+	"\x05locks\x18\x01 \x03(\v2\x10.xact.v1.RowLockR\x05locks\"\x0f\n" +
+	"\rBackupRequest\"!\n" +
+	"\vBackupChunk\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data*\xfd\x04\n" +
 	"\fGlobalStatus\x12\x19\n" +
 	"\x15GLOBAL_STATUS_UNKNOWN\x10\x00\x12\x17\n" +
 	"\x13GLOBAL_STATUS_BEGIN\x10\x01\x12\x1c\n" +
@@ -2809,14 +2894,15 @@ const file_xact_proto_rawDesc = "" +
 	"\fReportBranch\x12\x1c.xact.v1.ReportBranchRequest\x1a\x1d.xact.v1.ReportBranchResponse\x12E\n" +
 	"\n" +
 	"QueryLocks\x12\x1a.xact.v1.QueryLocksRequest\x1a\x1b.xact.v1.QueryLocksResponse\x124\n" +
-	"\x06Attach\x12\x12.xact.v1.RMMessage\x1a\x12.xact.v1.TCMessage(\x010\x012\xda\x02\n" +
+	"\x06Attach\x12\x12.xact.v1.RMMessage\x1a\x12.xact.v1.TCMessage(\x010\x012\x94\x03\n" +
 	"\x05Admin\x12H\n" +
 	"\vListGlobals\x12\x1b.xact.v1.ListGlobalsRequest\x1a\x1c.xact.v1.ListGlobalsResponse\x12E\n" +
 	"\n" +
 	"ShowGlobal\x12\x1a.xact.v1.ShowGlobalRequest\x1a\x1b.xact.v1.ShowGlobalResponse\x12<\n" +
 	"\vForceCommit\x12\x15.xact.v1.ForceRequest\x1a\x16.xact.v1.ForceResponse\x12>\n" +
 	"\rForceRollback\x12\x15.xact.v1.ForceRequest\x1a\x16.xact.v1.ForceResponse\x12B\n" +
-	"\tListLocks\x12\x19.xact.v1.ListLocksRequest\x1a\x1a.xact.v1.ListLocksResponseB)Z'github.com/xact-io/xact/protocol/xactpbb\x06proto3"
+	"\tListLocks\x12\x19.xact.v1.ListLocksRequest\x1a\x1a.xact.v1.ListLocksResponse\x128\n" +
+	"\x06Backup\x12\x16.xact.v1.BackupRequest\x1a\x14.xact.v1.BackupChunk0\x01B)Z'github.com/xact-io/xact/protocol/xactpbb\x06proto3"
 
 var (
 	file_xact_proto_rawDescOnce sync.Once
@@ -2831,7 +2917,7 @@ func file_xact_proto_rawDescGZIP() []byte {
 }
 
 var file_xact_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_xact_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_xact_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_xact_proto_goTypes = []any{
 	(GlobalStatus)(0),              // 0: xact.v1.GlobalStatus
 	(BranchStatus)(0),              // 1: xact.v1.BranchStatus
@@ -2875,6 +2961,8 @@ var file_xact_proto_goTypes = []any{
 	(*ForceResponse)(nil),          // 39: xact.v1.ForceResponse
 	(*ListLocksRequest)(nil),       // 40: xact.v1.ListLocksRequest
 	(*ListLocksResponse)(nil),      // 41: xact.v1.ListLocksResponse
+	(*BackupRequest)(nil),          // 42: xact.v1.BackupRequest
+	(*BackupChunk)(nil),            // 43: xact.v1.BackupChunk
 }
 var file_xact_proto_depIdxs = []int32{
 	5,  // 0: xact.v1.CommitRequest.begin:type_name -> xact.v1.BeginRequest
@@ -2922,22 +3010,24 @@ var file_xact_proto_depIdxs = []int32{
 	38, // 42: xact.v1.Admin.ForceCommit:input_type -> xact.v1.ForceRequest
 	38, // 43: xact.v1.Admin.ForceRollback:input_type -> xact.v1.ForceRequest
 	40, // 44: xact.v1.Admin.ListLocks:input_type -> xact.v1.ListLocksRequest
-	8,  // 45: xact.v1.Coordinator.Begin:output_type -> xact.v1.BeginResponse
-	7,  // 46: xact.v1.Coordinator.Reserve:output_type -> xact.v1.ReserveResponse
-	10, // 47: xact.v1.Coordinator.Commit:output_type -> xact.v1.CommitResponse
-	12, // 48: xact.v1.Coordinator.Rollback:output_type -> xact.v1.RollbackResponse
-	14, // 49: xact.v1.Coordinator.GetStatus:output_type -> xact.v1.GetStatusResponse
-	16, // 50: xact.v1.Coordinator.RegisterBranch:output_type -> xact.v1.RegisterBranchResponse
-	18, // 51: xact.v1.Coordinator.ReportBranch:output_type -> xact.v1.ReportBranchResponse
-	20, // 52: xact.v1.Coordinator.QueryLocks:output_type -> xact.v1.QueryLocksResponse
-	26, // 53: xact.v1.Coordinator.Attach:output_type -> xact.v1.TCMessage
-	35, // 54: xact.v1.Admin.ListGlobals:output_type -> xact.v1.ListGlobalsResponse
-	37, // 55: xact.v1.Admin.ShowGlobal:output_type -> xact.v1.ShowGlobalResponse
-	39, // 56: xact.v1.Admin.ForceCommit:output_type -> xact.v1.ForceResponse
-	39, // 57: xact.v1.Admin.ForceRollback:output_type -> xact.v1.ForceResponse
-	41, // 58: xact.v1.Admin.ListLocks:output_type -> xact.v1.ListLocksResponse
-	45, // [45:59] is the sub-list for method output_type
-	31, // [31:45] is the sub-list for method input_type
+	42, // 45: xact.v1.Admin.Backup:input_type -> xact.v1.BackupRequest
+	8,  // 46: xact.v1.Coordinator.Begin:output_type -> xact.v1.BeginResponse
+	7,  // 47: xact.v1.Coordinator.Reserve:output_type -> xact.v1.ReserveResponse
+	10, // 48: xact.v1.Coordinator.Commit:output_type -> xact.v1.CommitResponse
+	12, // 49: xact.v1.Coordinator.Rollback:output_type -> xact.v1.RollbackResponse
+	14, // 50: xact.v1.Coordinator.GetStatus:output_type -> xact.v1.GetStatusResponse
+	16, // 51: xact.v1.Coordinator.RegisterBranch:output_type -> xact.v1.RegisterBranchResponse
+	18, // 52: xact.v1.Coordinator.ReportBranch:output_type -> xact.v1.ReportBranchResponse
+	20, // 53: xact.v1.Coordinator.QueryLocks:output_type -> xact.v1.QueryLocksResponse
+	26, // 54: xact.v1.Coordinator.Attach:output_type -> xact.v1.TCMessage
+	35, // 55: xact.v1.Admin.ListGlobals:output_type -> xact.v1.ListGlobalsResponse
+	37, // 56: xact.v1.Admin.ShowGlobal:output_type -> xact.v1.ShowGlobalResponse
+	39, // 57: xact.v1.Admin.ForceCommit:output_type -> xact.v1.ForceResponse
+	39, // 58: xact.v1.Admin.ForceRollback:output_type -> xact.v1.ForceResponse
+	41, // 59: xact.v1.Admin.ListLocks:output_type -> xact.v1.ListLocksResponse
+	43, // 60: xact.v1.Admin.Backup:output_type -> xact.v1.BackupChunk
+	46, // [46:61] is the sub-list for method output_type
+	31, // [31:46] is the sub-list for method input_type
 	31, // [31:31] is the sub-list for extension type_name
 	31, // [31:31] is the sub-list for extension extendee
 	0,  // [0:31] is the sub-list for field type_name
@@ -2962,7 +3052,7 @@ func file_xact_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_xact_proto_rawDesc), len(file_xact_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   37,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -471,6 +471,7 @@ const (
 	Admin_ForceCommit_FullMethodName   = "/xact.v1.Admin/ForceCommit"
 	Admin_ForceRollback_FullMethodName = "/xact.v1.Admin/ForceRollback"
 	Admin_ListLocks_FullMethodName     = "/xact.v1.Admin/ListLocks"
+	Admin_Backup_FullMethodName        = "/xact.v1.Admin/Backup"
 )
 
 // AdminClient is the client API for Admin service.
@@ -486,6 +487,11 @@ type AdminClient interface {
 	// never reverses a commit decision.
 	ForceRollback(ctx context.Context, in *ForceRequest, opts ...grpc.CallOption) (*ForceResponse, error)
 	ListLocks(ctx context.Context, in *ListLocksRequest, opts ...grpc.CallOption) (*ListLocksResponse, error)
+	// Backup streams a consistent copy of the coordinator's store while it
+	// serves (`xact store backup`); `xact store restore` writes it into a new
+	// data directory. The bytes are the store's backup format
+	// (storage/badger: framed, checksummed, with a trailer of counts).
+	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupChunk], error)
 }
 
 type adminClient struct {
@@ -546,6 +552,25 @@ func (c *adminClient) ListLocks(ctx context.Context, in *ListLocksRequest, opts 
 	return out, nil
 }
 
+func (c *adminClient) Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Admin_ServiceDesc.Streams[0], Admin_Backup_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[BackupRequest, BackupChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Admin_BackupClient = grpc.ServerStreamingClient[BackupChunk]
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -559,6 +584,11 @@ type AdminServer interface {
 	// never reverses a commit decision.
 	ForceRollback(context.Context, *ForceRequest) (*ForceResponse, error)
 	ListLocks(context.Context, *ListLocksRequest) (*ListLocksResponse, error)
+	// Backup streams a consistent copy of the coordinator's store while it
+	// serves (`xact store backup`); `xact store restore` writes it into a new
+	// data directory. The bytes are the store's backup format
+	// (storage/badger: framed, checksummed, with a trailer of counts).
+	Backup(*BackupRequest, grpc.ServerStreamingServer[BackupChunk]) error
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -583,6 +613,9 @@ func (UnimplementedAdminServer) ForceRollback(context.Context, *ForceRequest) (*
 }
 func (UnimplementedAdminServer) ListLocks(context.Context, *ListLocksRequest) (*ListLocksResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListLocks not implemented")
+}
+func (UnimplementedAdminServer) Backup(*BackupRequest, grpc.ServerStreamingServer[BackupChunk]) error {
+	return status.Errorf(codes.Unimplemented, "method Backup not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -695,6 +728,17 @@ func _Admin_ListLocks_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_Backup_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(BackupRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AdminServer).Backup(m, &grpc.GenericServerStream[BackupRequest, BackupChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Admin_BackupServer = grpc.ServerStreamingServer[BackupChunk]
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -723,6 +767,12 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Admin_ListLocks_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Backup",
+			Handler:       _Admin_Backup_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "xact.proto",
 }

@@ -57,7 +57,7 @@ type config struct {
 	discardRatio float64
 	tune         func(bdb.Options) bdb.Options
 	writeBudget  int // maxWritesPerTxn unless a test lowers it
-	// readOnly: Verify's open: no migration, no state written.
+	// readOnly: Verify's open: nothing migrated.
 	readOnly bool
 }
 
@@ -122,6 +122,7 @@ type Store struct {
 	// format 3, which it does not migrate).
 	format uint64
 	legacy bool
+	loaded loaded // what Open's load found
 	due    *dueIndex
 	locks  *locktable.Table
 	// writeBudget bounds the writes of one cleanup or migration
@@ -281,7 +282,7 @@ func open(dir string, cfg config, unlock func() error) (*Store, error) {
 	if err != nil {
 		return fail(fmt.Errorf("storage/badger: open %s: %w", dir, err))
 	}
-	damage = n.damage
+	s.loaded, damage = n, n.damage
 	if havePrev {
 		if v := db.MaxVersion(); v < prev.version {
 			damage = append(damage, Damage{What: fmt.Sprintf(
@@ -295,13 +296,11 @@ func open(dir string, cfg config, unlock func() error) (*Store, error) {
 	if len(damage) > 0 {
 		return fail(&CorruptError{Dir: dir, Damage: damage})
 	}
-	if !cfg.readOnly {
-		// From here on the directory is not cleanly stopped any more.
-		if err := sf.write(state{version: s.readTs()}, true); err != nil {
-			return fail(fmt.Errorf("storage/badger: open %s: write the state file: %w", dir, err))
-		}
-		s.serving.Store(true)
+	// From here on the directory is not cleanly stopped any more.
+	if err := sf.write(state{version: s.readTs()}, true); err != nil {
+		return fail(fmt.Errorf("storage/badger: open %s: write the state file: %w", dir, err))
 	}
+	s.serving.Store(true)
 	go s.runGC()
 	return s, nil
 }
@@ -343,7 +342,7 @@ func (s *Store) Close() error {
 		if err := s.db.Close(); err != nil {
 			s.closeErr = fmt.Errorf("storage/badger: close: %w", err)
 		}
-		if s.closeErr == nil && countErr == nil && s.commit.failed() == nil && !s.cfg.readOnly {
+		if s.closeErr == nil && countErr == nil && s.commit.failed() == nil {
 			if err := s.state.write(final, true); err != nil {
 				s.closeErr = fmt.Errorf("storage/badger: close: write the state file: %w", err)
 			}

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xact-io/xact/protocol/xactpb"
+	"github.com/xact-io/xact/storage"
+	badgerstore "github.com/xact-io/xact/storage/badger"
+	"github.com/xact-io/xact/tc/tctest"
+)
+
+// fill writes n globals with two branches each into s.
+func fill(t *testing.T, s storage.Store, n int) {
+	t.Helper()
+	ctx := context.Background()
+	for i := range n {
+		xid := fmt.Sprintf("cli-%d", i)
+		if err := s.CreateGlobal(ctx, &storage.Global{XID: xid, Status: xactpb.GlobalStatus_GLOBAL_STATUS_BEGIN, Deadline: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		for b := range 2 {
+			if _, err := s.RegisterBranch(ctx, &storage.Branch{XID: xid, Resource: "db", LockKeys: []string{fmt.Sprintf("%s-%d", xid, b)}}, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+func runStore(t *testing.T, args ...string) (code int, out string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code = run(context.Background(), append([]string{"store"}, args...), &stdout, &stderr)
+	return code, stdout.String() + stderr.String()
+}
+
+// TestStoreOffline: backup of a stopped coordinator's directory, verify of
+// the backup, restore, verify of the restored directory; verify of a
+// damaged directory fails and names the file.
+func TestStoreOffline(t *testing.T) {
+	tmp := t.TempDir()
+	dir := filepath.Join(tmp, "data")
+	s, err := badgerstore.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill(t, s, 20)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(tmp, "xact.bak")
+	steps := [][]string{
+		{"backup", "--data-dir", dir, "--out", file},
+		{"verify", "--backup", file},
+		{"restore", "--in", file, "--data-dir", filepath.Join(tmp, "restored")},
+		{"verify", "--data-dir", filepath.Join(tmp, "restored")},
+		{"verify", "--data-dir", dir},
+	}
+	for _, args := range steps {
+		code, out := runStore(t, args...)
+		if code != 0 || !strings.Contains(out, "20 globals") {
+			t.Fatalf("xact store %s = %d, %q; want 0 and 20 globals", strings.Join(args, " "), code, out)
+		}
+	}
+	// Restoring over a directory in use is refused.
+	if code, out := runStore(t, "restore", "--in", file, "--data-dir", dir); code == 0 || !strings.Contains(out, "not empty") {
+		t.Errorf("restore into a used directory = %d, %q; want a refusal", code, out)
+	}
+
+	sst := filepath.Join(dir, "000001.sst")
+	b, err := os.ReadFile(sst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/3] ^= 0x20
+	if err := os.WriteFile(sst, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := runStore(t, "verify", "--data-dir", dir); code != 1 || !strings.Contains(out, "DAMAGED") || !strings.Contains(out, "000001.sst") {
+		t.Errorf("verify of a damaged directory = %d, %q; want 1, DAMAGED, 000001.sst", code, out)
+	}
+	if code, out := runStore(t, "backup", "--data-dir", dir, "--out", filepath.Join(tmp, "bad.bak")); code != 1 || !strings.Contains(out, "000001.sst") {
+		t.Errorf("backup of a damaged directory = %d, %q; want 1 naming 000001.sst", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "bad.bak")); !os.IsNotExist(err) {
+		t.Errorf("a failed backup left its file: %v", err)
+	}
+}
+
+// TestStoreOnline backs up a running coordinator through its Admin API and
+// restores the backup.
+func TestStoreOnline(t *testing.T) {
+	srv := tctest.Start(t, tctest.WithBadger())
+	fill(t, srv.Store(), 10)
+	tmp := t.TempDir()
+	file := filepath.Join(tmp, "online.bak")
+	if code, out := runStore(t, "backup", "--server", srv.Addr(), "--out", file); code != 0 || !strings.Contains(out, "10 globals") {
+		t.Fatalf("online backup = %d, %q; want 0 and 10 globals", code, out)
+	}
+	restored := filepath.Join(tmp, "restored")
+	if code, out := runStore(t, "restore", "--in", file, "--data-dir", restored); code != 0 {
+		t.Fatalf("restore = %d, %q", code, out)
+	}
+	s, err := badgerstore.Open(restored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	bs, err := s.Branches(context.Background(), "cli-3")
+	if err != nil || len(bs) != 2 {
+		t.Errorf("restored Branches(cli-3) = %d, %v; want 2", len(bs), err)
+	}
+	if locks, _ := s.Locks(context.Background(), "", 0); len(locks) != 20 {
+		t.Errorf("restored store holds %d locks, want 20", len(locks))
+	}
+}
