@@ -43,10 +43,15 @@ demo:
 ## invariant under TC and RM kills and 10-30 s partitions, the partition
 ## cases at full length, duplicated and delayed phase two; prints a
 ## summary table. Uses XACT_TEST_MYSQL_DSN, or starts a private MariaDB.
+## Then the store's corruption matrix at every position (a few minutes)
+## and FuzzCorruptDataDir for CORRUPTION_FUZZTIME (default 2m).
 DURATION ?= 10m
+CORRUPTION_FUZZTIME ?= 2m
 soak:
 	cd it && XACT_SOAK=$(DURATION) $(GO) test -race -count=1 -timeout 0 \
 		-run '^(TestBankInvariant|TestPartition|TestPhaseTwoDuplicatesDelays)$$'
+	XACT_CORRUPTION_MATRIX=long $(GO) test -count=1 -timeout 0 -run '^TestCorruptionMatrix$$' ./storage/badger
+	$(GO) test -count=1 -timeout 0 -run '^$$' -fuzz '^FuzzCorruptDataDir$$' -fuzztime $(CORRUPTION_FUZZTIME) ./storage/badger
 
 lint:
 	$(GO) vet ./...

@@ -182,9 +182,18 @@ type matrixDir struct {
 
 var (
 	matrixOnce sync.Once
+	matrixRoot string                // removed by TestMain
 	matrixDirs map[string]*matrixDir // "clean", "crash"
 	matrixErr  error
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if matrixRoot != "" {
+		os.RemoveAll(matrixRoot)
+	}
+	os.Exit(code)
+}
 
 // matrixRefs builds the reference directories once per test binary.
 func matrixRefs(tb testing.TB) map[string]*matrixDir {
@@ -195,6 +204,7 @@ func matrixRefs(tb testing.TB) map[string]*matrixDir {
 			matrixErr = err
 			return
 		}
+		matrixRoot = root
 		matrixDirs = map[string]*matrixDir{}
 		for _, kind := range []string{"clean", "crash"} {
 			dir := filepath.Join(root, kind)
