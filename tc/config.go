@@ -115,18 +115,60 @@ func DefaultConfig() Config {
 
 var nodeIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,32}$`)
 
-// Validate reports every problem of c at once.
+// ConfigError is one problem Validate found with one Config field. Validate
+// joins them (errors.Join); errors.As finds the first, and a program that
+// sets the fields from flags or a file names its own settings with Format.
+type ConfigError struct {
+	// Field is the Config field at fault ("DefaultTimeout").
+	Field string
+	// Value is its value.
+	Value any
+	// Rule is what the value must be ("must be positive").
+	Rule string
+	// Other, if not empty, is the field Rule compares Field with
+	// ("MaxTimeout" in "must not exceed MaxTimeout"), and OtherValue its
+	// value.
+	Other      string
+	OtherValue any
+}
+
+// Error reads "tc: DefaultTimeout must be positive, got -5s".
+func (e *ConfigError) Error() string {
+	return "tc: " + e.Format(func(field string) string { return field })
+}
+
+// Format states the problem with the fields named by name: for example,
+// with the flags that set them, "--default-timeout must be positive, got
+// -5s".
+func (e *ConfigError) Format(name func(field string) string) string {
+	msg := name(e.Field) + " " + e.Rule
+	if e.Other != "" {
+		msg += " " + name(e.Other) + " (" + show(e.OtherValue) + ")"
+	}
+	return msg + ", got " + show(e.Value)
+}
+
+func show(v any) string {
+	if s, ok := v.(string); ok {
+		return fmt.Sprintf("%q", s)
+	}
+	return fmt.Sprint(v)
+}
+
+// Validate reports every problem of c at once, each a *ConfigError.
 func (c *Config) Validate() error {
 	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("tc: "+format, args...)) }
+	bad := func(field string, value any, rule string) {
+		errs = append(errs, &ConfigError{Field: field, Value: value, Rule: rule})
+	}
 	if c.ListenAddr == "" {
-		bad("ListenAddr is empty")
+		bad("ListenAddr", c.ListenAddr, "must not be empty")
 	}
 	if c.Store == nil && c.DataDir == "" {
-		bad("DataDir is empty and no Store is given")
+		bad("DataDir", c.DataDir, "must not be empty when no Store is given")
 	}
 	if !nodeIDPattern.MatchString(c.NodeID) {
-		bad("NodeID %q must be 1-32 characters of [A-Za-z0-9_.-]", c.NodeID)
+		bad("NodeID", c.NodeID, "must be 1-32 characters of [A-Za-z0-9_.-]")
 	}
 	positive := []struct {
 		name string
@@ -140,27 +182,40 @@ func (c *Config) Validate() error {
 	}
 	for _, p := range positive {
 		if p.d <= 0 {
-			bad("%s must be positive, got %v", p.name, p.d)
+			bad(p.name, p.d, "must be positive")
 		}
 	}
 	if c.KeepaliveTime < time.Second {
-		bad("KeepaliveTime must be at least 1s, got %v", c.KeepaliveTime)
+		bad("KeepaliveTime", c.KeepaliveTime, "must be at least 1s")
 	}
-	if c.DecisionWait < 0 || c.ShutdownGrace < 0 {
-		bad("DecisionWait and ShutdownGrace must not be negative")
+	if c.DecisionWait < 0 {
+		bad("DecisionWait", c.DecisionWait, "must not be negative")
 	}
-	if c.DefaultTimeout > c.MaxTimeout {
-		bad("DefaultTimeout %v exceeds MaxTimeout %v", c.DefaultTimeout, c.MaxTimeout)
+	if c.ShutdownGrace < 0 {
+		bad("ShutdownGrace", c.ShutdownGrace, "must not be negative")
 	}
-	if c.RetryBase > c.RetryMax {
-		bad("RetryBase %v exceeds RetryMax %v", c.RetryBase, c.RetryMax)
+	if c.DefaultTimeout > 0 && c.DefaultTimeout > c.MaxTimeout {
+		errs = append(errs, &ConfigError{Field: "DefaultTimeout", Value: c.DefaultTimeout, Rule: "must not exceed",
+			Other: "MaxTimeout", OtherValue: c.MaxTimeout})
+	}
+	if c.RetryBase > 0 && c.RetryBase > c.RetryMax {
+		errs = append(errs, &ConfigError{Field: "RetryBase", Value: c.RetryBase, Rule: "must not exceed",
+			Other: "RetryMax", OtherValue: c.RetryMax})
 	}
 	if c.RetryBudget < 1 {
-		bad("RetryBudget must be at least 1, got %d", c.RetryBudget)
+		bad("RetryBudget", c.RetryBudget, "must be at least 1")
 	}
-	if c.MaxLockKeys < 1 || c.MaxKeyBytes < 1 || c.MaxAppDataBytes < 0 || c.MaxRecvMsgBytes < 1024 {
-		bad("size limits are too small (MaxLockKeys %d, MaxKeyBytes %d, MaxAppDataBytes %d, MaxRecvMsgBytes %d)",
-			c.MaxLockKeys, c.MaxKeyBytes, c.MaxAppDataBytes, c.MaxRecvMsgBytes)
+	if c.MaxLockKeys < 1 {
+		bad("MaxLockKeys", c.MaxLockKeys, "must be at least 1")
+	}
+	if c.MaxKeyBytes < 1 {
+		bad("MaxKeyBytes", c.MaxKeyBytes, "must be at least 1")
+	}
+	if c.MaxAppDataBytes < 0 {
+		bad("MaxAppDataBytes", c.MaxAppDataBytes, "must not be negative")
+	}
+	if c.MaxRecvMsgBytes < 1024 {
+		bad("MaxRecvMsgBytes", c.MaxRecvMsgBytes, "must be at least 1024")
 	}
 	return errors.Join(errs...)
 }

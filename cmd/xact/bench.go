@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -37,6 +38,15 @@ type benchResult struct {
 	FirstError  string  `json:"first_error,omitempty"`
 }
 
+const (
+	// benchStartTimeout bounds the wait for the coordinator to welcome the
+	// bench's RM.
+	benchStartTimeout = 10 * time.Second
+	// benchDrain is how long the transactions in flight at the end of the
+	// run get to finish before they count as errors.
+	benchDrain = 3 * time.Second
+)
+
 // noop is the phase-two handler of the benchmark's branches.
 type noop struct{ commits, rollbacks atomic.Int64 }
 
@@ -45,12 +55,14 @@ func (n *noop) Rollback(context.Context, rm.Action) error { n.rollbacks.Add(1); 
 
 func benchCmd(ctx context.Context, args []string, out io.Writer) error {
 	var cf clientFlags
-	fs := newFlagSet("xact bench")
+	fs := newFlagSet("xact bench", "[flags]",
+		"Runs global transactions with no-op branches against a coordinator for\n--duration and prints the rate and latencies. Each transaction that fails,\nand each one still without an answer shortly after the run, counts as an\nerror.", out)
 	cf.register(fs)
 	branches := fs.Int("branches", 2, "branches per global transaction")
 	concurrency := fs.Int("concurrency", 16, "concurrent global transactions")
-	duration := fs.Duration("duration", 10*time.Second, "how long to run")
-	warmup := fs.Duration("warmup", time.Second, "run this long before measuring")
+	var duration, warmup time.Duration
+	durationVar(fs, &duration, "duration", 10*time.Second, "how long to measure")
+	durationVar(fs, &warmup, "warmup", time.Second, "run this long before measuring")
 	conns := fs.Int("conns", 1, "gRPC connections to the coordinator (one batches best)")
 	cpuProfile := fs.String("cpuprofile", "", "write the bench process's CPU profile to this `file`")
 	mode := fs.String("mode", "at", "at (no-op AT branches), tcc (no-op TCC resources) or saga (no-op steps)")
@@ -59,13 +71,13 @@ func benchCmd(ctx context.Context, args []string, out io.Writer) error {
 	} else if len(pos) > 0 {
 		return fmt.Errorf("unexpected argument %q", pos[0])
 	}
-	if *branches < 0 || *concurrency < 1 || *duration <= 0 || *conns < 1 {
-		return fmt.Errorf("need --branches >= 0, --concurrency >= 1, --duration > 0, --conns >= 1")
+	if *branches < 0 || *concurrency < 1 || duration <= 0 || warmup < 0 || *conns < 1 {
+		return usagef(fs.Name(), "need --branches >= 0, --concurrency >= 1, --duration > 0, --warmup >= 0, --conns >= 1")
 	}
 	var runSaga func(ctx context.Context, i int) error // saga mode runs whole sagas
 	var cc []*grpc.ClientConn
 	for i := 0; i < *conns; i++ {
-		c, err := cf.dial()
+		c, err := cf.dial(fs.Name())
 		if err != nil {
 			return err
 		}
@@ -155,12 +167,16 @@ func benchCmd(ctx context.Context, args []string, out io.Writer) error {
 	default:
 		return fmt.Errorf("--mode %q: want at, tcc or saga", *mode)
 	}
-	if err := rmc.Start(ctx); err != nil {
+	// A coordinator that is down or refuses the token is reported before
+	// the run, not as a run that hangs.
+	sctx, cancel := context.WithTimeout(ctx, benchStartTimeout)
+	defer cancel()
+	if err := rmc.Start(sctx); err != nil {
 		return err
 	}
 	for _, client := range rms[1:] {
 		if client != rmc {
-			if err := client.Start(ctx); err != nil {
+			if err := client.Start(sctx); err != nil {
 				return err
 			}
 		}
@@ -170,7 +186,13 @@ func benchCmd(ctx context.Context, args []string, out io.Writer) error {
 		measuring atomic.Bool
 		committed atomic.Int64
 		errs      atomic.Int64
+		inFlight  atomic.Int64 // transactions begun in the measured window and not returned
 		firstErr  atomic.Value
+		// countMu: a worker counts its transaction under RLock unless
+		// abandoned, which the end of the drain sets under Lock, after
+		// which inFlight is final.
+		countMu   sync.RWMutex
+		abandoned bool
 		mu        sync.Mutex
 		lat       []time.Duration
 		wg        sync.WaitGroup
@@ -185,24 +207,41 @@ func benchCmd(ctx context.Context, args []string, out io.Writer) error {
 			var mine []time.Duration
 			for seq := 0; runCtx.Err() == nil; seq++ {
 				start := time.Now()
+				measured := measuring.Load()
+				if measured {
+					inFlight.Add(1)
+				}
 				var err error
 				if runSaga != nil {
 					err = runSaga(runCtx, i)
 				} else {
 					err = tms[i].Do(runCtx, tm.Options{Name: "bench", Timeout: 30 * time.Second}, txFn(i, w, seq))
 				}
-				if !measuring.Load() {
-					continue
+				countMu.RLock()
+				if abandoned {
+					countMu.RUnlock()
+					break
 				}
-				if err != nil {
-					if runCtx.Err() == nil {
-						errs.Add(1)
-						firstErr.CompareAndSwap(nil, err.Error())
+				if measured {
+					inFlight.Add(-1)
+				}
+				switch {
+				case err == nil:
+					if measuring.Load() { // committed within the window
+						committed.Add(1)
+						mine = append(mine, time.Since(start))
 					}
-					continue
+				case !measured:
+					// Begun in the warmup.
+				case runCtx.Err() != nil && errors.Is(err, context.Canceled):
+					// Cut short by the end of the run.
+				default:
+					// Counted also when it comes after the window: a
+					// transaction begun in it failed.
+					errs.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
 				}
-				committed.Add(1)
-				mine = append(mine, time.Since(start))
+				countMu.RUnlock()
 			}
 			mu.Lock()
 			lat = append(lat, mine...)
@@ -210,7 +249,7 @@ func benchCmd(ctx context.Context, args []string, out io.Writer) error {
 		}()
 	}
 	select {
-	case <-time.After(*warmup):
+	case <-time.After(warmup):
 	case <-ctx.Done():
 	}
 	if *cpuProfile != "" {
@@ -227,13 +266,36 @@ func benchCmd(ctx context.Context, args []string, out io.Writer) error {
 	measuring.Store(true)
 	began := time.Now()
 	select {
-	case <-time.After(*duration):
+	case <-time.After(duration):
 	case <-ctx.Done():
 	}
 	elapsed := time.Since(began)
 	measuring.Store(false)
 	stop()
-	wg.Wait()
+	// What the end of the run does not cut short (a commit or rollback
+	// decision being asked, which the TM keeps asking while the outcome is
+	// unknown) gets benchDrain to answer. One that does not is an error:
+	// with a coordinator gone, waiting for the TM to give up would keep the
+	// run going for most of a minute and report nothing.
+	drained := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(drained)
+	}()
+	select {
+	case <-drained:
+	case <-time.After(benchDrain):
+		countMu.Lock()
+		abandoned = true
+		n := inFlight.Load()
+		countMu.Unlock()
+		errs.Add(n)
+		firstErr.CompareAndSwap(nil, fmt.Sprintf("%d transactions had no outcome %v after the run ended (is the coordinator down?)", n, benchDrain))
+		for _, c := range cc {
+			c.Close() // fails their calls at once
+		}
+		<-drained
+	}
 
 	slices.Sort(lat)
 	q := func(p float64) float64 {

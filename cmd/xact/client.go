@@ -6,7 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
+	"net"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -28,49 +28,114 @@ type clientFlags struct {
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.server, "server", "127.0.0.1:8091", "coordinator `address`")
-	fs.StringVar(&c.token, "token", "", "bearer `token` the coordinator requires")
+	fs.StringVar(&c.server, "server", "127.0.0.1:8091", "the coordinator's `host:port` (or a gRPC target with a scheme, dns:///host:port)")
+	fs.StringVar(&c.token, "token", "", "the bearer `token` the coordinator requires (xact server --token)")
 	fs.BoolVar(&c.json, "json", false, "print JSON")
 }
 
-type tokenCreds string
-
-func (t tokenCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + string(t)}, nil
+// checkServer refuses an address without a port: gRPC would dial port 443
+// and wait there, which looks like a coordinator that does not answer. A
+// target with a scheme (dns:///, unix:, ...) is gRPC's business.
+func checkServer(addr string) error {
+	if strings.Contains(addr, ":/") || strings.HasPrefix(addr, "unix:") {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" {
+		return fmt.Errorf("--server %q: want host:port, e.g. 127.0.0.1:8091", addr)
+	}
+	return nil
 }
-func (tokenCreds) RequireTransportSecurity() bool { return false }
 
 // dial connects with the settings the TC expects of clients (keepalive,
 // reconnect backoff): `xact bench` runs an RM on it.
-func (c *clientFlags) dial() (*grpc.ClientConn, error) {
+func (c *clientFlags) dial(cmd string) (*grpc.ClientConn, error) {
+	if err := checkServer(c.server); err != nil {
+		return nil, &usageError{cmd: cmd, err: err}
+	}
 	opts := append(protocol.DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if c.token != "" {
-		opts = append(opts, grpc.WithPerRPCCredentials(tokenCreds(c.token)))
+		opts = append(opts, protocol.WithToken(c.token))
 	}
 	return grpc.NewClient(c.server, opts...)
 }
 
-func newFlagSet(name string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(os.Stderr)
-	return fs
-}
+const txUsage = `Usage: xact tx list|show|commit|rollback ... [flags]
+
+  xact tx list [--status S] [--parked] [--limit N]
+                          unfinished transactions (parked ones show a reason)
+  xact tx show XID        global, branches, locks and retry history
+  xact tx commit XID      resume or force the commit of a transaction
+  xact tx rollback XID    resume or force the rollback of a transaction
+
+Every subcommand takes --server, --token and --json (xact tx list --help).
+`
 
 func txCmd(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("want a subcommand: list, show, commit, rollback")
+		return usagef("xact tx", "want a subcommand: list, show, commit, rollback")
+	}
+	if isHelp(args[0]) {
+		fmt.Fprint(out, txUsage)
+		return errHelp
 	}
 	var cf clientFlags
-	fs := newFlagSet("xact tx " + args[0])
+	name := "xact tx " + args[0]
+	var fs *flag.FlagSet
+	var statusFlag *string
+	var parked *bool
+	var limit *int
+	switch args[0] {
+	case "list":
+		fs = newFlagSet(name, "[--status S] [--parked] [--limit N] [flags]",
+			"Lists the unfinished global transactions; parked ones show why.", out)
+		statusFlag = fs.String("status", "", "only these `statuses` (e.g. COMMIT_RETRYING or 3), comma-separated")
+		parked = fs.Bool("parked", false, "only parked transactions")
+		limit = fs.Int("limit", 1000, "at most this many")
+	case "show":
+		fs = newFlagSet(name, "XID [flags]", "Shows a global transaction: its branches, locks and retry history.", out)
+	case "commit":
+		fs = newFlagSet(name, "XID [flags]",
+			"Resumes a parked commit, or commits a transaction still in Begin.", out)
+	case "rollback":
+		fs = newFlagSet(name, "XID [flags]",
+			"Resumes a parked rollback, or rolls back a transaction still in Begin.", out)
+	default:
+		return usagef("xact tx", "unknown subcommand %q (want list, show, commit, rollback)", args[0])
+	}
 	cf.register(fs)
-	statusFlag := fs.String("status", "", "only this status (e.g. COMMIT_RETRYING or 3); comma-separated")
-	parked := fs.Bool("parked", false, "only parked transactions")
-	limit := fs.Int("limit", 1000, "at most this many")
 	pos, err := parseFlags(fs, args[1:])
 	if err != nil {
 		return err
 	}
-	conn, err := cf.dial()
+	var xid string
+	if args[0] == "list" {
+		if len(pos) > 0 {
+			return usagef(name, "unexpected argument %q", pos[0])
+		}
+	} else {
+		if len(pos) != 1 {
+			return usagef(name, "want exactly one XID, got %d arguments", len(pos))
+		}
+		xid = pos[0]
+	}
+	var req *xactpb.ListGlobalsRequest
+	if args[0] == "list" {
+		if *limit < 1 {
+			return usagef(name, "--limit must be positive, got %d", *limit)
+		}
+		req = &xactpb.ListGlobalsRequest{ParkedOnly: *parked, Limit: int32(min(*limit, 1<<30))}
+		if *statusFlag != "" {
+			for _, s := range strings.Split(*statusFlag, ",") {
+				st, err := parseStatus(s)
+				if err != nil {
+					return &usageError{cmd: name, err: fmt.Errorf("--status: %w", err)}
+				}
+				req.Statuses = append(req.Statuses, st)
+			}
+		}
+	}
+	conn, err := cf.dial(name)
 	if err != nil {
 		return err
 	}
@@ -78,24 +143,8 @@ func txCmd(ctx context.Context, args []string, out io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	admin := xactpb.NewAdminClient(conn)
-	needXID := func() (string, error) {
-		if len(pos) != 1 {
-			return "", fmt.Errorf("want exactly one XID")
-		}
-		return pos[0], nil
-	}
 	switch args[0] {
 	case "list":
-		req := &xactpb.ListGlobalsRequest{ParkedOnly: *parked, Limit: int32(*limit)}
-		if *statusFlag != "" {
-			for _, s := range strings.Split(*statusFlag, ",") {
-				st, err := parseStatus(s)
-				if err != nil {
-					return err
-				}
-				req.Statuses = append(req.Statuses, st)
-			}
-		}
 		resp, err := admin.ListGlobals(ctx, req)
 		if err != nil {
 			return protocol.FromStatus(err)
@@ -111,10 +160,6 @@ func txCmd(ctx context.Context, args []string, out io.Writer) error {
 		}
 		return tw.Flush()
 	case "show":
-		xid, err := needXID()
-		if err != nil {
-			return err
-		}
 		resp, err := admin.ShowGlobal(ctx, &xactpb.ShowGlobalRequest{Xid: xid})
 		if err != nil {
 			return protocol.FromStatus(err)
@@ -123,11 +168,7 @@ func txCmd(ctx context.Context, args []string, out io.Writer) error {
 			return printJSON(out, resp)
 		}
 		return printShow(out, resp)
-	case "commit", "rollback":
-		xid, err := needXID()
-		if err != nil {
-			return err
-		}
+	default: // commit, rollback
 		var resp *xactpb.ForceResponse
 		if args[0] == "commit" {
 			resp, err = admin.ForceCommit(ctx, &xactpb.ForceRequest{Xid: xid})
@@ -143,31 +184,45 @@ func txCmd(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintf(out, "%s %s\n", xid, statusName(resp.GetStatus()))
 		return nil
 	}
-	return fmt.Errorf("unknown subcommand %q (want list, show, commit, rollback)", args[0])
 }
 
+const lockUsage = `Usage: xact lock list [--xid XID] [--limit N] [flags]
+
+Lists the row locks held (xact lock list --help for the flags).
+`
+
 func lockCmd(ctx context.Context, args []string, out io.Writer) error {
-	if len(args) == 0 || args[0] != "list" {
-		return fmt.Errorf("want: xact lock list [--xid XID]")
+	if len(args) == 0 {
+		return usagef("xact lock", "want a subcommand: list")
+	}
+	if isHelp(args[0]) {
+		fmt.Fprint(out, lockUsage)
+		return errHelp
+	}
+	if args[0] != "list" {
+		return usagef("xact lock", "unknown subcommand %q (want list)", args[0])
 	}
 	var cf clientFlags
-	fs := newFlagSet("xact lock list")
+	fs := newFlagSet("xact lock list", "[--xid XID] [--limit N] [flags]", "Lists the row locks held, by resource and key.", out)
 	cf.register(fs)
 	xid := fs.String("xid", "", "only locks of this global transaction")
 	limit := fs.Int("limit", 10000, "at most this many")
 	if pos, err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	} else if len(pos) > 0 {
-		return fmt.Errorf("unexpected argument %q", pos[0])
+		return usagef(fs.Name(), "unexpected argument %q", pos[0])
 	}
-	conn, err := cf.dial()
+	if *limit < 1 {
+		return usagef(fs.Name(), "--limit must be positive, got %d", *limit)
+	}
+	conn, err := cf.dial(fs.Name())
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	resp, err := xactpb.NewAdminClient(conn).ListLocks(ctx, &xactpb.ListLocksRequest{Xid: *xid, Limit: int32(*limit)})
+	resp, err := xactpb.NewAdminClient(conn).ListLocks(ctx, &xactpb.ListLocksRequest{Xid: *xid, Limit: int32(min(*limit, 1<<30))})
 	if err != nil {
 		return protocol.FromStatus(err)
 	}

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,16 +17,26 @@ const usage = `xact: a distributed transaction coordinator.
 
 Usage:
   xact server [flags]                 run the coordinator (xact server --help)
-  xact tx list [--status S] [--parked] [--json]
-  xact tx show XID [--json]           global, branches, locks and retry history
+  xact tx list [--status S] [--parked] [--limit N]
+                                      unfinished transactions (parked ones show a reason)
+  xact tx show XID                    global, branches, locks and retry history
   xact tx commit XID                  resume or force the commit of a transaction
   xact tx rollback XID                resume or force the rollback of a transaction
-  xact lock list [--xid XID] [--json]
+  xact lock list [--xid XID] [--limit N]
+                                      row locks held
   xact bench [flags]                  load generator (xact bench --help)
   xact sql undo-log|tcc-fence         print the DDL of a participant table
   xact store verify|backup|restore    check, back up and restore the data directory (xact store help)
+  xact version                        print the version of this binary
 
-Client commands take --server ADDR (default 127.0.0.1:8091) and --token.
+Client commands (tx, lock, bench) take:
+  --server ADDR   the coordinator's host:port (default 127.0.0.1:8091)
+  --token TOKEN   the bearer token the coordinator requires (xact server --token)
+  --json          print JSON instead of tables
+
+Every flag can also be set in the environment as XACT_<FLAG>, dashes as
+underscores: XACT_SERVER, XACT_TOKEN, XACT_JSON, XACT_DATA_DIR, ... A flag
+on the command line wins. Add --help to any command for its flags.
 `
 
 func main() {
@@ -34,7 +45,9 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// run executes one command line and returns the exit code.
+// run executes one command line and returns the exit code: 0 for success
+// and for help, 2 for a command line that is wrong as written, 1 for any
+// other failure.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
@@ -54,22 +67,34 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = sqlCmd(args[1:], stdout)
 	case "store":
 		err = storeCmd(ctx, args[1:], stdout, stderr)
-	case "help", "-h", "--help":
+	case "version", "--version", "-version":
+		err = versionCmd(args[1:], stdout)
+	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
 		fmt.Fprintf(stderr, "xact: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
-	if err != nil {
-		switch err {
-		case errHelp:
-			return 0
-		case errUsage:
-			return 2
-		}
-		fmt.Fprintf(stderr, "xact %s: %v\n", args[0], err)
-		return 1
+	var ue *usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errHelp):
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "%s: %v\nRun '%s --help' for usage.\n", ue.cmd, err, ue.cmd)
+		return 2
 	}
-	return 0
+	fmt.Fprintf(stderr, "xact %s: %v\n", args[0], err)
+	return 1
+}
+
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool {
+	switch arg {
+	case "help", "-h", "-help", "--help":
+		return true
+	}
+	return false
 }

@@ -18,12 +18,12 @@ func TestRunExitCodes(t *testing.T) {
 		{[]string{"nope"}, 2, "unknown command"},
 		{[]string{"server", "--help"}, 0, "XACT_<FLAG>"},
 		{[]string{"server", "--no-such-flag"}, 2, ""},
-		{[]string{"server", "--store", "paper"}, 1, "want badger or memory"},
+		{[]string{"server", "--store", "paper"}, 2, "want badger or memory"},
 		{[]string{"sql", "undo-log"}, 0, "CREATE TABLE"},
 		{[]string{"sql", "tcc-fence"}, 0, "tcc_fence_log"},
-		{[]string{"sql", "nope"}, 1, "unknown table"},
-		{[]string{"tx"}, 1, "subcommand"},
-		{[]string{"tx", "show", "--server", "127.0.0.1:1"}, 1, "exactly one XID"},
+		{[]string{"sql", "nope"}, 2, "unknown table"},
+		{[]string{"tx"}, 2, "subcommand"},
+		{[]string{"tx", "show", "--server", "127.0.0.1:1"}, 2, "exactly one XID"},
 	}
 	for _, tt := range tests {
 		var stdout, stderr bytes.Buffer

@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"flag"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,40 +11,57 @@ import (
 	_ "net/http/pprof" // served only with --debug-addr
 	"os"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/xact-io/xact/storage/memory"
 	"github.com/xact-io/xact/tc"
 )
 
+// serverAbout is the description `xact server --help` prints.
+const serverAbout = `Runs the coordinator. Every flag can also be set as XACT_<FLAG> in the
+environment (XACT_LISTEN, XACT_DATA_DIR, ...) or as "flag = value" in --config;
+a flag on the command line wins over the environment, which wins over the file.
+Durations take a unit: 500ms, 10s, 1m, 24h.`
+
 func serverCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := tc.DefaultConfig()
-	fs := flag.NewFlagSet("xact server", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: xact server [flags]\n\nRuns the coordinator. Every flag can also be set as XACT_<FLAG> in the\nenvironment (XACT_LISTEN, XACT_DATA_DIR, ...) or as \"flag = value\" in --config.\n\nFlags:\n")
-		fs.PrintDefaults()
+	fs := newFlagSet("xact server", "[flags]", serverAbout, stdout)
+	// flagOf names the flag that sets a Config field, so that Validate's
+	// errors name what the operator wrote.
+	flagOf := map[string]string{}
+	str := func(p *string, name, usage string, field string) {
+		fs.StringVar(p, name, *p, usage)
+		flagOf[field] = name
+	}
+	dur := func(p *time.Duration, name, usage string, field string) {
+		durationVar(fs, p, name, *p, usage)
+		flagOf[field] = name
+	}
+	num := func(p *int, name, usage string, field string) {
+		fs.IntVar(p, name, *p, usage)
+		flagOf[field] = name
 	}
 	fs.String("config", "", "read settings from this `file` (lines of name = value, # comments)")
-	fs.StringVar(&cfg.ListenAddr, "listen", cfg.ListenAddr, "gRPC listen `address`")
-	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "`directory` of the embedded store (locked against a second server)")
-	fs.StringVar(&cfg.NodeID, "node-id", cfg.NodeID, "this coordinator's `name` inside XIDs")
-	fs.DurationVar(&cfg.TombstoneRetention, "tombstone-retention", cfg.TombstoneRetention, "how long a finished transaction's final status stays visible (GetStatus, repeated Commit, xact tx show)")
-	fs.DurationVar(&cfg.DefaultTimeout, "default-timeout", cfg.DefaultTimeout, "global transaction timeout when Begin gives none")
-	fs.DurationVar(&cfg.MaxTimeout, "max-timeout", cfg.MaxTimeout, "largest timeout a client may ask for")
-	fs.DurationVar(&cfg.PhaseTwoTimeout, "phase-two-timeout", cfg.PhaseTwoTimeout, "wait for an RM's answer to one phase-two action")
-	fs.DurationVar(&cfg.DecisionWait, "decision-wait", cfg.DecisionWait, "how long Commit/Rollback wait for phase two before answering in-progress")
+	str(&cfg.ListenAddr, "listen", "gRPC listen `address`", "ListenAddr")
+	str(&cfg.DataDir, "data-dir", "`directory` of the embedded store (locked against a second server)", "DataDir")
+	str(&cfg.NodeID, "node-id", "this coordinator's `name` inside XIDs", "NodeID")
+	dur(&cfg.TombstoneRetention, "tombstone-retention", "how long a finished transaction's final status stays visible (GetStatus, repeated Commit, xact tx show)", "TombstoneRetention")
+	dur(&cfg.DefaultTimeout, "default-timeout", "global transaction timeout when Begin gives none", "DefaultTimeout")
+	dur(&cfg.MaxTimeout, "max-timeout", "largest timeout a client may ask for", "MaxTimeout")
+	dur(&cfg.PhaseTwoTimeout, "phase-two-timeout", "wait for an RM's answer to one phase-two action", "PhaseTwoTimeout")
+	dur(&cfg.DecisionWait, "decision-wait", "how long Commit/Rollback wait for phase two before answering in-progress", "DecisionWait")
 	fs.BoolVar(&cfg.WaitATCommit, "wait-at-commit", cfg.WaitATCommit, "make Commit wait for phase two also when every branch is AT (by default it answers once the decision is durable)")
-	fs.DurationVar(&cfg.RetryBase, "retry-base", cfg.RetryBase, "first phase-two retry delay (doubles, with jitter)")
-	fs.DurationVar(&cfg.RetryMax, "retry-max", cfg.RetryMax, "largest phase-two retry delay")
-	fs.IntVar(&cfg.RetryBudget, "retry-budget", cfg.RetryBudget, "phase-two attempts before a transaction is parked")
-	fs.DurationVar(&cfg.ScanInterval, "scan-interval", cfg.ScanInterval, "how often timeouts and due retries are looked for")
-	fs.IntVar(&cfg.MaxLockKeys, "max-lock-keys", cfg.MaxLockKeys, "most lock keys in one branch registration")
-	fs.IntVar(&cfg.MaxRecvMsgBytes, "max-message-bytes", cfg.MaxRecvMsgBytes, "largest gRPC message accepted")
-	fs.DurationVar(&cfg.KeepaliveTime, "keepalive-time", cfg.KeepaliveTime, "ping a client connection silent this long (at least 1s), to notice RMs that vanished")
-	fs.DurationVar(&cfg.KeepaliveTimeout, "keepalive-timeout", cfg.KeepaliveTimeout, "close a client connection whose ping is not answered within this")
-	fs.StringVar(&cfg.Token, "token", "", "require this bearer `token` from every client")
-	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", cfg.ShutdownGrace, "wait for in-flight calls on shutdown")
+	dur(&cfg.RetryBase, "retry-base", "first phase-two retry delay (doubles, with jitter)", "RetryBase")
+	dur(&cfg.RetryMax, "retry-max", "largest phase-two retry delay", "RetryMax")
+	num(&cfg.RetryBudget, "retry-budget", "phase-two attempts before a transaction is parked", "RetryBudget")
+	dur(&cfg.ScanInterval, "scan-interval", "how often timeouts and due retries are looked for", "ScanInterval")
+	num(&cfg.MaxLockKeys, "max-lock-keys", "most lock keys in one branch registration", "MaxLockKeys")
+	num(&cfg.MaxRecvMsgBytes, "max-message-bytes", "largest gRPC message accepted", "MaxRecvMsgBytes")
+	dur(&cfg.KeepaliveTime, "keepalive-time", "ping a client connection silent this long (at least 1s), to notice RMs that vanished", "KeepaliveTime")
+	dur(&cfg.KeepaliveTimeout, "keepalive-timeout", "close a client connection whose ping is not answered within this", "KeepaliveTimeout")
+	str(&cfg.Token, "token", "require this bearer `token` from every client (clients: --token, protocol.WithToken)", "Token")
+	dur(&cfg.ShutdownGrace, "shutdown-grace", "wait for in-flight calls on shutdown", "ShutdownGrace")
 	gcPercent := fs.Int("gc-percent", 400, "Go GC target (runtime/debug.SetGCPercent); ignored when GOGC is set. The TC's live heap is small and its allocation rate high, so a higher target trades some tens of MB for CPU")
 	storeKind := fs.String("store", "badger", "badger (durable, in --data-dir) or memory (loses everything on exit; for benchmarks and demos)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -52,11 +69,17 @@ func serverCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if pos, err := parseFlags(fs, args); err != nil {
 		return err
 	} else if len(pos) > 0 {
-		return fmt.Errorf("unexpected argument %q", pos[0])
+		return usagef(fs.Name(), "unexpected argument %q", pos[0])
+	}
+	if err := flagErrors(fs.Name(), cfg.Validate(), flagOf); err != nil {
+		return err
+	}
+	if *gcPercent < 1 {
+		return usagef(fs.Name(), "--gc-percent must be positive, got %d (a negative value turns the garbage collector off)", *gcPercent)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
+		return usagef(fs.Name(), "--log-level %q: want debug, info, warn or error", *logLevel)
 	}
 	if _, set := os.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(*gcPercent)
@@ -77,7 +100,7 @@ func serverCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		cfg.Store = memory.New()
 		cfg.Logger.Warn("memory store: nothing survives a restart; never use it in production")
 	default:
-		return fmt.Errorf("--store %q: want badger or memory", *storeKind)
+		return usagef(fs.Name(), "--store %q: want badger or memory", *storeKind)
 	}
 	srv, err := tc.New(cfg)
 	if err != nil {
@@ -88,4 +111,32 @@ func serverCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	err = srv.Serve(ctx)
 	cfg.Logger.Info("xact server stopped")
 	return err
+}
+
+// flagErrors turns Validate's *tc.ConfigErrors into a *usageError that
+// names the flags (flagOf: Config field -> flag name) instead of the
+// fields. Other errors pass unchanged.
+func flagErrors(cmd string, err error, flagOf map[string]string) error {
+	if err == nil {
+		return nil
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	name := func(field string) string {
+		if f, ok := flagOf[field]; ok {
+			return "--" + f
+		}
+		return field
+	}
+	var msgs []string
+	for _, e := range errs {
+		var ce *tc.ConfigError
+		if !errors.As(e, &ce) {
+			return err
+		}
+		msgs = append(msgs, ce.Format(name))
+	}
+	return &usageError{cmd: cmd, err: errors.New(strings.Join(msgs, "\n"))}
 }
