@@ -7,9 +7,12 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
 
 .PHONY: run build test bench proto lint demo soak clean
 
-## run: the coordinator on its embedded store (127.0.0.1:8091, data in ./xact-data)
-run:
-	$(GO) run ./cmd/xact server
+## run: the coordinator on its embedded store (127.0.0.1:8091, data in ./xact-data).
+## It builds bin/xact and execs it in the recipe's shell, so that the signal
+## make passes on when it is killed (SIGTERM, Ctrl-C) reaches the server:
+## `go run` does not pass SIGTERM on, and left the server running.
+run: build
+	exec $(BIN) server
 
 build:
 	$(GO) build -o $(BIN) ./cmd/xact
