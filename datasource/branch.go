@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"time"
 
 	"github.com/xact-io/xact/datasource/mysql"
+	"github.com/xact-io/xact/internal/backoff"
 	"github.com/xact-io/xact/internal/failpoint"
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/protocol/xactpb"
@@ -473,32 +473,26 @@ func (ts *txState) reportFailed(ctx context.Context, lg *slog.Logger, branchID i
 	}
 }
 
-// waiter paces retries within the lock-wait budget.
+// waiter paces retries within the lock-wait budget, about one lock retry
+// interval apart.
 type waiter struct {
-	start    time.Time
-	budget   time.Duration
-	interval time.Duration
+	start  time.Time
+	budget time.Duration
+	pace   backoff.Policy
 }
 
 func (c *Connector) newWaiter() *waiter {
-	return &waiter{start: time.Now(), budget: c.cfg.lockWait, interval: c.cfg.lockInterval}
+	return &waiter{start: time.Now(), budget: c.cfg.lockWait, pace: backoff.Fixed(c.cfg.lockInterval)}
 }
 
 // again sleeps for about one interval and reports whether another
 // attempt fits in the budget; false if it does not or ctx ended.
 func (w *waiter) again(ctx context.Context) bool {
-	d := w.interval/2 + rand.N(w.interval+1)
+	d := w.pace.Delay(0)
 	if time.Since(w.start)+d > w.budget {
 		return false
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	return backoff.Sleep(ctx, d) == nil
 }
 
 func (w *waiter) waited() time.Duration { return time.Since(w.start) }

@@ -383,24 +383,21 @@ func (c *Client) QueryLocks(ctx context.Context, xid, resource string, keys []st
 func (c *Client) retry(ctx context.Context, call func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.retryBudget)
 	defer cancel()
-	for attempt := 0; ; attempt++ {
+	err := c.cfg.backoff.Retry(ctx, protocol.Retryable, nil, func(int) error {
 		actx, acancel := context.WithTimeout(ctx, c.cfg.rpcTimeout)
-		err := call(actx)
-		acancel()
-		if err == nil {
-			return nil
+		defer acancel()
+		return protocol.FromStatus(call(actx))
+	})
+	if g, ok := err.(*backoff.GiveUpError); ok {
+		if cerr := ctx.Err(); !errors.Is(g.Err, cerr) {
+			g.Err = fmt.Errorf("%w (%w)", g.Err, cerr)
 		}
-		err = protocol.FromStatus(err)
-		if !protocol.Retryable(err) {
-			return withCtxErr(ctx, err)
-		}
-		if backoff.Sleep(ctx, c.cfg.backoff.Delay(attempt)) != nil {
-			if cerr := ctx.Err(); !errors.Is(err, cerr) {
-				err = fmt.Errorf("%w (%w)", err, cerr)
-			}
-			return fmt.Errorf("gave up after %d attempts: %w", attempt+1, err)
-		}
+		return g
 	}
+	if err != nil {
+		return withCtxErr(ctx, err)
+	}
+	return nil
 }
 
 // withCtxErr returns err, the error of a call made with ctx, so that

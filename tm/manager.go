@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/xact-io/xact/internal/backoff"
 	"io"
 	"sync"
 	"time"
@@ -261,23 +260,20 @@ func (m *Manager) decide(ctx context.Context, op, xid string, call func(context.
 // is not protocol.Retryable) or ctx is done; each attempt has its own
 // timeout. Only for calls that are safe to repeat.
 func (m *Manager) retry(ctx context.Context, op, xid string, attemptTimeout time.Duration, call func(context.Context) (xactpb.GlobalStatus, error)) (xactpb.GlobalStatus, error) {
-	for attempt := 0; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
-		st, err := call(actx)
-		cancel()
-		if err == nil {
-			return st, nil
-		}
-		err = protocol.FromStatus(err)
-		if !protocol.Retryable(err) {
-			return xactpb.GlobalStatus_GLOBAL_STATUS_UNKNOWN, err
-		}
-		d := m.cfg.backoff.Delay(attempt)
+	var st xactpb.GlobalStatus
+	err := m.cfg.backoff.Retry(ctx, protocol.Retryable, func(attempt int, d time.Duration, err error) {
 		m.cfg.log.WarnContext(ctx, "tm: "+op+" failed, retrying", "xid", xid, "attempt", attempt+1, "wait", d, "err", err)
-		if serr := backoff.Sleep(ctx, d); serr != nil {
-			return xactpb.GlobalStatus_GLOBAL_STATUS_UNKNOWN, fmt.Errorf("gave up after %d attempts: %w", attempt+1, err)
-		}
+	}, func(int) error {
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		defer cancel()
+		var err error
+		st, err = call(actx)
+		return protocol.FromStatus(err)
+	})
+	if err != nil {
+		return xactpb.GlobalStatus_GLOBAL_STATUS_UNKNOWN, err
 	}
+	return st, nil
 }
 
 // DecidedCommit reports whether s means that the commit decision is

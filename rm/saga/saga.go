@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/xact-io/xact/internal/backoff"
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/rm"
@@ -164,29 +165,25 @@ func (s *Saga[S]) runStep(ctx context.Context, xid string, d *StepDef[S], in S) 
 	base := Record[S]{Saga: s.name, Step: d.name, XID: xid, BranchID: id, Input: in}
 
 	var out S
-	for attempt := 1; ; attempt++ {
-		serr.Attempts = attempt
-		actx := withStep(tcc.WithBranch(ctx, b), StepInfo{Saga: s.name, Step: d.name, XID: xid, BranchID: id, Attempt: attempt})
+	err = d.retry.policy().Retry(ctx, func(err error) bool {
+		return serr.Attempts < d.retry.Attempts && d.retry.Retryable(err) && ctx.Err() == nil
+	}, nil, func(attempt int) error {
+		serr.Attempts = attempt + 1
+		actx := withStep(tcc.WithBranch(ctx, b), StepInfo{Saga: s.name, Step: d.name, XID: xid, BranchID: id, Attempt: attempt + 1})
+		var err error
 		out, err = d.run(actx, b, base, in)
-		if err == nil {
-			break
+		return err
+	})
+	if err != nil {
+		if g, ok := err.(*backoff.GiveUpError); ok { // ctx ended while waiting to retry
+			err = errors.Join(g.Err, ctx.Err())
 		}
-		if attempt >= d.retry.Attempts || !d.retry.Retryable(err) || ctx.Err() != nil {
-			serr.Err = err
-			rec.State, rec.Err = stateFailed, errText(err)
-			if rerr := s.reportFailed(ctx, b, &rec); rerr != nil {
-				return zero, errors.Join(serr, rerr)
-			}
-			return zero, serr
+		serr.Err = err
+		rec.State, rec.Err = stateFailed, errText(err)
+		if rerr := s.reportFailed(ctx, b, &rec); rerr != nil {
+			return zero, errors.Join(serr, rerr)
 		}
-		if sleep(ctx, d.retry.delay(attempt)) != nil {
-			serr.Err = errors.Join(err, ctx.Err())
-			rec.State, rec.Err = stateFailed, errText(serr.Err)
-			if rerr := s.reportFailed(ctx, b, &rec); rerr != nil {
-				return zero, errors.Join(serr, rerr)
-			}
-			return zero, serr
-		}
+		return zero, serr
 	}
 
 	rawOut, err := json.Marshal(out)
@@ -222,17 +219,6 @@ func (s *Saga[S]) reportFailed(ctx context.Context, b tcc.Branch, rec *record) e
 		return nil
 	}
 	return err
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // StepInfo describes the step an action or compensation runs for.

@@ -5,10 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"regexp"
 	"time"
 
+	"github.com/xact-io/xact/internal/backoff"
 	"github.com/xact-io/xact/rm"
 	"github.com/xact-io/xact/rm/tcc"
 )
@@ -97,15 +97,10 @@ func transient(err error) bool {
 	return true
 }
 
-// delay is the wait before retry n (1-based).
-func (p RetryPolicy) delay(n int) time.Duration {
-	d := p.Base
-	for i := 1; i < n && d < p.Max; i++ {
-		d *= 2
-	}
-	d = min(d, p.Max)
-	half := d / 2
-	return half + rand.N(d-half+1)
+// policy is the wait before each retry: Base·2^(n-1) before retry n,
+// capped at Max, with jitter.
+func (p RetryPolicy) policy() backoff.Policy {
+	return backoff.Policy{Base: p.Base, Max: p.Max}
 }
 
 // WithRetry sets the step's retry policy for its action (default: no

@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/xact-io/xact/internal/backoff"
 	"github.com/xact-io/xact/internal/failpoint"
 	"github.com/xact-io/xact/rm"
 )
@@ -322,7 +322,7 @@ func (f *Fence) Try(ctx context.Context, b Branch, try func(ctx context.Context,
 	for attempt := 0; ; attempt++ {
 		tx, st, err := f.lock(ctx, b, FenceTried)
 		if err != nil {
-			if conflict(err) && attempt < conflictAttempts && pause(ctx, attempt) == nil {
+			if conflict(err) && attempt < conflictAttempts && raceBackoff.Wait(ctx, attempt) == nil {
 				continue
 			}
 			return fmt.Errorf("tcc: fence try %v: %w", b, err)
@@ -403,7 +403,7 @@ func (f *Fence) recordFailedTry(ctx context.Context, b Branch, cancelFailed func
 	for attempt := 0; ; attempt++ {
 		tx, st, err := f.lock(ctx, b, FenceTryFailed)
 		if err != nil {
-			if conflict(err) && attempt < conflictAttempts && pause(ctx, attempt) == nil {
+			if conflict(err) && attempt < conflictAttempts && raceBackoff.Wait(ctx, attempt) == nil {
 				continue
 			}
 			return err
@@ -431,7 +431,7 @@ func (f *Fence) recordFailedTry(ctx context.Context, b Branch, cancelFailed func
 		}
 		if err != nil {
 			_ = tx.Rollback()
-			if conflict(err) && attempt < conflictAttempts && pause(ctx, attempt) == nil {
+			if conflict(err) && attempt < conflictAttempts && raceBackoff.Wait(ctx, attempt) == nil {
 				continue
 			}
 		}
@@ -524,7 +524,7 @@ func (f *Fence) phaseTwo(ctx context.Context, b Branch, what string, insert Fenc
 			failpoint.Hit("tcc/" + what + "/after-commit")
 			return nil
 		}
-		if conflict(err) && attempt < conflictAttempts && pause(ctx, attempt) == nil {
+		if conflict(err) && attempt < conflictAttempts && raceBackoff.Wait(ctx, attempt) == nil {
 			continue
 		}
 		if rm.IsPermanent(err) {
@@ -538,7 +538,7 @@ func (f *Fence) phaseTwo(ctx context.Context, b Branch, what string, insert Fenc
 // there is no row and insert is not FenceNone, it inserts the row with
 // status insert and reports FenceNone (the caller owns the new row). A
 // concurrent insert of the same row makes it fail with a conflict (see
-// conflict); the caller starts over (see pause).
+// conflict); the caller starts over (see raceBackoff).
 //
 // The insert runs in a new transaction: the SELECT ... FOR UPDATE that
 // found no row holds a gap lock (REPEATABLE READ), and two transactions
@@ -572,19 +572,10 @@ func (f *Fence) lock(ctx context.Context, b Branch, insert FenceStatus) (*sql.Tx
 	return tx, FenceNone, nil
 }
 
-// pause waits a little before attempt+1 of a step that lost a race, so
-// that racing steps do not collide again in lock step.
-func pause(ctx context.Context, attempt int) error {
-	d := time.Duration(1+rand.IntN(4*(attempt+1))) * time.Millisecond
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+// raceBackoff paces the restarts of a step that lost a race, so that
+// racing steps do not collide again in lock step: 2-4 ms before the first,
+// doubling up to 16-32 ms.
+var raceBackoff = backoff.Policy{Base: 4 * time.Millisecond, Max: 32 * time.Millisecond}
 
 func (f *Fence) insert(ctx context.Context, tx *sql.Tx, b Branch, st FenceStatus) error {
 	_, err := tx.ExecContext(ctx, sqlInsert, b.XID, b.BranchID, b.Resource, st)
