@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/xact-io/xact/datasource/mysql"
+	"github.com/xact-io/xact/datasource/mysql/errno"
 	"github.com/xact-io/xact/internal/backoff"
 	"github.com/xact-io/xact/internal/failpoint"
 	"github.com/xact-io/xact/protocol"
@@ -84,10 +85,10 @@ func (ts *txState) abort(err error) {
 // outside it; so does a lock-wait timeout on a server started with
 // innodb_rollback_on_timeout.
 func (ts *txState) noteErr(err error) {
-	switch mysqlErrno(err) {
-	case erDeadlock:
+	switch errno.Of(err) {
+	case errno.LockDeadlock:
 		ts.abort(err)
-	case erLockWaitTimeout:
+	case errno.LockWaitTimeout:
 		if ts.c.rollsBackOnTimeout() {
 			ts.abort(err)
 		}
@@ -188,7 +189,7 @@ func (ts *txState) savepoint(st *mysql.Statement, run func() error) error {
 	i := slices.IndexFunc(ts.marks, func(m mark) bool { return m.key == sp.Key() })
 	if err := run(); err != nil {
 		ts.noteErr(err)
-		if i >= 0 && mysqlErrno(err) == erSPDoesNotExist {
+		if i >= 0 && errno.Of(err) == errno.SPDoesNotExist {
 			// The database lost a savepoint it had accepted: something
 			// ended the transaction behind the wrapper's back.
 			ts.abort(fmt.Errorf("the database no longer has savepoint %s: %w", sp.Name, err))
@@ -396,7 +397,7 @@ func (ts *txState) commitBranch() error {
 	cancel()
 	if err != nil {
 		ts.rollback()
-		if mysqlErrno(err) == erDupEntry {
+		if errno.Of(err) == errno.DupEntry {
 			// The rollback's marker: the TC already rolled the branch
 			// back, there is nothing to report.
 			return fmt.Errorf("%w: %s branch %d: %w", ErrBranchRolledBack, ts.scope.xid, branchID, err)

@@ -563,16 +563,10 @@ func (c *conn) rollsBackOnTimeout() bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.c.cfg.commitTimeout)
 	defer cancel()
-	rows, err := c.queryDirect(ctx, "SELECT @@innodb_rollback_on_timeout", nil)
+	on, err := mysql.RollsBackOnTimeout(ctx, c.inner)
 	if err != nil {
 		return true
 	}
-	defer rows.Close()
-	v := make([]driver.Value, 1)
-	if err := rows.Next(v); err != nil {
-		return true
-	}
-	on := asInt(v[0]) != 0
 	if on {
 		c.c.rollbackOnTimeout.Store(2)
 	} else {

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	gomysql "github.com/go-sql-driver/mysql"
-
 	"github.com/xact-io/xact/protocol"
 )
 
@@ -136,23 +134,4 @@ func keyTable(key string) string {
 		b.WriteByte(s[j])
 	}
 	return b.String()
-}
-
-// MySQL error numbers this package reacts to.
-const (
-	erDupEntry        = 1062 // ER_DUP_ENTRY
-	erDeadlock        = 1213 // ER_LOCK_DEADLOCK: InnoDB rolled the whole transaction back
-	erLockWaitTimeout = 1205 // ER_LOCK_WAIT_TIMEOUT: the statement, or with innodb_rollback_on_timeout the transaction, rolled back
-	erSPDoesNotExist  = 1305 // ER_SP_DOES_NOT_EXIST: SAVEPOINT %s does not exist
-	erNoSuchTable     = 1146 // ER_NO_SUCH_TABLE
-	erBadField        = 1054 // ER_BAD_FIELD_ERROR: unknown column
-)
-
-// mysqlErrno returns the server error number of err, or 0.
-func mysqlErrno(err error) uint16 {
-	var me *gomysql.MySQLError
-	if errors.As(err, &me) {
-		return me.Number
-	}
-	return 0
 }

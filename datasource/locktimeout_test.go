@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xact-io/xact/datasource/mysql/errno"
 	"github.com/xact-io/xact/tm"
 )
 
@@ -54,7 +55,7 @@ func TestLockWaitTimeout(t *testing.T) {
 					return err
 				}
 				_, err = tx.ExecContext(ctx, "UPDATE account SET balance = balance - 1 WHERE id = 2")
-				if mysqlErrno(err) != erLockWaitTimeout {
+				if errno.Of(err) != errno.LockWaitTimeout {
 					t.Fatalf("UPDATE of the held row = %v, want error 1205", err)
 				}
 				_, err = tx.ExecContext(ctx, "UPDATE account SET balance = balance + 1 WHERE id = 1")

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/xact-io/xact/datasource/mysql"
+	"github.com/xact-io/xact/datasource/mysql/errno"
 	"github.com/xact-io/xact/internal/failpoint"
 	"github.com/xact-io/xact/rm"
 	"github.com/xact-io/xact/undo"
@@ -109,15 +110,9 @@ func permanent(err error) bool {
 	// The server refused a compensating statement for what it is, not for
 	// the moment it ran in: the same statement fails the same way on every
 	// retry. (Lock waits, deadlocks and lost connections are not here.)
-	switch mysqlErrno(err) {
-	case 1048, // ER_BAD_NULL_ERROR
-		1054, // ER_BAD_FIELD_ERROR
-		1064, // ER_PARSE_ERROR
-		1146, // ER_NO_SUCH_TABLE
-		1264, // ER_WARN_DATA_OUT_OF_RANGE
-		1292, // ER_TRUNCATED_WRONG_VALUE
-		1366, // ER_TRUNCATED_WRONG_VALUE_FOR_FIELD
-		1406: // ER_DATA_TOO_LONG
+	switch errno.Of(err) {
+	case errno.BadNull, errno.BadField, errno.ParseError, errno.NoSuchTable,
+		errno.WarnDataOutOfRange, errno.TruncatedWrongValue, errno.TruncatedWrongValueForField, errno.DataTooLong:
 		return true
 	}
 	return false

@@ -12,6 +12,7 @@ import (
 
 	gomysql "github.com/go-sql-driver/mysql"
 
+	"github.com/xact-io/xact/datasource/mysql/errno"
 	"github.com/xact-io/xact/internal/mysqltest"
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/rm"
@@ -276,7 +277,7 @@ func TestPhaseTwoRollbacksDoNotStarve(t *testing.T) {
 		if answered(answers, stuckXIDs) == stuck {
 			for _, x := range stuckXIDs {
 				err := answers[x][0]
-				if got := answerOf(err); got != "UNKNOWN" || mysqlErrno(err) != erLockWaitTimeout {
+				if got := answerOf(err); got != "UNKNOWN" || errno.Of(err) != errno.LockWaitTimeout {
 					t.Errorf("(b) first rollback of %s: %s (%v), want UNKNOWN from a lock-wait timeout (1205)", x, got, err)
 				}
 			}

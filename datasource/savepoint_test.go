@@ -16,6 +16,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
+	"github.com/xact-io/xact/datasource/mysql/errno"
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/tm"
 	"github.com/xact-io/xact/undo"
@@ -43,7 +44,7 @@ func runScript(ctx context.Context, tx *sql.Tx, prepared bool, steps []spStep) e
 		} else {
 			_, err = tx.ExecContext(ctx, s.sql, s.args...)
 		}
-		if got := mysqlErrno(err); got != s.errno || (err != nil && got == 0) {
+		if got := errno.Of(err); got != s.errno || (err != nil && got == 0) {
 			return fmt.Errorf("%s: %v, want error number %d", s.sql, err, s.errno)
 		}
 	}
@@ -211,7 +212,7 @@ func TestSavepointNames(t *testing.T) {
 	w := func(id int) spStep {
 		return spStep{sql: "UPDATE account SET balance = balance + ?, note = ? WHERE id = ?", args: []any{id, fmt.Sprint("w", id), id}}
 	}
-	const noSavepoint = erSPDoesNotExist
+	const noSavepoint = errno.SPDoesNotExist
 	steps := []spStep{
 		w(1),
 		{sql: "SAVEPOINT a"},
@@ -337,8 +338,8 @@ func TestSavepointOutsideTransaction(t *testing.T) {
 	if _, err := d.db.Exec("SAVEPOINT s"); err != nil {
 		t.Errorf("SAVEPOINT without a global context = %v, want MySQL's no-op", err)
 	}
-	if _, err := d.db.Exec("ROLLBACK TO SAVEPOINT s"); mysqlErrno(err) != erSPDoesNotExist {
-		t.Errorf("ROLLBACK TO without a global context = %v, want MySQL's error %d", err, erSPDoesNotExist)
+	if _, err := d.db.Exec("ROLLBACK TO SAVEPOINT s"); errno.Of(err) != errno.SPDoesNotExist {
+		t.Errorf("ROLLBACK TO without a global context = %v, want MySQL's error %d", err, errno.SPDoesNotExist)
 	}
 
 	err := e.tm.Do(context.Background(), tm.Options{Name: "savepoint", Timeout: 10 * time.Second}, func(ctx context.Context) error {

@@ -11,6 +11,7 @@ import (
 	gomysql "github.com/go-sql-driver/mysql"
 
 	"github.com/xact-io/xact/datasource/mysql"
+	"github.com/xact-io/xact/datasource/mysql/errno"
 	"github.com/xact-io/xact/undo"
 )
 
@@ -84,7 +85,7 @@ func (h *marksHarness) check(step string, records, keys, marks []string) {
 }
 
 func errNoSavepoint(name string) error {
-	return &gomysql.MySQLError{Number: erSPDoesNotExist, SQLState: [5]byte{'4', '2', '0', '0', '0'}, Message: "SAVEPOINT " + name + " does not exist"}
+	return &gomysql.MySQLError{Number: errno.SPDoesNotExist, SQLState: [5]byte{'4', '2', '0', '0', '0'}, Message: "SAVEPOINT " + name + " does not exist"}
 }
 
 // TestSavepointMarks follows MySQL's savepoint list: SAVEPOINT replaces
@@ -98,7 +99,7 @@ func TestSavepointMarks(t *testing.T) {
 
 		err := h.sp("ROLLBACK TO nosuch", errNoSavepoint("nosuch"))
 		var me *gomysql.MySQLError
-		if !errors.As(err, &me) || me.Number != erSPDoesNotExist || errors.Is(err, ErrAborted) {
+		if !errors.As(err, &me) || me.Number != errno.SPDoesNotExist || errors.Is(err, ErrAborted) {
 			t.Fatalf("ROLLBACK TO an unknown name = %v, want the database's error 1305 as it is", err)
 		}
 		h.check("unknown name", nil, nil, nil)

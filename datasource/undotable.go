@@ -8,6 +8,8 @@ import (
 	"io"
 	"slices"
 	"strings"
+
+	"github.com/xact-io/xact/datasource/mysql/errno"
 )
 
 // The undo_log check finds a missing or wrong table when the application
@@ -37,8 +39,8 @@ func (c *conn) checkUndoTable(ctx context.Context) error {
 	}
 	rows, err := c.queryDirect(ctx, probeUndoColumnsSQL, nil)
 	if err != nil {
-		switch mysqlErrno(err) {
-		case erNoSuchTable, erBadField:
+		switch errno.Of(err) {
+		case errno.NoSuchTable, errno.BadField:
 			return fmt.Errorf("%w on %s: %v; %s", ErrUndoLogTable, c.c.cfg.resource, err, undoTableFix)
 		}
 		return fmt.Errorf("datasource: check undo_log table: %w", err)

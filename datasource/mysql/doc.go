@@ -103,4 +103,12 @@
 // matching rows its image missed; under READ COMMITTED a row inserted in
 // between can slip in, and After reports it as ErrImageMismatch from the
 // affected-row count.
+//
+// # The server
+//
+// The server error numbers the wrapper and the TCC fence react to
+// (deadlock, lock-wait timeout, duplicate key, …) are named in the
+// subpackage errno, which reads them from go-sql-driver's errors and does
+// not link the parser. RollsBackOnTimeout reads whether a lock-wait
+// timeout ends the whole transaction (innodb_rollback_on_timeout).
 package mysql

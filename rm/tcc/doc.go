@@ -81,6 +81,7 @@
 // transaction rolls back even if the caller ignores the error. Without a
 // fence, the report carries the same fact to Cancel in the action context.
 //
-// The fence's SQL is MySQL/MariaDB's (go-sql-driver/mysql error numbers
-// classify lost races).
+// The fence's SQL is MySQL/MariaDB's (server error numbers, read from
+// go-sql-driver/mysql's errors by datasource/mysql/errno, classify lost
+// races).
 package tcc

@@ -9,8 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
-
+	"github.com/xact-io/xact/datasource/mysql/errno"
 	"github.com/xact-io/xact/internal/backoff"
 	"github.com/xact-io/xact/internal/failpoint"
 	"github.com/xact-io/xact/rm"
@@ -603,14 +602,8 @@ func (f *Fence) set(ctx context.Context, tx *sql.Tx, b Branch, from, to FenceSta
 // a duplicate key (a concurrent step inserted the row), a deadlock or a
 // lock wait timeout.
 func conflict(err error) bool {
-	var me *mysql.MySQLError
-	if !errors.As(err, &me) {
-		return false
-	}
-	switch me.Number {
-	case 1062, // ER_DUP_ENTRY
-		1213, // ER_LOCK_DEADLOCK
-		1205: // ER_LOCK_WAIT_TIMEOUT
+	switch errno.Of(err) {
+	case errno.DupEntry, errno.LockDeadlock, errno.LockWaitTimeout:
 		return true
 	}
 	return false
