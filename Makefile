@@ -51,13 +51,14 @@ demo:
 DURATION ?= 10m
 CORRUPTION_FUZZTIME ?= 2m
 soak:
-	cd it && XACT_SOAK=$(DURATION) $(GO) test -race -count=1 -timeout 0 \
+	cd it && XACT_SOAK=$(DURATION) $(GO) test -race -tags failpoints -count=1 -timeout 0 \
 		-run '^(TestBankInvariant|TestPartition|TestPhaseTwoDuplicatesDelays)$$'
 	XACT_CORRUPTION_MATRIX=long $(GO) test -count=1 -timeout 0 -run '^TestCorruptionMatrix$$' ./storage/badger
 	$(GO) test -count=1 -timeout 0 -run '^$$' -fuzz '^FuzzCorruptDataDir$$' -fuzztime $(CORRUPTION_FUZZTIME) ./storage/badger
 
 lint:
 	$(GO) vet ./...
+	$(GO) vet -tags failpoints ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 
 clean:

@@ -9,8 +9,8 @@ import (
 )
 
 // TestChecksCatchBrokenInvariants shows that every invariant check of the
-// suite can fail: each case arms a test-only switch (failpoint.Switches,
-// armed through XACT_FAILPOINTS in the worker process only) that breaks
+// suite can fail: each case arms a test-only switch (switches, armed
+// through XACT_IT_FAILPOINTS in the worker process only) that breaks
 // one property on purpose, runs the scenario of the check, and requires
 // the check to report the broken invariant. The same scenarios without
 // the switch are the suite's passing tests.

@@ -32,8 +32,9 @@ func TestMain(m *testing.M) {
 	}
 	xactBin = filepath.Join(dir, "xact")
 	// Built in the main module, with its own go.sum: the binary's
-	// dependencies are not this test module's.
-	build := exec.Command("go", "build", "-race", "-o", xactBin, "./cmd/xact")
+	// dependencies are not this test module's. With the failpoints tag,
+	// as this suite: its crash points exist only in such builds.
+	build := exec.Command("go", "build", "-race", "-tags", "failpoints", "-o", xactBin, "./cmd/xact")
 	build.Dir = ".."
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {

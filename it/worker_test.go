@@ -69,6 +69,10 @@ func runRole(role string) int {
 		fmt.Fprintf(os.Stderr, "%s: unknown role %q\n", roleEnv, role)
 		return 2
 	}
+	if err := armWorker(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
 	var cfg workerConfig
 	if err := json.Unmarshal([]byte(os.Getenv(workerEnv)), &cfg); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", workerEnv, err)

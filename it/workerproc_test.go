@@ -60,7 +60,7 @@ func startWorker(t *testing.T, cfg workerConfig, env ...string) *workerProc {
 	w.cmd = exec.Command(self)
 	// The worker arms what the test asks for, plus XACT_IT_BREAK (to see
 	// any test's checks fail by hand), and never the test process's own
-	// XACT_FAILPOINTS.
+	// XACT_FAILPOINTS; it arms them itself, through fpEnv (armWorker).
 	spec := ""
 	var other []string
 	for _, e := range env {
@@ -73,7 +73,7 @@ func startWorker(t *testing.T, cfg workerConfig, env ...string) *workerProc {
 	if b := os.Getenv(breakEnv); b != "" {
 		spec = strings.Trim(spec+";"+b, ";")
 	}
-	w.cmd.Env = append(os.Environ(), roleEnv+"=worker", workerEnv+"="+string(js), failpoint.Env+"="+spec)
+	w.cmd.Env = append(os.Environ(), roleEnv+"=worker", workerEnv+"="+string(js), failpoint.Env+"=", fpEnv+"="+spec)
 	w.cmd.Env = append(w.cmd.Env, other...)
 	// Die with the test process, whatever kills it.
 	w.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

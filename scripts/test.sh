@@ -30,13 +30,24 @@ if [[ -z "${XACT_TEST_MYSQL_DSN:-}" ]]; then
 	export XACT_TEST_MYSQL_DSN
 fi
 
-echo "== go vet"
+echo "== go vet (and with -tags failpoints)"
 $GO vet ./...
+$GO vet -tags failpoints ./...
 echo "== go test -race ./..."
 $GO test -race -count=1 -timeout 20m ./...
+# Failpoints exist only in builds with the failpoints tag (internal/failpoint):
+# the packages whose tests differ with the tag run again with it.
+fp_pkgs=$(comm -13 \
+	<($GO list -f '{{.ImportPath}} {{.TestGoFiles}} {{.XTestGoFiles}}' ./... | sort) \
+	<($GO list -tags failpoints -f '{{.ImportPath}} {{.TestGoFiles}} {{.XTestGoFiles}}' ./... | sort) |
+	cut -d' ' -f1)
+if [[ -n "$fp_pkgs" ]]; then
+	echo "== go test -race -tags failpoints" $fp_pkgs
+	$GO test -race -tags failpoints -count=1 -timeout 20m $fp_pkgs
+fi
 if [[ -f it/go.mod ]]; then
-	echo "== end-to-end tests (it/)"
-	(cd it && $GO vet ./... && $GO test -race -count=1 -timeout 20m ./...)
+	echo "== end-to-end tests (it/, -tags failpoints)"
+	(cd it && $GO vet -tags failpoints ./... && $GO test -race -tags failpoints -count=1 -timeout 20m ./...)
 fi
 if [[ -f samples/go.mod ]]; then
 	echo "== samples (samples/)"

@@ -1,29 +1,5 @@
-// Package failpoint lets tests crash or pause a process at a named point,
-// and turn on test-only switches that break an invariant on purpose.
-//
-// Points and switches are armed through the environment of the process
-// under test:
-//
-//	XACT_FAILPOINTS="tc/decide/after-decision=crash;tc/phase2/after-send=crash@3"
-//
-// Actions of a point (see Points; the code calls Hit):
-//
-//	crash     kill the process with SIGKILL the first time the point is hit
-//	crash@N   ... on the N-th hit
-//	pause     block the first hit until the process gets SIGUSR1 (the hit
-//	          prints "failpoint NAME: paused" to stderr once it waits)
-//	pause@N   ... the N-th hit
-//
-// Actions of a switch (see Switches; the code asks On):
-//
-//	on        On reports true every time
-//	on@N      On reports true the N-th time only
-//
-// Nothing else is done to a process that arms nothing: Hit and On cost one
-// atomic load. An unknown name, or an action that does not fit the name's
-// kind, is refused at start-up (the process exits with status 2), so a typo
-// cannot silently disarm a test, and a switch cannot be armed as a point or
-// the other way round.
+//go:build failpoints
+
 package failpoint
 
 import (
@@ -40,8 +16,9 @@ import (
 // Env is the environment variable that arms failpoints.
 const Env = "XACT_FAILPOINTS"
 
-// Points names every failpoint placed in the code, with what state the
-// process is in when it dies (or pauses) there.
+// Points names every failpoint placed in the library, with what state the
+// process is in when it dies (or pauses) there. A test binary's own points
+// are not listed here; see Register.
 var Points = map[string]string{
 	"tc/begin/after-store":        "the global is stored, not yet answered (Begin; relaxed write) or, on the lazy path, stored with its first branch, RegisterBranch not answered",
 	"tc/register/after-store":     "the branch and its locks are durable, RegisterBranch not answered",
@@ -67,34 +44,71 @@ var Points = map[string]string{
 	"tcc/confirm/after-commit":   "TCC Confirm: the fence transaction committed (or found the branch confirmed), the action not answered",
 	"tcc/cancel/after-business":  "TCC Cancel: the business Cancel ran in the open fence transaction, the fence row not updated, nothing committed",
 	"tcc/cancel/after-commit":    "TCC Cancel: the fence transaction committed (or found the branch cancelled or suspended), the action not answered",
-
-	// The end-to-end tests' worker (it/).
-	"it/worker/between-branches": "it/ bank worker: the first branch of a transfer committed locally, the second not begun",
 }
 
-// Switches names every test-only switch, with the invariant it breaks.
-// They exist so that the end-to-end suite can show each of its invariant
-// checks failing; only the it/ worker asks for them (On), and only tests
-// dedicated to that arm them.
-var Switches = map[string]string{
-	"it/rm/skip-at-commit":     "AT phase-two commit answered DONE without deleting the undo log (breaks I6)",
-	"it/rm/skip-at-rollback":   "AT phase-two rollback answered DONE without replaying the undo log (breaks I1, I6, the balance total)",
-	"it/rm/commit-as-rollback": "AT phase-two commit run as a rollback: a committed branch's images are replayed (breaks I2)",
-	"it/rm/drop-phase2":        "phase-two actions are swallowed, never answered (breaks I11 and keeps locks: I5)",
-	"it/rm/skip-lock-check":    "QueryLocks answered 'free' without asking the TC: SELECT … FOR UPDATE ignores global locks (breaks the locked audit)",
-	"it/rm/skip-register":      "RegisterBranch answered with a made-up branch id without asking the TC: no lock, no branch (breaks I4, I5 and 'no local commit without its global locks')",
-	"it/tcc/no-fence":          "the worker's TCC resources run without the fence, with non-idempotent Confirm and Cancel (breaks I7)",
-	"it/worker/no-funds-check": "the worker's debit does not check the balance (breaks 'no negative balance')",
-	"it/worker/skip-ledger":    "the worker's AT debit writes no ledger row (breaks 'every balance matches its ledger')",
+// Kind tells a point from a switch.
+type Kind int
+
+const (
+	// Point is a crash point: placed with Hit, armed crash, crash@N, pause
+	// or pause@N.
+	Point Kind = iota + 1
+	// Switch is a test-only switch that breaks an invariant on purpose:
+	// asked with On, armed on or on@N.
+	Switch
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Point:
+		return "point"
+	case Switch:
+		return "switch"
+	}
+	return fmt.Sprintf("Kind(%d)", int(k))
 }
 
 var (
 	armed   atomic.Bool
 	mu      sync.Mutex
 	plan    map[string]*point
-	release chan struct{} // closed by SIGUSR1 to resume paused points
+	extra   = map[string]Kind{} // registered by a test binary
+	release chan struct{}       // closed by SIGUSR1 to resume paused points
 	usr1    chan os.Signal
 )
+
+// Register adds a test binary's own point or switch, with what it does,
+// to the names Arm accepts. It is called from an init function of the test
+// package that places the point (Hit) or asks for the switch (On), so the
+// library does not list names only a test uses. A name that is already
+// known, empty or contains '=', ';', '@' or a space, or has no
+// description, is a programming error: Register panics.
+//
+// The environment (Env) is read before the test package's init runs, so a
+// process that arms registered names calls Arm itself afterwards.
+func Register(kind Kind, name, doc string) {
+	if kind != Point && kind != Switch {
+		panic(fmt.Sprintf("failpoint.Register(%v, %q): unknown kind", kind, name))
+	}
+	if name == "" || strings.ContainsAny(name, "=;@ ") || doc == "" {
+		panic(fmt.Sprintf("failpoint.Register(%v, %q): bad name or no description", kind, name))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if _, ok := kindOf(name); ok {
+		panic(fmt.Sprintf("failpoint.Register(%v, %q): already known", kind, name))
+	}
+	extra[name] = kind
+}
+
+// kindOf reports the kind of a known name. mu is held.
+func kindOf(name string) (Kind, bool) {
+	if _, ok := Points[name]; ok {
+		return Point, true
+	}
+	k, ok := extra[name]
+	return k, ok
+}
 
 type point struct {
 	action string // "crash", "pause" or "on"
@@ -112,6 +126,8 @@ func init() {
 // Arm replaces the armed points and switches with spec (the Env syntax).
 // An unknown name, or an action that does not fit its kind, is an error.
 func Arm(spec string) error {
+	mu.Lock()
+	defer mu.Unlock()
 	p := map[string]*point{}
 	pause := false
 	for _, item := range strings.Split(spec, ";") {
@@ -123,11 +139,11 @@ func Arm(spec string) error {
 		if !ok {
 			return fmt.Errorf("failpoint %q: want name=action", item)
 		}
-		_, isPoint := Points[name]
-		_, isSwitch := Switches[name]
-		if !isPoint && !isSwitch {
+		kind, ok := kindOf(name)
+		if !ok {
 			return fmt.Errorf("unknown failpoint %q", name)
 		}
+		isPoint, isSwitch := kind == Point, kind == Switch
 		verb, n, hasN := strings.Cut(action, "@")
 		at := 1
 		if hasN {
@@ -151,7 +167,6 @@ func Arm(spec string) error {
 		pause = pause || verb == "pause"
 		p[name] = &point{action: verb, at: at}
 	}
-	mu.Lock()
 	plan = p
 	if pause && usr1 == nil {
 		release = make(chan struct{})
@@ -159,7 +174,6 @@ func Arm(spec string) error {
 		signal.Notify(usr1, syscall.SIGUSR1)
 		go resumer(usr1)
 	}
-	mu.Unlock()
 	armed.Store(len(p) > 0)
 	return nil
 }
@@ -214,8 +228,8 @@ func Hit(name string) {
 	}
 }
 
-// On reports whether the named switch is on for this call. Only the it/
-// worker asks; every switch is off unless armed through Env.
+// On reports whether the named switch is on for this call. Only test code
+// asks (the library has no switches); every switch is off unless armed.
 func On(name string) bool {
 	if !armed.Load() {
 		return false

@@ -1,3 +1,5 @@
+//go:build failpoints
+
 package failpoint
 
 import (
@@ -6,6 +8,15 @@ import (
 	"testing"
 	"time"
 )
+
+// The switches of these tests, and a point of their own, registered as a
+// test binary does (the library has neither).
+func init() {
+	Register(Switch, "test/skip-a", "a test switch")
+	Register(Switch, "test/skip-b", "a test switch, armed on@N")
+	Register(Switch, "test/skip-c", "a test switch never armed")
+	Register(Point, "test/point", "a test binary's own point")
+}
 
 func TestArm(t *testing.T) {
 	tests := []struct {
@@ -17,19 +28,21 @@ func TestArm(t *testing.T) {
 		{"tc/decide/after-decision=crash@3; tc/phase2/after-send=crash", false},
 		{"datasource/commit/after-register=pause", false},
 		{"datasource/commit/after-register=pause@2", false},
-		{"it/rm/skip-at-commit=on", false},
-		{"it/rm/skip-at-rollback=on@1", false},
+		{"test/skip-a=on", false},
+		{"test/skip-b=on@1", false},
 		{"no/such/point=crash", true},
 		{"no/such/switch=on", true},
 		{"tc/decide/after-decision", true},
 		{"tc/decide/after-decision=explode", true},
 		{"tc/decide/after-decision=crash@0", true},
 		{"tc/decide/after-decision=on", true}, // a point is not a switch
-		{"it/rm/skip-at-commit=crash", true},  // a switch is not a point
-		{"it/rm/skip-at-commit=on@x", true},   // bad count
-		{"it/rm/skip-at-commit=skip", true},   // unknown action
-		{"it/rm/skip-at-commit=pause", true},  // a switch does not pause
+		{"test/skip-a=crash", true},           // a switch is not a point
+		{"test/skip-a=on@x", true},            // bad count
+		{"test/skip-a=skip", true},            // unknown action
+		{"test/skip-a=pause", true},           // a switch does not pause
 		{"datasource/commit/after-register", true},
+		{"test/point=crash@2", false}, // registered by this test binary
+		{"test/point=on", true},
 	}
 	for _, tt := range tests {
 		err := Arm(tt.spec)
@@ -51,49 +64,66 @@ func TestArm(t *testing.T) {
 	}
 }
 
-func TestNamesDoNotOverlap(t *testing.T) {
-	for name := range Switches {
-		if _, ok := Points[name]; ok {
-			t.Errorf("%q is both a point and a switch", name)
-		}
-	}
+func TestPointNames(t *testing.T) {
 	for name, doc := range Points {
 		if doc == "" || strings.ContainsAny(name, "=;@ ") {
 			t.Errorf("point %q: bad name or no doc", name)
 		}
-	}
-	for name, doc := range Switches {
-		if doc == "" || strings.ContainsAny(name, "=;@ ") {
-			t.Errorf("switch %q: bad name or no doc", name)
+		if strings.HasPrefix(name, "it/") || strings.HasPrefix(name, "test/") {
+			t.Errorf("point %q: a test's point listed by the library (Register it from the test)", name)
 		}
+	}
+}
+
+func TestRegisterRefuses(t *testing.T) {
+	tests := []struct {
+		kind      Kind
+		name, doc string
+	}{
+		{Point, "tc/decide/after-decision", "a library point again"},
+		{Switch, "test/skip-a", "registered twice"},
+		{Point, "test/new", ""},
+		{Point, "test/bad name", "a space"},
+		{Switch, "test/x=on", "an action in the name"},
+		{Kind(7), "test/kind", "no such kind"},
+	}
+	for _, tt := range tests {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("Register(%v, %q, %q) did not panic", tt.kind, tt.name, tt.doc)
+				}
+			}()
+			Register(tt.kind, tt.name, tt.doc)
+		}()
 	}
 }
 
 func TestSwitches(t *testing.T) {
 	defer Arm("")
-	if On("it/rm/skip-at-commit") {
+	if On("test/skip-a") {
 		t.Fatal("On of an unarmed switch = true")
 	}
-	if err := Arm("it/rm/skip-at-commit=on; it/rm/skip-at-rollback=on@2"); err != nil {
+	if err := Arm("test/skip-a=on; test/skip-b=on@2"); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 3; i++ {
-		if !On("it/rm/skip-at-commit") {
+		if !On("test/skip-a") {
 			t.Errorf("On(skip-at-commit) call %d = false, want true", i+1)
 		}
 	}
 	var got []bool
 	for i := 0; i < 4; i++ {
-		got = append(got, On("it/rm/skip-at-rollback"))
+		got = append(got, On("test/skip-b"))
 	}
 	if want := []bool{false, true, false, false}; !equal(got, want) {
 		t.Errorf("On(skip-at-rollback=on@2) = %v, want %v", got, want)
 	}
-	if On("it/rm/drop-phase2") {
+	if On("test/skip-c") {
 		t.Error("On of a switch not armed = true")
 	}
 	// A switch name given to Hit does nothing (and a point to On).
-	Hit("it/rm/skip-at-commit")
+	Hit("test/skip-a")
 	if On("tc/phase2/after-send") {
 		t.Error("On of a point = true")
 	}
