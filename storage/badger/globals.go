@@ -206,6 +206,16 @@ func (s *Store) FinishGlobal(ctx context.Context, xid string, final storage.Stat
 // load and Branches find branch records that went missing.
 func deleteBranches(txn *tx, g *storage.Global, budget int) (bool, error) {
 	prefix := branchPrefix(g.XID)
+	if keys := collectKeys(txn.Txn, prefix, budget+1); len(keys) <= budget {
+		// The usual case: all in one transaction. (Reverse iteration
+		// costs Badger several times more, so it is kept for the rest.)
+		for _, k := range keys {
+			if err := txn.Delete(k); err != nil {
+				return false, fmt.Errorf("storage/badger: delete: %w", err)
+			}
+		}
+		return true, nil
+	}
 	opts := bdb.DefaultIteratorOptions
 	opts.PrefetchValues = false
 	opts.Prefix = prefix
