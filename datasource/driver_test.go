@@ -255,20 +255,6 @@ func TestResetSessionRefusesOpenTransaction(t *testing.T) {
 	}
 }
 
-func TestKeyTable(t *testing.T) {
-	tests := []struct{ key, want string }{
-		{"account:1", "account"},
-		{"order%3Aitems:1,2", "order:items"},
-		{"caf%C3%A9:x", "café"},
-		{"nocolon", ""},
-	}
-	for _, tt := range tests {
-		if got := keyTable(tt.key); got != tt.want {
-			t.Errorf("keyTable(%q) = %q, want %q", tt.key, got, tt.want)
-		}
-	}
-}
-
 func TestFirstWord(t *testing.T) {
 	tests := []struct{ q, want string }{
 		{"  create table x", "CREATE"},

@@ -3,11 +3,10 @@ package datasource
 import (
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/xact-io/xact/protocol"
+	"github.com/xact-io/xact/undo"
 )
 
 // Errors returned by this package. Errors of statements and commits wrap
@@ -102,36 +101,11 @@ func (e *LockConflictError) Unwrap() []error {
 func newLockConflict(lc *protocol.LockConflictError, waited time.Duration) *LockConflictError {
 	return &LockConflictError{
 		Resource:          lc.Resource,
-		Table:             keyTable(lc.Key),
+		Table:             undo.LockKeyTable(lc.Key),
 		Key:               lc.Key,
 		Holder:            lc.Holder,
 		Waited:            waited,
 		HolderRollingBack: lc.HolderRollingBack,
 		Cause:             lc,
 	}
-}
-
-// keyTable returns the table name of a canonical lock key: the escaped
-// part before the first colon (undo.LockKey), unescaped.
-func keyTable(key string) string {
-	i := strings.IndexByte(key, ':')
-	if i < 0 {
-		return ""
-	}
-	s := key[:i]
-	if !strings.Contains(s, "%") {
-		return s
-	}
-	var b strings.Builder
-	for j := 0; j < len(s); j++ {
-		if s[j] == '%' && j+2 < len(s) {
-			if v, err := strconv.ParseUint(s[j+1:j+3], 16, 8); err == nil {
-				b.WriteByte(byte(v))
-				j += 2
-				continue
-			}
-		}
-		b.WriteByte(s[j])
-	}
-	return b.String()
 }

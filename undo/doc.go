@@ -34,5 +34,6 @@
 //	}
 //
 // Lock keys (LockKey, Record.LockKeys) are the canonical, escaped
-// (table, primary key) strings that the TC locks within a resource.
+// (table, primary key) strings that the TC locks within a resource;
+// LockKeyTable reads the table back out of one.
 package undo

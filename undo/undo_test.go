@@ -107,31 +107,6 @@ func TestValueEquality(t *testing.T) {
 	}
 }
 
-func TestLockKey(t *testing.T) {
-	tests := []struct {
-		table string
-		pk    []Value
-		want  string
-	}{
-		{"orders", []Value{Int(42)}, "orders:42"},
-		{"order_items", []Value{Int(42), Uint(7)}, "order_items:42,7"},
-		{"t", []Value{String("a,b:c;d%e f")}, "t:a%2Cb%3Ac%3Bd%25e%20f"},
-		{"weird:table,name", []Value{String("")}, "weird%3Atable%2Cname:"},
-		{"t", []Value{String(""), String("")}, "t:,"},
-		{"t", []Value{Bytes([]byte{0, 0xff, 'A'})}, "t:%00%FFA"},
-		{"t", []Value{String("é")}, "t:%C3%A9"},
-		{"t", []Value{Decimal("-1.50")}, "t:-1.50"},
-		{"t", []Value{Float(0.1)}, "t:0.1"},
-		{"t", []Value{Time("2024-01-02 03:04:05")}, "t:2024-01-02%2003%3A04%3A05"},
-		{"t", []Value{Null()}, "t:%N"},
-	}
-	for _, tt := range tests {
-		if got := LockKey(tt.table, tt.pk...); got != tt.want {
-			t.Errorf("LockKey(%q, %v) = %q, want %q", tt.table, tt.pk, got, tt.want)
-		}
-	}
-}
-
 func TestRecordLockKeys(t *testing.T) {
 	l := sample()
 	var got []string
