@@ -422,7 +422,10 @@ func checkLog(path string, clean bool) error {
 	size := fi.Size()
 	switch {
 	case size == 0:
-		return nil // created, not yet sized: Badger makes it a new log
+		// Badger refuses to open an empty log ("Create a new file"). A
+		// crash between creating and sizing one leaves it, holding
+		// nothing; damage leaves it too.
+		return errors.New("empty: Badger cannot open it (if a crash left it and nothing else is reported, delete it)")
 	case size < logHeaderSize:
 		return fmt.Errorf("%d bytes: shorter than its %d-byte header", size, logHeaderSize)
 	}
