@@ -494,3 +494,48 @@ func TestCloseStopsGoroutines(t *testing.T) {
 		t.Fatalf("Close = %v", err)
 	}
 }
+
+// TestMissingRecordsAtRunTime: branch records that vanish while the store
+// runs (a table block an iterator stops at) are reported by Branches as
+// damage, never returned as fewer branches; so are branches whose global
+// record vanished.
+func TestMissingRecordsAtRunTime(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	for _, xid := range []string{"x1", "x2"} {
+		if err := s.CreateGlobal(ctx, &storage.Global{XID: xid, Status: begin}); err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			if _, err := s.RegisterBranch(ctx, &storage.Branch{XID: xid, Resource: "r"}, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, k := range [][]byte{branchKey("x1", 2), globalKey("x2")} {
+		if err := s.db.Update(func(txn *bdb.Txn) error { return txn.Delete(k) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, xid := range []string{"x1", "x2"} {
+		if bs, err := s.Branches(ctx, xid); !errors.Is(err, storage.ErrCorrupt) {
+			t.Errorf("Branches(%s) with records missing = %d branches, %v; want %v", xid, len(bs), err, storage.ErrCorrupt)
+		}
+	}
+	// A global with no branch and none registered is fine.
+	if err := s.CreateGlobal(ctx, &storage.Global{XID: "x3", Status: begin}); err != nil {
+		t.Fatal(err)
+	}
+	if bs, err := s.Branches(ctx, "x3"); err != nil || len(bs) != 0 {
+		t.Errorf("Branches(x3) = %v, %v; want none", bs, err)
+	}
+	// The next Open refuses the directory, naming both.
+	dir := s.dir
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(dir)
+	if !errors.Is(err, storage.ErrCorrupt) || !strings.Contains(err.Error(), `"x1": branch records 2 missing`) || !strings.Contains(err.Error(), `"x2": branch records without their global record`) {
+		t.Errorf("Open after records went missing = %v; want both named", err)
+	}
+}
