@@ -118,6 +118,12 @@ func (s *Server) Store() storage.Store { return s.store }
 // clean stop.
 func (s *Server) Serve(ctx context.Context) error {
 	if err := s.recover(ctx); err != nil {
+		// Stopped (a signal) before serving, or unable to recover: either
+		// way nothing is served, and the store is closed cleanly.
+		cerr := s.Close()
+		if ctx.Err() != nil {
+			return cerr
+		}
 		return err
 	}
 	s.wg.Add(2)
