@@ -20,8 +20,8 @@ import (
 
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/rm"
+	"github.com/xact-io/xact/rm/fence"
 	"github.com/xact-io/xact/rm/saga"
-	"github.com/xact-io/xact/rm/tcc"
 	"github.com/xact-io/xact/tc/tctest"
 	"github.com/xact-io/xact/tm"
 )
@@ -63,13 +63,13 @@ func child(role string) int {
 	if err != nil {
 		return fail(err)
 	}
-	fence, err := tcc.NewFence(db, tcc.WithCleanup(0, time.Hour))
+	f, err := fence.New(db, fence.WithCleanup(0, time.Hour))
 	if err != nil {
 		return fail(err)
 	}
 	rmc := rm.New(conn, rm.WithBackoff(10*time.Millisecond, 100*time.Millisecond), rm.WithClientID("child-"+role))
 	rec := &recorder{slow: dur(envSlowUndo)}
-	def, err := saga.Define(tm.New(conn), rmc, "crash", fencedSteps(fence, rec, dur(envSlowDo))...)
+	def, err := saga.Define(tm.New(conn), rmc, "crash", fencedSteps(f, rec, dur(envSlowDo))...)
 	if err != nil {
 		return fail(err)
 	}

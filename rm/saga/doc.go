@@ -70,7 +70,7 @@
 // recording its outcome — the action may not have run at all, or may have
 // run partly or fully. Compensations must be idempotent and must accept a
 // step that did nothing. Steps whose work is in one database get both for
-// free from FencedStep, which keeps a tcc.Fence row in the step's local
+// free from FencedStep, which keeps a fence.Fence row in the step's local
 // transaction: a step that never committed is not compensated, a
 // compensation runs at most once, and an action that arrives after its
 // compensation is refused. A step that calls a remote service can send

@@ -15,8 +15,8 @@ import (
 	"github.com/xact-io/xact/internal/mysqltest"
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/rm"
+	"github.com/xact-io/xact/rm/fence"
 	"github.com/xact-io/xact/rm/saga"
-	"github.com/xact-io/xact/rm/tcc"
 	"github.com/xact-io/xact/tc"
 	"github.com/xact-io/xact/tc/tctest"
 	"github.com/xact-io/xact/tm"
@@ -71,7 +71,7 @@ func (r *recorder) get() []compCall {
 // fencedSteps are steps a, b, c on db: each action writes a "do" effect,
 // each compensation of a step whose action committed writes an "undo"
 // effect, in the same transaction as the fence row.
-func fencedSteps(fence *tcc.Fence, rec *recorder, slowDo time.Duration, opts ...saga.StepOption) []saga.StepDef[Trip] {
+func fencedSteps(f *fence.Fence, rec *recorder, slowDo time.Duration, opts ...saga.StepOption) []saga.StepDef[Trip] {
 	var steps []saga.StepDef[Trip]
 	for _, name := range []string{"a", "b", "c"} {
 		action := func(ctx context.Context, tx *sql.Tx, t Trip) (Trip, error) {
@@ -104,7 +104,7 @@ func fencedSteps(fence *tcc.Fence, rec *recorder, slowDo time.Duration, opts ...
 			}
 			return nil
 		}
-		steps = append(steps, saga.FencedStep(name, fence, action, compensate, opts...))
+		steps = append(steps, saga.FencedStep(name, f, action, compensate, opts...))
 	}
 	return steps
 }
@@ -118,7 +118,7 @@ type env struct {
 	admin xactpb.AdminClient
 	db    *sql.DB
 	dsn   string
-	fence *tcc.Fence
+	fence *fence.Fence
 }
 
 func newEnv(t *testing.T, opts ...tctest.Option) *env {
@@ -133,7 +133,7 @@ func newEnv(t *testing.T, opts ...tctest.Option) *env {
 	cfg := mysqltest.Config(t)
 	e.dsn = cfg.FormatDSN()
 	e.db = mysqltest.Open(t, cfg)
-	f, err := tcc.NewFence(e.db, tcc.WithCleanup(0, time.Hour))
+	f, err := fence.New(e.db, fence.WithCleanup(0, time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,9 +229,9 @@ func eventually(t *testing.T, check func() error) {
 	}
 }
 
-func fenceStatus(t *testing.T, f *tcc.Fence, xid string, id int64) tcc.FenceStatus {
+func fenceStatus(t *testing.T, f *fence.Fence, xid string, id int64) fence.Status {
 	t.Helper()
-	st, err := f.Status(context.Background(), tcc.Branch{XID: xid, BranchID: id, Resource: "x"})
+	st, err := f.Status(context.Background(), fence.Branch{XID: xid, BranchID: id, Resource: "x"})
 	if err != nil {
 		t.Fatal(err)
 	}

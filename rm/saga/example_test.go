@@ -9,8 +9,8 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/xact-io/xact/rm"
+	"github.com/xact-io/xact/rm/fence"
 	"github.com/xact-io/xact/rm/saga"
-	"github.com/xact-io/xact/rm/tcc"
 	"github.com/xact-io/xact/tm"
 )
 
@@ -22,7 +22,7 @@ type Order struct {
 }
 
 // A saga of a remote call and a step in the local database. conn is a
-// connection to the TC; db holds tcc.FenceDDL and the orders table.
+// connection to the TC; db holds fence.DDL and the orders table.
 func Example() {
 	var (
 		conn *grpc.ClientConn
@@ -31,11 +31,11 @@ func Example() {
 	ctx := context.Background()
 	rmc := rm.New(conn)
 	defer rmc.Close()
-	fence, err := tcc.NewFence(db)
+	f, err := fence.New(db)
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer fence.Close()
+	defer f.Close()
 
 	charge := func(ctx context.Context, o Order) (Order, error) {
 		// A call to the payment service, with the XID propagated by
@@ -64,7 +64,7 @@ func Example() {
 
 	placeOrder, err := saga.Define(tm.New(conn), rmc, "place-order",
 		saga.Step("charge", charge, refund, saga.WithRetry(saga.RetryPolicy{Attempts: 3})),
-		saga.FencedStep("ship", fence, ship, unship),
+		saga.FencedStep("ship", f, ship, unship),
 	)
 	if err != nil {
 		log.Fatal(err)

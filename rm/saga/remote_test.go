@@ -15,8 +15,8 @@ import (
 	"testing"
 
 	"github.com/xact-io/xact/protocol/xactpb"
+	"github.com/xact-io/xact/rm/fence"
 	"github.com/xact-io/xact/rm/saga"
-	"github.com/xact-io/xact/rm/tcc"
 	"github.com/xact-io/xact/tm"
 )
 
@@ -30,7 +30,7 @@ type hotelRequest struct {
 
 // TestRemoteStep runs a step that calls another service over HTTP with
 // the XID propagated (tm.Transport, tm.Middleware). The service fences its
-// booking and its cancellation with a tcc.Fence keyed by the step's
+// booking and its cancellation with a fence.Fence keyed by the step's
 // branch. Its cancel endpoint commits and then fails once (a lost answer):
 // the TC retries the compensation, the fence makes the retry a no-op, and
 // the booking is cancelled exactly once.
@@ -45,11 +45,11 @@ func TestRemoteStep(t *testing.T) {
 	// decode reads the request. The forward call carries the XID (the
 	// action runs in the global transaction); the compensation runs in
 	// phase two, outside it, and names the branch in the body only.
-	decode := func(w http.ResponseWriter, r *http.Request) (hotelRequest, tcc.Branch, bool) {
+	decode := func(w http.ResponseWriter, r *http.Request) (hotelRequest, fence.Branch, bool) {
 		var req hotelRequest
 		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
-			return req, tcc.Branch{}, false
+			return req, fence.Branch{}, false
 		}
 		want := req.XID
 		if r.URL.Path == "/cancel" {
@@ -57,9 +57,9 @@ func TestRemoteStep(t *testing.T) {
 		}
 		if xid, _ := tm.XID(r.Context()); xid != want {
 			http.Error(w, fmt.Sprintf("XID %q propagated, want %q", xid, want), http.StatusBadRequest)
-			return req, tcc.Branch{}, false
+			return req, fence.Branch{}, false
 		}
-		return req, tcc.Branch{XID: req.XID, BranchID: req.BranchID, Resource: "hotel-service"}, true
+		return req, fence.Branch{XID: req.XID, BranchID: req.BranchID, Resource: "hotel-service"}, true
 	}
 	mux.HandleFunc("/book", func(w http.ResponseWriter, r *http.Request) {
 		_, b, ok := decode(w, r)
@@ -76,7 +76,7 @@ func TestRemoteStep(t *testing.T) {
 		if !ok {
 			return
 		}
-		err := e.fence.Cancel(r.Context(), b, func(ctx context.Context, tx *sql.Tx, _ tcc.TryOutcome) error {
+		err := e.fence.Cancel(r.Context(), b, func(ctx context.Context, tx *sql.Tx, _ fence.TryOutcome) error {
 			return effect(ctx, tx, b.XID, "undo")
 		})
 		if err != nil {

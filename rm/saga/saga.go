@@ -11,7 +11,7 @@ import (
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/rm"
-	"github.com/xact-io/xact/rm/tcc"
+	"github.com/xact-io/xact/rm/fence"
 	"github.com/xact-io/xact/tm"
 )
 
@@ -161,7 +161,7 @@ func (s *Saga[S]) runStep(ctx context.Context, xid string, d *StepDef[S], in S) 
 		return zero, serr
 	}
 	serr.BranchID = id
-	b := tcc.Branch{XID: xid, BranchID: id, Resource: resource}
+	b := fence.Branch{XID: xid, BranchID: id, Resource: resource}
 	base := Record[S]{Saga: s.name, Step: d.name, XID: xid, BranchID: id, Input: in}
 
 	var out S
@@ -169,7 +169,7 @@ func (s *Saga[S]) runStep(ctx context.Context, xid string, d *StepDef[S], in S) 
 		return serr.Attempts < d.retry.Attempts && d.retry.Retryable(err) && ctx.Err() == nil
 	}, nil, func(attempt int) error {
 		serr.Attempts = attempt + 1
-		actx := withStep(tcc.WithBranch(ctx, b), StepInfo{Saga: s.name, Step: d.name, XID: xid, BranchID: id, Attempt: attempt + 1})
+		actx := withStep(fence.WithBranch(ctx, b), StepInfo{Saga: s.name, Step: d.name, XID: xid, BranchID: id, Attempt: attempt + 1})
 		var err error
 		out, err = d.run(actx, b, base, in)
 		return err
@@ -207,7 +207,7 @@ func (s *Saga[S]) runStep(ctx context.Context, xid string, d *StepDef[S], in S) 
 // reportFailed records a failed step with the TC (PHASE_ONE_FAILED, so that
 // the global transaction cannot commit), even if ctx has ended. A global
 // that already left Begin needs no report.
-func (s *Saga[S]) reportFailed(ctx context.Context, b tcc.Branch, rec *record) error {
+func (s *Saga[S]) reportFailed(ctx context.Context, b fence.Branch, rec *record) error {
 	data, err := rec.encode()
 	if err != nil {
 		return err
@@ -237,9 +237,9 @@ func withStep(ctx context.Context, i StepInfo) context.Context {
 }
 
 // StepFrom returns the step whose action or compensation ctx belongs to.
-// The step's branch is also in tcc.BranchFrom(ctx): an action that calls
+// The step's branch is also in fence.BranchFrom(ctx): an action that calls
 // another service can send (XID, BranchID) along, and the remote side can
-// fence its work and its compensation with a tcc.Fence under that key.
+// fence its work and its compensation with a fence.Fence under that key.
 func StepFrom(ctx context.Context) (StepInfo, bool) {
 	i, ok := ctx.Value(stepKey{}).(StepInfo)
 	return i, ok
@@ -253,9 +253,9 @@ type stepHandler[S any] struct {
 
 var _ rm.Handler = (*stepHandler[struct{}])(nil)
 
-func (h *stepHandler[S]) branch(ctx context.Context, a rm.Action) (context.Context, tcc.Branch) {
-	b := tcc.Branch{XID: a.XID, BranchID: a.BranchID, Resource: a.Resource}
-	ctx = withStep(tcc.WithBranch(ctx, b), StepInfo{Saga: h.saga, Step: h.step.name, XID: a.XID, BranchID: a.BranchID})
+func (h *stepHandler[S]) branch(ctx context.Context, a rm.Action) (context.Context, fence.Branch) {
+	b := fence.Branch{XID: a.XID, BranchID: a.BranchID, Resource: a.Resource}
+	ctx = withStep(fence.WithBranch(ctx, b), StepInfo{Saga: h.saga, Step: h.step.name, XID: a.XID, BranchID: a.BranchID})
 	return ctx, b
 }
 

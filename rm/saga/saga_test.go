@@ -11,8 +11,8 @@ import (
 
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/rm"
+	"github.com/xact-io/xact/rm/fence"
 	"github.com/xact-io/xact/rm/saga"
-	"github.com/xact-io/xact/rm/tcc"
 	"github.com/xact-io/xact/tm"
 )
 
@@ -78,8 +78,8 @@ func TestFencedSaga(t *testing.T) {
 			if tt.failAt == "" {
 				// Commit marks the fence rows finished, for cleanup.
 				for id := int64(1); id <= 3; id++ {
-					if got := fenceStatus(t, e.fence, xid, id); got != tcc.FenceConfirmed {
-						t.Errorf("fence of branch %d = %v, want %v", id, got, tcc.FenceConfirmed)
+					if got := fenceStatus(t, e.fence, xid, id); got != fence.StatusConfirmed {
+						t.Errorf("fence of branch %d = %v, want %v", id, got, fence.StatusConfirmed)
 					}
 				}
 			}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/xact-io/xact/internal/backoff"
 	"github.com/xact-io/xact/rm"
-	"github.com/xact-io/xact/rm/tcc"
+	"github.com/xact-io/xact/rm/fence"
 )
 
 // StepDef is one step of a saga: a named action and its compensation.
@@ -21,11 +21,11 @@ type StepDef[S any] struct {
 	err   error // a construction error, returned by Define
 
 	// run runs the action once.
-	run func(ctx context.Context, b tcc.Branch, base Record[S], s S) (S, error)
+	run func(ctx context.Context, b fence.Branch, base Record[S], s S) (S, error)
 	// compensate undoes the action; r is decoded from the TC's record.
-	compensate func(ctx context.Context, b tcc.Branch, r Record[S]) error
+	compensate func(ctx context.Context, b fence.Branch, r Record[S]) error
 	// commit runs when the saga's global transaction commits.
-	commit func(ctx context.Context, b tcc.Branch) error
+	commit func(ctx context.Context, b fence.Branch) error
 }
 
 // Name returns the step's name.
@@ -51,7 +51,7 @@ type RetryPolicy struct {
 	Base, Max time.Duration
 	// Retryable says whether an error is transient. The default retries
 	// every error except those marked with rm.Permanent, the fence's
-	// refusals (tcc.ErrTryAfterCancel, tcc.ErrAlreadyTried) and the
+	// refusals (fence.ErrTryAfterCancel, fence.ErrAlreadyTried) and the
 	// errors of a context that has ended.
 	Retryable func(error) bool
 }
@@ -88,8 +88,8 @@ func (p RetryPolicy) normalized() (RetryPolicy, error) {
 func transient(err error) bool {
 	switch {
 	case rm.IsPermanent(err),
-		errors.Is(err, tcc.ErrTryAfterCancel),
-		errors.Is(err, tcc.ErrAlreadyTried),
+		errors.Is(err, fence.ErrTryAfterCancel),
+		errors.Is(err, fence.ErrAlreadyTried),
 		errors.Is(err, context.Canceled),
 		errors.Is(err, context.DeadlineExceeded):
 		return false
@@ -166,23 +166,23 @@ func Step[S any](name string, action func(ctx context.Context, s S) (S, error), 
 	if action == nil && d.err == nil {
 		d.err = fmt.Errorf("%w: step %s: nil action", ErrInvalidArgument, name)
 	}
-	d.run = func(ctx context.Context, _ tcc.Branch, _ Record[S], s S) (S, error) { return action(ctx, s) }
-	d.compensate = func(ctx context.Context, _ tcc.Branch, r Record[S]) error {
+	d.run = func(ctx context.Context, _ fence.Branch, _ Record[S], s S) (S, error) { return action(ctx, s) }
+	d.compensate = func(ctx context.Context, _ fence.Branch, r Record[S]) error {
 		if compensate == nil {
 			return nil
 		}
 		return compensate(ctx, r)
 	}
-	d.commit = func(context.Context, tcc.Branch) error { return nil }
+	d.commit = func(context.Context, fence.Branch) error { return nil }
 	return d
 }
 
 // FencedStep defines a step whose action and compensation work in one
-// database, each inside a local transaction in which fence records the
-// step (see tcc.Fence): the compensation runs at most once, is skipped when
-// the action never committed anything (the process stopped between
-// registering the step and running it), and an action that arrives after
-// its compensation is refused. The compensation is told how the action
+// database, each inside a local transaction in which the fence f records
+// the step (see fence.Fence): the compensation runs at most once, is
+// skipped when the action never committed anything (the process stopped
+// between registering the step and running it), and an action that
+// arrives after its compensation is refused. The compensation is told how the action
 // ended from the fence, which knows it exactly: StepDone (its transaction
 // committed; Output may be nil if the process stopped before recording it)
 // or StepFailed (its transaction rolled back: only effects outside the
@@ -190,16 +190,16 @@ func Step[S any](name string, action func(ctx context.Context, s S) (S, error), 
 //
 // The functions must do their work through tx and not commit or roll it
 // back.
-func FencedStep[S any](name string, fence *tcc.Fence, action func(ctx context.Context, tx *sql.Tx, s S) (S, error), compensate func(ctx context.Context, tx *sql.Tx, r Record[S]) error, opts ...StepOption) StepDef[S] {
+func FencedStep[S any](name string, f *fence.Fence, action func(ctx context.Context, tx *sql.Tx, s S) (S, error), compensate func(ctx context.Context, tx *sql.Tx, r Record[S]) error, opts ...StepOption) StepDef[S] {
 	d := newStep[S](name, opts)
 	switch {
 	case d.err != nil:
-	case fence == nil:
+	case f == nil:
 		d.err = fmt.Errorf("%w: step %s: nil fence", ErrInvalidArgument, name)
 	case action == nil:
 		d.err = fmt.Errorf("%w: step %s: nil action", ErrInvalidArgument, name)
 	}
-	d.run = func(ctx context.Context, b tcc.Branch, base Record[S], s S) (S, error) {
+	d.run = func(ctx context.Context, b fence.Branch, base Record[S], s S) (S, error) {
 		var out S
 		var cancelFailed func(context.Context, *sql.Tx) error
 		if compensate != nil {
@@ -209,28 +209,28 @@ func FencedStep[S any](name string, fence *tcc.Fence, action func(ctx context.Co
 				return compensate(ctx, tx, r)
 			}
 		}
-		err := fence.Try(ctx, b, func(ctx context.Context, tx *sql.Tx) error {
+		err := f.Try(ctx, b, func(ctx context.Context, tx *sql.Tx) error {
 			var err error
 			out, err = action(ctx, tx, s)
 			return err
 		}, cancelFailed)
 		return out, err
 	}
-	d.compensate = func(ctx context.Context, b tcc.Branch, r Record[S]) error {
-		return fence.Cancel(ctx, b, func(ctx context.Context, tx *sql.Tx, o tcc.TryOutcome) error {
+	d.compensate = func(ctx context.Context, b fence.Branch, r Record[S]) error {
+		return f.Cancel(ctx, b, func(ctx context.Context, tx *sql.Tx, o fence.TryOutcome) error {
 			if compensate == nil {
 				return nil
 			}
 			switch o {
-			case tcc.TryDone:
+			case fence.TryDone:
 				r.Status = StepDone
-			case tcc.TryFailed:
+			case fence.TryFailed:
 				r.Status, r.Output = StepFailed, nil
 			}
 			return compensate(ctx, tx, r)
 		})
 	}
 	// Committing marks the row confirmed, so that cleanup can delete it.
-	d.commit = func(ctx context.Context, b tcc.Branch) error { return fence.Confirm(ctx, b, nil) }
+	d.commit = func(ctx context.Context, b fence.Branch) error { return f.Confirm(ctx, b, nil) }
 	return d
 }

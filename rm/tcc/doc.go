@@ -9,9 +9,9 @@
 //	}
 //
 //	rmc := rm.New(conn)
-//	fence, err := tcc.NewFence(db) // db holds tcc_fence_log (tcc.FenceDDL)
-//	defer fence.Close()
-//	reserve, err := tcc.RegisterFenced(rmc, "reserve-stock", fence, tcc.FencedFuncs[Reserve]{
+//	f, err := fence.New(db) // db holds tcc_fence_log (fence.DDL); package rm/fence
+//	defer f.Close()
+//	reserve, err := tcc.RegisterFenced(rmc, "reserve-stock", f, tcc.FencedFuncs[Reserve]{
 //		Try: func(ctx context.Context, tx *sql.Tx, r Reserve) error {
 //			_, err := tx.ExecContext(ctx, "UPDATE stock SET free = free - ?, frozen = frozen + ? WHERE sku = ? AND free >= ?", r.N, r.N, r.SKU, r.N)
 //			return err
@@ -56,32 +56,19 @@
 //
 // # The fence
 //
-// A Fence keeps one row per branch in the participant's own database
-// (table tcc_fence_log, FenceDDL; `xact sql tcc-fence` prints it), written
-// in the same local transaction as the business change. It gives:
-//
-//   - idempotent Confirm and Cancel: a redelivered action finds the row
-//     confirmed or cancelled and does nothing; concurrent deliveries
-//     serialize on the row lock, so the business function runs once;
-//   - empty rollback: a Cancel that finds no row records the branch as
-//     suspended and succeeds without calling the business Cancel;
-//   - anti-hanging: a Try that arrives after that Cancel finds the row and
-//     is refused with ErrTryAfterCancel, before the business Try runs;
-//   - cleanup: rows of finished branches are deleted after a retention
-//     period by a loop that the Fence owns (WithCleanup; Close stops it),
-//     or by calling Cleanup.
+// A fence.Fence (package rm/fence, shared with saga steps) keeps one row
+// per branch in the participant's own database (table tcc_fence_log,
+// fence.DDL; `xact sql tcc-fence` prints it), written in the same local
+// transaction as the business change. It gives idempotent Confirm and
+// Cancel, empty rollback (a Cancel before any Try succeeds without calling
+// the business Cancel), anti-hanging (a Try after that Cancel is refused
+// with ErrTryAfterCancel) and the cleanup of finished rows; see the fence
+// package.
 //
 // A Try that fails is not an empty rollback: the business Cancel still
-// runs, told TryFailed. The fence keeps the difference between "tried and
-// failed" and "never arrived" in the row itself: the tried row is inserted
-// first, the business Try runs after a savepoint, and on failure its work
-// is rolled back to the savepoint and the row is committed as try-failed,
-// atomically (a concurrent Cancel waits on the row lock). The failure is
-// also reported to the TC (PHASE_ONE_FAILED), so that the global
-// transaction rolls back even if the caller ignores the error. Without a
-// fence, the report carries the same fact to Cancel in the action context.
-//
-// The fence's SQL is MySQL/MariaDB's (server error numbers, read from
-// go-sql-driver/mysql's errors by datasource/mysql/errno, classify lost
-// races).
+// runs, told TryFailed. The fence records the failed Try in its row; the
+// failure is also reported to the TC (PHASE_ONE_FAILED), so that the
+// global transaction rolls back even if the caller ignores the error.
+// Without a fence, the report carries the same fact to Cancel in the
+// action context.
 package tcc

@@ -12,6 +12,7 @@ import (
 	"github.com/xact-io/xact/internal/mysqltest"
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/rm"
+	"github.com/xact-io/xact/rm/fence"
 	"github.com/xact-io/xact/tc"
 	"github.com/xact-io/xact/tc/tctest"
 	"github.com/xact-io/xact/tm"
@@ -28,7 +29,7 @@ type env struct {
 	tm    *tm.Manager
 	admin xactpb.AdminClient
 	db    *sql.DB
-	fence *Fence
+	fence *fence.Fence
 }
 
 func newEnv(t *testing.T, opts ...tctest.Option) *env {
@@ -38,7 +39,7 @@ func newEnv(t *testing.T, opts ...tctest.Option) *env {
 	conn := srv.Conn(t)
 	e := &env{t: t, srv: srv, conn: conn, tm: tm.New(conn), admin: xactpb.NewAdminClient(conn)}
 	e.db = mysqltest.NewDB(t)
-	f, err := NewFence(e.db, WithCleanup(0, time.Hour))
+	f, err := fence.New(e.db, fence.WithCleanup(0, time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +133,7 @@ func eventually(t *testing.T, check func() error) {
 }
 
 // fenceStatus reads the fence state of a branch.
-func (e *env) fenceStatus(b Branch) FenceStatus {
+func (e *env) fenceStatus(b Branch) fence.Status {
 	e.t.Helper()
 	st, err := e.fence.Status(context.Background(), b)
 	if err != nil {

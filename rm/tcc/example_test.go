@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/xact-io/xact/rm"
+	"github.com/xact-io/xact/rm/fence"
 	"github.com/xact-io/xact/rm/tcc"
 	"github.com/xact-io/xact/tm"
 )
@@ -20,7 +21,7 @@ type Reserve struct {
 
 // A participant on a database, fenced, and a global transaction that uses
 // it. conn is a connection to the TC, db the participant's database
-// (holding tcc.FenceDDL).
+// (holding fence.DDL).
 func Example() {
 	var (
 		conn *grpc.ClientConn
@@ -29,13 +30,13 @@ func Example() {
 	ctx := context.Background()
 	rmc := rm.New(conn)
 	defer rmc.Close()
-	fence, err := tcc.NewFence(db)
+	f, err := fence.New(db)
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer fence.Close()
+	defer f.Close()
 
-	reserve, err := tcc.RegisterFenced(rmc, "reserve-stock", fence, tcc.FencedFuncs[Reserve]{
+	reserve, err := tcc.RegisterFenced(rmc, "reserve-stock", f, tcc.FencedFuncs[Reserve]{
 		Try: func(ctx context.Context, tx *sql.Tx, r Reserve) error {
 			res, err := tx.ExecContext(ctx, `UPDATE stock SET free = free - ?, frozen = frozen + ? WHERE sku = ? AND free >= ?`, r.N, r.N, r.SKU, r.N)
 			if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/rm"
+	"github.com/xact-io/xact/rm/fence"
 )
 
 // Funcs are the three functions of a TCC participant without a fence.
@@ -41,10 +42,10 @@ type Funcs[Req any] struct {
 
 // FencedFuncs are the three functions of a TCC participant whose work is
 // in one database: each runs inside a local transaction that the fence
-// also writes its record in (see Fence), and must do its work through tx
-// (not commit or roll it back). The fence makes Confirm and Cancel run at
-// most once each per branch, skips Cancel when no Try arrived, and refuses
-// a Try that arrives after its Cancel.
+// also writes its record in (see fence.Fence), and must do its work
+// through tx (not commit or roll it back). The fence makes Confirm and
+// Cancel run at most once each per branch, skips Cancel when no Try
+// arrived, and refuses a Try that arrives after its Cancel.
 type FencedFuncs[Req any] struct {
 	// Try reserves resources through tx. Required.
 	Try func(ctx context.Context, tx *sql.Tx, req Req) error
@@ -106,10 +107,10 @@ func Register[Req any](rmc *rm.Client, name string, f Funcs[Req]) (*Resource[Req
 }
 
 // RegisterFenced declares a TCC resource named name on rmc whose functions
-// run under fence (see FencedFuncs and Fence). The fence's database must
-// be the one the functions work in.
-func RegisterFenced[Req any](rmc *rm.Client, name string, fence *Fence, f FencedFuncs[Req]) (*Resource[Req], error) {
-	if fence == nil {
+// run under the fence fc (see FencedFuncs and fence.Fence). The fence's
+// database must be the one the functions work in.
+func RegisterFenced[Req any](rmc *rm.Client, name string, fc *fence.Fence, f FencedFuncs[Req]) (*Resource[Req], error) {
+	if fc == nil {
 		return nil, fmt.Errorf("tcc: register %s: nil fence: %w", name, ErrInvalidArgument)
 	}
 	if f.Try == nil {
@@ -122,11 +123,11 @@ func RegisterFenced[Req any](rmc *rm.Client, name string, fence *Fence, f Fenced
 			if f.Confirm != nil {
 				confirm = func(ctx context.Context, tx *sql.Tx) error { return f.Confirm(ctx, tx, req) }
 			}
-			return fence.Confirm(ctx, b, confirm)
+			return fc.Confirm(ctx, b, confirm)
 		},
 		cancel: func(ctx context.Context, b Branch, _ envelope, req Req) error {
 			// The fence, not the action context, knows how the Try ended.
-			return fence.Cancel(ctx, b, func(ctx context.Context, tx *sql.Tx, o TryOutcome) error {
+			return fc.Cancel(ctx, b, func(ctx context.Context, tx *sql.Tx, o TryOutcome) error {
 				if f.Cancel == nil {
 					return nil
 				}
@@ -139,7 +140,7 @@ func RegisterFenced[Req any](rmc *rm.Client, name string, fence *Fence, f Fenced
 		if f.Cancel != nil {
 			cancelFailed = func(ctx context.Context, tx *sql.Tx) error { return f.Cancel(ctx, tx, req, TryFailed) }
 		}
-		return fence.Try(ctx, b, func(ctx context.Context, tx *sql.Tx) error { return f.Try(ctx, tx, req) }, cancelFailed)
+		return fc.Try(ctx, b, func(ctx context.Context, tx *sql.Tx) error { return f.Try(ctx, tx, req) }, cancelFailed)
 	}
 	return register(rmc, name, try, h)
 }
@@ -190,7 +191,7 @@ func (r *Resource[Req]) Try(ctx context.Context, req Req) error {
 	if r.afterRegister != nil {
 		r.afterRegister(ctx, b)
 	}
-	failpoint.Hit("tcc/try/after-register")
+	afterRegister()
 	tryErr := r.try(WithBranch(ctx, b), b, req)
 	if tryErr == nil {
 		return nil
@@ -201,6 +202,13 @@ func (r *Resource[Req]) Try(ctx context.Context, req Req) error {
 	}
 	return tryErr
 }
+
+// afterRegister is the crash point between a Try's registration and its
+// business Try. It is not in the generic Try itself: the compiler lets a
+// package that instantiates Try inline failpoint.Hit only if this package
+// inlined Hit somewhere, and without that a default build would keep a
+// real call to Hit (internal/failpoint's TestDefaultBuildHasNone).
+func afterRegister() { failpoint.Hit("tcc/try/after-register") }
 
 // reportFailed tells the TC that the Try of b failed, with the action
 // context rewritten to say so. It runs even if ctx has ended (the Try may

@@ -12,6 +12,7 @@ import (
 
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/rm"
+	"github.com/xact-io/xact/rm/fence"
 	"github.com/xact-io/xact/tc/tctest"
 	"github.com/xact-io/xact/tm"
 )
@@ -118,7 +119,7 @@ func TestFencedTCC(t *testing.T) {
 		wantErr    error
 		wantStatus xactpb.GlobalStatus
 		wantStock  stock
-		wantFence  FenceStatus
+		wantFence  fence.Status
 		wantCalls  callCounts
 	}{
 		{
@@ -126,7 +127,7 @@ func TestFencedTCC(t *testing.T) {
 			fn:         func(ctx context.Context, r *Resource[Reserve]) error { return r.Try(ctx, Reserve{SKU: "apple", N: 2}) },
 			wantStatus: xactpb.GlobalStatus_GLOBAL_STATUS_COMMITTED,
 			wantStock:  stock{8, 0, 2},
-			wantFence:  FenceConfirmed,
+			wantFence:  fence.StatusConfirmed,
 			wantCalls:  callCounts{Try: 1, Confirm: 1},
 		},
 		{
@@ -140,7 +141,7 @@ func TestFencedTCC(t *testing.T) {
 			wantErr:    errBusiness,
 			wantStatus: xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACKED,
 			wantStock:  stock{10, 0, 0},
-			wantFence:  FenceCancelled,
+			wantFence:  fence.StatusCancelled,
 			wantCalls:  callCounts{Try: 1, Cancel: 1, Outcomes: []TryOutcome{TryDone}},
 		},
 		{
@@ -151,7 +152,7 @@ func TestFencedTCC(t *testing.T) {
 			wantErr:    errTryFailed,
 			wantStatus: xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACKED,
 			wantStock:  stock{10, 0, 0},
-			wantFence:  FenceCancelled,
+			wantFence:  fence.StatusCancelled,
 			wantCalls:  callCounts{Try: 1, Cancel: 1, Outcomes: []TryOutcome{TryFailed}},
 		},
 		{
@@ -160,7 +161,7 @@ func TestFencedTCC(t *testing.T) {
 			wantErr:    errInsufficient,
 			wantStatus: xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACKED,
 			wantStock:  stock{10, 0, 0},
-			wantFence:  FenceCancelled,
+			wantFence:  fence.StatusCancelled,
 			wantCalls:  callCounts{Try: 1, Cancel: 1, Outcomes: []TryOutcome{TryFailed}},
 		},
 		{
@@ -173,7 +174,7 @@ func TestFencedTCC(t *testing.T) {
 			wantErr:    tm.ErrRolledBack,
 			wantStatus: xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACKED,
 			wantStock:  stock{10, 0, 0},
-			wantFence:  FenceCancelled,
+			wantFence:  fence.StatusCancelled,
 			wantCalls:  callCounts{Try: 1, Cancel: 1, Outcomes: []TryOutcome{TryFailed}},
 		},
 	}
@@ -230,8 +231,8 @@ func TestCancelBeforeTry(t *testing.T) {
 			t.Errorf("Rollback: %v", err)
 		}
 		eventually(t, func() error {
-			if got := e.fenceStatus(b); got != FenceSuspended {
-				return errorf("fence = %v, want %v", got, FenceSuspended)
+			if got := e.fenceStatus(b); got != fence.StatusSuspended {
+				return errorf("fence = %v, want %v", got, fence.StatusSuspended)
 			}
 			return nil
 		})
@@ -253,8 +254,8 @@ func TestCancelBeforeTry(t *testing.T) {
 	if got, want := c.get(), (callCounts{}); !got.equal(want) {
 		t.Errorf("calls = %+v, want %+v (neither the business Try nor Cancel runs)", got, want)
 	}
-	if got := e.fenceStatus(Branch{XID: xid, BranchID: 1}); got != FenceSuspended {
-		t.Errorf("fence = %v, want %v", got, FenceSuspended)
+	if got := e.fenceStatus(Branch{XID: xid, BranchID: 1}); got != fence.StatusSuspended {
+		t.Errorf("fence = %v, want %v", got, fence.StatusSuspended)
 	}
 }
 
@@ -270,14 +271,14 @@ func TestDuplicateDelivery(t *testing.T) {
 		noTry      bool // register the branch without a Try: empty rollback
 		concurrent bool
 		wantStock  stock
-		wantFence  FenceStatus
+		wantFence  fence.Status
 		wantCalls  callCounts
 	}{
-		{"confirm sequential", true, false, false, stock{8, 0, 2}, FenceConfirmed, callCounts{Try: 1, Confirm: 1}},
-		{"confirm concurrent", true, false, true, stock{8, 0, 2}, FenceConfirmed, callCounts{Try: 1, Confirm: 1}},
-		{"cancel sequential", false, false, false, stock{10, 0, 0}, FenceCancelled, callCounts{Try: 1, Cancel: 1, Outcomes: []TryOutcome{TryDone}}},
-		{"cancel concurrent", false, false, true, stock{10, 0, 0}, FenceCancelled, callCounts{Try: 1, Cancel: 1, Outcomes: []TryOutcome{TryDone}}},
-		{"empty cancel concurrent", false, true, true, stock{10, 0, 0}, FenceSuspended, callCounts{}},
+		{"confirm sequential", true, false, false, stock{8, 0, 2}, fence.StatusConfirmed, callCounts{Try: 1, Confirm: 1}},
+		{"confirm concurrent", true, false, true, stock{8, 0, 2}, fence.StatusConfirmed, callCounts{Try: 1, Confirm: 1}},
+		{"cancel sequential", false, false, false, stock{10, 0, 0}, fence.StatusCancelled, callCounts{Try: 1, Cancel: 1, Outcomes: []TryOutcome{TryDone}}},
+		{"cancel concurrent", false, false, true, stock{10, 0, 0}, fence.StatusCancelled, callCounts{Try: 1, Cancel: 1, Outcomes: []TryOutcome{TryDone}}},
+		{"empty cancel concurrent", false, true, true, stock{10, 0, 0}, fence.StatusSuspended, callCounts{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -361,13 +362,13 @@ func TestPhaseTwoAfterRestart(t *testing.T) {
 		commit    bool
 		restartTC bool
 		wantStock stock
-		wantFence FenceStatus
+		wantFence fence.Status
 		wantCalls callCounts // of the new RM
 	}{
-		{"confirm", true, false, stock{8, 0, 2}, FenceConfirmed, callCounts{Confirm: 1}},
-		{"cancel", false, false, stock{10, 0, 0}, FenceCancelled, callCounts{Cancel: 1, Outcomes: []TryOutcome{TryDone}}},
-		{"confirm after TC restart", true, true, stock{8, 0, 2}, FenceConfirmed, callCounts{Confirm: 1}},
-		{"cancel after TC restart", false, true, stock{10, 0, 0}, FenceCancelled, callCounts{Cancel: 1, Outcomes: []TryOutcome{TryDone}}},
+		{"confirm", true, false, stock{8, 0, 2}, fence.StatusConfirmed, callCounts{Confirm: 1}},
+		{"cancel", false, false, stock{10, 0, 0}, fence.StatusCancelled, callCounts{Cancel: 1, Outcomes: []TryOutcome{TryDone}}},
+		{"confirm after TC restart", true, true, stock{8, 0, 2}, fence.StatusConfirmed, callCounts{Confirm: 1}},
+		{"cancel after TC restart", false, true, stock{10, 0, 0}, fence.StatusCancelled, callCounts{Cancel: 1, Outcomes: []TryOutcome{TryDone}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -15,7 +15,7 @@ import (
 
 	"github.com/xact-io/xact/internal/mysqltest"
 	"github.com/xact-io/xact/protocol/xactpb"
-	"github.com/xact-io/xact/rm/tcc"
+	"github.com/xact-io/xact/rm/fence"
 	"github.com/xact-io/xact/samples/bank/account"
 	"github.com/xact-io/xact/samples/bank/api"
 	"github.com/xact-io/xact/samples/bank/bankpb"
@@ -310,7 +310,7 @@ func newDatabase(t *testing.T, file string) string {
 	setup := cfg.Clone()
 	setup.MultiStatements = true
 	db := mysqltest.Open(t, setup)
-	for _, ddl := range []string{string(schema), undo.LogTableDDL, tcc.FenceDDL} {
+	for _, ddl := range []string{string(schema), undo.LogTableDDL, fence.DDL} {
 		if _, err := db.Exec(ddl); err != nil {
 			t.Fatalf("%s: %v", file, err)
 		}

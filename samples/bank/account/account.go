@@ -9,7 +9,7 @@
 // images; nothing in this package does it by hand.
 //
 // MoveStep and CompensateMove are the same work as a saga step and its
-// compensation, made idempotent by a tcc.Fence. They go through the same
+// compensation, made idempotent by a fence.Fence. They go through the same
 // data source, as global-lock transactions: they commit for good (no undo
 // log), but wait for the rows an undecided AT transfer holds.
 package account
@@ -25,7 +25,7 @@ import (
 
 	"github.com/xact-io/xact/datasource"
 	"github.com/xact-io/xact/rm"
-	"github.com/xact-io/xact/rm/tcc"
+	"github.com/xact-io/xact/rm/fence"
 	"github.com/xact-io/xact/samples/bank/bankpb"
 	"github.com/xact-io/xact/samples/bank/internal/transport"
 )
@@ -79,11 +79,11 @@ func Run(ctx context.Context, cfg Config, lis net.Listener) error {
 	// The fence's table is in the same database: its record of a saga
 	// step is written in the step's own local transaction (see MoveStep
 	// for the context that keeps that transaction out of AT).
-	fence, err := tcc.NewFence(db, tcc.WithFenceLogger(log))
+	f, err := fence.New(db, fence.WithLogger(log))
 	if err != nil {
 		return fmt.Errorf("account: fence: %w", err)
 	}
-	defer fence.Close()
+	defer f.Close()
 	defer rmc.Close() // runs first: no phase two after this point
 
 	sctx, cancel := context.WithTimeout(ctx, startTimeout)
@@ -98,7 +98,7 @@ func Run(ctx context.Context, cfg Config, lis net.Listener) error {
 	}
 
 	srv := transport.NewServer()
-	bankpb.RegisterAccountServer(srv, &service{db: db, fence: fence, log: log})
+	bankpb.RegisterAccountServer(srv, &service{db: db, fence: f, log: log})
 	log.Info("account service ready", "addr", lis.Addr().String(), "resource", datasource.ResourceID(mc))
 	return transport.Serve(ctx, srv, lis)
 }

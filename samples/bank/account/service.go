@@ -10,7 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/xact-io/xact/datasource"
-	"github.com/xact-io/xact/rm/tcc"
+	"github.com/xact-io/xact/rm/fence"
 	"github.com/xact-io/xact/samples/bank/bankpb"
 	"github.com/xact-io/xact/samples/bank/internal/transport"
 	"github.com/xact-io/xact/tm"
@@ -21,8 +21,8 @@ const stepResource = "account/move"
 
 type service struct {
 	bankpb.UnimplementedAccountServer
-	db    *sql.DB    // the AT data source
-	fence *tcc.Fence // on the same data source (saga steps)
+	db    *sql.DB      // the AT data source
+	fence *fence.Fence // on the same data source (saga steps)
 	log   *slog.Logger
 }
 
@@ -106,8 +106,8 @@ func (s *service) CompensateMove(ctx context.Context, st *bankpb.Step) (*bankpb.
 	t := st.GetTransfer()
 	// A global lock held on the rows makes it fail for now; the TC tries
 	// the compensation again later.
-	err = s.fence.Cancel(stepContext(ctx), b, func(ctx context.Context, tx *sql.Tx, try tcc.TryOutcome) error {
-		if try == tcc.TryFailed {
+	err = s.fence.Cancel(stepContext(ctx), b, func(ctx context.Context, tx *sql.Tx, try fence.TryOutcome) error {
+		if try == fence.TryFailed {
 			return nil // the step's transaction rolled back: nothing moved
 		}
 		// A saga has no isolation: the money may have been spent since.
@@ -190,12 +190,12 @@ func adjust(ctx context.Context, tx *sql.Tx, ids []string, deltas []int64) error
 // its work: the step's branch. A forward step runs in the saga's global
 // transaction, so the XID in its metadata must be the one it names; a
 // compensation runs in phase two, where no XID travels.
-func stepBranch(ctx context.Context, st *bankpb.Step, forward bool) (tcc.Branch, error) {
+func stepBranch(ctx context.Context, st *bankpb.Step, forward bool) (fence.Branch, error) {
 	if err := st.Validate(); err != nil {
-		return tcc.Branch{}, status.Error(codes.InvalidArgument, err.Error())
+		return fence.Branch{}, status.Error(codes.InvalidArgument, err.Error())
 	}
 	if xid, _ := tm.XID(ctx); forward && xid != st.GetXid() {
-		return tcc.Branch{}, status.Errorf(codes.InvalidArgument, "step of %s called in global transaction %q", st.GetXid(), xid)
+		return fence.Branch{}, status.Errorf(codes.InvalidArgument, "step of %s called in global transaction %q", st.GetXid(), xid)
 	}
-	return tcc.Branch{XID: st.GetXid(), BranchID: st.GetBranchId(), Resource: stepResource}, nil
+	return fence.Branch{XID: st.GetXid(), BranchID: st.GetBranchId(), Resource: stepResource}, nil
 }

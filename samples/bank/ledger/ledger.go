@@ -9,7 +9,7 @@
 //     on this service's RM when the global transaction ends.
 //   - Saga: PostStep inserts a posted entry and CompensatePost voids it.
 //
-// TCC and saga work is fenced (tcc.Fence): Confirm and Cancel run at most
+// TCC and saga work is fenced (fence.Fence): Confirm and Cancel run at most
 // once per branch, a Cancel whose Try never arrived does nothing, and a Try
 // that arrives after its Cancel is refused.
 package ledger
@@ -26,6 +26,7 @@ import (
 
 	"github.com/xact-io/xact/datasource"
 	"github.com/xact-io/xact/rm"
+	"github.com/xact-io/xact/rm/fence"
 	"github.com/xact-io/xact/rm/tcc"
 	"github.com/xact-io/xact/samples/bank/bankpb"
 	"github.com/xact-io/xact/samples/bank/internal/transport"
@@ -82,16 +83,16 @@ func Run(ctx context.Context, cfg Config, lis net.Listener) error {
 	}
 	plain := sql.OpenDB(inner)
 	defer plain.Close()
-	fence, err := tcc.NewFence(plain, tcc.WithFenceLogger(log))
+	f, err := fence.New(plain, fence.WithLogger(log))
 	if err != nil {
 		return fmt.Errorf("ledger: fence: %w", err)
 	}
-	defer fence.Close()
+	defer f.Close()
 
-	s := &service{db: db, plain: plain, fence: fence, log: log}
+	s := &service{db: db, plain: plain, fence: f, log: log}
 	// Declaring the TCC resource tells rmc to run its Confirm and Cancel
 	// for branches of "ledger-post", whichever process registered them.
-	if s.post, err = tcc.RegisterFenced(rmc, postResource, fence, tcc.FencedFuncs[reservation]{
+	if s.post, err = tcc.RegisterFenced(rmc, postResource, f, tcc.FencedFuncs[reservation]{
 		Try:     s.tryPost,
 		Confirm: s.confirmPost,
 		Cancel:  s.cancelPost,

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/xact-io/xact/rm"
+	"github.com/xact-io/xact/rm/fence"
 	"github.com/xact-io/xact/rm/tcc"
 	"github.com/xact-io/xact/samples/bank/bankpb"
 	"github.com/xact-io/xact/samples/bank/internal/transport"
@@ -38,7 +39,7 @@ type service struct {
 	bankpb.UnimplementedLedgerServer
 	db    *sql.DB // the AT data source
 	plain *sql.DB // the same database, unwrapped (TCC and saga work)
-	fence *tcc.Fence
+	fence *fence.Fence
 	post  *tcc.Resource[reservation]
 	log   *slog.Logger
 }
@@ -149,8 +150,8 @@ func (s *service) CompensatePost(ctx context.Context, st *bankpb.Step) (*bankpb.
 	if err != nil {
 		return nil, err
 	}
-	err = s.fence.Cancel(ctx, b, func(ctx context.Context, tx *sql.Tx, try tcc.TryOutcome) error {
-		if try == tcc.TryFailed {
+	err = s.fence.Cancel(ctx, b, func(ctx context.Context, tx *sql.Tx, try fence.TryOutcome) error {
+		if try == fence.TryFailed {
 			return nil // the step's transaction rolled back: no entry
 		}
 		if err := setState(ctx, tx, b, "posted", "voided"); err != nil {
@@ -190,7 +191,7 @@ func (s *service) ListEntries(ctx context.Context, _ *bankpb.ListEntriesRequest)
 // fence guarantees the entry exists in state from; if it does not, the
 // data was changed behind the service's back, and retrying cannot help:
 // rm.Permanent makes the TC park the transaction for an operator.
-func setState(ctx context.Context, tx *sql.Tx, b tcc.Branch, from, to string) error {
+func setState(ctx context.Context, tx *sql.Tx, b fence.Branch, from, to string) error {
 	res, err := tx.ExecContext(ctx, "UPDATE entry SET state = ? WHERE xid = ? AND branch_id = ? AND state = ?", to, b.XID, b.BranchID, from)
 	if err != nil {
 		return err
@@ -207,12 +208,12 @@ func setState(ctx context.Context, tx *sql.Tx, b tcc.Branch, from, to string) er
 // its work: the step's branch. A forward step runs in the saga's global
 // transaction, so the XID in its metadata must be the one it names; a
 // compensation runs in phase two, where no XID travels.
-func stepBranch(ctx context.Context, st *bankpb.Step, forward bool) (tcc.Branch, error) {
+func stepBranch(ctx context.Context, st *bankpb.Step, forward bool) (fence.Branch, error) {
 	if err := st.Validate(); err != nil {
-		return tcc.Branch{}, status.Error(codes.InvalidArgument, err.Error())
+		return fence.Branch{}, status.Error(codes.InvalidArgument, err.Error())
 	}
 	if xid, _ := tm.XID(ctx); forward && xid != st.GetXid() {
-		return tcc.Branch{}, status.Errorf(codes.InvalidArgument, "step of %s called in global transaction %q", st.GetXid(), xid)
+		return fence.Branch{}, status.Errorf(codes.InvalidArgument, "step of %s called in global transaction %q", st.GetXid(), xid)
 	}
-	return tcc.Branch{XID: st.GetXid(), BranchID: st.GetBranchId(), Resource: stepResource}, nil
+	return fence.Branch{XID: st.GetXid(), BranchID: st.GetBranchId(), Resource: stepResource}, nil
 }

@@ -18,7 +18,7 @@ import (
 	"github.com/xact-io/xact/datasource"
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/rm"
-	"github.com/xact-io/xact/rm/tcc"
+	"github.com/xact-io/xact/rm/fence"
 	"github.com/xact-io/xact/tm"
 )
 
@@ -103,7 +103,7 @@ func Error(err error) error {
 		// Another global transaction held a row for longer than the
 		// data source's lock-wait budget: try again later.
 		return status.Error(codes.Aborted, err.Error())
-	case errors.Is(err, tcc.ErrTryAfterCancel), errors.Is(err, tcc.ErrAlreadyTried):
+	case errors.Is(err, fence.ErrTryAfterCancel), errors.Is(err, fence.ErrAlreadyTried):
 		// The fence refused a step that was already cancelled or done.
 		return status.Error(codes.Aborted, err.Error())
 	case errors.Is(err, datasource.ErrBranchRolledBack):
