@@ -16,7 +16,7 @@ import (
 	"github.com/xact-io/xact/internal/mysqltest"
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/protocol/xactpb"
-	"github.com/xact-io/xact/rm/tcc"
+	"github.com/xact-io/xact/rm/fence"
 	"github.com/xact-io/xact/undo"
 )
 
@@ -38,7 +38,7 @@ var bankDDL = []string{
 	"CREATE TABLE ledger (id BIGINT AUTO_INCREMENT PRIMARY KEY, xid VARCHAR(128) NOT NULL, account BIGINT NOT NULL, delta BIGINT NOT NULL, KEY (xid))",
 	"CREATE TABLE tcc_effect (id BIGINT AUTO_INCREMENT PRIMARY KEY, xid VARCHAR(128) NOT NULL, branch_id BIGINT NOT NULL, action VARCHAR(16) NOT NULL, KEY (xid))",
 	undo.LogTableDDL,
-	tcc.FenceDDL,
+	fence.DDL,
 }
 
 func newBank(t *testing.T, accounts int, initial int64) *bank {

@@ -27,6 +27,7 @@ import (
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/rm"
+	"github.com/xact-io/xact/rm/fence"
 	"github.com/xact-io/xact/rm/tcc"
 	"github.com/xact-io/xact/tm"
 )
@@ -265,11 +266,11 @@ func (w *worker) openDB(name, dsn string) error {
 	if failpoint.On("it/tcc/no-fence") {
 		return w.registerUnfenced(name, plain)
 	}
-	fence, err := tcc.NewFence(plain, tcc.WithCleanup(0, time.Hour))
+	f, err := fence.New(plain, fence.WithCleanup(0, time.Hour))
 	if err != nil {
 		return err
 	}
-	w.debit[name], err = tcc.RegisterFenced(w.rmc, "tcc-debit-"+name, fence, tcc.FencedFuncs[tccReq]{
+	w.debit[name], err = tcc.RegisterFenced(w.rmc, "tcc-debit-"+name, f, tcc.FencedFuncs[tccReq]{
 		Try: func(ctx context.Context, tx *sql.Tx, r tccReq) error {
 			res, err := tx.ExecContext(ctx, "UPDATE account SET balance = balance - ?, frozen = frozen + ? WHERE id = ? AND balance >= ?", r.Amount, r.Amount, r.Account, r.Amount)
 			if err := oneRow(res, err); err != nil {
@@ -299,7 +300,7 @@ func (w *worker) openDB(name, dsn string) error {
 	if err != nil {
 		return err
 	}
-	w.credit[name], err = tcc.RegisterFenced(w.rmc, "tcc-credit-"+name, fence, tcc.FencedFuncs[tccReq]{
+	w.credit[name], err = tcc.RegisterFenced(w.rmc, "tcc-credit-"+name, f, tcc.FencedFuncs[tccReq]{
 		Try: func(ctx context.Context, tx *sql.Tx, r tccReq) error {
 			res, err := tx.ExecContext(ctx, "UPDATE account SET incoming = incoming + ? WHERE id = ?", r.Amount, r.Account)
 			if err := oneRow(res, err); err != nil {

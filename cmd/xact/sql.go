@@ -5,7 +5,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/xact-io/xact/rm/tcc"
+	"github.com/xact-io/xact/rm/fence"
 	"github.com/xact-io/xact/undo"
 )
 
@@ -39,5 +39,5 @@ func sqlCmd(args []string, out io.Writer) error {
 // participantDDL holds the tables a participant database needs per mode.
 var participantDDL = map[string]string{
 	"undo-log":  undo.LogTableDDL,
-	"tcc-fence": tcc.FenceDDL,
+	"tcc-fence": fence.DDL,
 }
