@@ -36,10 +36,11 @@ import (
 //     "global finished" marker makes the insert fail (I8) and nothing is
 //     committed;
 //  4. the local transaction commits. If step 3 fails, nothing was
-//     committed: the branch is reported PHASE_ONE_FAILED, the TC frees its
-//     rows at once, rolls the global back and skips the branch. If step 4
-//     fails the commit may have happened: PHASE_ONE_TIMEOUT, and the
-//     rollback compensates it, or finds no undo log and leaves the marker.
+//     committed: the branch is reported PHASE_ONE_FAILED with
+//     nothing_committed, the TC frees its rows at once, rolls the global
+//     back and skips the branch. If step 4 fails the commit may have
+//     happened: PHASE_ONE_FAILED alone, and the rollback compensates it,
+//     or finds no undo log and leaves the marker.
 type txState struct {
 	// ctx is the context the transaction was begun with. Commit uses its
 	// values, detached from its cancellation.
@@ -402,9 +403,10 @@ func (ts *txState) commitBranch() error {
 			// back, there is nothing to report.
 			return fmt.Errorf("%w: %s branch %d: %w", ErrBranchRolledBack, ts.scope.xid, branchID, err)
 		}
-		// Nothing was committed: PHASE_ONE_FAILED lets the TC drop the
-		// branch and free its rows at once.
-		ts.reportFailed(ctx, lg, branchID, xactpb.BranchStatus_BRANCH_STATUS_PHASE_ONE_FAILED)
+		// Nothing was committed (no commit was sent; the local
+		// transaction is rolled back): the TC drops the branch and frees
+		// its rows at once.
+		ts.reportFailed(ctx, lg, branchID, true)
 		return fmt.Errorf("datasource: insert undo log of %s branch %d: %w", ts.scope.xid, branchID, registered(err))
 	}
 	failpoint.Hit("datasource/commit/after-undo-insert")
@@ -412,10 +414,9 @@ func (ts *txState) commitBranch() error {
 		// Committed or not, the TC rolls the branch back: with the undo
 		// log if the commit happened, with a marker if it did not.
 		ts.c.bad = true
-		// The commit may have happened: PHASE_ONE_TIMEOUT (outcome
-		// unknown) keeps the branch for phase two, which compensates it
-		// if it committed.
-		ts.reportFailed(ctx, lg, branchID, xactpb.BranchStatus_BRANCH_STATUS_PHASE_ONE_TIMEOUT)
+		// The commit may have happened: the branch stays for phase two,
+		// which compensates it if it committed.
+		ts.reportFailed(ctx, lg, branchID, false)
 		return fmt.Errorf("datasource: local commit of %s branch %d: %w", ts.scope.xid, branchID, registered(err))
 	}
 	failpoint.Hit("datasource/commit/after-local-commit")
@@ -460,13 +461,19 @@ func (ts *txState) register(ctx context.Context) (int64, error) {
 
 // reportFailed tells the TC that the branch's phase one failed after it
 // registered, so that the global rolls back instead of committing a
-// branch without its change: PHASE_ONE_FAILED when nothing of it was
-// committed, PHASE_ONE_TIMEOUT when its local commit may have happened.
-func (ts *txState) reportFailed(ctx context.Context, lg *slog.Logger, branchID int64, status xactpb.BranchStatus) {
+// branch without its change (PHASE_ONE_FAILED); nothingCommitted says
+// that no commit was ever sent, so the branch has nothing to compensate.
+func (ts *txState) reportFailed(ctx context.Context, lg *slog.Logger, branchID int64, nothingCommitted bool) {
 	c := ts.c.c
 	rctx, cancel := context.WithTimeout(ctx, c.cfg.commitTimeout)
 	defer cancel()
-	if err := c.cfg.rm.ReportBranch(rctx, ts.scope.xid, branchID, status, nil); err != nil {
+	var err error
+	if nothingCommitted {
+		err = c.cfg.rm.ReportNothingCommitted(rctx, ts.scope.xid, branchID)
+	} else {
+		err = c.cfg.rm.ReportBranch(rctx, ts.scope.xid, branchID, xactpb.BranchStatus_BRANCH_STATUS_PHASE_ONE_FAILED, nil)
+	}
+	if err != nil {
 		// The TM's commit still cannot commit the branch's missing
 		// change: phase-two commit only deletes undo logs. A rollback
 		// finds no undo log and leaves the marker.

@@ -347,6 +347,19 @@ func TestGlobalWritesOnly(t *testing.T) {
 	if !errors.Is(err, ErrNoGlobalTransaction) {
 		t.Fatalf("write with the outer context = %v, want ErrNoGlobalTransaction", err)
 	}
+	// The same through a prepared statement (gorm's PrepareStmt).
+	st, err := d.db.PrepareContext(outer, "UPDATE account SET balance = balance - 10 WHERE id = ?")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	err = e.tm.Do(outer, tm.Options{Name: "wrong-ctx-prepared", Timeout: 10 * time.Second}, func(ctx context.Context) error {
+		_, err := st.ExecContext(outer, 1)
+		return err
+	})
+	if !errors.Is(err, ErrNoGlobalTransaction) {
+		t.Fatalf("prepared write with the outer context = %v, want ErrNoGlobalTransaction", err)
+	}
 	if got := d.balance(1); got != 100 {
 		t.Errorf("balance = %d, want 100 (nothing ran)", got)
 	}

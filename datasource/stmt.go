@@ -104,6 +104,9 @@ func (s *stmt) route(ctx context.Context) (scope, *mysql.Statement, error) {
 		return sc, nil, err
 	}
 	if !sc.global() && !mismatch {
+		if s.c.c.cfg.globalOnly {
+			return sc, nil, s.c.checkGlobalOnly(s.query)
+		}
 		return sc, nil, nil
 	}
 	if s.st == nil {

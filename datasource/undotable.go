@@ -22,7 +22,7 @@ const (
 	probeUndoColumnsSQL = "SELECT `xid`, `branch_id`, `context`, `rollback_info`, `log_status`, `log_created`, `log_modified` FROM `undo_log` WHERE 1 = 0"
 	// probeUndoKeysSQL lists the unique indexes of undo_log with their
 	// columns in order.
-	probeUndoKeysSQL = "SELECT `INDEX_NAME`, `COLUMN_NAME` FROM `information_schema`.`STATISTICS` " +
+	probeUndoKeysSQL = "SELECT `INDEX_NAME`, IF(`SUB_PART` IS NULL, `COLUMN_NAME`, CONCAT(`COLUMN_NAME`, '(prefix)')) FROM `information_schema`.`STATISTICS` " +
 		"WHERE `TABLE_SCHEMA` = DATABASE() AND `TABLE_NAME` = 'undo_log' AND `NON_UNIQUE` = 0 ORDER BY `INDEX_NAME`, `SEQ_IN_INDEX`"
 )
 
@@ -31,8 +31,10 @@ const undoTableFix = "create it with the DDL that `xact sql undo-log` prints (un
 
 // checkUndoTable checks, once per Connector, that the database has a
 // usable undo_log table: every column AT uses, and a unique key on
-// exactly (xid, branch_id), which makes a late phase-one insert fail
-// after its branch was rolled back (I8).
+// exactly (xid, branch_id), whole columns (a prefix key would make
+// branches whose XIDs share the prefix collide), which makes a late
+// phase-one insert fail after its branch was rolled back (I8). Column
+// types are not checked.
 func (c *conn) checkUndoTable(ctx context.Context) error {
 	if c.c.undoTableOK.Load() {
 		return nil

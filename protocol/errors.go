@@ -79,10 +79,11 @@ type LockConflictError struct {
 	Key      string
 	Holder   string
 	// HolderRollingBack is true when the holder's decision is rollback
-	// and the row is still to be compensated. Its compensation needs the
-	// database row lock that the asking branch took when it wrote or
-	// locked the row, so waiting for the global lock deadlocks until the
-	// waiter gives up: a branch should give up at once.
+	// and it has not finished (the TC reads the holder's status when it
+	// answers). Its compensation of the row needs the database row lock
+	// that the asking branch took when it wrote or locked the row, so
+	// waiting for the global lock deadlocks until the waiter gives up: a
+	// branch should give up at once.
 	HolderRollingBack bool
 }
 

@@ -323,18 +323,38 @@ func (c *Client) RegisterBranch(ctx context.Context, xid, resource string, typ x
 // keeps it. It is safe to repeat, so it is retried with backoff while the
 // TC is unreachable, within ctx and the retry budget.
 func (c *Client) ReportBranch(ctx context.Context, xid string, branchID int64, status xactpb.BranchStatus, appData []byte) error {
-	if err := c.usable(); err != nil {
-		return err
-	}
-	if err := global.ValidateXID(xid); err != nil {
-		return fmt.Errorf("rm: report branch: %w", err)
-	}
-	req := &xactpb.ReportBranchRequest{
+	return c.report(ctx, &xactpb.ReportBranchRequest{
 		Xid:                   xid,
 		BranchId:              branchID,
 		Status:                status,
 		ApplicationData:       appData,
 		UpdateApplicationData: appData != nil,
+	})
+}
+
+// ReportNothingCommitted reports that an AT branch's phase one failed
+// before anything of it was committed (its local transaction was rolled
+// back and no commit was ever sent): PHASE_ONE_FAILED with
+// nothing_committed. The TC frees the branch's rows at once, the global
+// can only roll back, and phase two sends the branch nothing. Report a
+// failure whose local commit may have happened with ReportBranch
+// (PHASE_ONE_FAILED): it is compensated.
+func (c *Client) ReportNothingCommitted(ctx context.Context, xid string, branchID int64) error {
+	return c.report(ctx, &xactpb.ReportBranchRequest{
+		Xid:              xid,
+		BranchId:         branchID,
+		Status:           xactpb.BranchStatus_BRANCH_STATUS_PHASE_ONE_FAILED,
+		NothingCommitted: true,
+	})
+}
+
+func (c *Client) report(ctx context.Context, req *xactpb.ReportBranchRequest) error {
+	xid, branchID := req.GetXid(), req.GetBranchId()
+	if err := c.usable(); err != nil {
+		return err
+	}
+	if err := global.ValidateXID(xid); err != nil {
+		return fmt.Errorf("rm: report branch: %w", err)
 	}
 	err := c.retry(ctx, func(ctx context.Context) error {
 		_, err := c.client.ReportBranch(ctx, req, grpc.WaitForReady(true))

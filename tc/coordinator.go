@@ -258,7 +258,9 @@ func (c *coordinator) annotateConflict(ctx context.Context, err error) error {
 		return err
 	}
 	g, gerr := c.s.store.GetGlobal(ctx, lc.Holder)
-	if gerr == nil && rollbackFamily(g.Status) {
+	// A holder that has finished meanwhile holds nothing any more: the
+	// caller's next attempt gets the row.
+	if gerr == nil && !g.Finished && !protocol.Final(g.Status) && rollbackFamily(g.Status) {
 		lc.HolderRollingBack = true
 	}
 	return err
@@ -306,9 +308,10 @@ func (c *coordinator) ReportBranch(ctx context.Context, req *xactpb.ReportBranch
 	}
 	_, err = c.s.store.UpdateBranch(ctx, req.GetXid(), req.GetBranchId(), func(b *storage.Branch) error {
 		b.Status = req.GetStatus()
-		if nothingCommitted(b) {
+		if req.GetNothingCommitted() && b.Type == xactpb.BranchType_BRANCH_TYPE_AT && b.Status == brPhaseOneFailed {
 			// Nothing of it was committed, so nothing of it is to be
-			// compensated: its rows are free now (phase two skips it).
+			// compensated: its rows are free now, and phase two skips it
+			// (nothingCommitted).
 			b.LocksReleased = true
 		}
 		if req.GetUpdateApplicationData() {

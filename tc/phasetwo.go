@@ -233,28 +233,36 @@ func (d *driver) commit(ctx context.Context, g *storage.Global, branches []*stor
 }
 
 // rollback undoes branches one at a time in reverse registration order
-// (I9). It stops at the first UNKNOWN answer: a later branch's undo may
-// depend on an earlier one's being done first, and that one may still
-// succeed. A FAILED answer (unretryable: a dirty row, a compensation the
-// database refuses, a Cancel that gave up) of an AT or TCC branch does
-// not stop the others: the branch keeps its locks and parks the global at
-// the end of the round, and the earlier branches are still rolled back.
-// For AT, skipping it cannot compensate a row twice or out of order: an
-// earlier branch whose row the failed one changed after it finds the row
-// differs from its after image and fails its dirty check in turn; TCC
-// cancels release independent reservations. A saga's failed compensation
-// does stop the round (its steps may depend on each other unchecked).
+// (I9). An UNKNOWN answer ends the round: the branch may still succeed,
+// and the earlier ones may depend on it. A FAILED answer (unretryable: a
+// dirty row, a compensation the database refuses, a Cancel that gave up)
+// keeps the branch's locks and parks the global at the end of the round,
+// but the round goes on with the earlier AT branches that share no row
+// with a failed or held-back one (independent): their compensation cannot
+// depend on the failed one, so every branch that can be rolled back is.
+// The rest are held back, unsent, until an operator resumes the global,
+// which sends every branch not yet rolled back again, in order. An
+// UNKNOWN answer after a FAILED one parks at once.
 //
-// An AT branch that reported PHASE_ONE_FAILED committed nothing (the RM
-// reports it only after rolling its local transaction back; a local
-// commit that may have happened is PHASE_ONE_TIMEOUT) and has nothing to
-// undo: it is recorded as rolled back without an action, so a broken
-// participant database does not hold up the others.
+// An AT branch that reported PHASE_ONE_FAILED with nothing committed
+// (nothingCommitted) has nothing to undo: it is recorded as rolled back
+// without an action, so a broken participant database does not hold up
+// the others.
 func (d *driver) rollback(ctx context.Context, g *storage.Global, branches []*storage.Branch) storage.Status {
 	slices.SortFunc(branches, func(a, b *storage.Branch) int { return int(b.ID - a.ID) })
 	var failed []string
+	// blocked holds the rows of the branches that failed or were held
+	// back in this round: an earlier branch that lists one of them must
+	// wait, since the later change to the row is not undone.
+	var blocked map[string]bool
 	for i, b := range branches {
 		if b.Status == brRollbacked {
+			continue
+		}
+		if len(failed) > 0 && !independent(b, blocked) {
+			for _, k := range b.LockKeys {
+				blocked[b.Resource+"\x00"+k] = true
+			}
 			continue
 		}
 		r := hub.Result{Outcome: xactpb.Outcome_OUTCOME_DONE}
@@ -298,17 +306,18 @@ func (d *driver) rollback(ctx context.Context, g *storage.Global, branches []*st
 		}
 		if r.Outcome == xactpb.Outcome_OUTCOME_FAILED {
 			failed = append(failed, what)
-			if b.Type == xactpb.BranchType_BRANCH_TYPE_SAGA {
-				// A saga's compensations run strictly backwards: an
-				// earlier step's may rely on the later one's having
-				// run, and nothing checks that it did.
-				break
+			if blocked == nil {
+				blocked = map[string]bool{}
+			}
+			for _, k := range b.LockKeys {
+				blocked[b.Resource+"\x00"+k] = true
 			}
 			continue
 		}
-		// Retry later; a branch that FAILED in this round is sent again
-		// then, and parks the global once nothing else is left to try.
-		return d.reschedule(ctx, g.XID, toRollback, nil, []string{what})
+		// UNKNOWN: retry later, unless something already failed for good:
+		// then the global parks (FAILED is never retried by itself) and
+		// an operator's resume sends both again.
+		return d.reschedule(ctx, g.XID, toRollback, failed, []string{what})
 	}
 	if len(failed) > 0 {
 		return d.reschedule(ctx, g.XID, toRollback, failed, nil)
@@ -328,10 +337,34 @@ func (d *driver) rollback(ctx context.Context, g *storage.Global, branches []*st
 	return final
 }
 
+// independent reports whether b can be rolled back before the branches
+// whose rows are in blocked: an AT branch none of whose rows is blocked.
+// An AT branch that shares a row with a later one must wait for it: if
+// the later branch put the row back as the earlier one found it, the
+// earlier one's dirty check would take the row for already undone, and
+// the later one's undo, run after an operator's fix, would leave it in
+// the wrong state. TCC and saga branches say nothing about their rows, so
+// they wait too.
+func independent(b *storage.Branch, blocked map[string]bool) bool {
+	if b.Type != xactpb.BranchType_BRANCH_TYPE_AT {
+		return false
+	}
+	for _, k := range b.LockKeys {
+		if blocked[b.Resource+"\x00"+k] {
+			return false
+		}
+	}
+	return true
+}
+
 // nothingCommitted reports a branch whose phase one left nothing to undo:
-// an AT branch that reported PHASE_ONE_FAILED (see rollback).
+// an AT branch reported PHASE_ONE_FAILED with nothing_committed, recorded
+// as that status with its locks released (ReportBranch). An AT branch
+// that reported PHASE_ONE_FAILED without it (its local commit may have
+// happened, or an RM older than the flag) keeps its locks and is rolled
+// back as usual.
 func nothingCommitted(b *storage.Branch) bool {
-	return b.Type == xactpb.BranchType_BRANCH_TYPE_AT && b.Status == brPhaseOneFailed
+	return b.Type == xactpb.BranchType_BRANCH_TYPE_AT && b.Status == brPhaseOneFailed && b.LocksReleased
 }
 
 // reschedule records a round that did not finish: a FAILED answer parks the

@@ -1078,18 +1078,21 @@ func TestPhaseOneFailedATBranchIsDropped(t *testing.T) {
 	c.mustRegister(xid, "db1", "t:1")
 	b2 := c.mustRegister(xid, "db2", "t:2")
 	b3 := c.mustRegister(xid, "db2", "t:3")
-	report := func(id int64, st xactpb.BranchStatus) {
+	report := func(id int64, nothing bool) {
 		t.Helper()
-		if _, err := c.coord.ReportBranch(context.Background(), &xactpb.ReportBranchRequest{Xid: xid, BranchId: id, Status: st}); err != nil {
-			t.Fatalf("ReportBranch(%d, %v): %v", id, st, err)
+		if _, err := c.coord.ReportBranch(context.Background(), &xactpb.ReportBranchRequest{Xid: xid, BranchId: id,
+			Status: xactpb.BranchStatus_BRANCH_STATUS_PHASE_ONE_FAILED, NothingCommitted: nothing}); err != nil {
+			t.Fatalf("ReportBranch(%d): %v", id, err)
 		}
 	}
-	report(b2, xactpb.BranchStatus_BRANCH_STATUS_PHASE_ONE_FAILED)
-	report(b3, xactpb.BranchStatus_BRANCH_STATUS_PHASE_ONE_TIMEOUT)
+	report(b2, true)
+	report(b3, false)
+	held := map[int64]bool{}
 	for _, l := range c.locks() {
-		if l.GetBranchId() == b2 {
-			t.Errorf("lock %v of the failed branch still held", l)
-		}
+		held[l.GetBranchId()] = true
+	}
+	if held[b2] || !held[b3] {
+		t.Errorf("locks held by branches %v, want b3's (its commit may have happened) and not b2's", held)
 	}
 	x2 := c.begin(time.Minute)
 	c.mustRegister(x2, "db2", "t:2") // free now
@@ -1110,5 +1113,54 @@ func TestPhaseOneFailedATBranchIsDropped(t *testing.T) {
 	}
 	if want := []int64{b3, 1}; !slices.Equal(sent, want) {
 		t.Errorf("rollback actions = %v, want %v", sent, want)
+	}
+}
+
+// TestRollbackHoldsBackSharedRows: after a branch FAILED, an earlier AT
+// branch that shares one of its rows is not sent (its dirty check could
+// take the row for already undone), nor is a TCC branch (its rows are
+// unknown); an earlier AT branch on other rows is rolled back. An
+// operator's resume sends the rest, in order.
+func TestRollbackHoldsBackSharedRows(t *testing.T) {
+	srv := tctest.Start(t)
+	c := newClient(t, srv)
+	rm := attachRM(t, srv.Conn(t), "db1", "db2", "tcc")
+	xid := c.begin(time.Minute)
+	b1 := c.mustRegister(xid, "db1", "t:1") // shares t:1 with b4: held back
+	b2 := c.mustRegister(xid, "db2", "t:2") // independent: rolled back
+	b3, err := c.coord.RegisterBranch(context.Background(), &xactpb.RegisterBranchRequest{
+		Xid: xid, ResourceId: "tcc", BranchType: xactpb.BranchType_BRANCH_TYPE_TCC,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b4 := c.mustRegister(xid, "db1", "t:1", "t:5") // fails
+	rm.setAnswer(func(a *xactpb.BranchAction) (xactpb.Outcome, string) {
+		if a.GetBranchId() == b4 {
+			return outcomeFailed, "dirty row t:5"
+		}
+		return outcomeDone, ""
+	})
+	if got, err := c.rollback(xid); err != nil || got != xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACK_FAILED {
+		t.Fatalf("Rollback = %v, %v; want ROLLBACK_FAILED (parked)", got, err)
+	}
+	var sent []int64
+	for _, a := range rm.actions() {
+		sent = append(sent, a.GetBranchId())
+	}
+	if want := []int64{b4, b2}; !slices.Equal(sent, want) {
+		t.Errorf("rollback actions = %v, want %v (b3 is TCC and b1 shares t:1 with the failed b4)", sent, want)
+	}
+	rm.setAnswer(func(*xactpb.BranchAction) (xactpb.Outcome, string) { return outcomeDone, "" })
+	if _, err := c.admin.ForceRollback(context.Background(), &xactpb.ForceRequest{Xid: xid}); err != nil {
+		t.Fatalf("ForceRollback: %v", err)
+	}
+	eventually(t, "rolled back after resume", func() bool { return c.status(xid) == rollbacked })
+	sent = sent[:0]
+	for _, a := range rm.actions()[2:] {
+		sent = append(sent, a.GetBranchId())
+	}
+	if want := []int64{b4, b3.GetBranchId(), b1}; !slices.Equal(sent, want) {
+		t.Errorf("actions after resume = %v, want %v", sent, want)
 	}
 }

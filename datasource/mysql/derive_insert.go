@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"database/sql/driver"
+	"math/big"
 	"strconv"
 	"strings"
 
@@ -19,8 +20,9 @@ import (
 //     keys, into a table without generated columns, whose column list
 //     names every column of the table (no defaults);
 //   - integer columns given an integer literal or an int64/uint64
-//     argument: the database stores it clipped to the column's range
-//     outside strict mode, or fails the statement (clip, as for UPDATE);
+//     argument within the column's range (a value out of range is clipped
+//     outside strict mode, and a clipped AUTO_INCREMENT key makes the
+//     server generate another: those read the row back);
 //   - VARCHAR and CHAR columns in an ASCII-compatible character set
 //     (utf8mb4, utf8mb3, latin1, ascii) given a string or []byte
 //     argument of ASCII bytes that fits the column's length; a CHAR value
@@ -33,9 +35,14 @@ import (
 //   - NULL (a NULL literal or a nil argument) in a nullable column.
 //
 // Anything else reads the rows back. The INSERT's affected-row count is
-// still checked. As for UPDATE, a derived image that is wrong loses
-// nothing: the rollback's dirty check compares the live row with it and
-// parks the branch instead of deleting a row it does not recognize.
+// still checked. The rules leave out every case where the server could
+// store another key than the statement gives (the key is what the undo
+// finds the row by, and a wrong one would leave the row behind); a wrong
+// non-key column only makes the rollback's dirty check park the branch.
+// They assume what the rest of AT does: metadata no older than its TTL
+// (a trigger or type change made within it is not seen) and a client
+// character set that encodes ASCII as itself (every one MySQL offers but
+// swe7).
 func deriveInsert(t *Table, cols []*Column, lists [][]ast.ExprNode, args []driver.NamedValue) []undo.Row {
 	if len(cols) != len(t.Columns) {
 		return nil
@@ -88,7 +95,15 @@ func storedValue(c *Column, e ast.ExprNode, args []driver.NamedValue) (undo.Valu
 		if !ok {
 			return undo.Value{}, false
 		}
-		return clip(c, n)
+		// A value out of the column's range is clipped outside strict
+		// mode, and a clipped AUTO_INCREMENT value (0) makes the server
+		// generate one: only values that fit are known to be stored.
+		want := new(big.Int).Set(n)
+		v, ok := clip(c, n)
+		if !ok || n.Cmp(want) != 0 {
+			return undo.Value{}, false
+		}
+		return v, true
 	}
 	if c.class != classString || (c.DataType != "varchar" && c.DataType != "char") || !asciiCharsets[c.Charset] {
 		return undo.Value{}, false

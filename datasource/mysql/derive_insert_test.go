@@ -3,6 +3,7 @@ package mysql
 import (
 	"context"
 	"database/sql/driver"
+	"errors"
 	"math"
 	"strings"
 	"testing"
@@ -16,7 +17,8 @@ CREATE TABLE ins (
   PRIMARY KEY (id, side));
 CREATE TABLE ins_other (id INT PRIMARY KEY, u VARCHAR(8) CHARACTER SET utf16 NULL, d DECIMAL(6,2) NULL, t TEXT NULL, e ENUM('a','b') NULL);
 CREATE TABLE ins_default (id INT PRIMARY KEY, n INT NOT NULL DEFAULT 7);
-CREATE TABLE ins_gen (id INT PRIMARY KEY, n INT NOT NULL, twice INT AS (n * 2) VIRTUAL)`
+CREATE TABLE ins_gen (id INT PRIMARY KEY, n INT NOT NULL, twice INT AS (n * 2) VIRTUAL);
+CREATE TABLE ins_auto (id INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, n INT NOT NULL)`
 
 // TestDerivedInsertImage runs INSERTs whose after images are derived and
 // compares them with the rows the database stored, in strict and
@@ -37,14 +39,14 @@ func TestDerivedInsertImage(t *testing.T) {
 			[]any{3, "D", []byte("x y "), "", "ab c", 3, "C", "trailing  ", "12345678", "a\\b'"}},
 		{"columns in another order", "", "INSERT INTO ins (v, side, id, ti, tu, bi, bu, l, c4) VALUES (?, ?, ?, 1, 2, 3, 4, NULL, NULL)",
 			[]any{"order", "X", 4}},
-		{"non-strict clips", "NO_ENGINE_SUBSTITUTION", "INSERT INTO ins " + cols + " VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, NULL)",
-			[]any{5, "D", 1000, -5, 1, 1}},
+		{"extremes that fit", "NO_ENGINE_SUBSTITUTION", "INSERT INTO ins " + cols + " VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, NULL)",
+			[]any{5, "D", 127, 0, int64(math.MaxInt64), 0}},
 	}
 	for _, interp := range []bool{false, true} {
 		e := newEnv(t, interpolate(interp))
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
-				e.exec("DROP TABLE IF EXISTS ins, ins_other, ins_default, ins_gen")
+				e.exec("DROP TABLE IF EXISTS ins, ins_other, ins_default, ins_gen, ins_auto")
 				e.exec(strings.Split(deriveInsertSchema, ";\n")...)
 				err := tx(t, e.db, func(ctx context.Context, conn driver.Conn) error {
 					if _, err := execute(ctx, conn, "SET SESSION sql_mode = ?", []any{tc.mode}); err != nil {
@@ -65,6 +67,26 @@ func TestDerivedInsertImage(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestClippedAutoIncrementKeyRefused: in non-strict mode -1 into an
+// unsigned AUTO_INCREMENT key is clipped to 0 and the server generates
+// another key. Derived, the image would name row 0 and the rollback would
+// leave the real row behind; read back, the row is not found by key and
+// the statement fails its branch.
+func TestClippedAutoIncrementKeyRefused(t *testing.T) {
+	e := newEnv(t)
+	e.exec(strings.Split(deriveInsertSchema, ";\n")...)
+	err := tx(t, e.db, func(ctx context.Context, conn driver.Conn) error {
+		if _, err := execute(ctx, conn, "SET SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION'", nil); err != nil {
+			return err
+		}
+		_, err := run(ctx, e.d, conn, "INSERT INTO ins_auto (id, n) VALUES (?, ?)", -1, 1)
+		return err
+	})
+	if !errors.Is(err, ErrImageMismatch) {
+		t.Fatalf("INSERT of a clipped AUTO_INCREMENT key = %v, want ErrImageMismatch", err)
 	}
 }
 
@@ -93,6 +115,7 @@ func TestInsertImageRead(t *testing.T) {
 		{"expression", "INSERT INTO ins " + cols + " VALUES (?, ?, 1 + 1, 1, 1, 1, NULL, NULL, NULL)", []any{9, "D"}, ""},
 		{"NULL in NOT NULL", "INSERT IGNORE INTO ins " + cols + " VALUES (?, ?, 1, 1, 1, 1, NULL, NULL, NULL)", []any{10, "D"}, ""},
 		{"utf16, decimal, text, enum", "INSERT INTO ins_other (id, u, d, t, e) VALUES (?, ?, ?, ?, ?)", []any{1, "a", "1.5", "t", "a"}, ""},
+		{"clipped in non-strict mode", "INSERT INTO ins " + cols + " VALUES (?, ?, ?, ?, 1, 1, NULL, NULL, NULL)", []any{13, "D", 1000, -5}, "NO_ENGINE_SUBSTITUTION"},
 		{"upsert", "INSERT INTO ins " + cols + " VALUES (?, ?, 1, 1, 1, 1, NULL, NULL, NULL) ON DUPLICATE KEY UPDATE ti = 2", []any{11, "D"}, ""},
 	}
 	for _, tc := range cases {

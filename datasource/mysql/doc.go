@@ -38,7 +38,7 @@
 // UPDATE and DELETE with WHERE, ORDER BY and LIMIT, multi-table UPDATE and
 // DELETE (joins, aliases, USING), composite primary keys, tables without
 // a primary key that have a unique key over NOT NULL columns (the first
-// such key by name is the row key, as InnoDB clusters by it), SELECT … FOR
+// such key by name is the row key: every process picks the same one), SELECT … FOR
 // UPDATE [NOWAIT | SKIP LOCKED | WAIT n] (lock keys only), and MariaDB's
 // INSERT … RETURNING and DELETE … RETURNING (the clause is cut off for
 // parsing; the statement runs unchanged). Plain reads, SHOW, SET, EXPLAIN

@@ -191,8 +191,10 @@ func (t *Table) usable() error {
 }
 
 // rowKeyFromUnique makes a unique key the row key of a table without a
-// primary key, as InnoDB does for its clustered index: the first unique
-// index (by name, so that every process picks the same one) whose
+// primary key, much as InnoDB picks its clustered index (it takes the
+// first in definition order, which information_schema does not show): the
+// first unique index by name, so that every process picks the same one,
+// whose
 // columns are all NOT NULL and whole (no prefix, no expression). Such a
 // key identifies a row exactly as a primary key does; a nullable one does
 // not (NULLs never conflict), so without one the table stays unusable.

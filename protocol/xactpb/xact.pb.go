@@ -967,8 +967,14 @@ type ReportBranchRequest struct {
 	ApplicationData []byte                 `protobuf:"bytes,4,opt,name=application_data,json=applicationData,proto3" json:"application_data,omitempty"`
 	// Set when application_data should replace the registered data.
 	UpdateApplicationData bool `protobuf:"varint,5,opt,name=update_application_data,json=updateApplicationData,proto3" json:"update_application_data,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	// With PHASE_ONE_FAILED of an AT branch: nothing of the branch was
+	// committed (its local transaction was rolled back before any commit
+	// was sent), so there is nothing to compensate. The TC frees its rows
+	// at once and phase two skips it. Without it a failed branch is rolled
+	// back as usual (its local commit may have happened).
+	NothingCommitted bool `protobuf:"varint,6,opt,name=nothing_committed,json=nothingCommitted,proto3" json:"nothing_committed,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ReportBranchRequest) Reset() {
@@ -1032,6 +1038,13 @@ func (x *ReportBranchRequest) GetApplicationData() []byte {
 func (x *ReportBranchRequest) GetUpdateApplicationData() bool {
 	if x != nil {
 		return x.UpdateApplicationData
+	}
+	return false
+}
+
+func (x *ReportBranchRequest) GetNothingCommitted() bool {
+	if x != nil {
+		return x.NothingCommitted
 	}
 	return false
 }
@@ -2707,13 +2720,14 @@ const file_xact_proto_rawDesc = "" +
 	"\x10application_data\x18\x05 \x01(\fR\x0fapplicationData\x12+\n" +
 	"\x05begin\x18\x06 \x01(\v2\x15.xact.v1.BeginRequestR\x05begin\"5\n" +
 	"\x16RegisterBranchResponse\x12\x1b\n" +
-	"\tbranch_id\x18\x01 \x01(\x03R\bbranchId\"\xd6\x01\n" +
+	"\tbranch_id\x18\x01 \x01(\x03R\bbranchId\"\x83\x02\n" +
 	"\x13ReportBranchRequest\x12\x10\n" +
 	"\x03xid\x18\x01 \x01(\tR\x03xid\x12\x1b\n" +
 	"\tbranch_id\x18\x02 \x01(\x03R\bbranchId\x12-\n" +
 	"\x06status\x18\x03 \x01(\x0e2\x15.xact.v1.BranchStatusR\x06status\x12)\n" +
 	"\x10application_data\x18\x04 \x01(\fR\x0fapplicationData\x126\n" +
-	"\x17update_application_data\x18\x05 \x01(\bR\x15updateApplicationData\"\x16\n" +
+	"\x17update_application_data\x18\x05 \x01(\bR\x15updateApplicationData\x12+\n" +
+	"\x11nothing_committed\x18\x06 \x01(\bR\x10nothingCommitted\"\x16\n" +
 	"\x14ReportBranchResponse\"c\n" +
 	"\x11QueryLocksRequest\x12\x10\n" +
 	"\x03xid\x18\x01 \x01(\tR\x03xid\x12\x1f\n" +
