@@ -189,17 +189,9 @@ type Store interface {
 	Close() error
 }
 
-// Final reports whether s is a final status (nothing left to do).
-func Final(s Status) bool {
-	switch s {
-	case xactpb.GlobalStatus_GLOBAL_STATUS_COMMITTED,
-		xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACKED,
-		xactpb.GlobalStatus_GLOBAL_STATUS_TIMEOUT_ROLLBACKED,
-		xactpb.GlobalStatus_GLOBAL_STATUS_FINISHED:
-		return true
-	}
-	return false
-}
+// Final reports whether s is a final status (nothing left to do):
+// protocol.Final.
+func Final(s Status) bool { return protocol.Final(s) }
 
 // Clone returns a deep copy of g.
 func (g *Global) Clone() *Global {
