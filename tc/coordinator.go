@@ -303,6 +303,9 @@ func (c *coordinator) ReportBranch(ctx context.Context, req *xactpb.ReportBranch
 		return nil, err
 	}
 	if g.Status != stBegin {
+		if req.GetNothingCommitted() && req.GetStatus() == brPhaseOneFailed && rollbackFamily(g.Status) && !g.Finished {
+			return c.dropLate(ctx, req)
+		}
 		// A late report changes nothing once the decision is made.
 		return nil, fmt.Errorf("%w: %v", protocol.ErrNotBegin, g.Status)
 	}
@@ -316,6 +319,28 @@ func (c *coordinator) ReportBranch(ctx context.Context, req *xactpb.ReportBranch
 		}
 		if req.GetUpdateApplicationData() {
 			b.AppData = req.GetApplicationData()
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &xactpb.ReportBranchResponse{}, nil
+}
+
+// dropLate records a late nothing-committed report of an AT branch of a
+// global that is rolling back (a timeout decided it while the branch's
+// undo insert failed): the branch committed nothing, so phase two may skip
+// it instead of sending a rollback its broken database may never answer.
+// A round that meets the report while it records an answer skips the
+// branch too (driver.rollback).
+func (c *coordinator) dropLate(ctx context.Context, req *xactpb.ReportBranchRequest) (*xactpb.ReportBranchResponse, error) {
+	_, err := c.s.store.UpdateBranch(ctx, req.GetXid(), req.GetBranchId(), func(b *storage.Branch) error {
+		// Phase two may have tried it already (an UNKNOWN or FAILED
+		// answer): the RM's word that no commit was sent still holds. A
+		// branch that reported success, or is rolled back, is left alone.
+		if b.Type == xactpb.BranchType_BRANCH_TYPE_AT && b.Status != brPhaseOneDone && b.Status != brRollbacked {
+			b.Status, b.LocksReleased = brPhaseOneFailed, true
 		}
 		return nil
 	})

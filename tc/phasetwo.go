@@ -293,7 +293,15 @@ func (d *driver) rollback(ctx context.Context, g *storage.Global, branches []*st
 			continue
 		}
 		what := fmt.Sprintf("branch %d: %s", b.ID, r.Reason)
+		dropped := false
 		_, err := d.s.store.UpdateBranch(ctx, g.XID, b.ID, func(b *storage.Branch) error {
+			if nothingCommitted(b) {
+				// Its RM reported, meanwhile, that it committed nothing
+				// (coordinator.dropLate): nothing to undo after all.
+				dropped = true
+				b.Status, b.Reason = brRollbacked, ""
+				return nil
+			}
 			b.Status, b.Reason = brRollbackFailedRetryble, r.Reason
 			if r.Outcome == xactpb.Outcome_OUTCOME_FAILED {
 				b.Status = brRollbackFailedFinal
@@ -303,6 +311,9 @@ func (d *driver) rollback(ctx context.Context, g *storage.Global, branches []*st
 		})
 		if err != nil {
 			d.s.log.Warn("phase two: record branch", "xid", g.XID, "branch_id", b.ID, "err", err)
+		}
+		if dropped {
+			continue
 		}
 		if r.Outcome == xactpb.Outcome_OUTCOME_FAILED {
 			failed = append(failed, what)

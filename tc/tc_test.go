@@ -1164,3 +1164,52 @@ func TestRollbackHoldsBackSharedRows(t *testing.T) {
 		t.Errorf("actions after resume = %v, want %v", sent, want)
 	}
 }
+
+// TestLateNothingCommittedReportDropsBranch: the global was decided
+// (rollback) while an AT branch's undo insert was failing; the branch's
+// late report that it committed nothing is accepted, and phase two stops
+// sending it the rollback its broken database cannot answer.
+func TestLateNothingCommittedReportDropsBranch(t *testing.T) {
+	srv := tctest.Start(t)
+	c := newClient(t, srv)
+	rm := attachRM(t, srv.Conn(t), "db1", "db2")
+	xid := c.begin(time.Minute)
+	c.mustRegister(xid, "db1", "t:1")
+	b2 := c.mustRegister(xid, "db2", "t:2")
+	rm.setAnswer(func(a *xactpb.BranchAction) (xactpb.Outcome, string) {
+		if a.GetBranchId() == b2 {
+			return outcomeUnknown, "undo_log: Error 1146"
+		}
+		return outcomeDone, ""
+	})
+	if _, err := c.rollback(xid); err != nil {
+		t.Fatalf("Rollback: %v", err)
+	}
+	eventually(t, "b2 answered at least once", func() bool { return len(rm.actions()) > 0 })
+	_, err := c.coord.ReportBranch(context.Background(), &xactpb.ReportBranchRequest{Xid: xid, BranchId: b2,
+		Status: xactpb.BranchStatus_BRANCH_STATUS_PHASE_ONE_FAILED, NothingCommitted: true})
+	if err != nil {
+		t.Fatalf("late ReportBranch(nothing committed) = %v, want it accepted", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for c.status(xid) != rollbacked {
+		if time.Now().After(deadline) {
+			t.Fatalf("not rolled back: %v", c.show(xid))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := len(c.locks()); n != 0 {
+		t.Errorf("locks after rollback = %d, want 0", n)
+	}
+	// A late report without the flag still changes nothing.
+	x2 := c.begin(time.Minute)
+	b := c.mustRegister(x2, "db2", "t:9")
+	if _, err := c.rollback(x2); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.coord.ReportBranch(context.Background(), &xactpb.ReportBranchRequest{Xid: x2, BranchId: b,
+		Status: xactpb.BranchStatus_BRANCH_STATUS_PHASE_ONE_FAILED})
+	if !errors.Is(protocol.FromStatus(err), protocol.ErrNotBegin) {
+		t.Errorf("late report without nothing_committed = %v, want ErrNotBegin", err)
+	}
+}
