@@ -9,12 +9,12 @@ import (
 	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/xact-io/xact/datasource/mysql/errno"
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/tc"
 	"github.com/xact-io/xact/tc/tctest"
@@ -188,10 +188,9 @@ func classify(err error) outcome {
 // isDeadlock reports MySQL errors 1213 (deadlock) and 1205 (lock wait
 // timeout).
 func isDeadlock(err error) bool {
-	for _, code := range []string{"Error 1213", "Error 1205"} {
-		if err != nil && strings.Contains(err.Error(), code) {
-			return true
-		}
+	switch errno.Of(err) {
+	case errno.LockDeadlock, errno.LockWaitTimeout:
+		return true
 	}
 	return false
 }

@@ -48,23 +48,7 @@ func TestDerivedInsertImage(t *testing.T) {
 			t.Run(tc.name, func(t *testing.T) {
 				e.exec("DROP TABLE IF EXISTS ins, ins_other, ins_default, ins_gen, ins_auto")
 				e.exec(strings.Split(deriveInsertSchema, ";\n")...)
-				err := tx(t, e.db, func(ctx context.Context, conn driver.Conn) error {
-					if _, err := execute(ctx, conn, "SET SESSION sql_mode = ?", []any{tc.mode}); err != nil {
-						return err
-					}
-					p, err := run(ctx, e.d, conn, tc.sql, tc.args...)
-					if err != nil {
-						return err
-					}
-					if ip, ok := p.impl.(*insertPlan); !ok || ip.derived == nil {
-						t.Fatalf("after images of %q were not derived", tc.sql)
-					}
-					checkAfterImages(ctx, t, e, conn, p)
-					return nil
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
+				checkImageCase(t, e, true, tc.mode, tc.sql, tc.args, true)
 			})
 		}
 	}
@@ -120,23 +104,7 @@ func TestInsertImageRead(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			err := tx(t, e.db, func(ctx context.Context, conn driver.Conn) error {
-				if _, err := execute(ctx, conn, "SET SESSION sql_mode = ?", []any{tc.mode}); tc.mode != "" && err != nil {
-					return err
-				}
-				p, err := run(ctx, e.d, conn, tc.sql, tc.args...)
-				if err != nil {
-					return err
-				}
-				if ip, ok := p.impl.(*insertPlan); !ok || ip.derived != nil {
-					t.Errorf("after images of %q derived, want read", tc.sql)
-				}
-				checkAfterImages(ctx, t, e, conn, p)
-				return errRollbackTx
-			})
-			if err != errRollbackTx {
-				t.Fatal(err)
-			}
+			checkImageCase(t, e, tc.mode != "", tc.mode, tc.sql, tc.args, false)
 		})
 	}
 }

@@ -62,26 +62,56 @@ func TestDerivedAfterImage(t *testing.T) {
 			t.Run(tc.name, func(t *testing.T) {
 				e.exec("DROP TABLE IF EXISTS n, stamped, gen")
 				e.exec(strings.Split(deriveSchema, ";\n")...)
-				err := tx(t, e.db, func(ctx context.Context, conn driver.Conn) error {
-					if _, err := execute(ctx, conn, "SET SESSION sql_mode = ?", []any{tc.mode}); err != nil {
-						return err
-					}
-					p, err := run(ctx, e.d, conn, tc.sql, tc.args...)
-					if err != nil {
-						return err
-					}
-					if dp, ok := p.impl.(*dmlPlan); !ok || dp.derive == nil {
-						t.Fatalf("after image of %q was not derived", tc.sql)
-					}
-					checkAfterImages(ctx, t, e, conn, p)
-					return nil
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
+				checkImageCase(t, e, true, tc.mode, tc.sql, tc.args, true)
 			})
 		}
 	}
+}
+
+// checkImageCase runs one statement in a transaction on e, with the
+// session's sql_mode set to mode first if setMode, checks that its after
+// images were derived (derived) or read (!derived), compares them with
+// the stored rows, and commits (derived) or rolls back.
+func checkImageCase(t *testing.T, e *env, setMode bool, mode, sql string, args []any, derived bool) {
+	t.Helper()
+	err := tx(t, e.db, func(ctx context.Context, conn driver.Conn) error {
+		if setMode {
+			if _, err := execute(ctx, conn, "SET SESSION sql_mode = ?", []any{mode}); err != nil {
+				return err
+			}
+		}
+		p, err := run(ctx, e.d, conn, sql, args...)
+		if err != nil {
+			return err
+		}
+		if got := derivedImages(p); got != derived {
+			t.Errorf("after images of %q derived = %v, want %v", sql, got, derived)
+		}
+		checkAfterImages(ctx, t, e, conn, p)
+		if !derived {
+			return errRollbackTx
+		}
+		return nil
+	})
+	var want error // derived: committed
+	if !derived {
+		want = errRollbackTx
+	}
+	if err != want {
+		t.Fatal(err)
+	}
+}
+
+// derivedImages reports whether p derives its after images instead of
+// reading them.
+func derivedImages(p *Plan) bool {
+	switch x := p.impl.(type) {
+	case *dmlPlan:
+		return x.derive != nil
+	case *insertPlan:
+		return x.derived != nil
+	}
+	return false
 }
 
 // checkAfterImages compares every after image of p's records with the
@@ -142,20 +172,7 @@ func TestAfterImageRead(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			err := tx(t, e.db, func(ctx context.Context, conn driver.Conn) error {
-				p, err := run(ctx, e.d, conn, tc.sql, tc.args...)
-				if err != nil {
-					return err
-				}
-				if dp, ok := p.impl.(*dmlPlan); !ok || dp.derive != nil {
-					t.Errorf("after image of %q derived, want read", tc.sql)
-				}
-				checkAfterImages(ctx, t, e, conn, p)
-				return errRollbackTx
-			})
-			if err != errRollbackTx {
-				t.Fatal(err)
-			}
+			checkImageCase(t, e, false, "", tc.sql, tc.args, false)
 		})
 	}
 	t.Run("dialect option reads every after image", func(t *testing.T) {
