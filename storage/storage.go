@@ -3,9 +3,13 @@
 // embedded, durable default) and storage/memory (tests). Every
 // implementation passes the contract suite in storage/storetest.
 //
-// A Store call that returns nil has made its change durable (for stores that
-// are durable at all). Concurrent calls are expected: a durable store should
-// share one sync among concurrent writers (group commit).
+// A Store is persistence only: records in, records out. The coordinator's
+// rules on those records (who may register, which rows are locked, when
+// locks are released) are in tc/ledger. A write call that returns nil has
+// made its change durable unless it was asked for Relaxed durability (and
+// for stores that are durable at all). Concurrent calls are expected: a
+// durable store should share one sync among concurrent writers (group
+// commit).
 package storage
 
 import (
@@ -22,8 +26,6 @@ import (
 var (
 	ErrNotFound       = protocol.ErrNotFound
 	ErrBranchNotFound = protocol.ErrBranchNotFound
-	ErrNotBegin       = protocol.ErrNotBegin
-	ErrTimedOut       = protocol.ErrTimedOut
 	// ErrExists: CreateGlobal of an XID that is already stored.
 	ErrExists = errors.New("storage: global transaction already exists")
 	// ErrClosed: the store was closed.
@@ -38,6 +40,11 @@ var (
 	// Not retryable. The TC parks a global whose records are damaged
 	// (docs/operations.md says how to repair a data directory).
 	ErrCorrupt = protocol.ErrCorrupt
+	// ErrNotDurable: a write was made (reads see it) but making it durable
+	// failed, so whether it survives a crash is unknown. A caller must
+	// treat the change as possibly made: AddBranch reports the id it gave
+	// the branch with it, and the branch's rows stay locked.
+	ErrNotDurable = errors.New("storage: the write is visible but could not be made durable")
 )
 
 // Status is a global transaction's status (Seata's numbering).
@@ -71,8 +78,8 @@ type Global struct {
 	// status) and its branches and locks are gone.
 	Finished bool
 	// LocksReleased: the global holds no locks any more, whatever its
-	// branches list (set with the commit decision, I5, or by ReleaseLocks
-	// without branch ids). No branch registers after it is set.
+	// branches list (set with the commit decision, I5). No branch
+	// registers after it is set.
 	LocksReleased bool
 }
 
@@ -95,18 +102,15 @@ type Branch struct {
 	Reason       string
 	Attempts     int
 	// LocksReleased: the branch holds no locks any more (set when its
-	// rollback is durable, I5, or by ReleaseLocks).
+	// rollback is durable, I5).
 	LocksReleased bool
 }
 
-// Lock is one held row lock.
-//
-// Locks are not records of their own: a global holds the row (Resource,
+// Lock is one held row lock, as the coordinator's lock manager reports it
+// (tc/ledger). Stores do not keep locks: a global holds the row (Resource,
 // Key) while one of its branches lists Key in its LockKeys for Resource,
 // that branch is not LocksReleased, and the global is not LocksReleased.
-// The lock is attributed to the lowest such branch, so releasing a later
-// branch never frees a row an earlier one still needs, and releasing an
-// earlier one passes the row on to the next branch that lists it.
+// The lock is attributed to the lowest such branch.
 type Lock struct {
 	Resource string
 	Key      string
@@ -121,12 +125,43 @@ type Filter struct {
 	Limit      int // <= 0: no limit
 }
 
-// Store is what the TC persists through. All methods are safe for
-// concurrent use. Methods that change state return only after the change is
-// durable.
+// Durability says when a write may return.
+type Durability uint8
+
+const (
+	// Durable: the write returns once it is durable.
+	Durable Durability = iota
+	// Relaxed: the write may return before it is durable. It is still
+	// atomic, visible to every later read, and ordered: it becomes durable
+	// no later than the next Durable write (a durable store syncs its log
+	// in commit order). A crash may lose it.
+	//
+	// The TC relaxes only writes whose loss is harmless: a Begin (a global
+	// with no branch that vanishes is indistinguishable from one never
+	// begun; the first registration makes it durable), and the
+	// bookkeeping after a durable decision (finishing, per-branch
+	// progress, lock release), which recovery redoes, idempotently, from
+	// the durable decision.
+	Relaxed
+)
+
+// Admit decides whether a branch may be added to g: AddBranch calls it,
+// inside its atomic write, with the global as stored (or its tombstone,
+// Finished set, or the global AddBranch is to create), and adds nothing if
+// it returns an error. The coordinator's registration rule (I4) is one.
+type Admit func(g *Global) error
+
+// Store persists the coordinator's records: globals, their branches, and
+// the tombstones of finished globals. It holds no coordinator rules (which
+// global may register, which rows are locked: tc/ledger) beyond keeping
+// each record whole and each write atomic.
+//
+// All methods are safe for concurrent use. A write returns when its
+// Durability allows; reads see every write that has returned.
 type Store interface {
-	// CreateGlobal stores a new global; ErrExists if the XID is stored.
-	CreateGlobal(ctx context.Context, g *Global) error
+	// CreateGlobal stores a new global; ErrExists if the XID is stored
+	// or has a retained tombstone.
+	CreateGlobal(ctx context.Context, g *Global, d Durability) error
 	// GetGlobal returns the global, or its tombstone (Finished set) while
 	// the tombstone is retained, or ErrNotFound.
 	GetGlobal(ctx context.Context, xid string) (*Global, error)
@@ -134,57 +169,37 @@ type Store interface {
 	// result atomically. fn may be called more than once; an error from fn
 	// aborts the update and is returned. ErrNotFound if absent (a tombstone
 	// counts as absent here). Changes fn makes to XID, BranchSeq and
-	// Finished are ignored. fn may set LocksReleased: the global's locks
-	// are then free once UpdateGlobal returns, and released in the same
-	// write as the rest of the update. Clearing LocksReleased is ignored (a
-	// released row may belong to another global by then).
-	UpdateGlobal(ctx context.Context, xid string, fn func(g *Global) error) (*Global, error)
-	// FinishGlobal removes the global, its branches and its locks, and
-	// leaves a tombstone with the final status for the retention period.
-	FinishGlobal(ctx context.Context, xid string, final Status) error
-	// ListGlobals returns stored (unfinished) globals matching f.
+	// Finished are ignored.
+	UpdateGlobal(ctx context.Context, xid string, fn func(g *Global) error, d Durability) (*Global, error)
+	// FinishGlobal removes the global and its branches and leaves a
+	// tombstone with the final status for the retention period. Finishing
+	// a tombstone does nothing; ErrNotFound if neither is stored.
+	FinishGlobal(ctx context.Context, xid string, final Status, d Durability) error
+	// ListGlobals returns stored (unfinished) globals matching f, ordered
+	// by XID.
 	ListGlobals(ctx context.Context, f Filter) ([]*Global, error)
 	// DueGlobals returns unfinished globals whose NextAt is non-zero and not
 	// after t, earliest first, at most limit.
 	DueGlobals(ctx context.Context, t time.Time, limit int) ([]*Global, error)
 
-	// RegisterBranch atomically: checks that the global exists
-	// (ErrNotFound), is in Begin and its locks are not released
-	// (ErrNotBegin) and that now is before its deadline (ErrTimedOut);
-	// takes every lock key of b for b.XID, all or nothing (a
-	// *protocol.LockConflictError naming the first held key otherwise; keys
-	// the same global holds are not conflicts); assigns b.ID = ++BranchSeq;
-	// and stores the branch. On error nothing changes and no key stays
-	// taken. Of concurrent registrations of different globals that want
-	// the same key, at most one succeeds.
-	RegisterBranch(ctx context.Context, b *Branch, now time.Time) (int64, error)
-	// BeginRegisterBranch is RegisterBranch for a global that may not be
-	// stored yet (one begun lazily): if g.XID is neither stored nor
-	// tombstoned, g is created in the same atomic write as the branch
-	// (and created reports it); otherwise it is RegisterBranch. If the
-	// registration is refused, g is not created either. b.XID must be
-	// g.XID (ErrInvalidArgument otherwise).
-	BeginRegisterBranch(ctx context.Context, g *Global, b *Branch, now time.Time) (id int64, created bool, err error)
+	// AddBranch atomically: reads b.XID's global (if neither it nor its
+	// tombstone is stored, create is the global, to be stored with the
+	// branch; with create nil that is ErrNotFound); calls admit on it;
+	// assigns b.ID = ++BranchSeq; and stores the branch and the global.
+	// created reports that create was stored. If admit refuses, nothing
+	// changes and its error is returned. admit may be called more than
+	// once. create.XID must be b.XID (ErrInvalidArgument otherwise). An
+	// error matching ErrNotDurable comes with the id (and created) of the
+	// branch that may be stored; any other error with id 0: nothing was
+	// stored.
+	AddBranch(ctx context.Context, b *Branch, create *Global, admit Admit, d Durability) (id int64, created bool, err error)
 	// UpdateBranch reads a branch, calls fn on a copy and stores it
 	// atomically. ErrBranchNotFound if absent. Changes fn makes to XID and
-	// ID are ignored. fn may set LocksReleased, with the effect of
-	// ReleaseLocks for this branch in the same write; clearing it is
-	// ignored.
-	UpdateBranch(ctx context.Context, xid string, id int64, fn func(b *Branch) error) (*Branch, error)
-	// Branches returns the global's branches in registration order.
+	// ID are ignored.
+	UpdateBranch(ctx context.Context, xid string, id int64, fn func(b *Branch) error, d Durability) (*Branch, error)
+	// Branches returns the global's branches in registration order (none
+	// for an unknown global).
 	Branches(ctx context.Context, xid string) ([]*Branch, error)
-
-	// ReleaseLocks releases the locks of the given branches of xid (sets
-	// their LocksReleased), or all of xid's locks when no branch id is
-	// given (sets the global's LocksReleased). Released locks stay released
-	// across restarts. Unknown globals and branches are ignored.
-	ReleaseLocks(ctx context.Context, xid string, branchIDs ...int64) error
-	// CheckLocks returns nil if no key of resource is held by a global other
-	// than xid, or a *protocol.LockConflictError for the first one that is.
-	CheckLocks(ctx context.Context, xid, resource string, keys []string) error
-	// Locks lists held locks, of one global if xid is not empty, at most
-	// limit (<= 0: no limit).
-	Locks(ctx context.Context, xid string, limit int) ([]Lock, error)
 
 	Close() error
 }

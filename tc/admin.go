@@ -17,7 +17,7 @@ func (a *admin) ListGlobals(ctx context.Context, req *xactpb.ListGlobalsRequest)
 	if limit <= 0 || limit > 10000 {
 		limit = 10000
 	}
-	gs, err := a.s.store.ListGlobals(ctx, storage.Filter{Statuses: req.GetStatuses(), ParkedOnly: req.GetParkedOnly(), Limit: limit})
+	gs, err := a.s.ledger.ListGlobals(ctx, storage.Filter{Statuses: req.GetStatuses(), ParkedOnly: req.GetParkedOnly(), Limit: limit})
 	if err != nil {
 		return nil, err
 	}
@@ -32,7 +32,7 @@ func (a *admin) ShowGlobal(ctx context.Context, req *xactpb.ShowGlobalRequest) (
 	if err := (&coordinator{s: a.s}).checkXID(req.GetXid()); err != nil {
 		return nil, err
 	}
-	g, err := a.s.store.GetGlobal(ctx, req.GetXid())
+	g, err := a.s.ledger.GetGlobal(ctx, req.GetXid())
 	if err != nil {
 		return nil, err
 	}
@@ -40,14 +40,14 @@ func (a *admin) ShowGlobal(ctx context.Context, req *xactpb.ShowGlobalRequest) (
 	if g.Finished {
 		return resp, nil
 	}
-	bs, err := a.s.store.Branches(ctx, g.XID)
+	bs, err := a.s.ledger.Branches(ctx, g.XID)
 	if err != nil {
 		return nil, err
 	}
 	for _, b := range bs {
 		resp.Branches = append(resp.Branches, BranchToPB(b))
 	}
-	locks, err := a.s.store.Locks(ctx, g.XID, 0)
+	locks, err := a.s.ledger.Locks(ctx, g.XID, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +91,7 @@ func (a *admin) ListLocks(ctx context.Context, req *xactpb.ListLocksRequest) (*x
 	if limit <= 0 || limit > 100000 {
 		limit = 100000
 	}
-	locks, err := a.s.store.Locks(ctx, req.GetXid(), limit)
+	locks, err := a.s.ledger.Locks(ctx, req.GetXid(), limit)
 	if err != nil {
 		return nil, err
 	}

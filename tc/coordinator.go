@@ -64,7 +64,7 @@ func (c *coordinator) Begin(ctx context.Context, req *xactpb.BeginRequest) (*xac
 		if err := c.s.beginLazy(ctx, req.GetXid(), req); err != nil {
 			return nil, err
 		}
-		g, err := c.s.store.GetGlobal(ctx, req.GetXid())
+		g, err := c.s.ledger.GetGlobal(ctx, req.GetXid())
 		if err != nil {
 			return nil, err
 		}
@@ -80,7 +80,7 @@ func (c *coordinator) Begin(ctx context.Context, req *xactpb.BeginRequest) (*xac
 	// Relaxed: a Begin lost in a crash is harmless — no branch can have
 	// registered (registration is durable and syncs this write too), so the
 	// TM's next call finds no transaction and nothing needs compensating.
-	if err := c.s.store.CreateGlobal(storage.Relaxed(ctx), g); err != nil {
+	if err := c.s.ledger.CreateGlobal(ctx, g, storage.Relaxed); err != nil {
 		return nil, err
 	}
 	failpoint.Hit("tc/begin/after-store")
@@ -138,7 +138,7 @@ func (s *Server) beginLazy(ctx context.Context, xid string, req *xactpb.BeginReq
 	if err != nil {
 		return err
 	}
-	err = s.store.CreateGlobal(storage.Relaxed(ctx), g)
+	err = s.ledger.CreateGlobal(ctx, g, storage.Relaxed)
 	if errors.Is(err, storage.ErrExists) {
 		return nil
 	}
@@ -174,7 +174,7 @@ func (c *coordinator) GetStatus(ctx context.Context, req *xactpb.GetStatusReques
 	if err := c.checkXID(req.GetXid()); err != nil {
 		return nil, err
 	}
-	g, err := c.s.store.GetGlobal(ctx, req.GetXid())
+	g, err := c.s.ledger.GetGlobal(ctx, req.GetXid())
 	if err != nil {
 		return nil, err
 	}
@@ -233,12 +233,12 @@ func (c *coordinator) RegisterBranch(ctx context.Context, req *xactpb.RegisterBr
 		// The first registration of a lazily begun global creates it in
 		// the same write (a tombstone refuses it, I4).
 		var created bool
-		id, created, err = c.s.store.BeginRegisterBranch(ctx, begin, b, now)
+		id, created, err = c.s.ledger.BeginRegisterBranch(ctx, begin, b, now)
 		if err == nil && created {
 			failpoint.Hit("tc/begin/after-store")
 		}
 	} else {
-		id, err = c.s.store.RegisterBranch(ctx, b, now)
+		id, err = c.s.ledger.RegisterBranch(ctx, b, now)
 	}
 	if err != nil {
 		return nil, c.annotateConflict(ctx, err)
@@ -257,7 +257,7 @@ func (c *coordinator) annotateConflict(ctx context.Context, err error) error {
 	if !errors.As(err, &lc) || lc.Holder == "" {
 		return err
 	}
-	g, gerr := c.s.store.GetGlobal(ctx, lc.Holder)
+	g, gerr := c.s.ledger.GetGlobal(ctx, lc.Holder)
 	// A holder that has finished meanwhile holds nothing any more: the
 	// caller's next attempt gets the row.
 	if gerr == nil && !g.Finished && !protocol.Final(g.Status) && rollbackFamily(g.Status) {
@@ -298,7 +298,7 @@ func (c *coordinator) ReportBranch(ctx context.Context, req *xactpb.ReportBranch
 	mu := c.s.stripe(req.GetXid())
 	mu.Lock()
 	defer mu.Unlock()
-	g, err := c.s.store.GetGlobal(ctx, req.GetXid())
+	g, err := c.s.ledger.GetGlobal(ctx, req.GetXid())
 	if err != nil {
 		return nil, err
 	}
@@ -309,7 +309,7 @@ func (c *coordinator) ReportBranch(ctx context.Context, req *xactpb.ReportBranch
 		// A late report changes nothing once the decision is made.
 		return nil, fmt.Errorf("%w: %v", protocol.ErrNotBegin, g.Status)
 	}
-	_, err = c.s.store.UpdateBranch(ctx, req.GetXid(), req.GetBranchId(), func(b *storage.Branch) error {
+	_, err = c.s.ledger.UpdateBranch(ctx, req.GetXid(), req.GetBranchId(), func(b *storage.Branch) error {
 		b.Status = req.GetStatus()
 		if req.GetNothingCommitted() && b.Type == xactpb.BranchType_BRANCH_TYPE_AT && b.Status == brPhaseOneFailed {
 			// Nothing of it was committed, so nothing of it is to be
@@ -321,7 +321,7 @@ func (c *coordinator) ReportBranch(ctx context.Context, req *xactpb.ReportBranch
 			b.AppData = req.GetApplicationData()
 		}
 		return nil
-	})
+	}, storage.Durable)
 	if err != nil {
 		return nil, err
 	}
@@ -335,7 +335,7 @@ func (c *coordinator) ReportBranch(ctx context.Context, req *xactpb.ReportBranch
 // A round that meets the report while it records an answer skips the
 // branch too (driver.rollback).
 func (c *coordinator) dropLate(ctx context.Context, req *xactpb.ReportBranchRequest) (*xactpb.ReportBranchResponse, error) {
-	_, err := c.s.store.UpdateBranch(ctx, req.GetXid(), req.GetBranchId(), func(b *storage.Branch) error {
+	_, err := c.s.ledger.UpdateBranch(ctx, req.GetXid(), req.GetBranchId(), func(b *storage.Branch) error {
 		// Phase two may have tried it already (an UNKNOWN or FAILED
 		// answer): the RM's word that no commit was sent still holds. A
 		// branch that reported success, or is rolled back, is left alone.
@@ -343,7 +343,7 @@ func (c *coordinator) dropLate(ctx context.Context, req *xactpb.ReportBranchRequ
 			b.Status, b.LocksReleased = brPhaseOneFailed, true
 		}
 		return nil
-	})
+	}, storage.Durable)
 	if err != nil {
 		return nil, err
 	}
@@ -359,7 +359,7 @@ func (c *coordinator) QueryLocks(ctx context.Context, req *xactpb.QueryLocksRequ
 	if err := c.checkKeys(req.GetResourceId(), req.GetLockKeys()); err != nil {
 		return nil, err
 	}
-	err := c.annotateConflict(ctx, c.s.store.CheckLocks(ctx, req.GetXid(), req.GetResourceId(), req.GetLockKeys()))
+	err := c.annotateConflict(ctx, c.s.ledger.CheckLocks(ctx, req.GetXid(), req.GetResourceId(), req.GetLockKeys()))
 	var lc *protocol.LockConflictError
 	switch {
 	case err == nil:

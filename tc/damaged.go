@@ -18,7 +18,7 @@ func (d *driver) parkDamaged(ctx context.Context, xid string, cause error) stora
 	mu.Lock()
 	defer mu.Unlock()
 	now := time.Now()
-	g, err := d.s.store.UpdateGlobal(ctx, xid, func(g *storage.Global) error {
+	g, err := d.s.ledger.UpdateGlobal(ctx, xid, func(g *storage.Global) error {
 		if g.Parked {
 			return errStale
 		}
@@ -26,7 +26,7 @@ func (d *driver) parkDamaged(ctx context.Context, xid string, cause error) stora
 		g.Reason = "store: damaged records: " + cause.Error()
 		g.History = appendEvent(g.History, now, g.Reason)
 		return nil
-	})
+	}, storage.Relaxed)
 	if err != nil {
 		if err != errStale {
 			d.s.log.Error("phase two: the global's records are damaged and it cannot be parked", "xid", xid, "damage", cause, "err", err)

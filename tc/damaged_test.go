@@ -16,6 +16,7 @@ import (
 	"github.com/xact-io/xact/storage"
 	badgerstore "github.com/xact-io/xact/storage/badger"
 	"github.com/xact-io/xact/tc"
+	"github.com/xact-io/xact/tc/ledger"
 	"github.com/xact-io/xact/tc/tctest"
 )
 
@@ -46,7 +47,7 @@ func TestDamagedGlobalIsParked(t *testing.T) {
 		now := time.Now()
 		g := &storage.Global{XID: ds.xid, Status: xactpb.GlobalStatus_GLOBAL_STATUS_COMMIT_RETRYING,
 			BeganAt: now, Deadline: now.Add(time.Minute), NextAt: now, Attempts: 1, LocksReleased: true}
-		if err := s.CreateGlobal(ctx, g); err != nil {
+		if err := s.CreateGlobal(ctx, g, storage.Durable); err != nil {
 			t.Fatal(err)
 		}
 		ds.Store = s
@@ -86,25 +87,29 @@ func issueDataDir(t *testing.T) string {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
+	lg, err := ledger.Open(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
 	now := time.Now()
 	for i, st := range []storage.Status{xactpb.GlobalStatus_GLOBAL_STATUS_COMMIT_RETRYING, xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACK_RETRYING} {
 		xid := fmt.Sprintf("xact-1:1:%d", i)
-		if err := s.CreateGlobal(ctx, &storage.Global{XID: xid, Status: xactpb.GlobalStatus_GLOBAL_STATUS_BEGIN, Deadline: now.Add(time.Hour)}); err != nil {
+		if err := lg.CreateGlobal(ctx, &storage.Global{XID: xid, Status: xactpb.GlobalStatus_GLOBAL_STATUS_BEGIN, Deadline: now.Add(time.Hour)}, storage.Durable); err != nil {
 			t.Fatal(err)
 		}
 		for b := range 3 {
 			br := &storage.Branch{XID: xid, Resource: "127.0.0.1:3306/bank", Type: xactpb.BranchType_BRANCH_TYPE_AT,
 				LockKeys: []string{fmt.Sprintf("accounts:%d", 10*i+b)}, AppData: make([]byte, 200)}
 			rand.Read(br.AppData) // an undo image; random so that it does not compress
-			if _, err := s.RegisterBranch(ctx, br, now); err != nil {
+			if _, err := lg.RegisterBranch(ctx, br, now); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if _, err := s.UpdateGlobal(ctx, xid, func(g *storage.Global) error {
+		if _, err := lg.UpdateGlobal(ctx, xid, func(g *storage.Global) error {
 			g.Status, g.NextAt = st, now.Add(time.Hour)
 			g.LocksReleased = i == 0
 			return nil
-		}); err != nil {
+		}, storage.Durable); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -52,7 +52,7 @@ const (
 func (s *Server) decide(ctx context.Context, xid string, begin *xactpb.BeginRequest, v verdict, who requester) (storage.Status, error) {
 	commit := v == toCommit
 	if begin != nil {
-		if _, err := s.store.GetGlobal(ctx, xid); errors.Is(err, storage.ErrNotFound) {
+		if _, err := s.ledger.GetGlobal(ctx, xid); errors.Is(err, storage.ErrNotFound) {
 			if err := s.beginLazy(ctx, xid, begin); err != nil {
 				return 0, err
 			}
@@ -91,7 +91,7 @@ func (s *Server) decide(ctx context.Context, xid string, begin *xactpb.BeginRequ
 		case <-ctx.Done():
 		}
 	}
-	g, err := s.store.GetGlobal(context.WithoutCancel(ctx), xid)
+	g, err := s.ledger.GetGlobal(context.WithoutCancel(ctx), xid)
 	if err != nil {
 		// The decision is durable; only its current status is unknown.
 		return st, nil
@@ -106,7 +106,7 @@ func (s *Server) decideLocked(ctx context.Context, xid string, v verdict, who re
 	mu := s.stripe(xid)
 	mu.Lock()
 	defer mu.Unlock()
-	g, err := s.store.GetGlobal(ctx, xid)
+	g, err := s.ledger.GetGlobal(ctx, xid)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -128,11 +128,11 @@ func (s *Server) decideLocked(ctx context.Context, xid string, v verdict, who re
 					resumed = stTimeoutRollbackRetry
 				}
 			}
-			g, err = s.store.UpdateGlobal(ctx, xid, func(g *storage.Global) error {
+			g, err = s.ledger.UpdateGlobal(ctx, xid, func(g *storage.Global) error {
 				g.Parked, g.Attempts, g.Status, g.NextAt, g.UpdatedAt = false, 0, resumed, now, now
 				g.History = appendEvent(g.History, now, "resumed by operator")
 				return nil
-			})
+			}, storage.Durable)
 			if err != nil {
 				return 0, nil, err
 			}
@@ -159,7 +159,7 @@ var errRegistered = errors.New("tc: a branch registered concurrently")
 func (s *Server) decideBegin(ctx context.Context, g *storage.Global, v verdict, who requester, now time.Time) (st storage.Status, pre *preload, again bool, err error) {
 	commit, force := v == toCommit, who == byOperator
 	xid := g.XID
-	branches, err := s.store.Branches(ctx, xid)
+	branches, err := s.ledger.Branches(ctx, xid)
 	if err != nil {
 		return 0, nil, false, err
 	}
@@ -189,7 +189,7 @@ func (s *Server) decideBegin(ctx context.Context, g *storage.Global, v verdict, 
 		// write conflicts with any registration in between; the loser
 		// sees the winner's state (a branch to decide with, or a global no
 		// longer in Begin that refuses the branch).
-		_, err := s.store.UpdateGlobal(ctx, xid, func(g *storage.Global) error {
+		_, err := s.ledger.UpdateGlobal(ctx, xid, func(g *storage.Global) error {
 			if g.Status != stBegin {
 				return errStale
 			}
@@ -199,7 +199,7 @@ func (s *Server) decideBegin(ctx context.Context, g *storage.Global, v verdict, 
 			g.Status, g.UpdatedAt = target, now
 			g.History = appendEvent(g.History, now, reason)
 			return nil
-		})
+		}, storage.Durable)
 		if errors.Is(err, errRegistered) {
 			return 0, nil, true, nil
 		}
@@ -209,19 +209,19 @@ func (s *Server) decideBegin(ctx context.Context, g *storage.Global, v verdict, 
 		final := map[storage.Status]storage.Status{
 			stCommitting: stCommitted, stRollbacking: stRollbacked, stTimeoutRollbacking: stTimeoutRollbacked,
 		}[target]
-		if err := s.store.FinishGlobal(ctx, xid, final); err != nil {
+		if err := s.ledger.FinishGlobal(ctx, xid, final, storage.Durable); err != nil {
 			return 0, nil, false, err
 		}
 		return final, nil, false, refuse
 	}
-	g, err = s.store.UpdateGlobal(ctx, xid, func(g *storage.Global) error {
+	g, err = s.ledger.UpdateGlobal(ctx, xid, func(g *storage.Global) error {
 		if g.Status != stBegin {
 			return errStale
 		}
 		g.Status, g.Attempts, g.UpdatedAt = target, 0, now
 		// I5: once the commit decision is durable the rows are free; the
 		// release is part of the write that makes it durable, so no
-		// restart brings the locks back, and the store frees them when
+		// restart brings the locks back, and the ledger frees them when
 		// this write returns — before phase two. A rollback keeps them
 		// until each branch's undo is done.
 		g.LocksReleased = target == stCommitting
@@ -230,7 +230,7 @@ func (s *Server) decideBegin(ctx context.Context, g *storage.Global, v verdict, 
 		g.NextAt = now.Add(s.cfg.PhaseTwoTimeout + s.cfg.ScanInterval)
 		g.History = appendEvent(g.History, now, reason)
 		return nil
-	})
+	}, storage.Durable)
 	if err != nil {
 		return 0, nil, false, err
 	}

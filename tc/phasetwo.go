@@ -109,14 +109,13 @@ func (d *driver) wait() { d.wg.Wait() }
 // carries out is already durable, every action is idempotent at the RM, and
 // a round lost in a crash is redone by recovery.
 func (d *driver) round(ctx context.Context, xid string, pre *preload) storage.Status {
-	ctx = storage.Relaxed(ctx)
 	var g *storage.Global
 	var branches []*storage.Branch
 	if pre != nil {
 		g, branches = pre.g, pre.branches
 	} else {
 		var err error
-		if g, err = d.s.store.GetGlobal(ctx, xid); err != nil {
+		if g, err = d.s.ledger.GetGlobal(ctx, xid); err != nil {
 			if errors.Is(err, storage.ErrCorrupt) {
 				// Nothing to park it in: the store stops offering it, and
 				// listing and showing it fail, naming the damage.
@@ -129,7 +128,7 @@ func (d *driver) round(ctx context.Context, xid string, pre *preload) storage.St
 		if g.Finished || g.Parked {
 			return g.Status
 		}
-		if branches, err = d.s.store.Branches(ctx, xid); err != nil {
+		if branches, err = d.s.ledger.Branches(ctx, xid); err != nil {
 			if errors.Is(err, storage.ErrCorrupt) {
 				return d.parkDamaged(ctx, xid, err)
 			}
@@ -199,7 +198,7 @@ func (d *driver) commit(ctx context.Context, g *storage.Global, branches []*stor
 	}
 	if len(failed) == 0 && len(unknown) == 0 {
 		failpoint.Hit("tc/phase2/before-finish")
-		if err := d.s.store.FinishGlobal(ctx, g.XID, stCommitted); err != nil {
+		if err := d.s.ledger.FinishGlobal(ctx, g.XID, stCommitted, storage.Relaxed); err != nil {
 			if errors.Is(err, storage.ErrCorrupt) {
 				return d.parkDamaged(ctx, g.XID, err)
 			}
@@ -212,7 +211,7 @@ func (d *driver) commit(ctx context.Context, g *storage.Global, branches []*stor
 	// round skips what is committed.
 	for i, b := range todo {
 		r := results[i]
-		_, err := d.s.store.UpdateBranch(ctx, g.XID, b.ID, func(b *storage.Branch) error {
+		_, err := d.s.ledger.UpdateBranch(ctx, g.XID, b.ID, func(b *storage.Branch) error {
 			switch r.Outcome {
 			case xactpb.Outcome_OUTCOME_DONE:
 				b.Status, b.Reason = brCommitted, ""
@@ -224,7 +223,7 @@ func (d *driver) commit(ctx context.Context, g *storage.Global, branches []*stor
 				b.Attempts++
 			}
 			return nil
-		})
+		}, storage.Relaxed)
 		if err != nil {
 			d.s.log.Warn("phase two: record branch", "xid", g.XID, "branch_id", b.ID, "err", err)
 		}
@@ -278,10 +277,10 @@ func (d *driver) rollback(ctx context.Context, g *storage.Global, branches []*st
 			}
 			// The branch's undo is durable at the RM: record it and free
 			// its rows in one write (I5).
-			_, err := d.s.store.UpdateBranch(ctx, g.XID, b.ID, func(b *storage.Branch) error {
+			_, err := d.s.ledger.UpdateBranch(ctx, g.XID, b.ID, func(b *storage.Branch) error {
 				b.Status, b.Reason, b.LocksReleased = brRollbacked, "", true
 				return nil
-			})
+			}, storage.Relaxed)
 			if errors.Is(err, storage.ErrCorrupt) {
 				return d.parkDamaged(ctx, g.XID, err)
 			}
@@ -294,7 +293,7 @@ func (d *driver) rollback(ctx context.Context, g *storage.Global, branches []*st
 		}
 		what := fmt.Sprintf("branch %d: %s", b.ID, r.Reason)
 		dropped := false
-		_, err := d.s.store.UpdateBranch(ctx, g.XID, b.ID, func(b *storage.Branch) error {
+		_, err := d.s.ledger.UpdateBranch(ctx, g.XID, b.ID, func(b *storage.Branch) error {
 			if nothingCommitted(b) {
 				// Its RM reported, meanwhile, that it committed nothing
 				// (coordinator.dropLate): nothing to undo after all.
@@ -308,7 +307,7 @@ func (d *driver) rollback(ctx context.Context, g *storage.Global, branches []*st
 			}
 			b.Attempts++
 			return nil
-		})
+		}, storage.Relaxed)
 		if err != nil {
 			d.s.log.Warn("phase two: record branch", "xid", g.XID, "branch_id", b.ID, "err", err)
 		}
@@ -338,7 +337,7 @@ func (d *driver) rollback(ctx context.Context, g *storage.Global, branches []*st
 	if timeoutFamily(g.Status) {
 		final = stTimeoutRollbacked
 	}
-	if err := d.s.store.FinishGlobal(ctx, g.XID, final); err != nil {
+	if err := d.s.ledger.FinishGlobal(ctx, g.XID, final, storage.Relaxed); err != nil {
 		if errors.Is(err, storage.ErrCorrupt) {
 			return d.parkDamaged(ctx, g.XID, err)
 		}
@@ -388,7 +387,7 @@ func (d *driver) reschedule(ctx context.Context, xid string, v verdict, failed, 
 	mu.Lock()
 	defer mu.Unlock()
 	now := time.Now()
-	g, err := d.s.store.UpdateGlobal(ctx, xid, func(g *storage.Global) error {
+	g, err := d.s.ledger.UpdateGlobal(ctx, xid, func(g *storage.Global) error {
 		if g.Parked || !(commit && commitFamily(g.Status) || !commit && rollbackFamily(g.Status)) {
 			return errStale
 		}
@@ -417,7 +416,7 @@ func (d *driver) reschedule(ctx context.Context, xid string, v verdict, failed, 
 		}
 		g.History = appendEvent(g.History, now, fmt.Sprintf("attempt %d: %s", g.Attempts, g.Reason))
 		return nil
-	})
+	}, storage.Relaxed)
 	if err != nil {
 		if err != errStale && ctx.Err() == nil {
 			d.s.log.Warn("phase two: reschedule", "xid", xid, "err", err)

@@ -17,14 +17,14 @@ import (
 // crash may have cut short) gets them released here: the decision is
 // durable (I5).
 func (s *Server) recover(ctx context.Context) error {
-	gs, err := s.store.ListGlobals(ctx, storage.Filter{})
+	gs, err := s.ledger.ListGlobals(ctx, storage.Filter{})
 	if err != nil {
 		return fmt.Errorf("tc: recovery: %w", err)
 	}
 	n := 0
 	for _, g := range gs {
 		if commitFamily(g.Status) && !g.LocksReleased {
-			if err := s.store.ReleaseLocks(ctx, g.XID); err != nil {
+			if err := s.ledger.ReleaseLocks(ctx, g.XID); err != nil {
 				return fmt.Errorf("tc: recovery: release locks of %s: %w", g.XID, err)
 			}
 		}
@@ -57,7 +57,7 @@ func (s *Server) scanLoop() {
 
 func (s *Server) scanOnce(ctx context.Context) {
 	const batch = 1024
-	due, err := s.store.DueGlobals(ctx, time.Now(), batch)
+	due, err := s.ledger.DueGlobals(ctx, time.Now(), batch)
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Warn("scan", "err", err)
@@ -85,7 +85,7 @@ func (s *Server) expire(ctx context.Context, xid string) {
 	mu := s.stripe(xid)
 	mu.Lock()
 	now := time.Now()
-	_, err := s.store.UpdateGlobal(ctx, xid, func(g *storage.Global) error {
+	_, err := s.ledger.UpdateGlobal(ctx, xid, func(g *storage.Global) error {
 		if g.Status != stBegin || now.Before(g.Deadline) {
 			return errStale
 		}
@@ -93,7 +93,7 @@ func (s *Server) expire(ctx context.Context, xid string) {
 		g.NextAt = now.Add(s.cfg.PhaseTwoTimeout + s.cfg.ScanInterval)
 		g.History = appendEvent(g.History, now, fmt.Sprintf("timed out after %v", g.Timeout))
 		return nil
-	})
+	}, storage.Durable)
 	mu.Unlock()
 	if err != nil {
 		if err != errStale && ctx.Err() == nil {

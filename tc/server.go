@@ -38,6 +38,7 @@ import (
 	"github.com/xact-io/xact/storage"
 	badgerstore "github.com/xact-io/xact/storage/badger"
 	"github.com/xact-io/xact/tc/internal/hub"
+	"github.com/xact-io/xact/tc/ledger"
 )
 
 // Server is a running coordinator.
@@ -46,6 +47,7 @@ type Server struct {
 	log      *slog.Logger
 	store    storage.Store
 	ownStore bool
+	ledger   *ledger.Ledger // the store with the lock table and the rules
 	lis      net.Listener
 	grpc     *grpc.Server
 	hub      *hub.Hub
@@ -80,6 +82,14 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.store, s.ownStore = st, true
 	}
+	lg, err := ledger.Open(context.Background(), s.store)
+	if err != nil {
+		if s.ownStore {
+			s.store.Close()
+		}
+		return nil, fmt.Errorf("tc: open store: %w", err)
+	}
+	s.ledger = lg
 	lis, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
 		if s.ownStore {
@@ -112,6 +122,10 @@ func (s *Server) Addr() string { return s.lis.Addr().String() }
 
 // Store is the store the server persists through.
 func (s *Server) Store() storage.Store { return s.store }
+
+// Ledger is the server's store with its lock table and the coordinator's
+// rules (tc/ledger).
+func (s *Server) Ledger() *ledger.Ledger { return s.ledger }
 
 // Serve recovers unfinished transactions, starts the background loops and
 // serves gRPC until ctx is done or Close is called. It returns nil after a

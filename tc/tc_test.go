@@ -16,6 +16,7 @@ import (
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/storage"
 	"github.com/xact-io/xact/tc"
+	"github.com/xact-io/xact/tc/ledger"
 	"github.com/xact-io/xact/tc/tctest"
 )
 
@@ -806,7 +807,11 @@ func TestCommitDecisionReleaseSurvivesRestart(t *testing.T) {
 	eventually(t, "A's commit at the RM", func() bool { return len(rm.actions()) == 1 })
 	srv.ReopenStore()
 	ctx := context.Background()
-	if locks, err := srv.Store().Locks(ctx, "", 0); err != nil || len(locks) != 0 {
+	lg, err := ledger.Open(ctx, srv.Store()) // the lock table as the restarted server rebuilds it
+	if err != nil {
+		t.Fatal(err)
+	}
+	if locks, err := lg.Locks(ctx, "", 0); err != nil || len(locks) != 0 {
 		t.Errorf("locks after reopening the store = %+v, %v; want none (A's commit decision released them)", locks, err)
 	}
 	if g, err := srv.Store().GetGlobal(ctx, a); err != nil || g.Status != xactpb.GlobalStatus_GLOBAL_STATUS_COMMITTING || !g.LocksReleased {
@@ -837,7 +842,7 @@ func TestRecoveryReleasesLocksOfCommitDecided(t *testing.T) {
 		if _, err := srv.Store().UpdateGlobal(ctx, xid, func(g *storage.Global) error {
 			g.Status, g.Parked, g.NextAt = st, true, time.Time{}
 			return nil
-		}); err != nil {
+		}, storage.Durable); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -958,7 +963,9 @@ func TestMixedCommitWaits(t *testing.T) {
 
 // lateBranchStore registers a branch into xid right after the decision
 // has read xid's branches (and found none), once: the window between that
-// read and the decision's write.
+// read and the decision's write. It adds the branch to the store as a
+// registration does, admitted only while the global is in Begin (its row
+// is not in the lock table: this test is about the decision).
 type lateBranchStore struct {
 	storage.Store
 	once sync.Once
@@ -970,7 +977,13 @@ func (s *lateBranchStore) Branches(ctx context.Context, xid string) ([]*storage.
 	bs, err := s.Store.Branches(ctx, xid)
 	if err == nil && xid == s.xid && len(bs) == 0 {
 		s.once.Do(func() {
-			id, err := s.Store.RegisterBranch(ctx, &storage.Branch{XID: xid, Resource: "db1", Type: xactpb.BranchType_BRANCH_TYPE_AT, LockKeys: []string{"k"}}, time.Now())
+			b := &storage.Branch{XID: xid, Resource: "db1", Type: xactpb.BranchType_BRANCH_TYPE_AT, LockKeys: []string{"k"}}
+			id, _, err := s.Store.AddBranch(ctx, b, nil, func(g *storage.Global) error {
+				if g.Status != xactpb.GlobalStatus_GLOBAL_STATUS_BEGIN {
+					return protocol.ErrNotBegin
+				}
+				return nil
+			}, storage.Durable)
 			if err != nil {
 				panic(err)
 			}

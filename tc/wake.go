@@ -81,7 +81,7 @@ func (w *waker) loop(ctx context.Context) {
 // registration order (I9) — a rollback stuck on another RM's branch would
 // only spend an attempt of its budget.
 func (w *waker) wake(ctx context.Context, routes map[hub.Route]struct{}) {
-	gs, err := w.s.store.ListGlobals(ctx, storage.Filter{Statuses: wakeStatuses, Limit: wakeLimit})
+	gs, err := w.s.ledger.ListGlobals(ctx, storage.Filter{Statuses: wakeStatuses, Limit: wakeLimit})
 	if err != nil {
 		if ctx.Err() == nil {
 			w.s.log.Warn("wake phase two on attach", "err", err)
@@ -93,7 +93,7 @@ func (w *waker) wake(ctx context.Context, routes map[hub.Route]struct{}) {
 		if g.Parked {
 			continue
 		}
-		bs, err := w.s.store.Branches(ctx, g.XID)
+		bs, err := w.s.ledger.Branches(ctx, g.XID)
 		if err != nil {
 			if ctx.Err() != nil {
 				return

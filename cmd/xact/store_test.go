@@ -13,6 +13,7 @@ import (
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/storage"
 	badgerstore "github.com/xact-io/xact/storage/badger"
+	"github.com/xact-io/xact/tc/ledger"
 	"github.com/xact-io/xact/tc/tctest"
 )
 
@@ -22,11 +23,12 @@ func fill(t *testing.T, s storage.Store, n int) {
 	ctx := context.Background()
 	for i := range n {
 		xid := fmt.Sprintf("cli-%d", i)
-		if err := s.CreateGlobal(ctx, &storage.Global{XID: xid, Status: xactpb.GlobalStatus_GLOBAL_STATUS_BEGIN, Deadline: time.Now().Add(time.Hour)}); err != nil {
+		if err := s.CreateGlobal(ctx, &storage.Global{XID: xid, Status: xactpb.GlobalStatus_GLOBAL_STATUS_BEGIN, Deadline: time.Now().Add(time.Hour)}, storage.Durable); err != nil {
 			t.Fatal(err)
 		}
 		for b := range 2 {
-			if _, err := s.RegisterBranch(ctx, &storage.Branch{XID: xid, Resource: "db", LockKeys: []string{fmt.Sprintf("%s-%d", xid, b)}}, time.Now()); err != nil {
+			b := &storage.Branch{XID: xid, Resource: "db", LockKeys: []string{fmt.Sprintf("%s-%d", xid, b)}}
+			if _, _, err := s.AddBranch(ctx, b, nil, func(*storage.Global) error { return nil }, storage.Durable); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -116,7 +118,11 @@ func TestStoreOnline(t *testing.T) {
 	if err != nil || len(bs) != 2 {
 		t.Errorf("restored Branches(cli-3) = %d, %v; want 2", len(bs), err)
 	}
-	if locks, _ := s.Locks(context.Background(), "", 0); len(locks) != 20 {
+	lg, err := ledger.Open(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if locks, _ := lg.Locks(context.Background(), "", 0); len(locks) != 20 {
 		t.Errorf("restored store holds %d locks, want 20", len(locks))
 	}
 }

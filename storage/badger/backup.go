@@ -99,7 +99,16 @@ func (s *Store) Backup(ctx context.Context, w io.Writer) (BackupInfo, error) {
 		return BackupInfo{}, err
 	}
 	err := guardBadger(func() error {
-		_, err := s.db.Backup(bw, 0)
+		// One producer: Badger's stream gives each producer goroutine its
+		// own read transaction, so with several (DB.Backup's default) the
+		// key ranges are read at different versions, and a backup taken
+		// while writes go on can hold a branch without the global write
+		// that came with it. One goroutine reads every range in one
+		// snapshot.
+		stream := s.db.NewStream()
+		stream.LogPrefix = "xact backup"
+		stream.NumGo = 1
+		_, err := stream.Backup(bw, 0)
 		return err
 	})
 	if bw.err != nil {

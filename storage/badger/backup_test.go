@@ -53,7 +53,7 @@ func TestBackupRestore(t *testing.T) {
 		t.Errorf("restored store serves %s", imageDiff(got, want))
 	}
 	// It is a working store.
-	if err := r.CreateGlobal(context.Background(), &storage.Global{XID: "after-restore", Status: begin}); err != nil {
+	if err := r.CreateGlobal(context.Background(), &storage.Global{XID: "after-restore", Status: begin}, storage.Durable); err != nil {
 		t.Errorf("CreateGlobal after restore = %v", err)
 	}
 }
@@ -71,18 +71,18 @@ func TestBackupWhileWriting(t *testing.T) {
 		wg.Go(func() {
 			for i := 0; !stop.Load(); i++ {
 				xid := fmt.Sprintf("w%d-%d", w, i)
-				if err := s.CreateGlobal(ctx, &storage.Global{XID: xid, Status: begin, Deadline: time.Now().Add(time.Hour)}); err != nil {
+				if err := s.CreateGlobal(ctx, &storage.Global{XID: xid, Status: begin, Deadline: time.Now().Add(time.Hour)}, storage.Durable); err != nil {
 					t.Error(err)
 					return
 				}
 				for b := range 3 {
-					if _, err := s.RegisterBranch(ctx, &storage.Branch{XID: xid, Resource: "r", LockKeys: []string{fmt.Sprintf("%s-%d", xid, b)}}, time.Now()); err != nil {
+					if _, err := addBranch(ctx, s, &storage.Branch{XID: xid, Resource: "r", LockKeys: []string{fmt.Sprintf("%s-%d", xid, b)}}); err != nil {
 						t.Error(err)
 						return
 					}
 				}
 				if i%2 == 0 {
-					if err := s.FinishGlobal(ctx, xid, committed); err != nil {
+					if err := s.FinishGlobal(ctx, xid, committed, storage.Durable); err != nil {
 						t.Error(err)
 						return
 					}

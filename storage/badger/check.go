@@ -18,13 +18,11 @@ type loaded struct {
 	damage            []Damage
 }
 
-// load builds the in-memory indexes from the stored records (the due index
-// from the globals, the lock table from the unreleased branches of
-// unreleased globals) and checks them on the way: every record's seal,
-// that every branch belongs to a stored global, and that a global's
-// branches are exactly 1..BranchSeq (RegisterBranch writes the branch and
-// the new BranchSeq in one transaction; FinishGlobal lowers BranchSeq as
-// it deletes from the top). So a lost branch or global record is found
+// load builds the due index from the stored globals and checks every
+// record on the way: its seal, that every branch belongs to a stored
+// global, and that a global's branches are exactly 1..BranchSeq (AddBranch
+// writes the branch and the new BranchSeq in one transaction; FinishGlobal
+// lowers BranchSeq as it deletes from the top). So a lost branch or global record is found
 // here, not skipped: a rollback decision without its branches would
 // release their rows and lose their undo.
 func (s *Store) load() (loaded, error) {
@@ -41,8 +39,7 @@ func (s *Store) loadTxn(txn *bdb.Txn, res *loaded) error {
 	damaged := func(key []byte, format string, args ...any) {
 		res.damage = append(res.damage, Damage{File: s.fileOf(key), What: fmt.Sprintf(format, args...)})
 	}
-	seq := map[string]int64{}     // unfinished global -> BranchSeq; -1: unreadable
-	released := map[string]bool{} // unfinished global -> LocksReleased
+	seq := map[string]int64{} // unfinished global -> BranchSeq; -1: unreadable
 	opts := bdb.DefaultIteratorOptions
 	opts.Prefix = []byte{prefixGlobal}
 	it := txn.NewIterator(opts)
@@ -69,7 +66,6 @@ func (s *Store) loadTxn(txn *bdb.Txn, res *loaded) error {
 			s.due.set(xid, g.NextAt, txn.ReadTs(), false)
 		}
 		seq[xid] = g.BranchSeq
-		released[xid] = g.LocksReleased
 	}
 	it.Close()
 	closed = true
@@ -120,14 +116,6 @@ func (s *Store) loadTxn(txn *bdb.Txn, res *loaded) error {
 		}
 		if err != nil {
 			damaged(item.Key(), "branch %q/%d: %v", xid, id, err)
-			continue
-		}
-		gReleased, live := released[b.XID]
-		if !live || gReleased || b.LocksReleased || len(b.LockKeys) == 0 {
-			continue
-		}
-		if err := s.locks.Add(b.XID, b.ID, b.Resource, b.LockKeys); err != nil {
-			damaged(item.Key(), "branch %q/%d: it and another global's branch both hold a row (I5): %v", b.XID, b.ID, err)
 		}
 	}
 	endGlobal()

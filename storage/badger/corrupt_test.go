@@ -93,14 +93,14 @@ func fillStore(tb testing.TB, s *Store, round int) {
 					br.AppData[i] = byte(rng.Uint32())
 				}
 			}
-			_, err := s.RegisterBranch(ctx, br, now)
+			_, err := addBranch(ctx, s, br)
 			must(err)
 		}
 	}
 	for i, u := range unfinished {
 		xid := fmt.Sprintf("r%d-g-%d", round, i)
 		must(s.CreateGlobal(ctx, &storage.Global{XID: xid, Name: "matrix", Status: begin, Timeout: time.Hour,
-			BeganAt: now, Deadline: now.Add(time.Hour), NextAt: now.Add(time.Hour)}))
+			BeganAt: now, Deadline: now.Add(time.Hour), NextAt: now.Add(time.Hour)}, storage.Durable))
 		register(xid, 3)
 		if u.status == begin {
 			continue
@@ -114,23 +114,23 @@ func fillStore(tb testing.TB, s *Store, round int) {
 			g.History = append(g.History, storage.Event{At: now, What: "attempt 1"})
 			g.LocksReleased = commitSide(u.status)
 			return nil
-		})
+		}, storage.Durable)
 		must(err)
 		if !commitSide(u.status) {
 			// The last branch's undo is done: its rows are free.
 			_, err := s.UpdateBranch(ctx, xid, 3, func(b *storage.Branch) error {
 				b.Status, b.LocksReleased = xactpb.BranchStatus_BRANCH_STATUS_PHASE_TWO_ROLLBACKED, true
 				return nil
-			})
+			}, storage.Durable)
 			must(err)
 		}
 	}
 	for i := range 40 {
 		xid := fmt.Sprintf("r%d-f-%02d", round, i)
-		must(s.CreateGlobal(ctx, &storage.Global{XID: xid, Status: begin, Deadline: now.Add(time.Hour), NextAt: now.Add(time.Hour)}))
+		must(s.CreateGlobal(ctx, &storage.Global{XID: xid, Status: begin, Deadline: now.Add(time.Hour), NextAt: now.Add(time.Hour)}, storage.Durable))
 		register(xid, 1+i%3)
 		if i%4 == 0 {
-			must(s.FinishGlobal(ctx, xid, committed)) // a tombstone
+			must(s.FinishGlobal(ctx, xid, committed, storage.Durable)) // a tombstone
 		}
 	}
 }
@@ -155,7 +155,7 @@ func imageOf(s *Store) (*storeImage, error) {
 			return nil, err
 		}
 	}
-	if img.Locks, err = s.Locks(ctx, "", 0); err != nil {
+	if img.Locks, err = locksOf(ctx, s, ""); err != nil {
 		return nil, err
 	}
 	for round := range 2 {

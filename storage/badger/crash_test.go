@@ -47,19 +47,19 @@ func TestCrashChild(t *testing.T) {
 			for time.Now().Before(stop) {
 				xid := fmt.Sprintf("crash-%d", next.Add(1))
 				g := &storage.Global{XID: xid, Status: begin, Deadline: now.Add(time.Hour), NextAt: now.Add(time.Hour)}
-				if err := s.CreateGlobal(ctx, g); err != nil {
+				if err := s.CreateGlobal(ctx, g, storage.Durable); err != nil {
 					fmt.Println("create:", err)
 					os.Exit(2)
 				}
 				b := &storage.Branch{XID: xid, Resource: "r", LockKeys: []string{xid}}
-				if _, err := s.RegisterBranch(ctx, b, now); err != nil {
+				if _, err := addBranch(ctx, s, b); err != nil {
 					fmt.Println("register:", err)
 					os.Exit(2)
 				}
 				if _, err := s.UpdateGlobal(ctx, xid, func(g *storage.Global) error {
 					g.Status = committing
 					return nil
-				}); err != nil {
+				}, storage.Durable); err != nil {
 					fmt.Println("update:", err)
 					os.Exit(2)
 				}
@@ -131,13 +131,13 @@ func TestCrashDurability(t *testing.T) {
 		if g.Status != committing || g.BranchSeq != 1 {
 			t.Errorf("GetGlobal(%s) after crash = {Status:%v BranchSeq:%d}, want {Status:%v BranchSeq:1}", xid, g.Status, g.BranchSeq, committing)
 		}
-		locks, err := s.Locks(ctx, xid, 0)
+		locks, err := locksOf(ctx, s, xid)
 		if err != nil || len(locks) != 1 || locks[0].Key != xid {
 			t.Errorf("Locks(%s) after crash = %+v, %v, want its one lock", xid, locks, err)
 		}
 	}
 	// The store is usable: new transactions go in.
-	if err := s.CreateGlobal(ctx, &storage.Global{XID: "after-crash", Status: begin}); err != nil {
+	if err := s.CreateGlobal(ctx, &storage.Global{XID: "after-crash", Status: begin}, storage.Durable); err != nil {
 		t.Errorf("CreateGlobal after crash recovery = %v", err)
 	}
 }

@@ -36,22 +36,30 @@ func Example() {
 		NextAt:   now.Add(time.Minute),
 	}
 	// Each call returns once its change is on disk.
-	if err := s.CreateGlobal(ctx, g); err != nil {
+	if err := s.CreateGlobal(ctx, g, storage.Durable); err != nil {
 		fmt.Println(err)
 		return
+	}
+	// A branch is stored if admit accepts its global (the coordinator's
+	// registration rule, tc/ledger, is one such check).
+	inBegin := func(g *storage.Global) error {
+		if g.Status != xactpb.GlobalStatus_GLOBAL_STATUS_BEGIN {
+			return fmt.Errorf("%s is %v", g.XID, g.Status)
+		}
+		return nil
 	}
 	b := &storage.Branch{XID: g.XID, Resource: "db:3306/orders", LockKeys: []string{"orders:42"}}
-	id, err := s.RegisterBranch(ctx, b, now)
-	fmt.Println(id, err)
+	id, created, err := s.AddBranch(ctx, b, nil, inBegin, storage.Durable)
+	fmt.Println(id, created, err)
 
-	other := &storage.Global{XID: "node-1:2", Status: xactpb.GlobalStatus_GLOBAL_STATUS_BEGIN}
-	if err := s.CreateGlobal(ctx, other); err != nil {
+	// A tombstone stays for the retention period.
+	if err := s.FinishGlobal(ctx, g.XID, xactpb.GlobalStatus_GLOBAL_STATUS_COMMITTED, storage.Durable); err != nil {
 		fmt.Println(err)
 		return
 	}
-	_, err = s.RegisterBranch(ctx, &storage.Branch{XID: other.XID, Resource: "db:3306/orders", LockKeys: []string{"orders:42"}}, now)
+	_, _, err = s.AddBranch(ctx, &storage.Branch{XID: g.XID, Resource: "db:3306/orders"}, nil, inBegin, storage.Durable)
 	fmt.Println(err)
 	// Output:
-	// 1 <nil>
-	// xact: global lock conflict on db:3306/orders "orders:42" held by node-1:1
+	// 1 false <nil>
+	// node-1:1 is GLOBAL_STATUS_COMMITTED
 }

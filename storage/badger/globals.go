@@ -67,13 +67,13 @@ func putGlobal(txn *tx, old, g *storage.Global) error {
 
 // CreateGlobal stores g; storage.ErrExists if g.XID is stored or has a
 // retained tombstone.
-func (s *Store) CreateGlobal(ctx context.Context, g *storage.Global) error {
+func (s *Store) CreateGlobal(ctx context.Context, g *storage.Global, d storage.Durability) error {
 	if g.XID == "" {
 		return fmt.Errorf("storage: create global: empty XID: %w", protocol.ErrInvalidArgument)
 	}
 	c := g.Clone()
 	c.Finished = false
-	return s.update(ctx, func(txn *tx) error {
+	return s.update(ctx, d, func(txn *tx) error {
 		for _, key := range [][]byte{globalKey(c.XID), tombstoneKey(c.XID)} {
 			ok, err := exists(txn.Txn, key)
 			if err != nil {
@@ -109,12 +109,10 @@ func (s *Store) GetGlobal(ctx context.Context, xid string) (*storage.Global, err
 
 // UpdateGlobal calls fn on a copy of the global and stores the result; fn
 // runs again if the transaction conflicts. Changes fn makes to XID,
-// BranchSeq and Finished are ignored; setting LocksReleased frees the
-// global's locks once the write returns, clearing it is ignored.
-func (s *Store) UpdateGlobal(ctx context.Context, xid string, fn func(g *storage.Global) error) (*storage.Global, error) {
+// BranchSeq and Finished are ignored.
+func (s *Store) UpdateGlobal(ctx context.Context, xid string, fn func(g *storage.Global) error, d storage.Durability) (*storage.Global, error) {
 	var out *storage.Global
-	released := false
-	err := s.update(ctx, func(txn *tx) error {
+	err := s.update(ctx, d, func(txn *tx) error {
 		old, ok, err := getGlobal(txn.Txn, xid)
 		if err != nil {
 			return err
@@ -127,33 +125,24 @@ func (s *Store) UpdateGlobal(ctx context.Context, xid string, fn func(g *storage
 			return err
 		}
 		c.XID, c.BranchSeq, c.Finished = old.XID, old.BranchSeq, false
-		c.LocksReleased = c.LocksReleased || old.LocksReleased
-		released = c.LocksReleased && !old.LocksReleased
 		out = c
 		return putGlobal(txn, old, c)
 	})
 	if err != nil {
 		return nil, err
 	}
-	if released {
-		// After the write is durable (or, relaxed, committed): a row is
-		// free for others only once its release cannot be lost without
-		// losing their registration too (the log is in commit order).
-		s.locks.Release(xid)
-	}
 	return out, nil
 }
 
-// FinishGlobal deletes the global and its branches, writes a tombstone
-// with status final that expires after the retention period, and then
-// frees the global's locks. Finishing a tombstone is a no-op. A global with
-// more than maxWritesPerTxn branches is cleaned up over several durable
-// transactions; if one fails, calling FinishGlobal again completes it (the
-// locks stay held until then).
-func (s *Store) FinishGlobal(ctx context.Context, xid string, final storage.Status) error {
+// FinishGlobal deletes the global and its branches and writes a tombstone
+// with status final that expires after the retention period. Finishing a
+// tombstone is a no-op. A global with more than maxWritesPerTxn branches
+// is cleaned up over several transactions; if one fails, calling
+// FinishGlobal again completes it.
+func (s *Store) FinishGlobal(ctx context.Context, xid string, final storage.Status, d storage.Durability) error {
 	for {
 		done := false
-		err := s.update(ctx, func(txn *tx) error {
+		err := s.update(ctx, d, func(txn *tx) error {
 			done = false
 			g, ok, err := getGlobal(txn.Txn, xid)
 			if err != nil {
@@ -193,7 +182,6 @@ func (s *Store) FinishGlobal(ctx context.Context, xid string, final storage.Stat
 			return err
 		}
 		if done {
-			s.locks.Release(xid)
 			return nil
 		}
 	}

@@ -12,11 +12,11 @@ import (
 //	t <xid>                      -> tombstone record (global record with Finished set), written with a TTL
 //	b <esc xid> <be64 branch id> -> branch record; a prefix scan yields registration order
 //	v                            -> the format version (migrate.go)
-//	m                            -> empty: the version mark (store.go, updateHook)
+//	m                            -> empty: the version mark (store.go, keepVersion)
 //
-// The due-time index over NextAt and the lock table are kept in memory
-// (due.go, storage/internal/locktable), rebuilt from the globals and
-// branches at Open. Format version 1 also stored the locks:
+// The due-time index over NextAt is kept in memory (due.go), rebuilt from
+// the globals at Open; the coordinator rebuilds its lock table from the
+// branches (tc/ledger). Format version 1 also stored the locks:
 //
 //	l <esc resource> <key>                            -> lock holder record (xid, branch id)
 //	h <esc xid> <be64 branch id> <esc resource> <key> -> empty: per-global lock index

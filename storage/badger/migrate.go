@@ -7,14 +7,16 @@ import (
 
 	bdb "github.com/dgraph-io/badger/v4"
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/xact-io/xact/storage"
 )
 
 // Format versions of a data directory, kept under formatKey.
 //
 // Version 1 (no format key) stored the lock table itself: a row per held
 // key ('l') and a per-global index ('h'), deleted on release. Version 2
-// stores only release flags (Global.LocksReleased, Branch.LocksReleased)
-// and derives the lock table from the branches at Open. Version 3 seals
+// stores only release flags (Global.LocksReleased, Branch.LocksReleased),
+// from which the coordinator derives the lock table (tc/ledger). Version 3 seals
 // every record with a checksum (records.go, seal).
 //
 // A version-1 directory cannot simply be read as version 2: a branch keeps
@@ -96,7 +98,7 @@ func (s *Store) migrate() error {
 		if err := s.sealAll(ctx); err != nil {
 			return fmt.Errorf("migrate to format version %d: %w", formatVersion, err)
 		}
-		if err := s.update(ctx, func(txn *tx) error {
+		if err := s.update(ctx, storage.Durable, func(txn *tx) error {
 			return txn.Set(formatKey, protowire.AppendVarint(nil, formatVersion))
 		}); err != nil {
 			return fmt.Errorf("write format version: %w", err)
@@ -114,7 +116,7 @@ func (s *Store) migrate() error {
 			if s.cfg.readOnly {
 				break
 			}
-			if err := s.update(ctx, func(txn *tx) error {
+			if err := s.update(ctx, storage.Durable, func(txn *tx) error {
 				_, _, err := deletePrefix(txn, []byte{p}, s.writeBudget)
 				return err
 			}); err != nil {
@@ -164,7 +166,7 @@ func (s *Store) sealAll(ctx context.Context) error {
 				return err
 			}
 			if len(todo) > 0 {
-				err = s.update(ctx, func(txn *tx) error {
+				err = s.update(ctx, storage.Durable, func(txn *tx) error {
 					for _, r := range todo {
 						e := bdb.NewEntry(r.key, r.val)
 						e.ExpiresAt = r.expiresAt
@@ -241,7 +243,7 @@ func (s *Store) releaseUnheld(ctx context.Context) error {
 	for len(todo) > 0 {
 		batch := todo[:min(len(todo), s.writeBudget)]
 		todo = todo[len(batch):]
-		err := s.update(ctx, func(txn *tx) error {
+		err := s.update(ctx, storage.Durable, func(txn *tx) error {
 			for _, r := range batch {
 				item, err := txn.Get(branchKey(r.xid, r.id))
 				if errors.Is(err, bdb.ErrKeyNotFound) {

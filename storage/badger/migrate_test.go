@@ -102,7 +102,7 @@ func TestMigrateFromFormat1(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Open #%d = %v", i+1, err)
 		}
-		got, err := s.Locks(ctx, "", 0)
+		got, err := locksOf(ctx, s, "")
 		if err != nil || !reflect.DeepEqual(got, want) {
 			t.Errorf("Open #%d: Locks = %+v, %v; want %+v", i+1, got, err, want)
 		}
@@ -171,7 +171,7 @@ func TestMigrateInChunks(t *testing.T) {
 	}
 	writeLegacy(t, dir, globals, branches)
 	s := openDir(t, dir, withWriteBudget(4))
-	locks, err := s.Locks(context.Background(), "", 0)
+	locks, err := locksOf(context.Background(), s, "")
 	if err != nil || len(locks) != 10 {
 		t.Errorf("Locks after migrating in chunks = %d, %v; want 10 (branch 1 of each global)", len(locks), err)
 	}
@@ -242,7 +242,7 @@ func TestMigrateFromFormat2(t *testing.T) {
 	if got, err := s.Branches(ctx, "x1"); err != nil || !reflect.DeepEqual(got, branches) {
 		t.Errorf("Branches(x1) after migration = %+v, %v; want %+v", got, err, branches)
 	}
-	if locks, _ := s.Locks(ctx, "", 0); len(locks) != 1 || locks[0].Key != "a" {
+	if locks, _ := locksOf(ctx, s, ""); len(locks) != 1 || locks[0].Key != "a" {
 		t.Errorf("Locks after migration = %+v, want the one on a", locks)
 	}
 	err = s.db.View(func(txn *bdb.Txn) error {

@@ -1,19 +1,15 @@
 // Package badger is the coordinator's embedded, durable storage.Store, built
 // on Badger (github.com/dgraph-io/badger/v4).
 //
-// Every mutating method returns only after its change is on disk. Concurrent
-// callers share fsyncs (group commit, see sync.go), so throughput grows with
-// the number of concurrent requests instead of being bound by one fsync per
-// change. Each mutation is one serializable Badger transaction.
+// Every mutating method returns only after its change is on disk (unless
+// asked for storage.Relaxed). Concurrent callers share fsyncs (group
+// commit, see sync.go), so throughput grows with the number of concurrent
+// requests instead of being bound by one fsync per change. Each mutation is
+// one serializable Badger transaction.
 //
 // The global row locks are not stored as records: they are a view of the
-// branches (storage.Lock), kept in memory (storage/internal/locktable) and
-// rebuilt from the globals and branches at Open. RegisterBranch reserves
-// its keys in that table before it writes the branch and gives them back
-// if the write fails, so a row is never granted to two global
-// transactions; a release is a flag on the global or branch record
-// (LocksReleased), and the table frees the rows once that write returns.
-// CheckLocks and Locks read only memory.
+// branches (their lock keys and release flags) that the coordinator keeps
+// in memory (tc/ledger).
 //
 //	s, err := badger.Open("/var/lib/xact")
 //	if err != nil {
@@ -37,7 +33,6 @@ import (
 
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/storage"
-	"github.com/xact-io/xact/storage/internal/locktable"
 )
 
 // Defaults for the options.
@@ -124,7 +119,6 @@ type Store struct {
 	legacy bool
 	loaded loaded // what Open's load found
 	due    *dueIndex
-	locks  *locktable.Table
 	// writeBudget bounds the writes of one cleanup or migration
 	// transaction.
 	writeBudget int
@@ -250,7 +244,6 @@ func open(dir string, cfg config, unlock func() error) (*Store, error) {
 		state:       sf,
 		writeBudget: cfg.writeBudget,
 		due:         newDueIndex(),
-		locks:       locktable.New(),
 	}
 	s.commit = newCommitter(func() error {
 		version := s.readTs()
@@ -430,17 +423,11 @@ func (t *tx) keepVersion() error {
 }
 
 // update runs fn in a read-write transaction and returns once the change is
-// durable. fn must be repeatable: on a transaction conflict (another
-// transaction wrote a key fn read) it runs again on fresh data. An error
-// from fn aborts the transaction and is returned as it is.
-func (s *Store) update(ctx context.Context, fn func(t *tx) error) error {
-	return s.updateHook(ctx, fn, nil)
-}
-
-// updateHook is update with committed, which (if not nil) runs once the
-// transaction has committed and before the wait for durability: from then
-// on the change is visible to every reader, even if the wait fails.
-func (s *Store) updateHook(ctx context.Context, fn func(t *tx) error, committed func()) error {
+// durable (d Durable) or committed (Relaxed). fn must be repeatable: on a
+// transaction conflict (another transaction wrote a key fn read) it runs
+// again on fresh data. An error from fn aborts the transaction and is
+// returned as it is.
+func (s *Store) update(ctx context.Context, d storage.Durability, fn func(t *tx) error) error {
 	if err := s.enter(ctx); err != nil {
 		return err
 	}
@@ -468,9 +455,6 @@ func (s *Store) updateHook(ctx context.Context, fn func(t *tx) error, committed 
 				// the sync that releases this caller sees it.
 				s.vlogDirty.Store(true)
 			}
-			if committed != nil {
-				committed()
-			}
 			break
 		}
 		if errors.Is(err, bdb.ErrTxnTooBig) {
@@ -489,14 +473,17 @@ func (s *Store) updateHook(ctx context.Context, fn func(t *tx) error, committed 
 			time.Sleep(time.Duration(attempt/8) * 50 * time.Microsecond)
 		}
 	}
-	if storage.IsRelaxed(ctx) {
+	if d == storage.Relaxed {
 		// The caller accepts an acknowledgement before the sync; the next
 		// durable write's sync covers this one (the log is in commit order).
 		return nil
 	}
 	// Wait even when fn wrote nothing: a no-op answer may rest on a change
 	// another caller committed and is still waiting to sync.
-	return s.commit.wait()
+	if err := s.commit.wait(); err != nil {
+		return fmt.Errorf("%w: %w", storage.ErrNotDurable, err)
+	}
+	return nil
 }
 
 // view runs fn in a read-only transaction.

@@ -20,6 +20,7 @@ import (
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/storage"
 	"github.com/xact-io/xact/storage/storetest"
+	"github.com/xact-io/xact/tc/ledger"
 )
 
 const (
@@ -97,7 +98,7 @@ func TestOpenLocked(t *testing.T) {
 	// The first store is unaffected, and the directory opens again once it
 	// is closed.
 	ctx := context.Background()
-	if err := s.CreateGlobal(ctx, &storage.Global{XID: "x1", Status: begin}); err != nil {
+	if err := s.CreateGlobal(ctx, &storage.Global{XID: "x1", Status: begin}, storage.Durable); err != nil {
 		t.Fatalf("CreateGlobal after failed second Open = %v", err)
 	}
 	if err := s.Close(); err != nil {
@@ -149,10 +150,10 @@ func TestReopen(t *testing.T) {
 	}
 	for i, xid := range []string{"a", "b", "c"} {
 		g := &storage.Global{XID: xid, Status: begin, Deadline: now.Add(time.Hour), NextAt: now.Add(time.Duration(i) * time.Second)}
-		if err := s.CreateGlobal(ctx, g); err != nil {
+		if err := s.CreateGlobal(ctx, g, storage.Durable); err != nil {
 			t.Fatalf("CreateGlobal(%s) = %v", xid, err)
 		}
-		if _, err := s.RegisterBranch(ctx, &storage.Branch{XID: xid, Resource: "r", LockKeys: []string{xid + "1", xid + "2"}}, now); err != nil {
+		if _, err := addBranch(ctx, s, &storage.Branch{XID: xid, Resource: "r", LockKeys: []string{xid + "1", xid + "2"}}); err != nil {
 			t.Fatalf("RegisterBranch(%s) = %v", xid, err)
 		}
 	}
@@ -160,10 +161,10 @@ func TestReopen(t *testing.T) {
 		g.Status = committing
 		g.NextAt = now.Add(time.Minute)
 		return nil
-	}); err != nil {
+	}, storage.Durable); err != nil {
 		t.Fatalf("UpdateGlobal = %v", err)
 	}
-	if err := s.FinishGlobal(ctx, "c", committed); err != nil {
+	if err := s.FinishGlobal(ctx, "c", committed, storage.Durable); err != nil {
 		t.Fatalf("FinishGlobal = %v", err)
 	}
 	if err := s.Close(); err != nil {
@@ -190,19 +191,24 @@ func TestReopen(t *testing.T) {
 	if want := []string{"b", "a"}; !slices.Equal(got, want) {
 		t.Errorf("DueGlobals after reopen = %v, want %v", got, want)
 	}
-	locks, err := s.Locks(ctx, "", 0)
+	// The coordinator rebuilds the same locks from the branches.
+	lg, err := ledger.Open(ctx, s)
+	if err != nil {
+		t.Fatalf("ledger.Open = %v", err)
+	}
+	locks, err := lg.Locks(ctx, "", 0)
 	if err != nil {
 		t.Fatalf("Locks = %v", err)
 	}
 	if len(locks) != 4 {
 		t.Errorf("len(Locks) after reopen = %d, want 4 (a's and b's)", len(locks))
 	}
-	_, err = s.RegisterBranch(ctx, &storage.Branch{XID: "b", Resource: "r", LockKeys: []string{"a1"}}, now)
+	_, err = lg.RegisterBranch(ctx, &storage.Branch{XID: "b", Resource: "r", LockKeys: []string{"a1"}}, now)
 	var lc *protocol.LockConflictError
 	if !errors.As(err, &lc) || lc.Holder != "a" {
 		t.Errorf("RegisterBranch(b, a's key) after reopen = %v, want a conflict held by a", err)
 	}
-	if id, err := s.RegisterBranch(ctx, &storage.Branch{XID: "b", Resource: "r", LockKeys: []string{"new"}}, now); err != nil || id != 2 {
+	if id, err := lg.RegisterBranch(ctx, &storage.Branch{XID: "b", Resource: "r", LockKeys: []string{"new"}}, now); err != nil || id != 2 {
 		t.Errorf("RegisterBranch(b) after reopen = %d, %v, want 2, nil", id, err)
 	}
 }
@@ -211,10 +217,10 @@ func TestTombstoneExpiry(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := openTest(t, WithTombstoneRetention(time.Second))
-	if err := s.CreateGlobal(ctx, &storage.Global{XID: "x1", Status: begin}); err != nil {
+	if err := s.CreateGlobal(ctx, &storage.Global{XID: "x1", Status: begin}, storage.Durable); err != nil {
 		t.Fatalf("CreateGlobal = %v", err)
 	}
-	if err := s.FinishGlobal(ctx, "x1", committed); err != nil {
+	if err := s.FinishGlobal(ctx, "x1", committed, storage.Durable); err != nil {
 		t.Fatalf("FinishGlobal = %v", err)
 	}
 	if g, err := s.GetGlobal(ctx, "x1"); err != nil || !g.Finished {
@@ -237,7 +243,7 @@ func TestTombstoneExpiry(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	// The XID can be used again.
-	if err := s.CreateGlobal(ctx, &storage.Global{XID: "x1", Status: begin}); err != nil {
+	if err := s.CreateGlobal(ctx, &storage.Global{XID: "x1", Status: begin}, storage.Durable); err != nil {
 		t.Errorf("CreateGlobal after tombstone expired = %v, want nil", err)
 	}
 }
@@ -268,24 +274,22 @@ func TestCorruptRecords(t *testing.T) {
 		{"GetGlobal(global)", func() error { _, err := s.GetGlobal(ctx, "g"); return err }},
 		{"GetGlobal(tombstone)", func() error { _, err := s.GetGlobal(ctx, "t"); return err }},
 		{"UpdateGlobal", func() error {
-			_, err := s.UpdateGlobal(ctx, "g", func(*storage.Global) error { return nil })
+			_, err := s.UpdateGlobal(ctx, "g", func(*storage.Global) error { return nil }, storage.Durable)
 			return err
 		}},
-		{"RegisterBranch(global)", func() error {
-			_, err := s.RegisterBranch(ctx, &storage.Branch{XID: "g"}, time.Now())
+		{"AddBranch(global)", func() error {
+			_, err := addBranch(ctx, s, &storage.Branch{XID: "g"})
 			return err
 		}},
-		{"FinishGlobal", func() error { return s.FinishGlobal(ctx, "g", committed) }},
+		{"FinishGlobal", func() error { return s.FinishGlobal(ctx, "g", committed, storage.Durable) }},
 		{"ListGlobals", func() error { _, err := s.ListGlobals(ctx, storage.Filter{}); return err }},
 		{"Branches", func() error { _, err := s.Branches(ctx, "b"); return err }},
 		{"UpdateBranch", func() error {
-			_, err := s.UpdateBranch(ctx, "b", 1, func(*storage.Branch) error { return nil })
+			_, err := s.UpdateBranch(ctx, "b", 1, func(*storage.Branch) error { return nil }, storage.Durable)
 			return err
 		}},
-		{"ReleaseLocks(global)", func() error { return s.ReleaseLocks(ctx, "g") }},
-		{"ReleaseLocks(branch)", func() error { return s.ReleaseLocks(ctx, "b", 1) }},
-		{"RegisterBranch(with keys)", func() error {
-			_, err := s.RegisterBranch(ctx, &storage.Branch{XID: "g", Resource: "r", LockKeys: []string{"k"}}, time.Now())
+		{"AddBranch(with keys)", func() error {
+			_, err := addBranch(ctx, s, &storage.Branch{XID: "g", Resource: "r", LockKeys: []string{"k"}})
 			return err
 		}},
 	}
@@ -302,19 +306,15 @@ func TestCorruptRecords(t *testing.T) {
 	if xids := s.due.due(time.Unix(2, 0), 0); len(xids) != 0 {
 		t.Errorf("due index after DueGlobals met a corrupt record = %v, want empty", xids)
 	}
-	// The refused registration left no lock behind.
-	if err := s.CheckLocks(ctx, "other", "r", []string{"k"}); err != nil {
-		t.Errorf("CheckLocks after a refused registration = %v, want nil", err)
-	}
 }
 
 // TestCleanupInChunks finishes a global with more branches than one
-// transaction may delete, and releases locks of another.
+// transaction may delete, leaving another alone.
 func TestCleanupInChunks(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t, withWriteBudget(3))
 	for _, xid := range []string{"f", "r"} {
-		if err := s.CreateGlobal(ctx, &storage.Global{XID: xid, Status: begin}); err != nil {
+		if err := s.CreateGlobal(ctx, &storage.Global{XID: xid, Status: begin}, storage.Durable); err != nil {
 			t.Fatalf("CreateGlobal = %v", err)
 		}
 		for b := range 5 {
@@ -322,25 +322,19 @@ func TestCleanupInChunks(t *testing.T) {
 			for k := range 4 {
 				keys = append(keys, fmt.Sprintf("%s-%d-%d", xid, b, k))
 			}
-			if _, err := s.RegisterBranch(ctx, &storage.Branch{XID: xid, Resource: "r", LockKeys: keys}, time.Now()); err != nil {
-				t.Fatalf("RegisterBranch = %v", err)
+			if _, err := addBranch(ctx, s, &storage.Branch{XID: xid, Resource: "r", LockKeys: keys}); err != nil {
+				t.Fatalf("AddBranch = %v", err)
 			}
 		}
 	}
-	if err := s.FinishGlobal(ctx, "f", committed); err != nil {
+	if err := s.FinishGlobal(ctx, "f", committed, storage.Durable); err != nil {
 		t.Fatalf("FinishGlobal = %v", err)
 	}
-	if err := s.ReleaseLocks(ctx, "r", 2, 4); err != nil {
-		t.Fatalf("ReleaseLocks(r, 2, 4) = %v", err)
+	if got, err := locksOf(ctx, s, ""); err != nil || len(got) != 20 {
+		t.Errorf("locks after finishing f = %d, %v; want r's 20", len(got), err)
 	}
-	if got, err := s.Locks(ctx, "r", 0); err != nil || len(got) != 12 {
-		t.Errorf("Locks(r) after releasing 2 of 5 branches = %d locks, %v, want 12", len(got), err)
-	}
-	if err := s.ReleaseLocks(ctx, "r"); err != nil {
-		t.Fatalf("ReleaseLocks(r) = %v", err)
-	}
-	if got, err := s.Locks(ctx, "", 0); err != nil || len(got) != 0 {
-		t.Errorf("Locks after cleanup = %+v, %v, want none", got, err)
+	if bs, err := s.Branches(ctx, "r"); err != nil || len(bs) != 5 {
+		t.Errorf("Branches(r) = %d, %v, want 5", len(bs), err)
 	}
 	if bs, err := s.Branches(ctx, "f"); err != nil || len(bs) != 0 {
 		t.Errorf("Branches(f) = %d, %v, want 0", len(bs), err)
@@ -353,35 +347,47 @@ func TestCleanupInChunks(t *testing.T) {
 // TestRegisterWriteFails checks what a registration whose write fails
 // leaves in the lock table: nothing if its transaction did not commit; its
 // locks if it committed and only the sync failed (the caller cannot know
-// whether the branch is stored, so its rows stay protected).
+// whether the branch is stored, so its rows stay protected): the store
+// reports storage.ErrNotDurable with the branch's id.
 func TestRegisterWriteFails(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t)
-	for _, xid := range []string{"x1", "x2"} {
-		if err := s.CreateGlobal(ctx, &storage.Global{XID: xid, Status: begin}); err != nil {
-			t.Fatalf("CreateGlobal = %v", err)
-		}
+	if err := s.CreateGlobal(ctx, &storage.Global{XID: "x1", Status: begin}, storage.Durable); err != nil {
+		t.Fatalf("CreateGlobal = %v", err)
 	}
 	errDisk := errors.New("EIO")
 	s.commit.sync = func() error { return errDisk } // the committer reads it after the next wait's kick
 
-	_, err := s.RegisterBranch(ctx, &storage.Branch{XID: "x1", Resource: "r", LockKeys: []string{"k"}}, time.Now())
+	id, _, err := s.AddBranch(ctx, &storage.Branch{XID: "x1", Resource: "r"}, nil, admitAll, storage.Durable)
+	if !errors.Is(err, errDisk) || !errors.Is(err, storage.ErrNotDurable) || id != 1 {
+		t.Fatalf("AddBranch with a failing sync = %d, %v; want 1 and %v, %v", id, err, storage.ErrNotDurable, errDisk)
+	}
+	// Through the ledger, on a fresh store: the rows stay locked.
+	s2 := openTest(t)
+	for _, xid := range []string{"x1", "x2"} {
+		if err := s2.CreateGlobal(ctx, &storage.Global{XID: xid, Status: begin}, storage.Durable); err != nil {
+			t.Fatalf("CreateGlobal = %v", err)
+		}
+	}
+	lg := ledger.New(s2, ledger.NewTable())
+	s2.commit.sync = func() error { return errDisk }
+	_, err = lg.RegisterBranch(ctx, &storage.Branch{XID: "x1", Resource: "r", LockKeys: []string{"k"}}, time.Now())
 	if !errors.Is(err, errDisk) {
 		t.Fatalf("RegisterBranch with a failing sync = %v, want %v", err, errDisk)
 	}
-	if err := s.CheckLocks(ctx, "x2", "r", []string{"k"}); err == nil {
+	if err := lg.CheckLocks(ctx, "x2", "r", []string{"k"}); err == nil {
 		t.Errorf("CheckLocks(k) after a committed registration whose sync failed = nil, want held by x1")
 	}
 	// The failure is sticky: the next registration does not commit, and
 	// gives its keys back.
-	_, err = s.RegisterBranch(ctx, &storage.Branch{XID: "x2", Resource: "r", LockKeys: []string{"m"}}, time.Now())
-	if !errors.Is(err, errDisk) {
-		t.Fatalf("RegisterBranch after a failed sync = %v, want %v", err, errDisk)
+	_, err = lg.RegisterBranch(ctx, &storage.Branch{XID: "x2", Resource: "r", LockKeys: []string{"m"}}, time.Now())
+	if !errors.Is(err, errDisk) || errors.Is(err, storage.ErrNotDurable) {
+		t.Fatalf("RegisterBranch after a failed sync = %v, want %v and not %v", err, errDisk, storage.ErrNotDurable)
 	}
-	if err := s.CheckLocks(ctx, "x1", "r", []string{"m"}); err != nil {
+	if err := lg.CheckLocks(ctx, "x1", "r", []string{"m"}); err != nil {
 		t.Errorf("CheckLocks(m) after a registration that did not commit = %v, want nil", err)
 	}
-	if locks, err := s.Locks(ctx, "x2", 0); err != nil || len(locks) != 0 {
+	if locks, err := lg.Locks(ctx, "x2", 0); err != nil || len(locks) != 0 {
 		t.Errorf("Locks(x2) = %+v, %v, want none", locks, err)
 	}
 }
@@ -400,7 +406,7 @@ func TestWALRotation(t *testing.T) {
 	reason := strings.Repeat("r", 1000)
 	for i := range n {
 		g := &storage.Global{XID: fmt.Sprintf("x%05d", i), Status: begin, Reason: reason}
-		if err := s.CreateGlobal(ctx, g); err != nil {
+		if err := s.CreateGlobal(ctx, g, storage.Durable); err != nil {
 			t.Fatalf("CreateGlobal(%d) = %v", i, err)
 		}
 	}
@@ -427,11 +433,11 @@ func TestValueLogSync(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Open = %v", err)
 	}
-	if err := s.CreateGlobal(ctx, &storage.Global{XID: "x1", Status: begin}); err != nil {
+	if err := s.CreateGlobal(ctx, &storage.Global{XID: "x1", Status: begin}, storage.Durable); err != nil {
 		t.Fatalf("CreateGlobal = %v", err)
 	}
 	big := bytes.Repeat([]byte{7}, 4<<10)
-	if _, err := s.RegisterBranch(ctx, &storage.Branch{XID: "x1", AppData: big}, time.Now()); err != nil {
+	if _, err := addBranch(ctx, s, &storage.Branch{XID: "x1", AppData: big}); err != nil {
 		t.Fatalf("RegisterBranch = %v", err)
 	}
 	if s.vlogDirty.Load() {
@@ -469,7 +475,7 @@ func TestLogger(t *testing.T) {
 	var buf syncBuffer
 	l := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s := openTest(t, WithLogger(l))
-	if err := s.CreateGlobal(context.Background(), &storage.Global{XID: "x"}); err != nil {
+	if err := s.CreateGlobal(context.Background(), &storage.Global{XID: "x"}, storage.Durable); err != nil {
 		t.Fatal(err)
 	}
 	if got := buf.String(); !strings.Contains(got, "component=badger") {
@@ -485,7 +491,7 @@ func TestCloseStopsGoroutines(t *testing.T) {
 	}
 	ctx := context.Background()
 	for i := range 20 {
-		if err := s.CreateGlobal(ctx, &storage.Global{XID: fmt.Sprint(i)}); err != nil {
+		if err := s.CreateGlobal(ctx, &storage.Global{XID: fmt.Sprint(i)}, storage.Durable); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -503,11 +509,11 @@ func TestMissingRecordsAtRunTime(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t)
 	for _, xid := range []string{"x1", "x2"} {
-		if err := s.CreateGlobal(ctx, &storage.Global{XID: xid, Status: begin}); err != nil {
+		if err := s.CreateGlobal(ctx, &storage.Global{XID: xid, Status: begin}, storage.Durable); err != nil {
 			t.Fatal(err)
 		}
 		for range 3 {
-			if _, err := s.RegisterBranch(ctx, &storage.Branch{XID: xid, Resource: "r"}, time.Now()); err != nil {
+			if _, err := addBranch(ctx, s, &storage.Branch{XID: xid, Resource: "r"}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -523,7 +529,7 @@ func TestMissingRecordsAtRunTime(t *testing.T) {
 		}
 	}
 	// A global with no branch and none registered is fine.
-	if err := s.CreateGlobal(ctx, &storage.Global{XID: "x3", Status: begin}); err != nil {
+	if err := s.CreateGlobal(ctx, &storage.Global{XID: "x3", Status: begin}, storage.Durable); err != nil {
 		t.Fatal(err)
 	}
 	if bs, err := s.Branches(ctx, "x3"); err != nil || len(bs) != 0 {
@@ -538,4 +544,24 @@ func TestMissingRecordsAtRunTime(t *testing.T) {
 	if !errors.Is(err, storage.ErrCorrupt) || !strings.Contains(err.Error(), `"x1": branch records 2 missing`) || !strings.Contains(err.Error(), `"x2": branch records without their global record`) {
 		t.Errorf("Open after records went missing = %v; want both named", err)
 	}
+}
+
+// admitAll admits every branch: these tests write records, not
+// registrations (the registration rule is tc/ledger's).
+func admitAll(*storage.Global) error { return nil }
+
+// addBranch stores b durably, as a registration does once it is admitted.
+func addBranch(ctx context.Context, s *Store, b *storage.Branch) (int64, error) {
+	id, _, err := s.AddBranch(ctx, b, nil, admitAll, storage.Durable)
+	return id, err
+}
+
+// locksOf lists the locks (of xid, or all) that a coordinator opening s
+// would rebuild from its branches.
+func locksOf(ctx context.Context, s *Store, xid string) ([]storage.Lock, error) {
+	t, err := ledger.LoadTable(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	return t.Locks(ctx, xid, 0)
 }

@@ -14,11 +14,11 @@ func Example() {
 	defer s.Close()
 	ctx := context.Background()
 
-	if err := s.CreateGlobal(ctx, &storage.Global{XID: "x1", Status: xactpb.GlobalStatus_GLOBAL_STATUS_BEGIN}); err != nil {
+	if err := s.CreateGlobal(ctx, &storage.Global{XID: "x1", Status: xactpb.GlobalStatus_GLOBAL_STATUS_BEGIN}, storage.Durable); err != nil {
 		fmt.Println(err)
 		return
 	}
-	if err := s.FinishGlobal(ctx, "x1", xactpb.GlobalStatus_GLOBAL_STATUS_COMMITTED); err != nil {
+	if err := s.FinishGlobal(ctx, "x1", xactpb.GlobalStatus_GLOBAL_STATUS_COMMITTED, storage.Durable); err != nil {
 		fmt.Println(err)
 		return
 	}

@@ -17,9 +17,7 @@ import (
 	"time"
 
 	"github.com/xact-io/xact/protocol"
-	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/storage"
-	"github.com/xact-io/xact/storage/internal/locktable"
 )
 
 // DefaultTombstoneRetention is how long a finished global's tombstone stays
@@ -40,9 +38,7 @@ func WithTombstoneRetention(d time.Duration) Option {
 }
 
 // Store is an in-memory storage.Store. All state is guarded by one mutex;
-// every object that goes in or out is copied. Locks are the same view of
-// the branches as in every store (storage.Lock), kept by the lock table
-// that storage/badger uses too.
+// every object that goes in or out is copied.
 type Store struct {
 	retention time.Duration
 	now       func() time.Time // tests replace it
@@ -52,7 +48,6 @@ type Store struct {
 		closed   bool
 		globals  map[string]*storage.Global
 		branches map[string][]*storage.Branch // in registration order
-		locks    *locktable.Table
 		// Tombstones expire in the order they were written (retention is
 		// fixed), so a FIFO finds the expired ones without a scan.
 		tombs     map[string]tombstone
@@ -80,7 +75,6 @@ func New(opts ...Option) *Store {
 	}
 	s.mu.globals = map[string]*storage.Global{}
 	s.mu.branches = map[string][]*storage.Branch{}
-	s.mu.locks = locktable.New()
 	s.mu.tombs = map[string]tombstone{}
 	return s
 }
@@ -122,7 +116,7 @@ func (s *Store) tombLocked(xid string) (*storage.Global, bool) {
 
 // CreateGlobal stores a copy of g; storage.ErrExists if g.XID is stored or
 // has a retained tombstone.
-func (s *Store) CreateGlobal(ctx context.Context, g *storage.Global) error {
+func (s *Store) CreateGlobal(ctx context.Context, g *storage.Global, _ storage.Durability) error {
 	if g.XID == "" {
 		return fmt.Errorf("storage: create global: empty XID: %w", protocol.ErrInvalidArgument)
 	}
@@ -160,7 +154,7 @@ func (s *Store) GetGlobal(ctx context.Context, xid string) (*storage.Global, err
 // UpdateGlobal calls fn on a copy of the global and stores the result. fn
 // runs under the store's mutex, so it must not call the store. Changes fn
 // makes to XID, BranchSeq and Finished are ignored.
-func (s *Store) UpdateGlobal(ctx context.Context, xid string, fn func(g *storage.Global) error) (*storage.Global, error) {
+func (s *Store) UpdateGlobal(ctx context.Context, xid string, fn func(g *storage.Global) error, _ storage.Durability) (*storage.Global, error) {
 	if err := s.lock(ctx); err != nil {
 		return nil, err
 	}
@@ -174,17 +168,13 @@ func (s *Store) UpdateGlobal(ctx context.Context, xid string, fn func(g *storage
 		return nil, err
 	}
 	c.XID, c.BranchSeq, c.Finished = old.XID, old.BranchSeq, false
-	c.LocksReleased = c.LocksReleased || old.LocksReleased
 	s.mu.globals[xid] = c.Clone()
-	if c.LocksReleased && !old.LocksReleased {
-		s.mu.locks.Release(xid)
-	}
 	return c, nil
 }
 
 // FinishGlobal replaces the global by a tombstone with status final and
-// drops its branches and locks. Finishing a tombstone is a no-op.
-func (s *Store) FinishGlobal(ctx context.Context, xid string, final storage.Status) error {
+// drops its branches. Finishing a tombstone is a no-op.
+func (s *Store) FinishGlobal(ctx context.Context, xid string, final storage.Status, _ storage.Durability) error {
 	if err := s.lock(ctx); err != nil {
 		return err
 	}
@@ -196,7 +186,6 @@ func (s *Store) FinishGlobal(ctx context.Context, xid string, final storage.Stat
 		}
 		return fmt.Errorf("storage: finish global %s: %w", xid, storage.ErrNotFound)
 	}
-	s.mu.locks.Release(xid)
 	delete(s.mu.globals, xid)
 	delete(s.mu.branches, xid)
 	t := g.Clone()
@@ -261,56 +250,40 @@ func (s *Store) DueGlobals(ctx context.Context, t time.Time, limit int) ([]*stor
 	return out, nil
 }
 
-// RegisterBranch checks the global, takes b's locks all or nothing, assigns
-// b.ID and stores a copy of b.
-func (s *Store) RegisterBranch(ctx context.Context, b *storage.Branch, now time.Time) (int64, error) {
-	id, _, err := s.register(ctx, nil, b, now)
-	return id, err
-}
-
-// BeginRegisterBranch is RegisterBranch that first creates a copy of g if
-// no global or tombstone of its XID is stored.
-func (s *Store) BeginRegisterBranch(ctx context.Context, g *storage.Global, b *storage.Branch, now time.Time) (int64, bool, error) {
-	if g.XID == "" || g.XID != b.XID {
-		return 0, false, fmt.Errorf("storage: begin %q and register a branch of %q: %w", g.XID, b.XID, protocol.ErrInvalidArgument)
+// AddBranch calls admit on the global (or its tombstone, or create),
+// assigns b.ID and stores copies of b and of the global. admit runs under
+// the store's mutex, so it must not call the store.
+func (s *Store) AddBranch(ctx context.Context, b *storage.Branch, create *storage.Global, admit storage.Admit, _ storage.Durability) (int64, bool, error) {
+	if create != nil && (create.XID == "" || create.XID != b.XID) {
+		return 0, false, fmt.Errorf("storage: create %q and add a branch of %q: %w", create.XID, b.XID, protocol.ErrInvalidArgument)
 	}
-	return s.register(ctx, g, b, now)
-}
-
-func (s *Store) register(ctx context.Context, begin *storage.Global, b *storage.Branch, now time.Time) (int64, bool, error) {
 	if err := s.lock(ctx); err != nil {
 		return 0, false, err
 	}
 	defer s.mu.Unlock()
-	g, ok := s.mu.globals[b.XID]
-	if !ok {
-		if _, ok := s.tombLocked(b.XID); ok {
-			return 0, false, fmt.Errorf("storage: register branch of %s (finished): %w", b.XID, storage.ErrNotBegin)
-		}
-		if begin == nil {
-			return 0, false, fmt.Errorf("storage: register branch of %s: %w", b.XID, storage.ErrNotFound)
-		}
-		g = begin.Clone()
+	stored, ok := s.mu.globals[b.XID]
+	var g *storage.Global
+	switch tomb, finished := s.tombLocked(b.XID); {
+	case ok:
+		g = stored.Clone()
+	case finished:
+		g = tomb.Clone()
+	case create != nil:
+		g = create.Clone()
 		g.Finished, g.BranchSeq = false, 0
+	default:
+		return 0, false, fmt.Errorf("storage: add a branch of %s: %w", b.XID, storage.ErrNotFound)
 	}
-	switch {
-	case g.Status != xactpb.GlobalStatus_GLOBAL_STATUS_BEGIN:
-		return 0, false, fmt.Errorf("storage: register branch of %s (status %v): %w", b.XID, g.Status, storage.ErrNotBegin)
-	case g.LocksReleased:
-		return 0, false, fmt.Errorf("storage: register branch of %s (locks released): %w", b.XID, storage.ErrNotBegin)
-	case !g.Deadline.IsZero() && !now.Before(g.Deadline):
-		return 0, false, fmt.Errorf("storage: register branch of %s: %w", b.XID, storage.ErrTimedOut)
+	if err := admit(g.Clone()); err != nil {
+		return 0, false, err
 	}
-	c := b.Clone()
-	c.LocksReleased = false
-	if len(c.LockKeys) > 0 {
-		res, err := s.mu.locks.Reserve(c.XID, c.Resource, c.LockKeys)
-		if err != nil {
-			return 0, false, err
-		}
-		res.Commit(g.BranchSeq + 1)
+	if g.Finished {
+		// The rule answers for a finished global (its admit refuses it);
+		// no branch is ever stored with a tombstone.
+		return 0, false, fmt.Errorf("storage: add a branch of %s: it is finished: %w", b.XID, protocol.ErrNotBegin)
 	}
 	g.BranchSeq++
+	c := b.Clone()
 	c.ID = g.BranchSeq
 	s.mu.globals[b.XID] = g
 	s.mu.branches[b.XID] = append(s.mu.branches[b.XID], c)
@@ -320,7 +293,7 @@ func (s *Store) register(ctx context.Context, begin *storage.Global, b *storage.
 
 // UpdateBranch calls fn on a copy of the branch and stores the result. fn
 // runs under the store's mutex. Changes fn makes to XID and ID are ignored.
-func (s *Store) UpdateBranch(ctx context.Context, xid string, id int64, fn func(b *storage.Branch) error) (*storage.Branch, error) {
+func (s *Store) UpdateBranch(ctx context.Context, xid string, id int64, fn func(b *storage.Branch) error, _ storage.Durability) (*storage.Branch, error) {
 	if err := s.lock(ctx); err != nil {
 		return nil, err
 	}
@@ -336,11 +309,7 @@ func (s *Store) UpdateBranch(ctx context.Context, xid string, id int64, fn func(
 		return nil, err
 	}
 	c.XID, c.ID = xid, id
-	c.LocksReleased = c.LocksReleased || old.LocksReleased
 	bs[i] = c.Clone()
-	if c.LocksReleased && !old.LocksReleased {
-		s.mu.locks.Release(xid, id)
-	}
 	return c, nil
 }
 
@@ -358,57 +327,6 @@ func (s *Store) Branches(ctx context.Context, xid string) ([]*storage.Branch, er
 	return out, nil
 }
 
-// ReleaseLocks marks the given branches of xid, or the global when none is
-// given, LocksReleased and drops their locks.
-func (s *Store) ReleaseLocks(ctx context.Context, xid string, branchIDs ...int64) error {
-	if err := s.lock(ctx); err != nil {
-		return err
-	}
-	defer s.mu.Unlock()
-	g, ok := s.mu.globals[xid]
-	if !ok {
-		return nil
-	}
-	if len(branchIDs) == 0 {
-		if !g.LocksReleased {
-			c := g.Clone()
-			c.LocksReleased = true
-			s.mu.globals[xid] = c
-		}
-	} else {
-		for i, b := range s.mu.branches[xid] {
-			if slices.Contains(branchIDs, b.ID) && !b.LocksReleased {
-				c := b.Clone()
-				c.LocksReleased = true
-				s.mu.branches[xid][i] = c
-			}
-		}
-	}
-	s.mu.locks.Release(xid, branchIDs...)
-	return nil
-}
-
-// CheckLocks reports the first key of resource held by a global other than
-// xid.
-func (s *Store) CheckLocks(ctx context.Context, xid, resource string, keys []string) error {
-	if err := s.lock(ctx); err != nil {
-		return err
-	}
-	defer s.mu.Unlock()
-	return s.mu.locks.Check(xid, resource, keys)
-}
-
-// Locks lists held locks, at most limit (<= 0: no limit): all of them
-// ordered by resource and key, or one global's ordered by branch id,
-// resource and key (the orders storage/badger lists them in).
-func (s *Store) Locks(ctx context.Context, xid string, limit int) ([]storage.Lock, error) {
-	if err := s.lock(ctx); err != nil {
-		return nil, err
-	}
-	defer s.mu.Unlock()
-	return s.mu.locks.Locks(xid, limit), nil
-}
-
 // Close makes every later call fail with storage.ErrClosed and drops the
 // state. Calling it again is a no-op.
 func (s *Store) Close() error {
@@ -418,6 +336,6 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.mu.closed = true
-	s.mu.globals, s.mu.branches, s.mu.locks, s.mu.tombs, s.mu.tombQueue = nil, nil, nil, nil, nil
+	s.mu.globals, s.mu.branches, s.mu.tombs, s.mu.tombQueue = nil, nil, nil, nil
 	return nil
 }

@@ -56,15 +56,15 @@ func TestTombstoneRetention(t *testing.T) {
 	begin := xactpb.GlobalStatus_GLOBAL_STATUS_BEGIN
 	committed := xactpb.GlobalStatus_GLOBAL_STATUS_COMMITTED
 	for _, xid := range []string{"a", "b"} {
-		if err := s.CreateGlobal(ctx, &storage.Global{XID: xid, Status: begin}); err != nil {
+		if err := s.CreateGlobal(ctx, &storage.Global{XID: xid, Status: begin}, storage.Durable); err != nil {
 			t.Fatalf("CreateGlobal(%s) = %v", xid, err)
 		}
 	}
-	if err := s.FinishGlobal(ctx, "a", committed); err != nil {
+	if err := s.FinishGlobal(ctx, "a", committed, storage.Durable); err != nil {
 		t.Fatalf("FinishGlobal(a) = %v", err)
 	}
 	clock.Advance(30 * time.Second)
-	if err := s.FinishGlobal(ctx, "b", committed); err != nil {
+	if err := s.FinishGlobal(ctx, "b", committed, storage.Durable); err != nil {
 		t.Fatalf("FinishGlobal(b) = %v", err)
 	}
 
@@ -95,7 +95,7 @@ func TestTombstoneRetention(t *testing.T) {
 	}
 	s.mu.Unlock()
 	// An expired tombstone no longer blocks the XID.
-	if err := s.CreateGlobal(ctx, &storage.Global{XID: "a", Status: begin}); err != nil {
+	if err := s.CreateGlobal(ctx, &storage.Global{XID: "a", Status: begin}, storage.Durable); err != nil {
 		t.Errorf("CreateGlobal(a) after tombstone expired = %v, want nil", err)
 	}
 }

@@ -14,6 +14,9 @@ import (
 
 // The contract for globals: create, get, update, finish, list, due.
 
+// testCreateGet: a created global reads back whole (every field, zero
+// values, times to the nanosecond), and creating a stored XID again fails
+// with ErrExists and changes nothing.
 func testCreateGet(t *testing.T, s storage.Store) {
 	ctx := context.Background()
 	want := newGlobal("x1")
@@ -35,25 +38,28 @@ func testCreateGet(t *testing.T, s storage.Store) {
 
 	other := newGlobal("x1")
 	other.Name = "other"
-	if err := s.CreateGlobal(ctx, other); !errors.Is(err, storage.ErrExists) {
+	if err := s.CreateGlobal(ctx, other, storage.Durable); !errors.Is(err, storage.ErrExists) {
 		t.Errorf("CreateGlobal(existing) = %v, want %v", err, storage.ErrExists)
 	}
 	checkGlobal(t, `GetGlobal("x1") after failed create`, mustGet(t, s, "x1"), want)
 }
 
+// testCreateInvalid: a global without an XID is refused.
 func testCreateInvalid(t *testing.T, s storage.Store) {
-	err := s.CreateGlobal(context.Background(), &storage.Global{XID: ""})
+	err := s.CreateGlobal(context.Background(), &storage.Global{XID: ""}, storage.Durable)
 	if !errors.Is(err, protocol.ErrInvalidArgument) {
 		t.Errorf("CreateGlobal(empty XID) = %v, want %v", err, protocol.ErrInvalidArgument)
 	}
 }
 
+// testGetNotFound: an unknown XID is ErrNotFound.
 func testGetNotFound(t *testing.T, s storage.Store) {
 	if g, err := s.GetGlobal(context.Background(), "missing"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("GetGlobal(missing) = %v, %v, want %v", g, err, storage.ErrNotFound)
 	}
 }
 
+// testUpdateGlobal: fn's changes are stored and returned.
 func testUpdateGlobal(t *testing.T, s storage.Store) {
 	ctx := context.Background()
 	mustCreate(t, s, newGlobal("x1"))
@@ -70,7 +76,7 @@ func testUpdateGlobal(t *testing.T, s storage.Store) {
 		g.History = append(g.History, storage.Event{At: base.Add(time.Millisecond), What: "commit"})
 		g.UpdatedAt = base.Add(2 * time.Second)
 		return nil
-	})
+	}, storage.Durable)
 	if err != nil {
 		t.Fatalf("UpdateGlobal = %v, want nil", err)
 	}
@@ -78,12 +84,14 @@ func testUpdateGlobal(t *testing.T, s storage.Store) {
 	checkGlobal(t, "GetGlobal after UpdateGlobal", mustGet(t, s, "x1"), want)
 }
 
+// testUpdateGlobalNotFound: an unknown global is ErrNotFound, and fn is
+// not called.
 func testUpdateGlobalNotFound(t *testing.T, s storage.Store) {
 	called := false
 	_, err := s.UpdateGlobal(context.Background(), "missing", func(g *storage.Global) error {
 		called = true
 		return nil
-	})
+	}, storage.Durable)
 	if !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("UpdateGlobal(missing) = %v, want %v", err, storage.ErrNotFound)
 	}
@@ -92,6 +100,8 @@ func testUpdateGlobalNotFound(t *testing.T, s storage.Store) {
 	}
 }
 
+// testUpdateGlobalFnError: an error from fn aborts the update (the due
+// index included) and comes back.
 func testUpdateGlobalFnError(t *testing.T, s storage.Store) {
 	mustCreate(t, s, newGlobal("x1"))
 	errBoom := errors.New("boom")
@@ -100,7 +110,7 @@ func testUpdateGlobalFnError(t *testing.T, s storage.Store) {
 		g.NextAt = base.Add(-time.Hour)
 		g.Attempts = 99
 		return errBoom
-	})
+	}, storage.Durable)
 	if !errors.Is(err, errBoom) {
 		t.Errorf("UpdateGlobal(fn fails) = %v, want %v", err, errBoom)
 	}
@@ -115,17 +125,19 @@ func testUpdateGlobalFnError(t *testing.T, s storage.Store) {
 	}
 }
 
+// testUpdateGlobalProtectedFields: fn cannot change XID, BranchSeq or
+// Finished.
 func testUpdateGlobalProtectedFields(t *testing.T, s storage.Store) {
 	ctx := context.Background()
 	mustCreate(t, s, newGlobal("x1"))
-	mustRegister(t, s, newBranch("x1", resourceA, "k1"))
+	mustAdd(t, s, newBranch("x1", resourceA, "k1"))
 	got, err := s.UpdateGlobal(ctx, "x1", func(g *storage.Global) error {
 		g.XID = "other"
 		g.BranchSeq = 0
 		g.Finished = true
 		g.Name = "renamed"
 		return nil
-	})
+	}, storage.Durable)
 	if err != nil {
 		t.Fatalf("UpdateGlobal = %v, want nil", err)
 	}
@@ -137,11 +149,13 @@ func testUpdateGlobalProtectedFields(t *testing.T, s storage.Store) {
 	if _, err := s.GetGlobal(ctx, "other"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("GetGlobal(other) = %v, want %v", err, storage.ErrNotFound)
 	}
-	if id := mustRegister(t, s, newBranch("x1", resourceA, "k2")); id != 2 {
-		t.Errorf("RegisterBranch after BranchSeq tampering = %d, want 2", id)
+	if id := mustAdd(t, s, newBranch("x1", resourceA, "k2")); id != 2 {
+		t.Errorf("AddBranch after BranchSeq tampering = %d, want 2", id)
 	}
 }
 
+// testUpdateGlobalConcurrent: concurrent updates of one global lose no
+// change.
 func testUpdateGlobalConcurrent(t *testing.T, s storage.Store) {
 	const n = 50
 	mustCreate(t, s, newGlobal("x1"))
@@ -153,7 +167,7 @@ func testUpdateGlobalConcurrent(t *testing.T, s storage.Store) {
 				g.Attempts++
 				g.History = append(g.History, storage.Event{At: base, What: "inc"})
 				return nil
-			})
+			}, storage.Durable)
 			errs <- err
 		})
 	}
@@ -173,22 +187,24 @@ func testUpdateGlobalConcurrent(t *testing.T, s storage.Store) {
 	}
 }
 
+// testFinishGlobal: finishing replaces the global and its branches by a
+// tombstone with the final status, which later calls see as finished.
 func testFinishGlobal(t *testing.T, s storage.Store) {
 	ctx := context.Background()
 	mustCreate(t, s, newGlobal("x1"))
 	mustCreate(t, s, newGlobal("x2"))
-	mustRegister(t, s, newBranch("x1", resourceA, "k1", "k2"))
-	mustRegister(t, s, newBranch("x1", resourceB, "k1"))
-	mustRegister(t, s, newBranch("x2", resourceA, "k3"))
+	mustAdd(t, s, newBranch("x1", resourceA, "k1", "k2"))
+	mustAdd(t, s, newBranch("x1", resourceB, "k1"))
+	mustAdd(t, s, newBranch("x2", resourceA, "k3"))
 	if _, err := s.UpdateGlobal(ctx, "x1", func(g *storage.Global) error {
 		g.Status = committing
 		g.NextAt = base.Add(-time.Second)
 		return nil
-	}); err != nil {
+	}, storage.Durable); err != nil {
 		t.Fatalf("UpdateGlobal = %v", err)
 	}
 
-	if err := s.FinishGlobal(ctx, "x1", committed); err != nil {
+	if err := s.FinishGlobal(ctx, "x1", committed, storage.Durable); err != nil {
 		t.Fatalf("FinishGlobal = %v, want nil", err)
 	}
 	g := mustGet(t, s, "x1")
@@ -199,14 +215,6 @@ func testFinishGlobal(t *testing.T, s storage.Store) {
 	if bs := mustBranches(t, s, "x1"); len(bs) != 0 {
 		t.Errorf("Branches(finished) = %d branches, want 0", len(bs))
 	}
-	if ls := mustLocks(t, s, "x1", 0); len(ls) != 0 {
-		t.Errorf("Locks(finished) = %+v, want none", ls)
-	}
-	checkLocks(t, "Locks(all) after finish", mustLocks(t, s, "", 0),
-		[]storage.Lock{{Resource: resourceA, Key: "k3", XID: "x2", BranchID: 1}})
-	if err := s.CheckLocks(ctx, "x3", resourceA, []string{"k1", "k2"}); err != nil {
-		t.Errorf("CheckLocks(keys of finished) = %v, want nil", err)
-	}
 	list, err := s.ListGlobals(ctx, storage.Filter{})
 	if err != nil {
 		t.Fatalf("ListGlobals = %v", err)
@@ -214,32 +222,31 @@ func testFinishGlobal(t *testing.T, s storage.Store) {
 	if got, want := sortedXIDs(list), []string{"x2"}; !slices.Equal(got, want) {
 		t.Errorf("ListGlobals after finish = %v, want %v", got, want)
 	}
-	due, err := s.DueGlobals(ctx, base.Add(time.Hour), 0)
-	if err != nil {
-		t.Fatalf("DueGlobals = %v", err)
-	}
-	if got, want := xids(due), []string{"x2"}; !slices.Equal(got, want) {
+	if got, want := mustDue(t, s, base.Add(time.Hour)), []string{"x2"}; !slices.Equal(got, want) {
 		t.Errorf("DueGlobals after finish = %v, want %v", got, want)
 	}
-	if _, err := s.UpdateGlobal(ctx, "x1", func(*storage.Global) error { return nil }); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := s.UpdateGlobal(ctx, "x1", func(*storage.Global) error { return nil }, storage.Durable); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("UpdateGlobal(tombstone) = %v, want %v", err, storage.ErrNotFound)
 	}
-	if _, err := s.UpdateBranch(ctx, "x1", 1, func(*storage.Branch) error { return nil }); !errors.Is(err, storage.ErrBranchNotFound) {
+	if _, err := s.UpdateBranch(ctx, "x1", 1, func(*storage.Branch) error { return nil }, storage.Durable); !errors.Is(err, storage.ErrBranchNotFound) {
 		t.Errorf("UpdateBranch(tombstone) = %v, want %v", err, storage.ErrBranchNotFound)
 	}
-	if _, err := s.RegisterBranch(ctx, newBranch("x1", resourceA, "k9"), base); !errors.Is(err, storage.ErrNotBegin) {
-		t.Errorf("RegisterBranch(tombstone) = %v, want %v", err, storage.ErrNotBegin)
+	if id, _, err := s.AddBranch(ctx, newBranch("x1", resourceA, "k9"), nil, accept, storage.Durable); err == nil {
+		t.Errorf("AddBranch(tombstone) = %d, nil; want an error", id)
 	}
-	if err := s.CreateGlobal(ctx, newGlobal("x1")); !errors.Is(err, storage.ErrExists) {
+	if err := s.CreateGlobal(ctx, newGlobal("x1"), storage.Durable); !errors.Is(err, storage.ErrExists) {
 		t.Errorf("CreateGlobal(tombstone) = %v, want %v", err, storage.ErrExists)
 	}
 	// Finishing again is a no-op: the first final status stands.
-	if err := s.FinishGlobal(ctx, "x1", rollbacked); err != nil {
+	if err := s.FinishGlobal(ctx, "x1", rollbacked, storage.Durable); err != nil {
 		t.Errorf("FinishGlobal(tombstone) = %v, want nil", err)
 	}
 	if g := mustGet(t, s, "x1"); g.Status != committed || !g.Finished {
 		t.Errorf("tombstone after second finish = {Status:%v Finished:%v}, want {Status:%v Finished:true}",
 			g.Status, g.Finished, committed)
+	}
+	if bs := mustBranches(t, s, "x1"); len(bs) != 0 {
+		t.Errorf("Branches(finished) after the refused AddBranch = %d branches, want 0", len(bs))
 	}
 	// The other global is untouched.
 	if bs := mustBranches(t, s, "x2"); len(bs) != 1 {
@@ -247,12 +254,15 @@ func testFinishGlobal(t *testing.T, s storage.Store) {
 	}
 }
 
+// testFinishGlobalNotFound: finishing an unknown global is ErrNotFound.
 func testFinishGlobalNotFound(t *testing.T, s storage.Store) {
-	if err := s.FinishGlobal(context.Background(), "missing", committed); !errors.Is(err, storage.ErrNotFound) {
+	if err := s.FinishGlobal(context.Background(), "missing", committed, storage.Durable); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("FinishGlobal(missing) = %v, want %v", err, storage.ErrNotFound)
 	}
 }
 
+// testListGlobals: filters by status and parked, limits, and leaves out
+// tombstones.
 func testListGlobals(t *testing.T, s storage.Store) {
 	ctx := context.Background()
 	set := func(xid string, st storage.Status, parked bool) {
@@ -267,7 +277,7 @@ func testListGlobals(t *testing.T, s storage.Store) {
 	set("d", rollbacking, true)
 	set("e", begin, false)
 	set("f", committing, false)
-	if err := s.FinishGlobal(ctx, "f", committed); err != nil {
+	if err := s.FinishGlobal(ctx, "f", committed, storage.Durable); err != nil {
 		t.Fatalf("FinishGlobal = %v", err)
 	}
 	tests := []struct {
@@ -310,6 +320,8 @@ func testListGlobals(t *testing.T, s storage.Store) {
 	}
 }
 
+// testDueGlobals: globals due at t come earliest first, limited; a zero
+// NextAt is never due, and times before 1970 and far ahead sort right.
 func testDueGlobals(t *testing.T, s storage.Store) {
 	ctx := context.Background()
 	at := func(xid string, next time.Time) {
@@ -380,7 +392,7 @@ func testDueGlobalsReindex(t *testing.T, s storage.Store) {
 			g.NextAt = next
 			g.Attempts++
 			return nil
-		}); err != nil {
+		}, storage.Durable); err != nil {
 			t.Fatalf("UpdateGlobal = %v", err)
 		}
 	}
@@ -400,18 +412,33 @@ func testDueGlobalsReindex(t *testing.T, s storage.Store) {
 		t.Errorf("DueGlobals after setting c again = %v, want %v", got, want)
 	}
 	// An update that does not touch NextAt keeps the entry.
-	if _, err := s.UpdateGlobal(ctx, "b", func(g *storage.Global) error { g.Reason = "x"; return nil }); err != nil {
+	if _, err := s.UpdateGlobal(ctx, "b", func(g *storage.Global) error { g.Reason = "x"; return nil }, storage.Durable); err != nil {
 		t.Fatalf("UpdateGlobal = %v", err)
 	}
-	// Registering a branch rewrites the global (BranchSeq) and keeps it.
-	mustRegister(t, s, newBranch("b", resourceA, "k"))
+	// Adding a branch rewrites the global (BranchSeq) and keeps it.
+	mustAdd(t, s, newBranch("b", resourceA, "k"))
 	if got, want := due(base.Add(time.Minute)), []string{"c", "b", "a"}; !slices.Equal(got, want) {
 		t.Errorf("DueGlobals after unrelated updates = %v, want %v", got, want)
 	}
-	if err := s.FinishGlobal(ctx, "c", rollbacked); err != nil {
+	if err := s.FinishGlobal(ctx, "c", rollbacked, storage.Durable); err != nil {
 		t.Fatalf("FinishGlobal = %v", err)
 	}
 	if got, want := due(base.Add(time.Minute)), []string{"b", "a"}; !slices.Equal(got, want) {
 		t.Errorf("DueGlobals after finishing c = %v, want %v", got, want)
+	}
+	// A global created through AddBranch is indexed like a created one; a
+	// refused creation indexes nothing.
+	d := newGlobal("d")
+	d.NextAt = base.Add(-time.Minute)
+	if _, _, err := s.AddBranch(ctx, newBranch("d", resourceA), d, accept, storage.Durable); err != nil {
+		t.Fatalf("AddBranch(create d) = %v", err)
+	}
+	e := newGlobal("e")
+	e.NextAt = base.Add(-time.Hour)
+	if _, _, err := s.AddBranch(ctx, newBranch("e", resourceA), e, func(*storage.Global) error { return errRefused }, storage.Durable); !errors.Is(err, errRefused) {
+		t.Fatalf("AddBranch(create e, refused) = %v, want %v", err, errRefused)
+	}
+	if got, want := due(base.Add(time.Minute)), []string{"d", "b", "a"}; !slices.Equal(got, want) {
+		t.Errorf("DueGlobals after AddBranch created d = %v, want %v", got, want)
 	}
 }

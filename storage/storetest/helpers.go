@@ -2,14 +2,12 @@ package storetest
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"reflect"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/storage"
 )
 
@@ -41,9 +39,12 @@ func newBranch(xid, resource string, keys ...string) *storage.Branch {
 	}
 }
 
+// accept is an admit that admits every global.
+func accept(*storage.Global) error { return nil }
+
 func mustCreate(t testing.TB, s storage.Store, g *storage.Global) {
 	t.Helper()
-	if err := s.CreateGlobal(context.Background(), g); err != nil {
+	if err := s.CreateGlobal(context.Background(), g, storage.Durable); err != nil {
 		t.Fatalf("CreateGlobal(%q) = %v, want nil", g.XID, err)
 	}
 }
@@ -57,11 +58,12 @@ func mustGet(t testing.TB, s storage.Store, xid string) *storage.Global {
 	return g
 }
 
-func mustRegister(t testing.TB, s storage.Store, b *storage.Branch) int64 {
+// mustAdd adds b to its stored global, admitted whatever the global is.
+func mustAdd(t testing.TB, s storage.Store, b *storage.Branch) int64 {
 	t.Helper()
-	id, err := s.RegisterBranch(context.Background(), b, base)
-	if err != nil {
-		t.Fatalf("RegisterBranch(%q, %q, %q) = %v, want nil", b.XID, b.Resource, b.LockKeys, err)
+	id, created, err := s.AddBranch(context.Background(), b, nil, accept, storage.Durable)
+	if err != nil || created {
+		t.Fatalf("AddBranch(%q, %q, %q) = %d, %v, %v; want nil, not created", b.XID, b.Resource, b.LockKeys, id, created, err)
 	}
 	return id
 }
@@ -75,13 +77,13 @@ func mustBranches(t testing.TB, s storage.Store, xid string) []*storage.Branch {
 	return bs
 }
 
-func mustLocks(t testing.TB, s storage.Store, xid string, limit int) []storage.Lock {
+func mustDue(t testing.TB, s storage.Store, at time.Time) []string {
 	t.Helper()
-	ls, err := s.Locks(context.Background(), xid, limit)
+	gs, err := s.DueGlobals(context.Background(), at, 0)
 	if err != nil {
-		t.Fatalf("Locks(%q, %d) = %v, want nil", xid, limit, err)
+		t.Fatalf("DueGlobals(%v) = %v, want nil", at, err)
 	}
-	return ls
+	return xids(gs)
 }
 
 // normTime drops location and monotonic reading so that reflect.DeepEqual
@@ -140,6 +142,18 @@ func checkBranch(t testing.TB, what string, got, want *storage.Branch) {
 	}
 }
 
+// checkBranches compares a global's branches with want, in order.
+func checkBranches(t testing.TB, what string, got, want []*storage.Branch) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("%s = %d branches, want %d", what, len(got), len(want))
+		return
+	}
+	for i := range want {
+		checkBranch(t, fmt.Sprintf("%s[%d]", what, i), got[i], want[i])
+	}
+}
+
 func xids(gs []*storage.Global) []string {
 	out := make([]string, len(gs))
 	for i, g := range gs {
@@ -152,41 +166,4 @@ func sortedXIDs(gs []*storage.Global) []string {
 	out := xids(gs)
 	slices.Sort(out)
 	return out
-}
-
-func sortLocks(ls []storage.Lock) []storage.Lock {
-	out := slices.Clone(ls)
-	slices.SortFunc(out, func(a, b storage.Lock) int {
-		if c := strings.Compare(a.Resource, b.Resource); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Key, b.Key)
-	})
-	return out
-}
-
-func checkLocks(t testing.TB, what string, got, want []storage.Lock) {
-	t.Helper()
-	g, w := sortLocks(got), sortLocks(want)
-	if len(g) == 0 && len(w) == 0 {
-		return
-	}
-	if !reflect.DeepEqual(g, w) {
-		t.Errorf("%s = %+v, want %+v", what, g, w)
-	}
-}
-
-func checkConflict(t testing.TB, what string, err error, want *protocol.LockConflictError) {
-	t.Helper()
-	var lc *protocol.LockConflictError
-	if !errors.As(err, &lc) {
-		t.Errorf("%s = %v, want *protocol.LockConflictError %+v", what, err, want)
-		return
-	}
-	if !errors.Is(err, protocol.ErrLockConflict) {
-		t.Errorf("errors.Is(%s error, protocol.ErrLockConflict) = false, want true", what)
-	}
-	if *lc != *want {
-		t.Errorf("%s conflict = %+v, want %+v", what, *lc, *want)
-	}
 }

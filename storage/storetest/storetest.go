@@ -19,31 +19,29 @@
 //
 //   - Times round-trip exactly to the nanosecond (location and monotonic
 //     clock reading are not kept; compare with time.Time.Equal).
-//   - Returned objects are copies; objects passed in are copied.
+//   - Returned objects are copies; objects passed in are copied, and so is
+//     the global admit is given.
 //   - UpdateGlobal ignores changes fn makes to XID, BranchSeq and Finished;
 //     UpdateBranch ignores changes to XID and ID.
-//   - A tombstone makes CreateGlobal of the same XID fail with ErrExists and
-//     RegisterBranch fail with ErrNotBegin (the global is known and not in
-//     Begin); FinishGlobal of a tombstone is a no-op that keeps the first
-//     final status.
-//   - Branches of an unknown global is empty, not an error. ReleaseLocks of
-//     an unknown global is a no-op.
-//   - A key that a global already holds stays with the branch that took it
-//     first, so that releasing a later branch's locks never frees a row an
-//     earlier branch still needs (branches are rolled back in reverse
-//     order, I9).
-//   - Locks follow the branches (storage.Lock): a released branch's rows
-//     pass to the next unreleased branch of its global that lists them; a
-//     global whose locks are released refuses registrations (ErrNotBegin);
-//     setting LocksReleased through UpdateGlobal or UpdateBranch releases
-//     like ReleaseLocks, and clearing it is ignored.
-//   - A refused registration (for any reason) leaves no key taken; of two
-//     concurrent registrations of different globals on one key exactly one
-//     succeeds; a registration that is refused by its global's state
-//     reports that, not a lock conflict.
-//   - BeginRegisterBranch creates its global only with the branch: a
-//     refused registration creates nothing, a tombstone refuses it, and of
-//     concurrent first registrations exactly one reports created.
+//   - A tombstone makes CreateGlobal of the same XID fail with ErrExists,
+//     and AddBranch fail whatever admit says (admit sees the tombstone,
+//     Finished set); FinishGlobal of a tombstone is a no-op that keeps the
+//     first final status.
+//   - AddBranch hands out each global's ids 1, 2, ... without gaps, also
+//     under concurrency; an admit that refuses (or an error) uses no id,
+//     stores nothing and creates nothing, and admit's error comes back
+//     matchable with errors.Is. admit runs inside the atomic write: a
+//     concurrent write that makes it refuse is ordered against every
+//     AddBranch. With a global neither stored nor finished, admit sees
+//     create with BranchSeq 0 and Finished false, and of concurrent
+//     AddBranch calls that create one global exactly one reports created;
+//     a stored global is kept as it is (create ignored).
+//   - A branch keeps its resource and lock keys exactly as given
+//     (duplicates, empty keys, any byte). Branches of an unknown global is
+//     empty, not an error.
+//   - LocksReleased is a field like any other: a store keeps it as given
+//     and lets UpdateGlobal and UpdateBranch set and clear it. Stores keep
+//     no locks and enforce no coordinator rule (tc/ledger does).
 //   - A call with a cancelled context returns an error matching ctx.Err()
 //     and changes nothing; after Close every method returns
 //     storage.ErrClosed, and Close may be called again.
@@ -96,24 +94,17 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"UpdateGlobalConcurrent", testUpdateGlobalConcurrent},
 		{"FinishGlobal", testFinishGlobal},
 		{"FinishGlobalNotFound", testFinishGlobalNotFound},
-		{"RegisterBranch", testRegisterBranch},
-		{"RegisterBranchRefused", testRegisterBranchRefused},
-		{"RegisterBranchLockConflict", testRegisterBranchLockConflict},
-		{"RegisterBranchOwnKeys", testRegisterBranchOwnKeys},
-		{"RegisterBranchConcurrent", testRegisterBranchConcurrent},
+		{"AddBranch", testAddBranch},
+		{"AddBranchLockKeys", testAddBranchLockKeys},
+		{"AddBranchRefused", testAddBranchRefused},
+		{"AddBranchAdmitSees", testAddBranchAdmitSees},
+		{"AddBranchNotFound", testAddBranchNotFound},
+		{"AddBranchCreate", testAddBranchCreate},
+		{"AddBranchConcurrent", testAddBranchConcurrent},
+		{"AddBranchConcurrentCreate", testAddBranchConcurrentCreate},
+		{"AddBranchAtomic", testAddBranchAtomic},
 		{"UpdateBranch", testUpdateBranch},
-		{"ReleaseLocks", testReleaseLocks},
-		{"CheckLocks", testCheckLocks},
-		{"Locks", testLocks},
-		{"LockKeyEncoding", testLockKeyEncoding},
-		{"ReleaseFlags", testReleaseFlags},
-		{"ReleaseThroughUpdates", testReleaseThroughUpdates},
-		{"ReleasePassesRowOn", testReleasePassesRowOn},
-		{"RegisterBranchRefusedTakesNothing", testRegisterBranchRefusedTakesNothing},
-		{"RegisterBranchRace", testRegisterBranchRace},
-		{"BeginRegisterBranch", testBeginRegisterBranch},
-		{"BeginRegisterBranchRefused", testBeginRegisterBranchRefused},
-		{"BeginRegisterBranchConcurrent", testBeginRegisterBranchConcurrent},
+		{"LocksReleasedIsAField", testLocksReleasedIsAField},
 		{"ListGlobals", testListGlobals},
 		{"DueGlobals", testDueGlobals},
 		{"DueGlobalsReindex", testDueGlobalsReindex},

@@ -147,8 +147,9 @@ func (s *Server) Restart() {
 }
 
 // ReopenStore stops the server, closes its Badger store and opens it again
-// from its directory, so that what the store keeps in memory (the lock
-// table, the due index) is rebuilt from disk as after a process restart.
+// from its directory, so that what the store keeps in memory (the due
+// index) is rebuilt from disk as after a process restart (and the lock
+// table, when Restart opens the server's ledger).
 // The server stays stopped until Restart.
 func (s *Server) ReopenStore() {
 	s.t.Helper()
