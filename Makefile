@@ -53,8 +53,8 @@ CORRUPTION_FUZZTIME ?= 2m
 soak:
 	cd it && XACT_SOAK=$(DURATION) $(GO) test -race -tags failpoints -count=1 -timeout 0 \
 		-run '^(TestBankInvariant|TestPartition|TestPhaseTwoDuplicatesDelays)$$'
-	XACT_CORRUPTION_MATRIX=long $(GO) test -count=1 -timeout 0 -run '^TestCorruptionMatrix$$' ./storage/badger
-	$(GO) test -count=1 -timeout 0 -run '^$$' -fuzz '^FuzzCorruptDataDir$$' -fuzztime $(CORRUPTION_FUZZTIME) ./storage/badger
+	XACT_CORRUPTION_MATRIX=long $(GO) test -count=1 -timeout 0 -run '^TestCorruptionMatrix$$' ./storage/embedded
+	$(GO) test -count=1 -timeout 0 -run '^$$' -fuzz '^FuzzCorruptDataDir$$' -fuzztime $(CORRUPTION_FUZZTIME) ./storage/embedded
 
 lint:
 	$(GO) vet ./...

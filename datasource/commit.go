@@ -8,7 +8,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/xact-io/xact/datasource/mysql/errno"
+	"github.com/xact-io/xact/datasource/mysqldialect/errno"
 	"github.com/xact-io/xact/internal/backoff"
 	"github.com/xact-io/xact/internal/failpoint"
 	"github.com/xact-io/xact/protocol"

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/xact-io/xact/datasource/mysql"
+	"github.com/xact-io/xact/datasource/mysqldialect"
 )
 
 // conn wraps one driver connection.
@@ -42,7 +42,7 @@ type conn struct {
 	bad bool
 	// parsed caches parsed statements (a connection is used by one
 	// goroutine at a time, so it needs no lock).
-	parsed map[string]*mysql.Statement
+	parsed map[string]*mysqldialect.Statement
 }
 
 var (
@@ -213,7 +213,7 @@ func (c *conn) query(ctx context.Context, query string, args []driver.NamedValue
 // statement goes to the inner connection untouched: outside global work,
 // and for statements that neither write nor lock rows (plain reads are
 // read-uncommitted across global transactions, as in Seata).
-func (c *conn) route(ctx context.Context, query string) (scope, *mysql.Statement, error) {
+func (c *conn) route(ctx context.Context, query string) (scope, *mysqldialect.Statement, error) {
 	s, mismatch, err := c.scope(ctx)
 	if err != nil {
 		return s, nil, err
@@ -242,7 +242,7 @@ func (c *conn) checkGlobalOnly(query string) error {
 		return nil // not ours to judge: it runs as it would without xact
 	}
 	switch st.Kind() {
-	case mysql.KindOther, mysql.KindSavepoint, mysql.KindDDL:
+	case mysqldialect.KindOther, mysqldialect.KindSavepoint, mysqldialect.KindDDL:
 		return nil
 	}
 	return fmt.Errorf("%w: %s on %s (WithGlobalWritesOnly); use the context tm.Do passes to its callback, or WithGlobalLockContext",
@@ -260,11 +260,11 @@ func (c *conn) checkGlobalOnly(query string) error {
 // wrapper's own transaction around one statement cannot keep a savepoint
 // for the next (MySQL would take SAVEPOINT as a no-op and fail the
 // ROLLBACK TO that follows with ER_SP_DOES_NOT_EXIST).
-func (c *conn) routeParsed(ctx context.Context, mismatch bool, st *mysql.Statement) (*mysql.Statement, error) {
+func (c *conn) routeParsed(ctx context.Context, mismatch bool, st *mysqldialect.Statement) (*mysqldialect.Statement, error) {
 	switch st.Kind() {
-	case mysql.KindOther:
+	case mysqldialect.KindOther:
 		return nil, nil
-	case mysql.KindSavepoint:
+	case mysqldialect.KindSavepoint:
 		switch {
 		case c.tx == nil:
 			return nil, fmt.Errorf("%w: %s outside a transaction: a statement run directly on the *sql.DB with a global context is a local transaction of its own, which cannot keep a savepoint for the next statement; begin a transaction (BeginTx) and set savepoints in it",
@@ -321,16 +321,16 @@ func mismatchError(ctx context.Context, t *tx) error {
 }
 
 // parse returns the parsed statement of query from the connection's cache.
-func (c *conn) parse(query string) (*mysql.Statement, error) {
+func (c *conn) parse(query string) (*mysqldialect.Statement, error) {
 	if st, ok := c.parsed[query]; ok {
 		return st, nil
 	}
-	st, err := mysql.Parse(query)
+	st, err := mysqldialect.Parse(query)
 	if err != nil {
 		return nil, err
 	}
 	if c.parsed == nil || len(c.parsed) >= maxParsed {
-		c.parsed = make(map[string]*mysql.Statement)
+		c.parsed = make(map[string]*mysqldialect.Statement)
 	}
 	c.parsed[query] = st
 	return st, nil

@@ -14,7 +14,7 @@ import (
 
 	gomysql "github.com/go-sql-driver/mysql"
 
-	"github.com/xact-io/xact/datasource/mysql"
+	"github.com/xact-io/xact/datasource/mysqldialect"
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/rm"
 )
@@ -33,7 +33,7 @@ import (
 type Connector struct {
 	inner   driver.Connector
 	cfg     config
-	dialect *mysql.Dialect
+	dialect *mysqldialect.Dialect
 	// p2 is the phase-two pool: plain connections of inner, outside any
 	// global scope.
 	p2  *sql.DB
@@ -93,7 +93,7 @@ func NewConnector(inner driver.Connector, opts ...Option) (*Connector, error) {
 	c := &Connector{
 		inner:   inner,
 		cfg:     cfg,
-		dialect: mysql.New(append([]mysql.Option{mysql.WithMetadataTTL(cfg.metadataTTL)}, cfg.dialect...)...),
+		dialect: mysqldialect.New(append([]mysqldialect.Option{mysqldialect.WithMetadataTTL(cfg.metadataTTL)}, cfg.dialect...)...),
 	}
 	c.p2 = sql.OpenDB(plainConnector{inner: inner, lockWait: cfg.phaseTwoLock})
 	c.p2.SetConnMaxIdleTime(phaseTwoIdleTime)

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xact-io/xact/datasource/mysql/errno"
+	"github.com/xact-io/xact/datasource/mysqldialect/errno"
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/tc"
 	"github.com/xact-io/xact/tc/tctest"

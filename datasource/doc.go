@@ -33,7 +33,7 @@
 // # Phase one
 //
 // Inside a branch every statement is parsed (TiDB's parser, through
-// datasource/mysql). Reads run untouched: across global transactions they
+// datasource/mysqldialect). Reads run untouched: across global transactions they
 // are read-uncommitted, as in Seata. A DML statement is planned by the
 // dialect; if its undo cannot be built (DDL, REPLACE, INSERT … SELECT that does not supply the primary key, a
 // table without primary key, …) it is refused with ErrUnsupported before

@@ -5,7 +5,7 @@ import (
 	"database/sql/driver"
 	"errors"
 
-	"github.com/xact-io/xact/datasource/mysql"
+	"github.com/xact-io/xact/datasource/mysqldialect"
 )
 
 // The inner calls below follow database/sql's fallbacks (ctxutil.go).
@@ -160,7 +160,7 @@ func (c *conn) rollsBackOnTimeout() bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.c.cfg.commitTimeout)
 	defer cancel()
-	on, err := mysql.RollsBackOnTimeout(ctx, c.inner)
+	on, err := mysqldialect.RollsBackOnTimeout(ctx, c.inner)
 	if err != nil {
 		return true
 	}

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xact-io/xact/datasource/mysql/errno"
+	"github.com/xact-io/xact/datasource/mysqldialect/errno"
 	"github.com/xact-io/xact/tm"
 )
 

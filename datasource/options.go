@@ -5,7 +5,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/xact-io/xact/datasource/mysql"
+	"github.com/xact-io/xact/datasource/mysqldialect"
 	"github.com/xact-io/xact/rm"
 )
 
@@ -54,7 +54,7 @@ type config struct {
 	lockInterval  time.Duration
 	waitRollback  bool // keep waiting for a lock whose holder is rolling back
 	globalOnly    bool // refuse writes outside global work
-	dialect       []mysql.Option
+	dialect       []mysqldialect.Option
 	commitTimeout time.Duration
 	log           *slog.Logger
 	phaseTwoConns int // 0: follow the application's pool
@@ -301,7 +301,7 @@ func WithCleanup(every, retention time.Duration) Option {
 // is cached before it is read again (default DefaultMetadataTTL; 0 caches
 // until DDL run through this data source). Rollback checks its records
 // against the table's live shape, read at most
-// mysql.DefaultReplayMetadataAge (1 s) before.
+// mysqldialect.DefaultReplayMetadataAge (1 s) before.
 func WithMetadataTTL(d time.Duration) Option {
 	return func(cfg *config) error {
 		if d < 0 {
@@ -314,12 +314,12 @@ func WithMetadataTTL(d time.Duration) Option {
 
 // WithAfterImagesRead makes every UPDATE and INSERT read its after image
 // back from the database instead of deriving it from the statement where
-// the result is certain (mysql.WithAfterImagesRead): one more query per
+// the result is certain (mysqldialect.WithAfterImagesRead): one more query per
 // statement, for those who want the image to come from the database
 // whatever the statement.
 func WithAfterImagesRead() Option {
 	return func(cfg *config) error {
-		cfg.dialect = append(cfg.dialect, mysql.WithAfterImagesRead())
+		cfg.dialect = append(cfg.dialect, mysqldialect.WithAfterImagesRead())
 		return nil
 	}
 }

@@ -8,8 +8,8 @@ import (
 	"io"
 	"log/slog"
 
-	"github.com/xact-io/xact/datasource/mysql"
-	"github.com/xact-io/xact/datasource/mysql/errno"
+	"github.com/xact-io/xact/datasource/mysqldialect"
+	"github.com/xact-io/xact/datasource/mysqldialect/errno"
 	"github.com/xact-io/xact/internal/failpoint"
 	"github.com/xact-io/xact/rm"
 	"github.com/xact-io/xact/undo"
@@ -99,7 +99,7 @@ func (c *Connector) rollbackBranch(ctx context.Context, a rm.Action) error {
 func permanent(err error) bool {
 	for _, target := range []error{
 		undo.ErrDirty, undo.ErrSchema, undo.ErrMalformed, undo.ErrTooLarge, undo.ErrVersion, undo.ErrChecksum,
-		mysql.ErrOutsideLocks, errUnknownLogContext,
+		mysqldialect.ErrOutsideLocks, errUnknownLogContext,
 	} {
 		if errors.Is(err, target) {
 			return true

@@ -12,7 +12,7 @@ import (
 
 	gomysql "github.com/go-sql-driver/mysql"
 
-	"github.com/xact-io/xact/datasource/mysql/errno"
+	"github.com/xact-io/xact/datasource/mysqldialect/errno"
 	"github.com/xact-io/xact/internal/mysqltest"
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/rm"

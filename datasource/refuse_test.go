@@ -10,7 +10,7 @@ import (
 
 	gomysql "github.com/go-sql-driver/mysql"
 
-	"github.com/xact-io/xact/datasource/mysql"
+	"github.com/xact-io/xact/datasource/mysqldialect"
 	"github.com/xact-io/xact/tm"
 )
 
@@ -70,8 +70,8 @@ func TestRefusals(t *testing.T) {
 					}
 					return stmtErr
 				})
-				if !errors.Is(stmtErr, ErrUnsupported) || !errors.Is(stmtErr, mysql.ErrUnsupported) {
-					t.Errorf("%s = %v, want %v wrapping %v", tt.sql, stmtErr, ErrUnsupported, mysql.ErrUnsupported)
+				if !errors.Is(stmtErr, ErrUnsupported) || !errors.Is(stmtErr, mysqldialect.ErrUnsupported) {
+					t.Errorf("%s = %v, want %v wrapping %v", tt.sql, stmtErr, ErrUnsupported, mysqldialect.ErrUnsupported)
 				}
 				if !errors.Is(err, ErrUnsupported) {
 					t.Errorf("Do = %v", err)

@@ -16,7 +16,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
-	"github.com/xact-io/xact/datasource/mysql/errno"
+	"github.com/xact-io/xact/datasource/mysqldialect/errno"
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/tm"
 	"github.com/xact-io/xact/undo"

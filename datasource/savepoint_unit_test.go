@@ -10,8 +10,8 @@ import (
 
 	gomysql "github.com/go-sql-driver/mysql"
 
-	"github.com/xact-io/xact/datasource/mysql"
-	"github.com/xact-io/xact/datasource/mysql/errno"
+	"github.com/xact-io/xact/datasource/mysqldialect"
+	"github.com/xact-io/xact/datasource/mysqldialect/errno"
 	"github.com/xact-io/xact/undo"
 )
 
@@ -37,8 +37,8 @@ func (h *marksHarness) write(key string) {
 // sp runs a savepoint statement; dbErr is the database's answer.
 func (h *marksHarness) sp(query string, dbErr error) error {
 	h.t.Helper()
-	st, err := mysql.Parse(query)
-	if err != nil || st.Kind() != mysql.KindSavepoint {
+	st, err := mysqldialect.Parse(query)
+	if err != nil || st.Kind() != mysqldialect.KindSavepoint {
 		h.t.Fatalf("Parse(%q) = %v, %v", query, st, err)
 	}
 	_, err = h.ts.exec(context.Background(), st, nil, func(context.Context) (driver.Result, error) {

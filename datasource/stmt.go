@@ -4,7 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 
-	"github.com/xact-io/xact/datasource/mysql"
+	"github.com/xact-io/xact/datasource/mysqldialect"
 )
 
 // stmt wraps a prepared statement. Its executions are captured like
@@ -23,7 +23,7 @@ type stmt struct {
 	inner driver.Stmt
 	query string
 	// st is the parsed statement, read on first captured execution.
-	st *mysql.Statement
+	st *mysqldialect.Statement
 }
 
 var (
@@ -98,7 +98,7 @@ func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driv
 }
 
 // route is conn.route for the prepared statement, parsing it once.
-func (s *stmt) route(ctx context.Context) (scope, *mysql.Statement, error) {
+func (s *stmt) route(ctx context.Context) (scope, *mysqldialect.Statement, error) {
 	sc, mismatch, err := s.c.scope(ctx)
 	if err != nil {
 		return sc, nil, err

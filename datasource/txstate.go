@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/xact-io/xact/datasource/mysql"
-	"github.com/xact-io/xact/datasource/mysql/errno"
+	"github.com/xact-io/xact/datasource/mysqldialect"
+	"github.com/xact-io/xact/datasource/mysqldialect/errno"
 	"github.com/xact-io/xact/undo"
 )
 
@@ -60,7 +60,7 @@ type txState struct {
 // mark is a savepoint: how many undo records and lock keys the
 // transaction had when it was set.
 type mark struct {
-	key     string // mysql.Savepoint.Key: the name as the server compares it
+	key     string // mysqldialect.Savepoint.Key: the name as the server compares it
 	records int
 	keys    int
 }
@@ -96,16 +96,16 @@ func (ts *txState) abortedError() error {
 
 // plan plans st for this transaction; nil for statements that need
 // nothing (their kind is KindOther).
-func (ts *txState) plan(ctx context.Context, st *mysql.Statement, args []driver.NamedValue) (*mysql.Plan, error) {
+func (ts *txState) plan(ctx context.Context, st *mysqldialect.Statement, args []driver.NamedValue) (*mysqldialect.Plan, error) {
 	if ts.aborted != nil {
 		return nil, ts.abortedError()
 	}
-	if st.Kind() == mysql.KindOther {
+	if st.Kind() == mysqldialect.KindOther {
 		return nil, nil
 	}
 	p, err := ts.c.c.dialect.PrepareStatement(ctx, ts.c.inner, st, args)
 	if err != nil {
-		if errors.Is(err, mysql.ErrUnsupported) {
+		if errors.Is(err, mysqldialect.ErrUnsupported) {
 			return nil, fmt.Errorf("%w: %w", ErrUnsupported, err)
 		}
 		ts.noteErr(err)
@@ -116,12 +116,12 @@ func (ts *txState) plan(ctx context.Context, st *mysql.Statement, args []driver.
 
 // before runs the plan's first half and, for SELECT … FOR UPDATE, checks
 // that no other global transaction holds the rows it is about to lock.
-func (ts *txState) before(ctx context.Context, p *mysql.Plan) error {
+func (ts *txState) before(ctx context.Context, p *mysqldialect.Plan) error {
 	if err := p.Before(ctx, ts.c.inner); err != nil {
 		ts.noteErr(err)
 		return fmt.Errorf("datasource: before image: %w", err)
 	}
-	if p.Kind() == mysql.KindSelectForUpdate && len(p.LockKeys()) > 0 {
+	if p.Kind() == mysqldialect.KindSelectForUpdate && len(p.LockKeys()) > 0 {
 		return ts.checkLocks(ctx, p.LockKeys())
 	}
 	return nil
@@ -130,8 +130,8 @@ func (ts *txState) before(ctx context.Context, p *mysql.Plan) error {
 // after runs the plan's second half and keeps its records and keys. The
 // statement has run: any failure here aborts the transaction, since its
 // undo would be incomplete.
-func (ts *txState) after(ctx context.Context, p *mysql.Plan, res driver.Result) error {
-	if p.Kind() == mysql.KindSelectForUpdate {
+func (ts *txState) after(ctx context.Context, p *mysqldialect.Plan, res driver.Result) error {
+	if p.Kind() == mysqldialect.KindSelectForUpdate {
 		return nil
 	}
 	if p.Returning() {
@@ -176,7 +176,7 @@ func (ts *txState) keep(records []undo.Record, keys []string) {
 // record's rows keep theirs; a row written only after the savepoint is
 // unchanged at commit and needs no global lock (InnoDB keeps its local
 // row lock until the end of the transaction all the same).
-func (ts *txState) savepoint(st *mysql.Statement, run func() error) error {
+func (ts *txState) savepoint(st *mysqldialect.Statement, run func() error) error {
 	if ts.aborted != nil {
 		return ts.abortedError()
 	}
@@ -191,19 +191,19 @@ func (ts *txState) savepoint(st *mysql.Statement, run func() error) error {
 		}
 		return err
 	}
-	if sp.Op != mysql.SavepointSet && i < 0 {
+	if sp.Op != mysqldialect.SavepointSet && i < 0 {
 		// The database knew a savepoint the wrapper did not see set;
 		// the undo records cannot be matched with its changes any more.
 		ts.abort(fmt.Errorf("%s %s: the database had a savepoint the wrapper did not see set", sp.Op, sp.Name))
 		return ts.abortedError()
 	}
 	switch sp.Op {
-	case mysql.SavepointSet:
+	case mysqldialect.SavepointSet:
 		if i >= 0 {
 			ts.marks = slices.Delete(ts.marks, i, i+1)
 		}
 		ts.marks = append(ts.marks, mark{key: sp.Key(), records: len(ts.records), keys: len(ts.keys)})
-	case mysql.SavepointRollback:
+	case mysqldialect.SavepointRollback:
 		m := ts.marks[i]
 		ts.marks = ts.marks[:i+1]
 		clear(ts.records[m.records:])
@@ -213,15 +213,15 @@ func (ts *txState) savepoint(st *mysql.Statement, run func() error) error {
 		}
 		clear(ts.keys[m.keys:])
 		ts.keys = ts.keys[:m.keys]
-	case mysql.SavepointRelease:
+	case mysqldialect.SavepointRelease:
 		ts.marks = ts.marks[:i]
 	}
 	return nil
 }
 
 // exec runs a statement through run, captured.
-func (ts *txState) exec(ctx context.Context, st *mysql.Statement, args []driver.NamedValue, run func(context.Context) (driver.Result, error)) (driver.Result, error) {
-	if st.Kind() == mysql.KindSavepoint {
+func (ts *txState) exec(ctx context.Context, st *mysqldialect.Statement, args []driver.NamedValue, run func(context.Context) (driver.Result, error)) (driver.Result, error) {
+	if st.Kind() == mysqldialect.KindSavepoint {
 		var res driver.Result
 		err := ts.savepoint(st, func() (err error) {
 			res, err = run(ctx)
@@ -260,8 +260,8 @@ func (ts *txState) exec(ctx context.Context, st *mysql.Statement, args []driver.
 // first, as its after image can only be read once they are; so are the
 // rows of the wrapper's own autocommit transaction, which commits before
 // they are returned.
-func (ts *txState) query(ctx context.Context, st *mysql.Statement, args []driver.NamedValue, run func(context.Context) (driver.Rows, error)) (driver.Rows, error) {
-	if st.Kind() == mysql.KindSavepoint {
+func (ts *txState) query(ctx context.Context, st *mysqldialect.Statement, args []driver.NamedValue, run func(context.Context) (driver.Rows, error)) (driver.Rows, error) {
+	if st.Kind() == mysqldialect.KindSavepoint {
 		var rows driver.Rows
 		err := ts.savepoint(st, func() (err error) {
 			rows, err = run(ctx)
@@ -289,12 +289,12 @@ func (ts *txState) query(ctx context.Context, st *mysql.Statement, args []driver
 		ts.noteErr(err)
 		return nil, err
 	}
-	if !ts.autocommit && (p == nil || p.Kind() == mysql.KindSelectForUpdate) {
+	if !ts.autocommit && (p == nil || p.Kind() == mysqldialect.KindSelectForUpdate) {
 		return rows, nil
 	}
 	buf, err := bufferRows(rows)
 	if err != nil {
-		if p != nil && p.Kind() != mysql.KindSelectForUpdate {
+		if p != nil && p.Kind() != mysqldialect.KindSelectForUpdate {
 			ts.abort(err)
 			return nil, ts.abortedError()
 		}

@@ -9,7 +9,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/xact-io/xact/datasource/mysql/errno"
+	"github.com/xact-io/xact/datasource/mysqldialect/errno"
 )
 
 // The undo_log check finds a missing or wrong table when the application

@@ -141,7 +141,7 @@ type txRec struct {
 }
 
 // tombstoneRetention is how long the TC answers GetStatus for a finished
-// global (storage/badger.DefaultTombstoneRetention); a soak outlives it.
+// global (storage/embedded.DefaultTombstoneRetention); a soak outlives it.
 const tombstoneRetention = 10 * time.Minute
 
 // violation is one broken invariant found by a check.

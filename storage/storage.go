@@ -1,5 +1,5 @@
 // Package storage defines what the transaction coordinator persists and the
-// Store interface it persists through. Implementations: storage/badger (the
+// Store interface it persists through. Implementations: storage/embedded (the
 // embedded, durable default) and storage/memory (tests). Every
 // implementation passes the contract suite in storage/storetest.
 //

@@ -7,13 +7,13 @@ import (
 
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/protocol/xactpb"
-	badgerstore "github.com/xact-io/xact/storage/badger"
+	"github.com/xact-io/xact/storage/embedded"
 )
 
 // backuper is a store that writes a consistent copy of itself while it
-// serves (storage/badger).
+// serves (storage/embedded).
 type backuper interface {
-	Backup(ctx context.Context, w io.Writer) (badgerstore.BackupInfo, error)
+	Backup(ctx context.Context, w io.Writer) (embedded.BackupInfo, error)
 }
 
 // backupChunk is the most a BackupChunk carries, well under gRPC's

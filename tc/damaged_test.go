@@ -14,7 +14,7 @@ import (
 
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/storage"
-	badgerstore "github.com/xact-io/xact/storage/badger"
+	"github.com/xact-io/xact/storage/embedded"
 	"github.com/xact-io/xact/tc"
 	"github.com/xact-io/xact/tc/ledger"
 	"github.com/xact-io/xact/tc/tctest"
@@ -31,7 +31,7 @@ type damagedStore struct {
 func (s *damagedStore) Branches(ctx context.Context, xid string) ([]*storage.Branch, error) {
 	if xid == s.xid {
 		s.reads.Add(1)
-		return nil, fmt.Errorf("storage/badger: branch of %s: %w: record fails its checksum", xid, storage.ErrCorrupt)
+		return nil, fmt.Errorf("storage/embedded: branch of %s: %w: record fails its checksum", xid, storage.ErrCorrupt)
 	}
 	return s.Store.Branches(ctx, xid)
 }
@@ -82,7 +82,7 @@ func TestDamagedGlobalIsParked(t *testing.T) {
 // its table is over 1000 bytes, and stops the store cleanly.
 func issueDataDir(t *testing.T) string {
 	dir := t.TempDir()
-	s, err := badgerstore.Open(dir)
+	s, err := embedded.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,7 +36,7 @@ import (
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/storage"
-	badgerstore "github.com/xact-io/xact/storage/badger"
+	"github.com/xact-io/xact/storage/embedded"
 	"github.com/xact-io/xact/tc/internal/hub"
 	"github.com/xact-io/xact/tc/ledger"
 )
@@ -76,7 +76,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log, store: cfg.Store, serveErr: make(chan error, 1), stripes: stripe.New(256)}
 	if s.store == nil {
-		st, err := badgerstore.Open(cfg.DataDir, badgerstore.WithTombstoneRetention(cfg.TombstoneRetention), badgerstore.WithLogger(log))
+		st, err := embedded.Open(cfg.DataDir, embedded.WithTombstoneRetention(cfg.TombstoneRetention), embedded.WithLogger(log))
 		if err != nil {
 			return nil, fmt.Errorf("tc: open store: %w", err)
 		}

@@ -13,7 +13,7 @@
 // bytes stored in the column's character set; temporal values keep MySQL's
 // text with the column's fractional digits (TIMESTAMP in UTC). How a
 // dialect reads and writes each SQL type is its business (see
-// datasource/mysql); this package only stores, compares and binds values.
+// datasource/mysqldialect); this package only stores, compares and binds values.
 //
 // Encode writes a compact, versioned binary form (magic "XU", version 1,
 // varints, a CRC-32C) within Limits; Decode checks everything and never

@@ -16,7 +16,7 @@ import (
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/storage"
-	badgerstore "github.com/xact-io/xact/storage/badger"
+	"github.com/xact-io/xact/storage/embedded"
 )
 
 const storeUsage = `Usage:
@@ -102,7 +102,7 @@ func storeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		defer f.Close()
-		info, err := badgerstore.Restore(*dataDir, f)
+		info, err := embedded.Restore(*dataDir, f)
 		if err != nil {
 			return err
 		}
@@ -130,7 +130,7 @@ func verifyDir(dir string, stdout io.Writer) error {
 	if _, err := os.Stat(dir); err != nil {
 		return err
 	}
-	rep, err := badgerstore.Verify(dir)
+	rep, err := embedded.Verify(dir)
 	if errors.Is(err, storage.ErrLocked) {
 		return fmt.Errorf("%w: stop the coordinator first, or check a backup of it: "+
 			"xact store backup --server ADDR --out FILE && xact store verify --backup FILE", err)
@@ -157,11 +157,11 @@ func verifyBackup(file string, stdout io.Writer) error {
 	}
 	defer os.RemoveAll(tmp)
 	dir := filepath.Join(tmp, "data")
-	info, err := badgerstore.Restore(dir, f)
+	info, err := embedded.Restore(dir, f)
 	if err != nil {
 		return fmt.Errorf("%s: %w", file, err)
 	}
-	rep, err := badgerstore.Verify(dir)
+	rep, err := embedded.Verify(dir)
 	if err != nil {
 		return err
 	}
@@ -197,7 +197,7 @@ func backupFile(path string, stdout io.Writer, write func(io.Writer) error) (err
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
-	info, err := badgerstore.CheckBackup(tmp)
+	info, err := embedded.CheckBackup(tmp)
 	if err != nil {
 		return fmt.Errorf("the backup written does not check: %w", err)
 	}
@@ -219,7 +219,7 @@ func backupDir(ctx context.Context, dir string, w io.Writer) error {
 	if _, err := os.Stat(dir); err != nil {
 		return err
 	}
-	s, err := badgerstore.Open(dir)
+	s, err := embedded.Open(dir)
 	if errors.Is(err, storage.ErrLocked) {
 		return fmt.Errorf("%w: the coordinator is running; back it up with --server ADDR", err)
 	}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/storage"
-	badgerstore "github.com/xact-io/xact/storage/badger"
+	"github.com/xact-io/xact/storage/embedded"
 	"github.com/xact-io/xact/tc/ledger"
 	"github.com/xact-io/xact/tc/tctest"
 )
@@ -48,7 +48,7 @@ func runStore(t *testing.T, args ...string) (code int, out string) {
 func TestStoreOffline(t *testing.T) {
 	tmp := t.TempDir()
 	dir := filepath.Join(tmp, "data")
-	s, err := badgerstore.Open(dir)
+	s, err := embedded.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func TestStoreOnline(t *testing.T) {
 	if code, out := runStore(t, "restore", "--in", file, "--data-dir", restored); code != 0 {
 		t.Fatalf("restore = %d, %q", code, out)
 	}
-	s, err := badgerstore.Open(restored)
+	s, err := embedded.Open(restored)
 	if err != nil {
 		t.Fatal(err)
 	}

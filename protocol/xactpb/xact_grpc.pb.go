@@ -490,7 +490,7 @@ type AdminClient interface {
 	// Backup streams a consistent copy of the coordinator's store while it
 	// serves (`xact store backup`); `xact store restore` writes it into a new
 	// data directory. The bytes are the store's backup format
-	// (storage/badger: framed, checksummed, with a trailer of counts).
+	// (storage/embedded: framed, checksummed, with a trailer of counts).
 	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupChunk], error)
 }
 
@@ -587,7 +587,7 @@ type AdminServer interface {
 	// Backup streams a consistent copy of the coordinator's store while it
 	// serves (`xact store backup`); `xact store restore` writes it into a new
 	// data directory. The bytes are the store's backup format
-	// (storage/badger: framed, checksummed, with a trailer of counts).
+	// (storage/embedded: framed, checksummed, with a trailer of counts).
 	Backup(*BackupRequest, grpc.ServerStreamingServer[BackupChunk]) error
 	mustEmbedUnimplementedAdminServer()
 }

@@ -39,7 +39,7 @@
 // key along and the remote side can fence its own work with it.
 //
 // The fence's SQL is MySQL/MariaDB's; server error numbers
-// (datasource/mysql/errno) tell a lost race (duplicate key, deadlock, lock
+// (datasource/mysqldialect/errno) tell a lost race (duplicate key, deadlock, lock
 // wait timeout), after which a step starts over.
 //
 // Files: fence.go (the Fence, its options, New and Close), table.go (the

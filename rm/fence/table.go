@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/xact-io/xact/datasource/mysql/errno"
+	"github.com/xact-io/xact/datasource/mysqldialect/errno"
 	"github.com/xact-io/xact/internal/backoff"
 )
 

@@ -12,7 +12,7 @@ import (
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/storage"
-	"github.com/xact-io/xact/storage/badger"
+	"github.com/xact-io/xact/storage/embedded"
 	"github.com/xact-io/xact/storage/memory"
 	"github.com/xact-io/xact/tc/ledger"
 )
@@ -63,11 +63,11 @@ var stores = []struct {
 	}},
 }
 
-func openBadger(t *testing.T, dir string) *badger.Store {
+func openBadger(t *testing.T, dir string) *embedded.Store {
 	t.Helper()
-	s, err := badger.Open(dir)
+	s, err := embedded.Open(dir)
 	if err != nil {
-		t.Fatalf("badger.Open(%s) = %v", dir, err)
+		t.Fatalf("embedded.Open(%s) = %v", dir, err)
 	}
 	t.Cleanup(func() {
 		if err := s.Close(); err != nil {

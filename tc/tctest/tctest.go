@@ -20,7 +20,7 @@ import (
 
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/storage"
-	badgerstore "github.com/xact-io/xact/storage/badger"
+	"github.com/xact-io/xact/storage/embedded"
 	"github.com/xact-io/xact/storage/memory"
 	"github.com/xact-io/xact/tc"
 )
@@ -83,7 +83,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 	s := &Server{t: t, cfg: o.cfg}
 	if o.badger {
 		s.dir = t.TempDir()
-		st, err := badgerstore.Open(s.dir)
+		st, err := embedded.Open(s.dir)
 		if err != nil {
 			t.Fatalf("tctest: open badger: %v", err)
 		}
@@ -160,7 +160,7 @@ func (s *Server) ReopenStore() {
 	if err := s.store.Close(); err != nil {
 		s.t.Fatalf("tctest: close store: %v", err)
 	}
-	st, err := badgerstore.Open(s.dir)
+	st, err := embedded.Open(s.dir)
 	if err != nil {
 		s.t.Fatalf("tctest: reopen badger: %v", err)
 	}
