@@ -194,16 +194,19 @@ func (s *Store) FinishGlobal(ctx context.Context, xid string, final storage.Stat
 // load and Branches find branch records that went missing.
 func deleteBranches(txn *tx, g *storage.Global, budget int) (bool, error) {
 	prefix := branchPrefix(g.XID)
-	if keys := collectKeys(txn.Txn, prefix, budget+1); len(keys) <= budget {
-		// The usual case: all in one transaction. (Reverse iteration
-		// costs Badger several times more, so it is kept for the rest.)
-		for _, k := range keys {
-			if err := txn.Delete(k); err != nil {
+	if g.BranchSeq <= int64(budget) {
+		// The usual case: all in one transaction, and no iterator: a live
+		// global's branches are exactly 1..BranchSeq (load and Branches
+		// check it), so their keys are known.
+		for id := int64(1); id <= g.BranchSeq; id++ {
+			if err := txn.Delete(branchKey(g.XID, id)); err != nil {
 				return false, fmt.Errorf("storage/embedded: delete: %w", err)
 			}
 		}
 		return true, nil
 	}
+	// Reverse iteration from the top (it costs Badger several times more
+	// than forward, but only globals with very many branches come here).
 	opts := bdb.DefaultIteratorOptions
 	opts.PrefetchValues = false
 	opts.Prefix = prefix
