@@ -276,6 +276,10 @@ func (c *Client) usable() error {
 // RegisterBranch is not retried after an ambiguous failure (a retry could
 // register a second branch); it does wait, within ctx and the RPC timeout,
 // for a connection that is not ready yet.
+//
+// The request carries the phase-one reports of xid's earlier branches
+// that wait in ctx (global.DeferReport); if it fails they go back to wait
+// for the next request.
 func (c *Client) RegisterBranch(ctx context.Context, xid, resource string, typ xactpb.BranchType, lockKeys []string, appData []byte) (int64, error) {
 	if err := c.usable(); err != nil {
 		return 0, err
@@ -297,6 +301,7 @@ func (c *Client) RegisterBranch(ctx context.Context, xid, resource string, typ x
 	if err != nil {
 		return 0, fmt.Errorf("rm: register branch of %s on %s: %w", xid, resource, err)
 	}
+	reports := global.TakeReports(ctx, xid)
 	actx, cancel := context.WithTimeout(ctx, c.cfg.rpcTimeout)
 	defer cancel()
 	resp, err := c.client.RegisterBranch(actx, &xactpb.RegisterBranchRequest{
@@ -306,8 +311,10 @@ func (c *Client) RegisterBranch(ctx context.Context, xid, resource string, typ x
 		LockKeys:        lockKeys,
 		ApplicationData: appData,
 		Begin:           begin,
+		Reports:         reports,
 	}, grpc.WaitForReady(true))
 	if err != nil {
+		global.ReturnReports(ctx, xid, reports)
 		return 0, fmt.Errorf("rm: register branch of %s on %s: %w", xid, resource, withCtxErr(actx, protocol.FromStatus(err)))
 	}
 	if begun != nil {
@@ -330,6 +337,36 @@ func (c *Client) ReportBranch(ctx context.Context, xid string, branchID int64, s
 		ApplicationData:       appData,
 		UpdateApplicationData: appData != nil,
 	})
+}
+
+// ReportDone records that a branch's phase one succeeded
+// (BRANCH_STATUS_PHASE_ONE_DONE; a non-nil appData replaces the branch's
+// application data), as ReportBranch does, but without a round trip of its
+// own when it can: if ctx carries the queue of reports of xid (tm.Do makes
+// one for the global transactions it begins, on a TC that takes them), the
+// report waits there and the next request naming xid carries it — the next
+// RegisterBranch, or Do's Commit or Rollback — and is durable with it.
+// Otherwise it is sent now with ReportBranch.
+//
+// A report that waits is lost if this process stops before the next
+// request: the branch then stays registered with its registration's data,
+// as if the process had stopped just before ReportBranch. Report a failure
+// at once, with ReportBranch.
+func (c *Client) ReportDone(ctx context.Context, xid string, branchID int64, appData []byte) error {
+	if err := c.usable(); err != nil {
+		return err
+	}
+	req := &xactpb.ReportBranchRequest{
+		Xid:                   xid,
+		BranchId:              branchID,
+		Status:                xactpb.BranchStatus_BRANCH_STATUS_PHASE_ONE_DONE,
+		ApplicationData:       appData,
+		UpdateApplicationData: appData != nil,
+	}
+	if global.ValidateXID(xid) == nil && global.DeferReport(ctx, req) {
+		return nil
+	}
+	return c.report(ctx, req)
 }
 
 // ReportNothingCommitted reports that an AT branch's phase one failed

@@ -28,11 +28,13 @@ type fakeTC struct {
 	resultMsgs chan int // size of each Results message
 	kick       chan struct{}
 
-	mu       sync.Mutex
-	calls    map[string]int
-	register func(n int) (int64, error)
-	report   func(n int) error
-	locks    func(n int) (*xactpb.QueryLocksResponse, error)
+	mu        sync.Mutex
+	calls     map[string]int
+	registers []*xactpb.RegisterBranchRequest // every RegisterBranch request
+	reports   []*xactpb.ReportBranchRequest   // every ReportBranch request
+	register  func(n int) (int64, error)
+	report    func(n int) error
+	locks     func(n int) (*xactpb.QueryLocksResponse, error)
 }
 
 func newFakeTC() *fakeTC {
@@ -107,13 +109,19 @@ func (f *fakeTC) Attach(s grpc.BidiStreamingServer[xactpb.RMMessage, xactpb.TCMe
 	}
 }
 
-func (f *fakeTC) RegisterBranch(context.Context, *xactpb.RegisterBranchRequest) (*xactpb.RegisterBranchResponse, error) {
+func (f *fakeTC) RegisterBranch(_ context.Context, req *xactpb.RegisterBranchRequest) (*xactpb.RegisterBranchResponse, error) {
+	f.mu.Lock()
+	f.registers = append(f.registers, req)
+	f.mu.Unlock()
 	n := f.count("register")
 	id, err := f.register(n)
 	return &xactpb.RegisterBranchResponse{BranchId: id}, err
 }
 
-func (f *fakeTC) ReportBranch(context.Context, *xactpb.ReportBranchRequest) (*xactpb.ReportBranchResponse, error) {
+func (f *fakeTC) ReportBranch(_ context.Context, req *xactpb.ReportBranchRequest) (*xactpb.ReportBranchResponse, error) {
+	f.mu.Lock()
+	f.reports = append(f.reports, req)
+	f.mu.Unlock()
 	n := f.count("report")
 	return &xactpb.ReportBranchResponse{}, f.report(n)
 }

@@ -62,7 +62,7 @@ func (a *admin) ForceCommit(ctx context.Context, req *xactpb.ForceRequest) (*xac
 		return nil, err
 	}
 	a.s.log.Info("operator: force commit", "xid", req.GetXid())
-	st, err := a.s.decide(ctx, req.GetXid(), nil, toCommit, byOperator)
+	st, err := a.s.decide(ctx, req.GetXid(), nil, nil, toCommit, byOperator)
 	if err != nil {
 		return nil, err
 	}
@@ -74,7 +74,7 @@ func (a *admin) ForceRollback(ctx context.Context, req *xactpb.ForceRequest) (*x
 		return nil, err
 	}
 	a.s.log.Info("operator: force rollback", "xid", req.GetXid())
-	st, err := a.s.decide(ctx, req.GetXid(), nil, toRollback, byOperator)
+	st, err := a.s.decide(ctx, req.GetXid(), nil, nil, toRollback, byOperator)
 	if err != nil {
 		return nil, err
 	}

@@ -89,7 +89,7 @@ func (c *coordinator) Begin(ctx context.Context, req *xactpb.BeginRequest) (*xac
 
 // Reserve hands out an XID namespace for lazily begun globals.
 func (c *coordinator) Reserve(ctx context.Context, req *xactpb.ReserveRequest) (*xactpb.ReserveResponse, error) {
-	return &xactpb.ReserveResponse{XidPrefix: c.s.xids.reserve()}, nil
+	return &xactpb.ReserveResponse{XidPrefix: c.s.xids.reserve(), CarriesReports: true}, nil
 }
 
 // newGlobal validates a BeginRequest and makes the global it asks for.
@@ -152,7 +152,10 @@ func (c *coordinator) Commit(ctx context.Context, req *xactpb.CommitRequest) (*x
 	if err := c.checkXID(req.GetXid()); err != nil {
 		return nil, err
 	}
-	st, err := c.s.decide(ctx, req.GetXid(), req.GetBegin(), toCommit, byTM)
+	if err := c.s.checkReports(req.GetXid(), req.GetReports()); err != nil {
+		return nil, err
+	}
+	st, err := c.s.decide(ctx, req.GetXid(), req.GetBegin(), req.GetReports(), toCommit, byTM)
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +166,10 @@ func (c *coordinator) Rollback(ctx context.Context, req *xactpb.RollbackRequest)
 	if err := c.checkXID(req.GetXid()); err != nil {
 		return nil, err
 	}
-	st, err := c.s.decide(ctx, req.GetXid(), req.GetBegin(), toRollback, byTM)
+	if err := c.s.checkReports(req.GetXid(), req.GetReports()); err != nil {
+		return nil, err
+	}
+	st, err := c.s.decide(ctx, req.GetXid(), req.GetBegin(), req.GetReports(), toRollback, byTM)
 	if err != nil {
 		return nil, err
 	}
@@ -210,10 +216,21 @@ func (c *coordinator) RegisterBranch(ctx context.Context, req *xactpb.RegisterBr
 	if _, ok := xactpb.BranchType_name[int32(req.GetBranchType())]; !ok {
 		return nil, fmt.Errorf("%w: unknown branch type %d", protocol.ErrInvalidArgument, req.GetBranchType())
 	}
+	if err := c.s.checkReports(req.GetXid(), req.GetReports()); err != nil {
+		return nil, err
+	}
 	var begin *storage.Global
 	if req.GetBegin() != nil {
 		var err error
 		if begin, err = c.s.lazyGlobal(req.GetXid(), req.GetBegin()); err != nil {
+			return nil, err
+		}
+	}
+	if len(req.GetReports()) > 0 {
+		// Earlier branches' phase-one reports, recorded before the
+		// registration (Relaxed: the registration's durable write, or the
+		// decision that refuses it, syncs them too).
+		if err := c.s.recordCarriedLocked(ctx, req.GetXid(), req.GetReports()); err != nil {
 			return nil, err
 		}
 	}
@@ -285,13 +302,8 @@ func (c *coordinator) ReportBranch(ctx context.Context, req *xactpb.ReportBranch
 	if err := c.checkXID(req.GetXid()); err != nil {
 		return nil, err
 	}
-	switch req.GetStatus() {
-	case brPhaseOneDone, brPhaseOneFailed, brPhaseOneTimeout:
-	default:
-		return nil, fmt.Errorf("%w: a branch may report only phase-one outcomes, not %v", protocol.ErrInvalidArgument, req.GetStatus())
-	}
-	if len(req.GetApplicationData()) > c.s.cfg.MaxAppDataBytes {
-		return nil, fmt.Errorf("%w: application data too large", protocol.ErrTooLarge)
+	if err := c.s.checkReport(req.GetXid(), req); err != nil {
+		return nil, err
 	}
 	// Serialized with decisions: I3 needs a failure report to be seen by a
 	// concurrent commit, or to arrive after the decision.
@@ -309,23 +321,105 @@ func (c *coordinator) ReportBranch(ctx context.Context, req *xactpb.ReportBranch
 		// A late report changes nothing once the decision is made.
 		return nil, fmt.Errorf("%w: %v", protocol.ErrNotBegin, g.Status)
 	}
-	_, err = c.s.ledger.UpdateBranch(ctx, req.GetXid(), req.GetBranchId(), func(b *storage.Branch) error {
-		b.Status = req.GetStatus()
-		if req.GetNothingCommitted() && b.Type == xactpb.BranchType_BRANCH_TYPE_AT && b.Status == brPhaseOneFailed {
+	if err := c.s.recordReport(ctx, req, storage.Durable); err != nil {
+		return nil, err
+	}
+	return &xactpb.ReportBranchResponse{}, nil
+}
+
+// maxCarriedReports caps the reports one request may carry.
+const maxCarriedReports = 1024
+
+// checkReport validates a phase-one report of a branch of xid, whether it
+// came as a ReportBranch or carried by another request naming xid.
+func (s *Server) checkReport(xid string, r *xactpb.ReportBranchRequest) error {
+	if r.GetXid() != xid {
+		return fmt.Errorf("%w: a report of %q carried by a request of %q", protocol.ErrInvalidArgument, r.GetXid(), xid)
+	}
+	switch r.GetStatus() {
+	case brPhaseOneDone, brPhaseOneFailed, brPhaseOneTimeout:
+	default:
+		return fmt.Errorf("%w: a branch may report only phase-one outcomes, not %v", protocol.ErrInvalidArgument, r.GetStatus())
+	}
+	if len(r.GetApplicationData()) > s.cfg.MaxAppDataBytes {
+		return fmt.Errorf("%w: application data too large", protocol.ErrTooLarge)
+	}
+	return nil
+}
+
+// checkReports validates the reports carried by a request of xid
+// (RegisterBranch, Commit, Rollback), all before any is recorded.
+func (s *Server) checkReports(xid string, rs []*xactpb.ReportBranchRequest) error {
+	if len(rs) > maxCarriedReports {
+		return fmt.Errorf("%w: %d reports carried, the limit is %d", protocol.ErrTooLarge, len(rs), maxCarriedReports)
+	}
+	for _, r := range rs {
+		if err := s.checkReport(xid, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// recordReport records the phase-one report r of a branch whose global is
+// in Begin. The caller holds r.Xid's stripe and checked r (checkReport).
+func (s *Server) recordReport(ctx context.Context, r *xactpb.ReportBranchRequest, d storage.Durability) error {
+	_, err := s.ledger.UpdateBranch(ctx, r.GetXid(), r.GetBranchId(), func(b *storage.Branch) error {
+		b.Status = r.GetStatus()
+		if r.GetNothingCommitted() && b.Type == xactpb.BranchType_BRANCH_TYPE_AT && b.Status == brPhaseOneFailed {
 			// Nothing of it was committed, so nothing of it is to be
 			// compensated: its rows are free now, and phase two skips it
 			// (nothingCommitted).
 			b.LocksReleased = true
 		}
-		if req.GetUpdateApplicationData() {
-			b.AppData = req.GetApplicationData()
+		if r.GetUpdateApplicationData() {
+			b.AppData = r.GetApplicationData()
 		}
 		return nil
-	}, storage.Durable)
-	if err != nil {
-		return nil, err
+	}, d)
+	return err
+}
+
+// recordCarriedLocked records, under xid's stripe, the reports a request
+// of xid carries (see recordCarried).
+func (s *Server) recordCarriedLocked(ctx context.Context, xid string, rs []*xactpb.ReportBranchRequest) error {
+	mu := s.stripe(xid)
+	mu.Lock()
+	defer mu.Unlock()
+	g, err := s.ledger.GetGlobal(ctx, xid)
+	if errors.Is(err, storage.ErrNotFound) {
+		// A global no one has begun has no branch to report on.
+		return fmt.Errorf("%w: %s has no branch %d", protocol.ErrBranchNotFound, xid, rs[0].GetBranchId())
 	}
-	return &xactpb.ReportBranchResponse{}, nil
+	if err != nil {
+		return err
+	}
+	return s.recordCarried(ctx, g, rs)
+}
+
+// recordCarried records the checked reports rs carried by a request of
+// g's XID, as ReportBranch would record them, with Relaxed durability: the
+// caller's durable write that follows (a registration, a decision) makes
+// them durable too (the store syncs its log in commit order). The caller
+// holds g's stripe, and g is current. A global no longer in Begin takes no
+// report: as a late ReportBranch, it changes nothing (and is no error, so
+// that a repeated decision is answered as usual). A report naming a branch
+// the global never registered refuses them all, before any is recorded.
+func (s *Server) recordCarried(ctx context.Context, g *storage.Global, rs []*xactpb.ReportBranchRequest) error {
+	if len(rs) == 0 || g.Finished || g.Status != stBegin {
+		return nil
+	}
+	for _, r := range rs {
+		if id := r.GetBranchId(); id < 1 || id > g.BranchSeq {
+			return fmt.Errorf("%w: %s has no branch %d", protocol.ErrBranchNotFound, g.XID, id)
+		}
+	}
+	for _, r := range rs {
+		if err := s.recordReport(ctx, r, storage.Relaxed); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // dropLate records a late nothing-committed report of an AT branch of a

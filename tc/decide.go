@@ -49,16 +49,24 @@ const (
 // begin, when not nil, begins a lazily begun global the TC never saw (it
 // has no branch, so the decision is final at once, and its tombstone
 // refuses a registration that arrives late).
-func (s *Server) decide(ctx context.Context, xid string, begin *xactpb.BeginRequest, v verdict, who requester) (storage.Status, error) {
+//
+// reports (checked with checkReports) are phase-one reports of xid's
+// branches that the request carries: recorded before the decision while
+// the global is in Begin (recordCarried), ignored afterwards.
+func (s *Server) decide(ctx context.Context, xid string, begin *xactpb.BeginRequest, reports []*xactpb.ReportBranchRequest, v verdict, who requester) (storage.Status, error) {
 	commit := v == toCommit
 	if begin != nil {
 		if _, err := s.ledger.GetGlobal(ctx, xid); errors.Is(err, storage.ErrNotFound) {
+			if len(reports) > 0 {
+				// A global no one has begun has no branch to report on.
+				return 0, fmt.Errorf("%w: %s has no branch %d", protocol.ErrBranchNotFound, xid, reports[0].GetBranchId())
+			}
 			if err := s.beginLazy(ctx, xid, begin); err != nil {
 				return 0, err
 			}
 		}
 	}
-	st, pre, err := s.decideLocked(ctx, xid, v, who)
+	st, pre, err := s.decideLocked(ctx, xid, reports, v, who)
 	if err != nil {
 		return st, err
 	}
@@ -101,13 +109,19 @@ func (s *Server) decide(ctx context.Context, xid string, begin *xactpb.BeginRequ
 
 // When it makes the decision it also returns what the first phase-two round
 // needs, if it has all of it.
-func (s *Server) decideLocked(ctx context.Context, xid string, v verdict, who requester) (storage.Status, *preload, error) {
+func (s *Server) decideLocked(ctx context.Context, xid string, reports []*xactpb.ReportBranchRequest, v verdict, who requester) (storage.Status, *preload, error) {
 	commit, force := v == toCommit, who == byOperator
 	mu := s.stripe(xid)
 	mu.Lock()
 	defer mu.Unlock()
 	g, err := s.ledger.GetGlobal(ctx, xid)
 	if err != nil {
+		return 0, nil, err
+	}
+	// Carried reports go in before the branches are read for the decision
+	// (a PHASE_ONE_FAILED among them makes a commit a rollback, I3), and
+	// are made durable by it.
+	if err := s.recordCarried(ctx, g, reports); err != nil {
 		return 0, nil, err
 	}
 	if g.Finished {

@@ -146,7 +146,7 @@ func (m *Manager) initiate(ctx context.Context, opts Options, fn func(ctx contex
 		if returned {
 			return
 		}
-		if _, rbErr := m.end(ctx, xid, lazy, false); rbErr != nil {
+		if _, rbErr := m.end(ctx, txCtx, xid, lazy, false); rbErr != nil {
 			log.ErrorContext(ctx, "tm: rollback after panic failed", "err", rbErr)
 		} else {
 			log.WarnContext(ctx, "tm: rolled back after panic")
@@ -157,14 +157,14 @@ func (m *Manager) initiate(ctx context.Context, opts Options, fn func(ctx contex
 	returned = true
 
 	if fnErr != nil {
-		if _, rbErr := m.end(ctx, xid, lazy, false); rbErr != nil {
+		if _, rbErr := m.end(ctx, txCtx, xid, lazy, false); rbErr != nil {
 			// Not known to be rolled back: fn's error must not read as a
 			// rollback (errors.Is(err, fnErr) stays false).
 			return newOutcomeError(xid, rbErr, fnErr)
 		}
 		return fnErr
 	}
-	if _, err = m.end(ctx, xid, lazy, true); err != nil && !errors.Is(err, ErrRolledBack) {
+	if _, err = m.end(ctx, txCtx, xid, lazy, true); err != nil && !errors.Is(err, ErrRolledBack) {
 		return newOutcomeError(xid, err, nil)
 	}
 	return err
@@ -173,7 +173,7 @@ func (m *Manager) initiate(ctx context.Context, opts Options, fn func(ctx contex
 // begin begins Do's global transaction: lazily when the TC offers an XID
 // namespace (see lazy.go), eagerly otherwise.
 func (m *Manager) begin(ctx context.Context, name string, timeout time.Duration) (context.Context, string, *lazyTx, error) {
-	xid, ok, err := m.nextXID(ctx)
+	xid, ok, carries, err := m.nextXID(ctx)
 	if err != nil {
 		return ctx, "", nil, err
 	}
@@ -186,14 +186,22 @@ func (m *Manager) begin(ctx context.Context, name string, timeout time.Duration)
 		l.deadline = time.Now().Add(timeout)
 	}
 	ctx = global.WithLazy(WithXID(ctx, xid), xid, l)
+	if carries {
+		// Phase-one reports may wait for the next request of the global;
+		// end sends whatever is still waiting with the decision.
+		ctx = global.WithReports(ctx, xid)
+	}
 	m.cfg.log.DebugContext(ctx, "global transaction begun lazily", "xid", xid, "name", name)
 	return ctx, xid, l, nil
 }
 
-// end decides Do's global transaction. A lazily begun one the TC never
-// heard of is decided without asking it: it has no branch.
-func (m *Manager) end(ctx context.Context, xid string, l *lazyTx, commit bool) (xactpb.GlobalStatus, error) {
+// end decides Do's global transaction, sending with the decision the
+// phase-one reports still waiting in txCtx (fn's context). A lazily begun
+// one the TC never heard of is decided without asking it: it has no
+// branch.
+func (m *Manager) end(ctx, txCtx context.Context, xid string, l *lazyTx, commit bool) (xactpb.GlobalStatus, error) {
 	var begin *xactpb.BeginRequest
+	reports := global.TakeReports(txCtx, xid)
 	if l != nil {
 		told, confirmed := l.end()
 		if !told {
@@ -214,9 +222,9 @@ func (m *Manager) end(ctx context.Context, xid string, l *lazyTx, commit bool) (
 		}
 	}
 	if commit {
-		return m.commit(ctx, xid, begin)
+		return m.commit(ctx, xid, begin, reports)
 	}
-	return m.rollback(ctx, xid, begin)
+	return m.rollback(ctx, xid, begin, reports)
 }
 
 func (m *Manager) run(ctx context.Context, timeout time.Duration, fn func(context.Context) error) error {

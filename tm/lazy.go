@@ -152,12 +152,13 @@ func (l *lazyTx) end() (told, confirmed bool) {
 
 // nextXID returns a fresh XID from this Manager's namespace, reserving one
 // first if needed. ok is false when the TC offers no namespace (an older
-// TC): the caller begins eagerly.
-func (m *Manager) nextXID(ctx context.Context) (xid string, ok bool, err error) {
+// TC): the caller begins eagerly. carries reports that the TC records the
+// phase-one reports other requests carry (global.WithReports).
+func (m *Manager) nextXID(ctx context.Context) (xid string, ok, carries bool, err error) {
 	m.ns.mu.Lock()
 	defer m.ns.mu.Unlock()
 	if m.ns.unsupported {
-		return "", false, nil
+		return "", false, false, nil
 	}
 	if m.ns.prefix == "" {
 		actx, cancel := context.WithTimeout(ctx, m.cfg.rpcTimeout)
@@ -165,17 +166,18 @@ func (m *Manager) nextXID(ctx context.Context) (xid string, ok bool, err error) 
 		cancel()
 		if status.Code(err) == codes.Unimplemented {
 			m.ns.unsupported = true
-			return "", false, nil
+			return "", false, false, nil
 		}
 		if err != nil {
-			return "", false, fmt.Errorf("tm: reserve an XID namespace: %w", protocol.FromStatus(err))
+			return "", false, false, fmt.Errorf("tm: reserve an XID namespace: %w", protocol.FromStatus(err))
 		}
 		m.ns.prefix = resp.GetXidPrefix()
+		m.ns.carries = resp.GetCarriesReports()
 	}
 	m.ns.seq++
 	xid = m.ns.prefix + strconv.FormatUint(m.ns.seq, 36)
 	if err := ValidateXID(xid); err != nil {
-		return "", false, fmt.Errorf("tm: the TC reserved a bad XID namespace %q: %w", m.ns.prefix, err)
+		return "", false, false, fmt.Errorf("tm: the TC reserved a bad XID namespace %q: %w", m.ns.prefix, err)
 	}
-	return xid, true, nil
+	return xid, true, m.ns.carries, nil
 }

@@ -29,6 +29,7 @@ type Manager struct {
 		prefix      string
 		seq         uint64
 		unsupported bool
+		carries     bool // the TC records reports carried by other requests
 	}
 }
 
@@ -157,15 +158,15 @@ func millis(d time.Duration) int64 {
 // When the TC answers with an error rather than a status, the status
 // returned is GLOBAL_STATUS_UNKNOWN.
 func (m *Manager) Commit(ctx context.Context, xid string) (xactpb.GlobalStatus, error) {
-	return m.commit(ctx, xid, nil)
+	return m.commit(ctx, xid, nil, nil)
 }
 
-func (m *Manager) commit(ctx context.Context, xid string, begin *xactpb.BeginRequest) (xactpb.GlobalStatus, error) {
+func (m *Manager) commit(ctx context.Context, xid string, begin *xactpb.BeginRequest, reports []*xactpb.ReportBranchRequest) (xactpb.GlobalStatus, error) {
 	if err := m.check(xid); err != nil {
 		return xactpb.GlobalStatus_GLOBAL_STATUS_UNKNOWN, fmt.Errorf("tm: commit: %w", err)
 	}
 	st, err := m.decide(ctx, "commit", xid, func(ctx context.Context) (xactpb.GlobalStatus, error) {
-		r, err := m.client.Commit(ctx, &xactpb.CommitRequest{Xid: xid, Begin: begin}, grpc.WaitForReady(true))
+		r, err := m.client.Commit(ctx, &xactpb.CommitRequest{Xid: xid, Begin: begin, Reports: reports}, grpc.WaitForReady(true))
 		return r.GetStatus(), err
 	})
 	switch {
@@ -191,15 +192,15 @@ func (m *Manager) commit(ctx context.Context, xid string, begin *xactpb.BeginReq
 // timeout); otherwise the error wraps ErrCommitted (the decision is
 // commit) or ErrUnknownOutcome. It runs and retries like Commit.
 func (m *Manager) Rollback(ctx context.Context, xid string) (xactpb.GlobalStatus, error) {
-	return m.rollback(ctx, xid, nil)
+	return m.rollback(ctx, xid, nil, nil)
 }
 
-func (m *Manager) rollback(ctx context.Context, xid string, begin *xactpb.BeginRequest) (xactpb.GlobalStatus, error) {
+func (m *Manager) rollback(ctx context.Context, xid string, begin *xactpb.BeginRequest, reports []*xactpb.ReportBranchRequest) (xactpb.GlobalStatus, error) {
 	if err := m.check(xid); err != nil {
 		return xactpb.GlobalStatus_GLOBAL_STATUS_UNKNOWN, fmt.Errorf("tm: rollback: %w", err)
 	}
 	st, err := m.decide(ctx, "rollback", xid, func(ctx context.Context) (xactpb.GlobalStatus, error) {
-		r, err := m.client.Rollback(ctx, &xactpb.RollbackRequest{Xid: xid, Begin: begin}, grpc.WaitForReady(true))
+		r, err := m.client.Rollback(ctx, &xactpb.RollbackRequest{Xid: xid, Begin: begin, Reports: reports}, grpc.WaitForReady(true))
 		return r.GetStatus(), err
 	})
 	switch {

@@ -10,12 +10,17 @@
 //	ctx = global.WithXID(ctx, xid)
 //	xid, ok := global.XID(ctx)                        // ok: ctx is in a global transaction
 //	begin, begun, err := global.PendingBegin(ctx, xid) // send begin with the request; call begun after it succeeded
+//
+// It also carries, for a transaction tm.Do began, the queue of phase-one
+// reports that wait to travel with the next request naming it
+// (WithReports, DeferReport, TakeReports, ReturnReports).
 package global
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/protocol/xactpb"
@@ -113,4 +118,84 @@ func PendingBegin(ctx context.Context, xid string) (*xactpb.BeginRequest, func()
 		return nil, nil, nil
 	}
 	return l.PendingBegin()
+}
+
+// Reports waiting for the next request.
+//
+// A branch that succeeded may let its PHASE_ONE_DONE report wait, instead
+// of sending a ReportBranch of its own, for the next request that names
+// its global transaction: the next registration (rm.Client.RegisterBranch)
+// or the decision (tm's Commit or Rollback), which carry it and make it
+// durable with their own write. A saga step's report so costs no round
+// trip. Only the process that will decide the transaction has a queue: its
+// decision is sure to come, and to carry what is still waiting.
+
+type reportsKey struct{}
+
+type reportQueue struct {
+	xid string
+	mu  sync.Mutex
+	rs  []*xactpb.ReportBranchRequest
+}
+
+// WithReports returns a context that carries an empty queue of reports
+// waiting for the next request of the global transaction xid. Its owner
+// must send what is left in it with its decision (TakeReports). A queue of
+// an outer transaction is hidden.
+func WithReports(ctx context.Context, xid string) context.Context {
+	return context.WithValue(ctx, reportsKey{}, &reportQueue{xid: xid})
+}
+
+func queueOf(ctx context.Context, xid string) *reportQueue {
+	q, _ := ctx.Value(reportsKey{}).(*reportQueue)
+	if q == nil || q.xid != xid {
+		return nil
+	}
+	return q
+}
+
+// DeferReport queues r to be sent with the next request of its global
+// transaction, and reports whether it did: false when ctx carries no queue
+// for r's XID (the caller must then send r itself, with ReportBranch).
+// Only a report that may wait is to be deferred: a success, whose loss in
+// a crash of this process leaves the branch as a crash before the report
+// would have. A failure must be sent at once (I3).
+func DeferReport(ctx context.Context, r *xactpb.ReportBranchRequest) bool {
+	q := queueOf(ctx, r.GetXid())
+	if q == nil {
+		return false
+	}
+	q.mu.Lock()
+	q.rs = append(q.rs, r)
+	q.mu.Unlock()
+	return true
+}
+
+// TakeReports empties the queue of xid in ctx and returns what it held,
+// in the order it was deferred (nil if none, or no queue). A request that
+// fails must give them back with ReturnReports, so that they go with the
+// next one.
+func TakeReports(ctx context.Context, xid string) []*xactpb.ReportBranchRequest {
+	q := queueOf(ctx, xid)
+	if q == nil {
+		return nil
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	rs := q.rs
+	q.rs = nil
+	return rs
+}
+
+// ReturnReports puts rs, taken by TakeReports for a request that failed,
+// back at the head of the queue of xid in ctx. (Sending one twice is
+// harmless: the TC records a report as often as it gets it.)
+func ReturnReports(ctx context.Context, xid string, rs []*xactpb.ReportBranchRequest) {
+	q := queueOf(ctx, xid)
+	if q == nil || len(rs) == 0 {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.rs = append(rs[:len(rs):len(rs)], q.rs...)
 }

@@ -53,3 +53,43 @@ func TestPendingBegin(t *testing.T) {
 		t.Errorf("PendingBegin without a lazy transaction = %v, want nil", got)
 	}
 }
+
+func TestReports(t *testing.T) {
+	bg := context.Background()
+	r := func(xid string, id int64) *xactpb.ReportBranchRequest {
+		return &xactpb.ReportBranchRequest{Xid: xid, BranchId: id, Status: xactpb.BranchStatus_BRANCH_STATUS_PHASE_ONE_DONE}
+	}
+	if DeferReport(bg, r("n:1", 1)) {
+		t.Fatal("DeferReport without a queue = true")
+	}
+	if rs := TakeReports(bg, "n:1"); rs != nil {
+		t.Fatalf("TakeReports without a queue = %v", rs)
+	}
+	ctx := WithReports(bg, "n:1")
+	if DeferReport(ctx, r("n:2", 1)) {
+		t.Fatal("DeferReport of another XID = true")
+	}
+	if !DeferReport(ctx, r("n:1", 1)) || !DeferReport(ctx, r("n:1", 2)) {
+		t.Fatal("DeferReport = false")
+	}
+	if rs := TakeReports(ctx, "n:2"); rs != nil {
+		t.Fatalf("TakeReports(other XID) = %v", rs)
+	}
+	rs := TakeReports(ctx, "n:1")
+	if len(rs) != 2 || rs[0].GetBranchId() != 1 || rs[1].GetBranchId() != 2 {
+		t.Fatalf("TakeReports = %v, want branches 1, 2", rs)
+	}
+	if again := TakeReports(ctx, "n:1"); again != nil {
+		t.Fatalf("second TakeReports = %v, want none", again)
+	}
+	DeferReport(ctx, r("n:1", 3))
+	ReturnReports(ctx, "n:1", rs)
+	rs = TakeReports(ctx, "n:1")
+	if len(rs) != 3 || rs[0].GetBranchId() != 1 || rs[1].GetBranchId() != 2 || rs[2].GetBranchId() != 3 {
+		t.Fatalf("after ReturnReports: %v, want branches 1, 2, 3", rs)
+	}
+	inner := WithReports(ctx, "n:9")
+	if DeferReport(inner, r("n:1", 4)) {
+		t.Fatal("an inner transaction's context deferred the outer's report")
+	}
+}

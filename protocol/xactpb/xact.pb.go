@@ -454,10 +454,15 @@ func (*ReserveRequest) Descriptor() ([]byte, []int) {
 }
 
 type ReserveResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	XidPrefix     string                 `protobuf:"bytes,1,opt,name=xid_prefix,json=xidPrefix,proto3" json:"xid_prefix,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	XidPrefix string                 `protobuf:"bytes,1,opt,name=xid_prefix,json=xidPrefix,proto3" json:"xid_prefix,omitempty"`
+	// The TC records the phase-one reports that RegisterBranch, Commit and
+	// Rollback carry (their reports fields): a TM may then let reports wait
+	// for the next request of their global. An older TC ignores those
+	// fields, so a TM must not rely on them without this.
+	CarriesReports bool `protobuf:"varint,2,opt,name=carries_reports,json=carriesReports,proto3" json:"carries_reports,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ReserveResponse) Reset() {
@@ -495,6 +500,13 @@ func (x *ReserveResponse) GetXidPrefix() string {
 		return x.XidPrefix
 	}
 	return ""
+}
+
+func (x *ReserveResponse) GetCarriesReports() bool {
+	if x != nil {
+		return x.CarriesReports
+	}
+	return false
 }
 
 type BeginResponse struct {
@@ -546,7 +558,15 @@ type CommitRequest struct {
 	Xid   string                 `protobuf:"bytes,1,opt,name=xid,proto3" json:"xid,omitempty"`
 	// For a lazily begun global: how to begin it if the TC never saw it (it
 	// then has no branch, and the decision is final at once).
-	Begin         *BeginRequest `protobuf:"bytes,2,opt,name=begin,proto3" json:"begin,omitempty"`
+	Begin *BeginRequest `protobuf:"bytes,2,opt,name=begin,proto3" json:"begin,omitempty"`
+	// Phase-one reports of earlier branches of the same global (xid), each
+	// recorded as ReportBranch would record it, before the decision: a
+	// carried PHASE_ONE_FAILED makes the commit a rollback. Reports for a
+	// global no longer in Begin change nothing (as a late ReportBranch; a
+	// repeated Commit is answered as usual). An invalid report (another
+	// xid, not a phase-one status, too large) fails the whole request, and
+	// nothing changes. Empty: nothing to record.
+	Reports       []*ReportBranchRequest `protobuf:"bytes,3,rep,name=reports,proto3" json:"reports,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -591,6 +611,13 @@ func (x *CommitRequest) GetXid() string {
 func (x *CommitRequest) GetBegin() *BeginRequest {
 	if x != nil {
 		return x.Begin
+	}
+	return nil
+}
+
+func (x *CommitRequest) GetReports() []*ReportBranchRequest {
+	if x != nil {
+		return x.Reports
 	}
 	return nil
 }
@@ -645,7 +672,9 @@ type RollbackRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Xid   string                 `protobuf:"bytes,1,opt,name=xid,proto3" json:"xid,omitempty"`
 	// As in CommitRequest.
-	Begin         *BeginRequest `protobuf:"bytes,2,opt,name=begin,proto3" json:"begin,omitempty"`
+	Begin *BeginRequest `protobuf:"bytes,2,opt,name=begin,proto3" json:"begin,omitempty"`
+	// As in CommitRequest: recorded before the rollback decision.
+	Reports       []*ReportBranchRequest `protobuf:"bytes,3,rep,name=reports,proto3" json:"reports,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -690,6 +719,13 @@ func (x *RollbackRequest) GetXid() string {
 func (x *RollbackRequest) GetBegin() *BeginRequest {
 	if x != nil {
 		return x.Begin
+	}
+	return nil
+}
+
+func (x *RollbackRequest) GetReports() []*ReportBranchRequest {
+	if x != nil {
+		return x.Reports
 	}
 	return nil
 }
@@ -838,7 +874,15 @@ type RegisterBranchRequest struct {
 	ApplicationData []byte `protobuf:"bytes,5,opt,name=application_data,json=applicationData,proto3" json:"application_data,omitempty"`
 	// For a lazily begun global: how to begin it if this is the first the TC
 	// hears of it (its xid is the request's xid).
-	Begin         *BeginRequest `protobuf:"bytes,6,opt,name=begin,proto3" json:"begin,omitempty"`
+	Begin *BeginRequest `protobuf:"bytes,6,opt,name=begin,proto3" json:"begin,omitempty"`
+	// Phase-one reports of earlier branches of the same global (xid), each
+	// recorded as ReportBranch would record it, before the registration and
+	// made durable with it: a saga orchestrator sends a step's PHASE_ONE_DONE
+	// with the next step's registration instead of a ReportBranch of its
+	// own. An invalid report (another xid, not a phase-one status, too
+	// large) fails the whole request, and nothing changes. Empty: nothing to
+	// record.
+	Reports       []*ReportBranchRequest `protobuf:"bytes,7,rep,name=reports,proto3" json:"reports,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -911,6 +955,13 @@ func (x *RegisterBranchRequest) GetApplicationData() []byte {
 func (x *RegisterBranchRequest) GetBegin() *BeginRequest {
 	if x != nil {
 		return x.Begin
+	}
+	return nil
+}
+
+func (x *RegisterBranchRequest) GetReports() []*ReportBranchRequest {
+	if x != nil {
+		return x.Reports
 	}
 	return nil
 }
@@ -2690,26 +2741,29 @@ const file_xact_proto_rawDesc = "" +
 	"\n" +
 	"timeout_ms\x18\x02 \x01(\x03R\ttimeoutMs\x12\x10\n" +
 	"\x03xid\x18\x03 \x01(\tR\x03xid\"\x10\n" +
-	"\x0eReserveRequest\"0\n" +
+	"\x0eReserveRequest\"Y\n" +
 	"\x0fReserveResponse\x12\x1d\n" +
 	"\n" +
-	"xid_prefix\x18\x01 \x01(\tR\txidPrefix\"!\n" +
+	"xid_prefix\x18\x01 \x01(\tR\txidPrefix\x12'\n" +
+	"\x0fcarries_reports\x18\x02 \x01(\bR\x0ecarriesReports\"!\n" +
 	"\rBeginResponse\x12\x10\n" +
-	"\x03xid\x18\x01 \x01(\tR\x03xid\"N\n" +
+	"\x03xid\x18\x01 \x01(\tR\x03xid\"\x86\x01\n" +
 	"\rCommitRequest\x12\x10\n" +
 	"\x03xid\x18\x01 \x01(\tR\x03xid\x12+\n" +
-	"\x05begin\x18\x02 \x01(\v2\x15.xact.v1.BeginRequestR\x05begin\"?\n" +
+	"\x05begin\x18\x02 \x01(\v2\x15.xact.v1.BeginRequestR\x05begin\x126\n" +
+	"\areports\x18\x03 \x03(\v2\x1c.xact.v1.ReportBranchRequestR\areports\"?\n" +
 	"\x0eCommitResponse\x12-\n" +
-	"\x06status\x18\x01 \x01(\x0e2\x15.xact.v1.GlobalStatusR\x06status\"P\n" +
+	"\x06status\x18\x01 \x01(\x0e2\x15.xact.v1.GlobalStatusR\x06status\"\x88\x01\n" +
 	"\x0fRollbackRequest\x12\x10\n" +
 	"\x03xid\x18\x01 \x01(\tR\x03xid\x12+\n" +
-	"\x05begin\x18\x02 \x01(\v2\x15.xact.v1.BeginRequestR\x05begin\"A\n" +
+	"\x05begin\x18\x02 \x01(\v2\x15.xact.v1.BeginRequestR\x05begin\x126\n" +
+	"\areports\x18\x03 \x03(\v2\x1c.xact.v1.ReportBranchRequestR\areports\"A\n" +
 	"\x10RollbackResponse\x12-\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x15.xact.v1.GlobalStatusR\x06status\"$\n" +
 	"\x10GetStatusRequest\x12\x10\n" +
 	"\x03xid\x18\x01 \x01(\tR\x03xid\"B\n" +
 	"\x11GetStatusResponse\x12-\n" +
-	"\x06status\x18\x01 \x01(\x0e2\x15.xact.v1.GlobalStatusR\x06status\"\xf5\x01\n" +
+	"\x06status\x18\x01 \x01(\x0e2\x15.xact.v1.GlobalStatusR\x06status\"\xad\x02\n" +
 	"\x15RegisterBranchRequest\x12\x10\n" +
 	"\x03xid\x18\x01 \x01(\tR\x03xid\x12\x1f\n" +
 	"\vresource_id\x18\x02 \x01(\tR\n" +
@@ -2718,7 +2772,8 @@ const file_xact_proto_rawDesc = "" +
 	"branchType\x12\x1b\n" +
 	"\tlock_keys\x18\x04 \x03(\tR\blockKeys\x12)\n" +
 	"\x10application_data\x18\x05 \x01(\fR\x0fapplicationData\x12+\n" +
-	"\x05begin\x18\x06 \x01(\v2\x15.xact.v1.BeginRequestR\x05begin\"5\n" +
+	"\x05begin\x18\x06 \x01(\v2\x15.xact.v1.BeginRequestR\x05begin\x126\n" +
+	"\areports\x18\a \x03(\v2\x1c.xact.v1.ReportBranchRequestR\areports\"5\n" +
 	"\x16RegisterBranchResponse\x12\x1b\n" +
 	"\tbranch_id\x18\x01 \x01(\x03R\bbranchId\"\x83\x02\n" +
 	"\x13ReportBranchRequest\x12\x10\n" +
@@ -2980,71 +3035,74 @@ var file_xact_proto_goTypes = []any{
 }
 var file_xact_proto_depIdxs = []int32{
 	5,  // 0: xact.v1.CommitRequest.begin:type_name -> xact.v1.BeginRequest
-	0,  // 1: xact.v1.CommitResponse.status:type_name -> xact.v1.GlobalStatus
-	5,  // 2: xact.v1.RollbackRequest.begin:type_name -> xact.v1.BeginRequest
-	0,  // 3: xact.v1.RollbackResponse.status:type_name -> xact.v1.GlobalStatus
-	0,  // 4: xact.v1.GetStatusResponse.status:type_name -> xact.v1.GlobalStatus
-	2,  // 5: xact.v1.RegisterBranchRequest.branch_type:type_name -> xact.v1.BranchType
-	5,  // 6: xact.v1.RegisterBranchRequest.begin:type_name -> xact.v1.BeginRequest
-	1,  // 7: xact.v1.ReportBranchRequest.status:type_name -> xact.v1.BranchStatus
-	22, // 8: xact.v1.RMMessage.hello:type_name -> xact.v1.Hello
-	24, // 9: xact.v1.RMMessage.results:type_name -> xact.v1.Results
-	2,  // 10: xact.v1.Hello.branch_types:type_name -> xact.v1.BranchType
-	23, // 11: xact.v1.Hello.routes:type_name -> xact.v1.Route
-	2,  // 12: xact.v1.Route.branch_type:type_name -> xact.v1.BranchType
-	25, // 13: xact.v1.Results.results:type_name -> xact.v1.BranchResult
-	3,  // 14: xact.v1.BranchResult.outcome:type_name -> xact.v1.Outcome
-	27, // 15: xact.v1.TCMessage.welcome:type_name -> xact.v1.Welcome
-	28, // 16: xact.v1.TCMessage.actions:type_name -> xact.v1.Actions
-	29, // 17: xact.v1.Actions.actions:type_name -> xact.v1.BranchAction
-	4,  // 18: xact.v1.BranchAction.kind:type_name -> xact.v1.ActionKind
-	2,  // 19: xact.v1.BranchAction.branch_type:type_name -> xact.v1.BranchType
-	0,  // 20: xact.v1.GlobalTransaction.status:type_name -> xact.v1.GlobalStatus
-	31, // 21: xact.v1.GlobalTransaction.history:type_name -> xact.v1.RetryEvent
-	2,  // 22: xact.v1.Branch.branch_type:type_name -> xact.v1.BranchType
-	1,  // 23: xact.v1.Branch.status:type_name -> xact.v1.BranchStatus
-	0,  // 24: xact.v1.ListGlobalsRequest.statuses:type_name -> xact.v1.GlobalStatus
-	30, // 25: xact.v1.ListGlobalsResponse.globals:type_name -> xact.v1.GlobalTransaction
-	30, // 26: xact.v1.ShowGlobalResponse.global:type_name -> xact.v1.GlobalTransaction
-	32, // 27: xact.v1.ShowGlobalResponse.branches:type_name -> xact.v1.Branch
-	33, // 28: xact.v1.ShowGlobalResponse.locks:type_name -> xact.v1.RowLock
-	0,  // 29: xact.v1.ForceResponse.status:type_name -> xact.v1.GlobalStatus
-	33, // 30: xact.v1.ListLocksResponse.locks:type_name -> xact.v1.RowLock
-	5,  // 31: xact.v1.Coordinator.Begin:input_type -> xact.v1.BeginRequest
-	6,  // 32: xact.v1.Coordinator.Reserve:input_type -> xact.v1.ReserveRequest
-	9,  // 33: xact.v1.Coordinator.Commit:input_type -> xact.v1.CommitRequest
-	11, // 34: xact.v1.Coordinator.Rollback:input_type -> xact.v1.RollbackRequest
-	13, // 35: xact.v1.Coordinator.GetStatus:input_type -> xact.v1.GetStatusRequest
-	15, // 36: xact.v1.Coordinator.RegisterBranch:input_type -> xact.v1.RegisterBranchRequest
-	17, // 37: xact.v1.Coordinator.ReportBranch:input_type -> xact.v1.ReportBranchRequest
-	19, // 38: xact.v1.Coordinator.QueryLocks:input_type -> xact.v1.QueryLocksRequest
-	21, // 39: xact.v1.Coordinator.Attach:input_type -> xact.v1.RMMessage
-	34, // 40: xact.v1.Admin.ListGlobals:input_type -> xact.v1.ListGlobalsRequest
-	36, // 41: xact.v1.Admin.ShowGlobal:input_type -> xact.v1.ShowGlobalRequest
-	38, // 42: xact.v1.Admin.ForceCommit:input_type -> xact.v1.ForceRequest
-	38, // 43: xact.v1.Admin.ForceRollback:input_type -> xact.v1.ForceRequest
-	40, // 44: xact.v1.Admin.ListLocks:input_type -> xact.v1.ListLocksRequest
-	42, // 45: xact.v1.Admin.Backup:input_type -> xact.v1.BackupRequest
-	8,  // 46: xact.v1.Coordinator.Begin:output_type -> xact.v1.BeginResponse
-	7,  // 47: xact.v1.Coordinator.Reserve:output_type -> xact.v1.ReserveResponse
-	10, // 48: xact.v1.Coordinator.Commit:output_type -> xact.v1.CommitResponse
-	12, // 49: xact.v1.Coordinator.Rollback:output_type -> xact.v1.RollbackResponse
-	14, // 50: xact.v1.Coordinator.GetStatus:output_type -> xact.v1.GetStatusResponse
-	16, // 51: xact.v1.Coordinator.RegisterBranch:output_type -> xact.v1.RegisterBranchResponse
-	18, // 52: xact.v1.Coordinator.ReportBranch:output_type -> xact.v1.ReportBranchResponse
-	20, // 53: xact.v1.Coordinator.QueryLocks:output_type -> xact.v1.QueryLocksResponse
-	26, // 54: xact.v1.Coordinator.Attach:output_type -> xact.v1.TCMessage
-	35, // 55: xact.v1.Admin.ListGlobals:output_type -> xact.v1.ListGlobalsResponse
-	37, // 56: xact.v1.Admin.ShowGlobal:output_type -> xact.v1.ShowGlobalResponse
-	39, // 57: xact.v1.Admin.ForceCommit:output_type -> xact.v1.ForceResponse
-	39, // 58: xact.v1.Admin.ForceRollback:output_type -> xact.v1.ForceResponse
-	41, // 59: xact.v1.Admin.ListLocks:output_type -> xact.v1.ListLocksResponse
-	43, // 60: xact.v1.Admin.Backup:output_type -> xact.v1.BackupChunk
-	46, // [46:61] is the sub-list for method output_type
-	31, // [31:46] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	17, // 1: xact.v1.CommitRequest.reports:type_name -> xact.v1.ReportBranchRequest
+	0,  // 2: xact.v1.CommitResponse.status:type_name -> xact.v1.GlobalStatus
+	5,  // 3: xact.v1.RollbackRequest.begin:type_name -> xact.v1.BeginRequest
+	17, // 4: xact.v1.RollbackRequest.reports:type_name -> xact.v1.ReportBranchRequest
+	0,  // 5: xact.v1.RollbackResponse.status:type_name -> xact.v1.GlobalStatus
+	0,  // 6: xact.v1.GetStatusResponse.status:type_name -> xact.v1.GlobalStatus
+	2,  // 7: xact.v1.RegisterBranchRequest.branch_type:type_name -> xact.v1.BranchType
+	5,  // 8: xact.v1.RegisterBranchRequest.begin:type_name -> xact.v1.BeginRequest
+	17, // 9: xact.v1.RegisterBranchRequest.reports:type_name -> xact.v1.ReportBranchRequest
+	1,  // 10: xact.v1.ReportBranchRequest.status:type_name -> xact.v1.BranchStatus
+	22, // 11: xact.v1.RMMessage.hello:type_name -> xact.v1.Hello
+	24, // 12: xact.v1.RMMessage.results:type_name -> xact.v1.Results
+	2,  // 13: xact.v1.Hello.branch_types:type_name -> xact.v1.BranchType
+	23, // 14: xact.v1.Hello.routes:type_name -> xact.v1.Route
+	2,  // 15: xact.v1.Route.branch_type:type_name -> xact.v1.BranchType
+	25, // 16: xact.v1.Results.results:type_name -> xact.v1.BranchResult
+	3,  // 17: xact.v1.BranchResult.outcome:type_name -> xact.v1.Outcome
+	27, // 18: xact.v1.TCMessage.welcome:type_name -> xact.v1.Welcome
+	28, // 19: xact.v1.TCMessage.actions:type_name -> xact.v1.Actions
+	29, // 20: xact.v1.Actions.actions:type_name -> xact.v1.BranchAction
+	4,  // 21: xact.v1.BranchAction.kind:type_name -> xact.v1.ActionKind
+	2,  // 22: xact.v1.BranchAction.branch_type:type_name -> xact.v1.BranchType
+	0,  // 23: xact.v1.GlobalTransaction.status:type_name -> xact.v1.GlobalStatus
+	31, // 24: xact.v1.GlobalTransaction.history:type_name -> xact.v1.RetryEvent
+	2,  // 25: xact.v1.Branch.branch_type:type_name -> xact.v1.BranchType
+	1,  // 26: xact.v1.Branch.status:type_name -> xact.v1.BranchStatus
+	0,  // 27: xact.v1.ListGlobalsRequest.statuses:type_name -> xact.v1.GlobalStatus
+	30, // 28: xact.v1.ListGlobalsResponse.globals:type_name -> xact.v1.GlobalTransaction
+	30, // 29: xact.v1.ShowGlobalResponse.global:type_name -> xact.v1.GlobalTransaction
+	32, // 30: xact.v1.ShowGlobalResponse.branches:type_name -> xact.v1.Branch
+	33, // 31: xact.v1.ShowGlobalResponse.locks:type_name -> xact.v1.RowLock
+	0,  // 32: xact.v1.ForceResponse.status:type_name -> xact.v1.GlobalStatus
+	33, // 33: xact.v1.ListLocksResponse.locks:type_name -> xact.v1.RowLock
+	5,  // 34: xact.v1.Coordinator.Begin:input_type -> xact.v1.BeginRequest
+	6,  // 35: xact.v1.Coordinator.Reserve:input_type -> xact.v1.ReserveRequest
+	9,  // 36: xact.v1.Coordinator.Commit:input_type -> xact.v1.CommitRequest
+	11, // 37: xact.v1.Coordinator.Rollback:input_type -> xact.v1.RollbackRequest
+	13, // 38: xact.v1.Coordinator.GetStatus:input_type -> xact.v1.GetStatusRequest
+	15, // 39: xact.v1.Coordinator.RegisterBranch:input_type -> xact.v1.RegisterBranchRequest
+	17, // 40: xact.v1.Coordinator.ReportBranch:input_type -> xact.v1.ReportBranchRequest
+	19, // 41: xact.v1.Coordinator.QueryLocks:input_type -> xact.v1.QueryLocksRequest
+	21, // 42: xact.v1.Coordinator.Attach:input_type -> xact.v1.RMMessage
+	34, // 43: xact.v1.Admin.ListGlobals:input_type -> xact.v1.ListGlobalsRequest
+	36, // 44: xact.v1.Admin.ShowGlobal:input_type -> xact.v1.ShowGlobalRequest
+	38, // 45: xact.v1.Admin.ForceCommit:input_type -> xact.v1.ForceRequest
+	38, // 46: xact.v1.Admin.ForceRollback:input_type -> xact.v1.ForceRequest
+	40, // 47: xact.v1.Admin.ListLocks:input_type -> xact.v1.ListLocksRequest
+	42, // 48: xact.v1.Admin.Backup:input_type -> xact.v1.BackupRequest
+	8,  // 49: xact.v1.Coordinator.Begin:output_type -> xact.v1.BeginResponse
+	7,  // 50: xact.v1.Coordinator.Reserve:output_type -> xact.v1.ReserveResponse
+	10, // 51: xact.v1.Coordinator.Commit:output_type -> xact.v1.CommitResponse
+	12, // 52: xact.v1.Coordinator.Rollback:output_type -> xact.v1.RollbackResponse
+	14, // 53: xact.v1.Coordinator.GetStatus:output_type -> xact.v1.GetStatusResponse
+	16, // 54: xact.v1.Coordinator.RegisterBranch:output_type -> xact.v1.RegisterBranchResponse
+	18, // 55: xact.v1.Coordinator.ReportBranch:output_type -> xact.v1.ReportBranchResponse
+	20, // 56: xact.v1.Coordinator.QueryLocks:output_type -> xact.v1.QueryLocksResponse
+	26, // 57: xact.v1.Coordinator.Attach:output_type -> xact.v1.TCMessage
+	35, // 58: xact.v1.Admin.ListGlobals:output_type -> xact.v1.ListGlobalsResponse
+	37, // 59: xact.v1.Admin.ShowGlobal:output_type -> xact.v1.ShowGlobalResponse
+	39, // 60: xact.v1.Admin.ForceCommit:output_type -> xact.v1.ForceResponse
+	39, // 61: xact.v1.Admin.ForceRollback:output_type -> xact.v1.ForceResponse
+	41, // 62: xact.v1.Admin.ListLocks:output_type -> xact.v1.ListLocksResponse
+	43, // 63: xact.v1.Admin.Backup:output_type -> xact.v1.BackupChunk
+	49, // [49:64] is the sub-list for method output_type
+	34, // [34:49] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_xact_proto_init() }

@@ -44,7 +44,11 @@
 // "saga/step": it is registered with its input as application data before
 // the action runs, and reported after it (PHASE_ONE_DONE with input and
 // output, or PHASE_ONE_FAILED with the error), so the TC holds what every
-// compensation needs. An action that fails transiently is retried per the
+// compensation needs. A failure is reported at once; a success travels
+// with the saga's next request to the TC (the next step's registration,
+// or the commit or rollback), which makes it durable in the same write: a
+// saga of n steps costs n registrations and the decision, n+1 round trips.
+// An action that fails transiently is retried per the
 // step's RetryPolicy; when it gives up, Run rolls back and returns a
 // *StepError (or, if the rollback cannot be confirmed, tm.Do's error
 // matching tm.ErrUnknownOutcome). When all steps succeed, Run commits.
@@ -67,7 +71,7 @@
 // whose action failed, and may be called more than once. The Record tells
 // it what is known: StepDone with the output; StepFailed with the error;
 // or StepUnknown when the process stopped between registering the step and
-// recording its outcome — the action may not have run at all, or may have
+// recording its outcome (which goes with the saga's next request) — the action may not have run at all, or may have
 // run partly or fully. Compensations must be idempotent and must accept a
 // step that did nothing. Steps whose work is in one database get both for
 // free from FencedStep, which keeps a fence.Fence row in the step's local

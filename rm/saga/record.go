@@ -23,7 +23,7 @@ const (
 
 // record is a saga step branch's application data at the TC. Registration
 // stores it with the input (state "started"); the report after the action
-// replaces it with input and output ("done") or input and error
+// (a success's with the saga's next request to the TC) replaces it with input and output ("done") or input and error
 // ("failed"). The compensation is decoded from it, possibly in another
 // process: only the resource name (saga/step) and the type S are needed.
 type record struct {

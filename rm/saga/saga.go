@@ -88,9 +88,16 @@ func (s *Saga[S]) Run(ctx context.Context, in S) (S, error) {
 // died stays undecided before the TC compensates it). Each step is a
 // branch: registered with its input before the action runs, reported with
 // its output after it succeeds (PHASE_ONE_DONE), or with its error after it
-// fails (PHASE_ONE_FAILED, after the step's retries). When every step
-// succeeds the global transaction commits and RunWith returns the last
-// step's state.
+// fails (PHASE_ONE_FAILED, after the step's retries, sent at once). A
+// success's report costs no round trip of its own: it travels with the
+// next request of the global transaction, the next step's registration
+// or the commit (or rollback) (see rm.Client.ReportDone); only the last
+// step of a saga that joined a global transaction begun by its caller
+// is reported on its own, since its caller's decision may be far off.
+// If the orchestrating process stops between a step's action and that
+// next request, the step is compensated as StepUnknown (see Record). When
+// every step succeeds the global transaction commits and RunWith returns
+// the last step's state.
 //
 // When a step fails, RunWith rolls the global transaction back and returns
 // an error wrapping a *StepError; the TC then compensates every step that
@@ -113,14 +120,20 @@ func (s *Saga[S]) RunWith(ctx context.Context, opts tm.Options, in S) (S, error)
 		opts.Name = s.name
 	}
 	var out S
+	outer, hadOuter := tm.XID(ctx)
 	err := s.tm.Do(ctx, opts, func(ctx context.Context) error {
 		xid, ok := tm.XID(ctx)
 		if !ok {
 			return fmt.Errorf("saga %s: propagation %v: %w", s.name, opts.Propagation, tm.ErrNoTransaction)
 		}
+		// Joined: the decision is the caller's, maybe much later.
+		joined := hadOuter && outer == xid
 		st := in
-		for _, d := range s.steps {
-			next, err := s.runStep(ctx, xid, d, st)
+		for i, d := range s.steps {
+			// A step's success may wait for the next request of the
+			// global (rm.Client.ReportDone) when one follows at once.
+			carried := i < len(s.steps)-1 || !joined
+			next, err := s.runStep(ctx, xid, d, st, carried)
 			if err != nil {
 				return err
 			}
@@ -139,8 +152,9 @@ func (s *Saga[S]) RunWith(ctx context.Context, opts tm.Options, in S) (S, error)
 const reportTimeout = 5 * time.Second
 
 // runStep registers one step, runs its action with retries, and records the
-// outcome with the TC.
-func (s *Saga[S]) runStep(ctx context.Context, xid string, d *StepDef[S], in S) (S, error) {
+// outcome with the TC: a failure at once, a success with the next request
+// of the global if carried (rm.Client.ReportDone), else at once.
+func (s *Saga[S]) runStep(ctx context.Context, xid string, d *StepDef[S], in S, carried bool) (S, error) {
 	var zero S
 	serr := &StepError{Saga: s.name, Step: d.name, XID: xid}
 	rawIn, err := json.Marshal(in)
@@ -195,7 +209,11 @@ func (s *Saga[S]) runStep(ctx context.Context, xid string, d *StepDef[S], in S) 
 	}
 	rec.State, rec.Out = stateDone, rawOut
 	if data, err = rec.encode(); err == nil {
-		err = s.rm.ReportBranch(ctx, xid, id, xactpb.BranchStatus_BRANCH_STATUS_PHASE_ONE_DONE, data)
+		if carried {
+			err = s.rm.ReportDone(ctx, xid, id, data)
+		} else {
+			err = s.rm.ReportBranch(ctx, xid, id, xactpb.BranchStatus_BRANCH_STATUS_PHASE_ONE_DONE, data)
+		}
 	}
 	if err != nil {
 		serr.Err = fmt.Errorf("record output: %w", err)
