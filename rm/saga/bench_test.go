@@ -17,9 +17,10 @@ import (
 
 // BenchmarkSaga runs sagas of two no-op steps (no database, no fence, no
 // compensations) against an in-process TC on Badger, from 16 and 64
-// concurrent callers. Each saga is Begin, two RegisterBranch, two
-// ReportBranch (the steps' outputs), and a Commit that returns after phase
-// two ran on the RM's stream. It reports throughput (tx/s) and latency
+// concurrent callers. Each saga is two RegisterBranch (the first begins
+// the global lazily; the second carries the first step's output report)
+// and a Commit (carrying the second step's) that returns after phase two
+// ran on the RM's stream. It reports throughput (tx/s) and latency
 // percentiles.
 func BenchmarkSaga(b *testing.B) {
 	for _, conc := range []int{16, 64} {
