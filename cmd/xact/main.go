@@ -64,7 +64,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "bench":
 		err = benchCmd(ctx, args[1:], stdout)
 	case "sql":
-		err = sqlCmd(args[1:], stdout)
+		err = sqlCmd(ctx, args[1:], stdout)
 	case "store":
 		err = storeCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":

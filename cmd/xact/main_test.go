@@ -18,7 +18,7 @@ func TestRunExitCodes(t *testing.T) {
 		{[]string{"nope"}, 2, "unknown command"},
 		{[]string{"server", "--help"}, 0, "XACT_<FLAG>"},
 		{[]string{"server", "--no-such-flag"}, 2, ""},
-		{[]string{"server", "--store", "paper"}, 2, "want badger or memory"},
+		{[]string{"server", "--store", "paper"}, 2, "want badger, mysql, postgres or memory"},
 		{[]string{"sql", "undo-log"}, 0, "CREATE TABLE"},
 		{[]string{"sql", "tcc-fence"}, 0, "tcc_fence_log"},
 		{[]string{"sql", "nope"}, 2, "unknown table"},

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/xact-io/xact/storage/memory"
+	"github.com/xact-io/xact/storage/shareddb"
 	"github.com/xact-io/xact/tc"
 )
 
@@ -63,7 +64,8 @@ func serverCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	str(&cfg.Token, "token", "require this bearer `token` from every client (clients: --token, protocol.WithToken)", "Token")
 	dur(&cfg.ShutdownGrace, "shutdown-grace", "wait for in-flight calls on shutdown", "ShutdownGrace")
 	gcPercent := fs.Int("gc-percent", 400, "Go GC target (runtime/debug.SetGCPercent); ignored when GOGC is set. The TC's live heap is small and its allocation rate high, so a higher target trades some tens of MB for CPU")
-	storeKind := fs.String("store", "badger", "badger (durable, in --data-dir) or memory (loses everything on exit; for benchmarks and demos)")
+	storeKind := fs.String("store", "badger", "badger (durable, embedded, in --data-dir), mysql or postgres (a database several coordinators may share, --store-dsn; create its schema with `xact sql migrate`), or memory (loses everything on exit; for benchmarks and demos)")
+	storeDSN := fs.String("store-dsn", "", "with --store mysql or postgres: the database's `DSN` (user:pw@tcp(db:3306)/xact, or postgres://user@db:5432/xact)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "serve net/http/pprof on this `address` (e.g. 127.0.0.1:6060)")
 	if pos, err := parseFlags(fs, args); err != nil {
@@ -94,13 +96,29 @@ func serverCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		go dbg.Serve(lis)
 		defer dbg.Close()
 	}
+	if *storeDSN != "" && *storeKind != "mysql" && *storeKind != "postgres" {
+		return usagef(fs.Name(), "--store-dsn needs --store mysql or postgres (not %q)", *storeKind)
+	}
 	switch *storeKind {
 	case "badger":
 	case "memory":
 		cfg.Store = memory.New()
 		cfg.Logger.Warn("memory store: nothing survives a restart; never use it in production")
+	case "mysql", "postgres":
+		if *storeDSN == "" {
+			return usagef(fs.Name(), "--store %s needs --store-dsn", *storeKind)
+		}
+		st, err := shareddb.Open(ctx, shareddb.Dialect(*storeKind), *storeDSN, shareddb.WithTombstoneRetention(cfg.TombstoneRetention))
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		cfg.Store = st
+		// Until the lock manager is shared through the database too, two
+		// coordinators on one database could grant one row twice.
+		cfg.Logger.Warn("shared-database store: global row locks are kept by this coordinator only; run one coordinator per database")
 	default:
-		return usagef(fs.Name(), "--store %q: want badger or memory", *storeKind)
+		return usagef(fs.Name(), "--store %q: want badger, mysql, postgres or memory", *storeKind)
 	}
 	srv, err := tc.New(cfg)
 	if err != nil {
