@@ -17,8 +17,10 @@ run: build
 build:
 	$(GO) build -o $(BIN) ./cmd/xact
 
-## test: every test, with -race, against a private MariaDB this target starts
-## (installing the Debian package first if it is missing and we are root)
+## test: every test, with -race, against a private MariaDB and a private
+## PostgreSQL this target starts (installing the Debian packages mariadb-server
+## and postgresql first if they are missing and we are root; PostgreSQL then
+## runs as the user postgres)
 test:
 	./scripts/test.sh
 

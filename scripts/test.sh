@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test the way CI does: a private MariaDB for the whole run
-# (unless XACT_TEST_MYSQL_DSN points at one), then vet and go test -race on
-# the main module, on the end-to-end module in it/ and on samples/.
+# Runs every test the way CI does: a private MariaDB and a private
+# PostgreSQL for the whole run (unless XACT_TEST_MYSQL_DSN and
+# XACT_TEST_POSTGRES_DSN point at servers to use), then vet and go test
+# -race on the main module, on the end-to-end module in it/ and on samples/.
+# A PostgreSQL or MariaDB the machine already runs is not used.
 #
 # Every step runs even when an earlier one failed, so that a failing unit
 # test does not hide whether it/ and samples/ pass. The end is a summary of
@@ -12,11 +14,15 @@ cd "$(dirname "$0")/.."
 
 GO=${GO:-go}
 
-tmp="" logs=""
+tmp="" pgtmp="" logs=""
 cleanup() {
 	if [[ -n $tmp ]]; then
 		$GO run ./internal/mysqltest/cmd/mariadb stop --dir "$tmp" || true
 		rm -rf "$tmp"
+	fi
+	if [[ -n $pgtmp ]]; then
+		$GO run ./internal/pgtest/cmd/postgres stop --dir "$pgtmp" || true
+		rm -rf "$pgtmp"
 	fi
 	[[ -z $logs ]] || rm -rf "$logs"
 }
@@ -39,6 +45,28 @@ if [[ -z "${XACT_TEST_MYSQL_DSN:-}" ]]; then
 	XACT_TEST_MYSQL_DSN=$($GO run ./internal/mysqltest/cmd/mariadb start --dir "$tmp") ||
 		{ echo "could not start a private MariaDB" >&2; exit 1; }
 	export XACT_TEST_MYSQL_DSN
+fi
+
+if [[ -z "${XACT_TEST_POSTGRES_DSN:-}" ]]; then
+	# The Debian package's binaries: /usr/lib/postgresql/VERSION/bin.
+	if ! compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null; then
+		if [[ $(id -u) -eq 0 ]]; then
+			echo "== installing postgresql (Debian package)"
+			export DEBIAN_FRONTEND=noninteractive
+			apt-get update -qq && apt-get install -y -qq postgresql >/dev/null ||
+				{ echo "installing postgresql failed" >&2; exit 1; }
+		else
+			echo "PostgreSQL is not installed; run as root or: sudo apt-get install postgresql" >&2
+			exit 1
+		fi
+	fi
+	# Directly in the temporary directory: run as root, the server runs as
+	# the user postgres, which must reach it.
+	pgtmp=$(mktemp -d -t xact-postgres.XXXXXX) || exit 1
+	echo "== starting a private PostgreSQL in $pgtmp"
+	XACT_TEST_POSTGRES_DSN=$($GO run ./internal/pgtest/cmd/postgres start --dir "$pgtmp") ||
+		{ echo "could not start a private PostgreSQL" >&2; exit 1; }
+	export XACT_TEST_POSTGRES_DSN
 fi
 
 logs=$(mktemp -d -t xact-test-logs.XXXXXX) || exit 1
