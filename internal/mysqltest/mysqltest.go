@@ -42,15 +42,26 @@ var (
 //
 //	func TestMain(m *testing.M) { mysqltest.Main(m) }
 func Main(m *testing.M) {
-	mainCalled.Store(true)
-	code := m.Run()
-	if err := shutdown(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		if code == 0 {
-			code = 1
+	os.Exit(Wrap(m.Run)())
+}
+
+// Wrap returns run (a test binary's m.Run, or another helper's Wrap) with
+// this package's server available to it and stopped after it, for a
+// TestMain that needs more than one database:
+//
+//	func TestMain(m *testing.M) { os.Exit(mysqltest.Wrap(pgtest.Wrap(m.Run))()) }
+func Wrap(run func() int) func() int {
+	return func() int {
+		mainCalled.Store(true)
+		code := run()
+		if err := shutdown(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			if code == 0 {
+				code = 1
+			}
 		}
+		return code
 	}
-	os.Exit(code)
 }
 
 func shutdown() error {

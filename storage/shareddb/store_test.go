@@ -3,17 +3,19 @@ package shareddb
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/xact-io/xact/internal/mysqltest"
+	"github.com/xact-io/xact/internal/pgtest"
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/storage"
 	"github.com/xact-io/xact/storage/storetest"
 )
 
-func TestMain(m *testing.M) { mysqltest.Main(m) }
+func TestMain(m *testing.M) { os.Exit(mysqltest.Wrap(pgtest.Wrap(m.Run))()) }
 
 // backend is a database the store runs on in these tests: a fresh, empty
 // database per call.
@@ -25,6 +27,7 @@ type backend struct {
 
 var backends = []backend{
 	{"mariadb", MySQL, mysqltest.DSN},
+	{"postgres", Postgres, pgtest.DSN},
 }
 
 // openMigrated creates the schema in dsn's database and opens a store on
