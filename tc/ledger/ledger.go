@@ -41,11 +41,15 @@ type LockManager interface {
 	// nothing; an error with a non-zero id (storage.ErrNotDurable) means
 	// the branch may be stored, and its keys stay held.
 	Hold(ctx context.Context, b *storage.Branch, add func(ctx context.Context) (int64, error)) (int64, error)
-	// Release frees the locks of the given branches of xid, or all of
-	// xid's locks when no id is given, once their release is stored. A row
-	// a remaining branch of xid also lists passes to the lowest such
-	// branch. Unknown globals and branches are ignored.
-	Release(ctx context.Context, xid string, ids ...int64) error
+	// Releasing runs write, which stores changes to xid's records and
+	// reports which locks they release (the branches ids, or all of xid's
+	// locks), and frees those locks: once write has returned (the
+	// in-memory table), or in the same database transaction (a shared
+	// database's lock table, which hands its transaction to write through
+	// ctx). A row a remaining branch of xid also lists passes to the
+	// lowest such branch. If write fails, nothing is freed. Unknown
+	// globals and branches are ignored.
+	Releasing(ctx context.Context, xid string, write func(ctx context.Context) (ids []int64, all bool, err error)) error
 	// Check returns nil if no key of resource is held by a global other
 	// than xid, or a *protocol.LockConflictError for the first one that is.
 	Check(ctx context.Context, xid, resource string, keys []string) error
@@ -108,62 +112,64 @@ func (l *Ledger) CreateGlobal(ctx context.Context, g *storage.Global, d storage.
 }
 
 // UpdateGlobal is storage.Store.UpdateGlobal, except that clearing
-// LocksReleased is ignored, and setting it frees the global's locks once
-// the write returns.
+// LocksReleased is ignored, and setting it frees the global's locks (with
+// the write: LockManager.Releasing).
 func (l *Ledger) UpdateGlobal(ctx context.Context, xid string, fn func(g *storage.Global) error, d storage.Durability) (*storage.Global, error) {
-	released := false
-	g, err := l.store.UpdateGlobal(ctx, xid, func(g *storage.Global) error {
-		was := g.LocksReleased
-		if err := fn(g); err != nil {
-			return err
-		}
-		g.LocksReleased = g.LocksReleased || was
-		released = g.LocksReleased && !was
-		return nil
-	}, d)
+	var out *storage.Global
+	err := l.locks.Releasing(ctx, xid, func(ctx context.Context) ([]int64, bool, error) {
+		released := false
+		g, err := l.store.UpdateGlobal(ctx, xid, func(g *storage.Global) error {
+			was := g.LocksReleased
+			if err := fn(g); err != nil {
+				return err
+			}
+			g.LocksReleased = g.LocksReleased || was
+			released = g.LocksReleased && !was
+			return nil
+		}, d)
+		out = g
+		return nil, released, err
+	})
 	if err != nil {
 		return nil, err
 	}
-	if released {
-		if err := l.locks.Release(ctx, xid); err != nil {
-			return nil, err
-		}
-	}
-	return g, nil
+	return out, nil
 }
 
 // UpdateBranch is storage.Store.UpdateBranch, except that clearing
-// LocksReleased is ignored, and setting it frees the branch's locks once
-// the write returns.
+// LocksReleased is ignored, and setting it frees the branch's locks (with
+// the write: LockManager.Releasing).
 func (l *Ledger) UpdateBranch(ctx context.Context, xid string, id int64, fn func(b *storage.Branch) error, d storage.Durability) (*storage.Branch, error) {
-	released := false
-	b, err := l.store.UpdateBranch(ctx, xid, id, func(b *storage.Branch) error {
-		was := b.LocksReleased
-		if err := fn(b); err != nil {
-			return err
+	var out *storage.Branch
+	err := l.locks.Releasing(ctx, xid, func(ctx context.Context) ([]int64, bool, error) {
+		released := false
+		b, err := l.store.UpdateBranch(ctx, xid, id, func(b *storage.Branch) error {
+			was := b.LocksReleased
+			if err := fn(b); err != nil {
+				return err
+			}
+			b.LocksReleased = b.LocksReleased || was
+			released = b.LocksReleased && !was
+			return nil
+		}, d)
+		out = b
+		if released {
+			return []int64{id}, false, err
 		}
-		b.LocksReleased = b.LocksReleased || was
-		released = b.LocksReleased && !was
-		return nil
-	}, d)
+		return nil, false, err
+	})
 	if err != nil {
 		return nil, err
 	}
-	if released {
-		if err := l.locks.Release(ctx, xid, id); err != nil {
-			return nil, err
-		}
-	}
-	return b, nil
+	return out, nil
 }
 
 // FinishGlobal is storage.Store.FinishGlobal, and frees the global's
-// locks once the write returns.
+// locks with it.
 func (l *Ledger) FinishGlobal(ctx context.Context, xid string, final storage.Status, d storage.Durability) error {
-	if err := l.store.FinishGlobal(ctx, xid, final, d); err != nil {
-		return err
-	}
-	return l.locks.Release(ctx, xid)
+	return l.locks.Releasing(ctx, xid, func(ctx context.Context) ([]int64, bool, error) {
+		return nil, true, l.store.FinishGlobal(ctx, xid, final, d)
+	})
 }
 
 // ReleaseLocks releases, durably, the locks of the given branches of xid,

@@ -73,9 +73,20 @@ func (t *Table) Hold(ctx context.Context, b *storage.Branch, add func(ctx contex
 	return id, err
 }
 
-// Release frees the locks of branches ids of xid, or all of xid's.
-func (t *Table) Release(_ context.Context, xid string, ids ...int64) error {
-	t.t.Release(xid, ids...)
+// Releasing runs write and then frees what it released: a row is free
+// for others only once its release is stored (and cannot be lost without
+// losing their registration too: the store's log is in commit order).
+func (t *Table) Releasing(ctx context.Context, xid string, write func(ctx context.Context) ([]int64, bool, error)) error {
+	ids, all, err := write(ctx)
+	if err != nil {
+		return err
+	}
+	switch {
+	case all:
+		t.t.Release(xid)
+	case len(ids) > 0:
+		t.t.Release(xid, ids...)
+	}
 	return nil
 }
 
