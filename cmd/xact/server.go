@@ -114,9 +114,10 @@ func serverCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		defer st.Close()
 		cfg.Store = st
-		// Until the lock manager is shared through the database too, two
-		// coordinators on one database could grant one row twice.
-		cfg.Logger.Warn("shared-database store: global row locks are kept by this coordinator only; run one coordinator per database")
+		// Row locks are shared through the database, but which node drives
+		// each global (leases) is not built yet: two nodes would both time
+		// out and drive the same globals.
+		cfg.Logger.Warn("shared-database store: run one coordinator per database until leases are built (issue 12)")
 	default:
 		return usagef(fs.Name(), "--store %q: want badger, mysql, postgres or memory", *storeKind)
 	}

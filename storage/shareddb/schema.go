@@ -68,6 +68,14 @@ var schemas = map[Dialect][]string{
   locks_released BOOLEAN NOT NULL,
   PRIMARY KEY (xid, branch_id)
 ) ENGINE=InnoDB`,
+		`CREATE TABLE IF NOT EXISTS xact_locks (
+  resource VARBINARY(256) NOT NULL,
+  row_key VARBINARY(2048) NOT NULL,
+  xid VARBINARY(256) NOT NULL,
+  branch_id BIGINT NOT NULL,
+  PRIMARY KEY (resource, row_key),
+  KEY xact_locks_holder (xid, branch_id)
+) ENGINE=InnoDB`,
 	},
 	Postgres: {
 		`CREATE TABLE IF NOT EXISTS xact_schema (
@@ -112,6 +120,14 @@ var schemas = map[Dialect][]string{
   locks_released BOOLEAN NOT NULL,
   PRIMARY KEY (xid, branch_id)
 )`,
+		`CREATE TABLE IF NOT EXISTS xact_locks (
+  resource BYTEA NOT NULL,
+  row_key BYTEA NOT NULL,
+  xid BYTEA NOT NULL,
+  branch_id BIGINT NOT NULL,
+  PRIMARY KEY (resource, row_key)
+)`,
+		`CREATE INDEX IF NOT EXISTS xact_locks_holder ON xact_locks (xid, branch_id)`,
 	},
 }
 

@@ -253,6 +253,9 @@ var errRetry = errors.New("shareddb: retry")
 // that running it again may cure: a deadlock, a lock wait timeout or a
 // serialization failure.
 func retryable(err error) bool {
+	if errors.Is(err, errRetry) {
+		return true
+	}
 	var me *gomysql.MySQLError
 	if errors.As(err, &me) {
 		return me.Number == 1213 || me.Number == 1205
@@ -261,31 +264,58 @@ func retryable(err error) bool {
 	if errors.As(err, &pe) {
 		return pe.Code == "40001" || pe.Code == "40P01"
 	}
-	return errors.Is(err, errRetry)
+	return false
 }
 
 // txRetries bounds how often update runs a transaction the database
 // aborted.
 const txRetries = 20
 
+// txKey carries a database transaction in a context: a lock table that
+// runs a store write inside its own transaction (LockTable.Hold,
+// Releasing) passes it so.
+type txKey struct{}
+
+func withTx(ctx context.Context, tx *gorm.DB) context.Context {
+	return context.WithValue(ctx, txKey{}, tx)
+}
+
+func txFrom(ctx context.Context) *gorm.DB {
+	tx, _ := ctx.Value(txKey{}).(*gorm.DB)
+	return tx
+}
+
 // update runs fn in a database transaction, again if the database aborts
 // it (retryable). An error from fn aborts the transaction and is returned
-// as it is. A Relaxed write on PostgreSQL commits asynchronously.
+// as it is. A Relaxed write on PostgreSQL commits asynchronously. Inside a
+// transaction ctx carries (withTx), fn runs in it, once: its owner commits
+// and runs it again.
 func (s *Store) update(ctx context.Context, d storage.Durability, fn func(tx *gorm.DB) error) error {
 	if err := s.enter(ctx); err != nil {
 		return err
 	}
 	defer s.ops.Done()
+	body := func(tx *gorm.DB) error {
+		if d == storage.Relaxed && s.dialect == Postgres {
+			if err := tx.Exec("SET LOCAL synchronous_commit TO OFF").Error; err != nil {
+				return err
+			}
+		}
+		return fn(tx)
+	}
+	if tx := txFrom(ctx); tx != nil {
+		return body(tx)
+	}
+	return s.inTx(ctx, body)
+}
+
+// inTx runs fn in a database transaction, again (up to txRetries times,
+// after a short backoff) if the database aborts it for a deadlock, a lock
+// wait timeout or a serialization failure, or fn asks for it (errRetry).
+func (s *Store) inTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	sched := backoff.Policy{Base: time.Millisecond, Max: 50 * time.Millisecond}
 	for attempt := 0; ; attempt++ {
-		err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-			if d == storage.Relaxed && s.dialect == Postgres {
-				if err := tx.Exec("SET LOCAL synchronous_commit TO OFF").Error; err != nil {
-					return err
-				}
-			}
-			return fn(tx)
-		})
+		err := s.db.WithContext(ctx).Transaction(fn)
 		if err == nil {
 			return nil
 		}

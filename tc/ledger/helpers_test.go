@@ -3,17 +3,21 @@ package ledger_test
 import (
 	"context"
 	"errors"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/xact-io/xact/internal/mysqltest"
+	"github.com/xact-io/xact/internal/pgtest"
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/storage"
 	"github.com/xact-io/xact/storage/embedded"
 	"github.com/xact-io/xact/storage/memory"
+	"github.com/xact-io/xact/storage/shareddb"
 	"github.com/xact-io/xact/tc/ledger"
 )
 
@@ -42,15 +46,22 @@ var base = time.Date(2031, 5, 6, 7, 8, 9, 123456789, time.UTC)
 // opens its data again (for memory, whose data dies with it, the same
 // store: a coordinator that restarts while its store lives on).
 var stores = []struct {
-	name string
-	open func(t *testing.T) (storage.Store, func() storage.Store)
+	name   string
+	shared bool // a shared database's store: its own lock manager
+	open   func(t *testing.T) (storage.Store, func() storage.Store)
 }{
-	{"memory", func(t *testing.T) (storage.Store, func() storage.Store) {
+	{"memory", false, func(t *testing.T) (storage.Store, func() storage.Store) {
 		s := memory.New()
 		t.Cleanup(func() { s.Close() })
 		return s, func() storage.Store { return s }
 	}},
-	{"badger", func(t *testing.T) (storage.Store, func() storage.Store) {
+	{"mariadb", true, func(t *testing.T) (storage.Store, func() storage.Store) {
+		return openShared(t, shareddb.MySQL, mysqltest.DSN(t))
+	}},
+	{"postgres", true, func(t *testing.T) (storage.Store, func() storage.Store) {
+		return openShared(t, shareddb.Postgres, pgtest.DSN(t))
+	}},
+	{"badger", false, func(t *testing.T) (storage.Store, func() storage.Store) {
 		dir := t.TempDir()
 		s := openBadger(t, dir)
 		return s, func() storage.Store {
@@ -62,6 +73,33 @@ var stores = []struct {
 		}
 	}},
 }
+
+// openShared opens a shared-database store (its own lock manager) on a
+// fresh database; reopening opens a second store on the same database, as
+// a restarted or another coordinator does.
+func openShared(t *testing.T, d shareddb.Dialect, dsn string) (storage.Store, func() storage.Store) {
+	t.Helper()
+	ctx := context.Background()
+	if _, _, err := shareddb.Migrate(ctx, d, dsn); err != nil {
+		t.Fatalf("Migrate = %v", err)
+	}
+	open := func() storage.Store {
+		s, err := shareddb.Open(ctx, d, dsn)
+		if err != nil {
+			t.Fatalf("shareddb.Open = %v", err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	s := open()
+	return s, func() storage.Store {
+		s.Close()
+		s = open()
+		return s
+	}
+}
+
+func TestMain(m *testing.M) { os.Exit(mysqltest.Wrap(pgtest.Wrap(m.Run))()) }
 
 func openBadger(t *testing.T, dir string) *embedded.Store {
 	t.Helper()

@@ -72,9 +72,15 @@ func New(store storage.Store, lm LockManager) *Ledger {
 	return &Ledger{store: store, locks: lm}
 }
 
-// Open returns the ledger of store with its locks in an in-memory lock
-// table, rebuilt from the stored branches (LoadTable).
+// Open returns the ledger of store. A store that keeps the locks itself,
+// in a table every coordinator sharing its database reads
+// (storage/shareddb), is its own LockManager; for any other the locks are
+// in an in-memory lock table, rebuilt from the stored branches
+// (LoadTable).
 func Open(ctx context.Context, store storage.Store) (*Ledger, error) {
+	if lm, ok := store.(LockManager); ok {
+		return New(store, lm), nil
+	}
 	t, err := LoadTable(ctx, store)
 	if err != nil {
 		return nil, err
