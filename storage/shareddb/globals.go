@@ -135,25 +135,28 @@ func (s *Store) UpdateGlobal(ctx context.Context, xid string, fn func(g *storage
 // Finishing a tombstone is a no-op.
 func (s *Store) FinishGlobal(ctx context.Context, xid string, final storage.Status, d storage.Durability) error {
 	return s.update(ctx, d, func(tx *gorm.DB) error {
-		row, _, err := s.lockGlobal(tx, xid)
-		if err != nil {
-			return err
+		// The usual case in two statements: turn the live row into a
+		// tombstone (which locks it), then delete its branches.
+		res := tx.Table("xact_globals").Where("xid = ? AND finished = ?", []byte(xid), false).Updates(map[string]any{
+			"status": int32(final), "finished": true, "next_at_s": zeroSecs, "next_at_ns": int32(0),
+			"expires_at": s.now().Add(s.retention).UnixNano(),
+		})
+		if res.Error != nil {
+			return fmt.Errorf("shareddb: finish global %s: %w", xid, res.Error)
 		}
-		if row == nil {
-			return fmt.Errorf("storage: finish global %s: %w", xid, storage.ErrNotFound)
-		}
-		if row.Finished {
+		if res.RowsAffected == 0 {
+			// A tombstone already (a no-op), or nothing at all.
+			row, _, err := s.lockGlobal(tx, xid)
+			if err != nil {
+				return err
+			}
+			if row == nil {
+				return fmt.Errorf("storage: finish global %s: %w", xid, storage.ErrNotFound)
+			}
 			return nil
 		}
 		if err := tx.Where("xid = ?", []byte(xid)).Delete(&branchRow{}).Error; err != nil {
 			return fmt.Errorf("shareddb: delete the branches of %s: %w", xid, err)
-		}
-		err = tx.Table("xact_globals").Where("xid = ?", []byte(xid)).Updates(map[string]any{
-			"status": int32(final), "finished": true, "next_at_s": zeroSecs, "next_at_ns": int32(0),
-			"expires_at": s.now().Add(s.retention).UnixNano(),
-		}).Error
-		if err != nil {
-			return fmt.Errorf("shareddb: finish global %s: %w", xid, err)
 		}
 		return nil
 	})

@@ -88,8 +88,13 @@ func (s *Store) Hold(ctx context.Context, b *storage.Branch, add func(ctx contex
 				rows[i] = lockRow{Resource: []byte(b.Resource), RowKey: k, XID: []byte(b.XID), BranchID: got}
 			}
 			// Rows b.XID holds already stay with the branch that took them.
-			if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&rows).Error; err != nil {
-				return fmt.Errorf("shareddb: take the locks of %s/%d: %w", b.XID, got, err)
+			ins := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&rows)
+			if ins.Error != nil {
+				return fmt.Errorf("shareddb: take the locks of %s/%d: %w", b.XID, got, ins.Error)
+			}
+			if ins.RowsAffected == int64(len(rows)) {
+				id = got // every row was free: no holder to look for
+				return nil
 			}
 			var held []lockRow
 			err := tx.Where("resource = ? AND row_key IN ? AND xid <> ?", []byte(b.Resource), keys, []byte(b.XID)).Find(&held).Error
