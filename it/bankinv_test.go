@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/xact-io/xact/internal/mysqltest"
+	"github.com/xact-io/xact/internal/pgtest"
 	"github.com/xact-io/xact/tm"
 )
 
@@ -33,13 +36,40 @@ import (
 // long as asked, with partitions of 10-30 s, and prints a summary.
 func TestBankInvariant(t *testing.T) {
 	t.Parallel()
-	run := 30 * time.Second
+	bankInvariant(t, 30*time.Second)
+}
+
+// TestBankInvariantSharedStore is TestBankInvariant with the TC's records
+// in a shared database (--store mysql on MariaDB, --store postgres on
+// PostgreSQL) instead of its data directory: every kill and restart of the
+// TC recovers from the database.
+func TestBankInvariantSharedStore(t *testing.T) {
+	for _, st := range []struct{ store, dsn string }{
+		{"mysql", ""},
+		{"postgres", ""},
+	} {
+		t.Run(st.store, func(t *testing.T) {
+			dsn := pgtest.DSN(t)
+			if st.store == "mysql" {
+				dsn = mysqltest.DSN(t)
+			}
+			if out, err := exec.Command(xactBin, "sql", "migrate", "--store", st.store, "--store-dsn", dsn).CombinedOutput(); err != nil {
+				t.Fatalf("xact sql migrate: %v\n%s", err, out)
+			}
+			bankInvariant(t, 20*time.Second, "--store", st.store, "--store-dsn", dsn)
+		})
+	}
+}
+
+// bankInvariant runs the bank under faults for run (longer in soak) with a
+// TC started with tcArgs.
+func bankInvariant(t *testing.T, run time.Duration, tcArgs ...string) {
 	gap := [2]time.Duration{1500 * time.Millisecond, 4 * time.Second} // between faults
 	if d := soak(t); d > 0 {
 		run, gap = d, [2]time.Duration{5 * time.Second, 20 * time.Second}
 	}
 	const accounts, initial = 64, 1000
-	g := newRig(t).withBank(accounts, initial)
+	g := newRig(t, tcArgs...).withBank(accounts, initial)
 	ptc := newProxy(t, g.tc.addr)
 	pdb := map[string]*proxy{"a": newProxy(t, g.bank.cfg["a"].Addr), "b": newProxy(t, g.bank.cfg["b"].Addr)}
 	var (

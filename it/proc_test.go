@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/xact-io/xact/internal/mysqltest"
+	"github.com/xact-io/xact/internal/pgtest"
 )
 
 var xactBin string
@@ -45,7 +46,7 @@ func TestMain(m *testing.M) {
 	// started (XACT_TEST_MYSQL_DSN names a shared one otherwise), then
 	// exits: the binary's directory is removed by the next run
 	// (removeStaleBins).
-	mysqltest.Main(m)
+	os.Exit(mysqltest.Wrap(pgtest.Wrap(m.Run))())
 }
 
 // removeStaleBins removes the binary directories of earlier runs whose
