@@ -160,3 +160,60 @@ func TestTombstoneExpiry(t *testing.T) {
 		})
 	}
 }
+
+// TestReadOnlyDatabase: a database user that may read but not write gets
+// a clear error from every write, and nothing is half-written: a refused
+// registration leaves neither its branch nor its global behind.
+func TestReadOnlyDatabase(t *testing.T) {
+	ctx := context.Background()
+	cfg := mysqltest.Config(t)
+	admin := mysqltest.Open(t, cfg)
+	if _, _, err := Migrate(ctx, MySQL, cfg.FormatDSN()); err != nil {
+		t.Fatal(err)
+	}
+	user := "ro_" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "_"))
+	if len(user) > 32 {
+		user = user[:32]
+	}
+	for _, q := range []string{
+		"CREATE USER IF NOT EXISTS '" + user + "'@'%' IDENTIFIED BY 'pw'",
+		"GRANT SELECT ON `" + cfg.DBName + "`.* TO '" + user + "'@'%'",
+	} {
+		if _, err := admin.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	t.Cleanup(func() { admin.Exec("DROP USER IF EXISTS '" + user + "'@'%'") })
+	ro := cfg.Clone()
+	ro.User, ro.Passwd = user, "pw"
+	s, err := Open(ctx, MySQL, ro.FormatDSN())
+	if err != nil {
+		t.Fatalf("Open(read-only user) = %v; want it open (reads work)", err)
+	}
+	defer s.Close()
+
+	g := &storage.Global{XID: "x1", Status: xactpb.GlobalStatus_GLOBAL_STATUS_BEGIN}
+	if err := s.CreateGlobal(ctx, g, storage.Durable); err == nil || !strings.Contains(err.Error(), "denied") {
+		t.Errorf("CreateGlobal as a read-only user = %v, want a permission error", err)
+	}
+	accept := func(*storage.Global) error { return nil }
+	b := &storage.Branch{XID: "x1", Resource: "db", LockKeys: []string{"k"}}
+	if _, _, err := s.AddBranch(ctx, b, g, accept, storage.Durable); err == nil || !strings.Contains(err.Error(), "denied") {
+		t.Errorf("AddBranch as a read-only user = %v, want a permission error", err)
+	}
+	if _, err := s.Hold(ctx, b, func(ctx context.Context) (int64, error) {
+		id, _, err := s.AddBranch(ctx, b, g, accept, storage.Durable)
+		return id, err
+	}); err == nil {
+		t.Errorf("Hold as a read-only user = nil, want an error")
+	}
+	if _, err := s.GetGlobal(ctx, "x1"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("GetGlobal(x1) after refused writes = %v, want %v (nothing written)", err, storage.ErrNotFound)
+	}
+	if bs, err := s.Branches(ctx, "x1"); err != nil || len(bs) != 0 {
+		t.Errorf("Branches(x1) after refused writes = %d, %v; want none", len(bs), err)
+	}
+	if locks, err := s.Locks(ctx, "", 0); err != nil || len(locks) != 0 {
+		t.Errorf("Locks after refused writes = %v, %v; want none", locks, err)
+	}
+}
