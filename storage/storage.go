@@ -45,6 +45,11 @@ var (
 	// treat the change as possibly made: AddBranch reports the id it gave
 	// the branch with it, and the branch's rows stay locked.
 	ErrNotDurable = errors.New("storage: the write is visible but could not be made durable")
+	// ErrNotOwner: a store that several coordinators share refused a
+	// write to a decided global that another coordinator drives (or that
+	// this one drove under an older epoch): the caller must stop driving
+	// it. See storage/shareddb.
+	ErrNotOwner = errors.New("storage: another coordinator drives this global")
 )
 
 // Status is a global transaction's status (Seata's numbering).

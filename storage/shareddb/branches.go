@@ -54,7 +54,7 @@ func (s *Store) AddBranch(ctx context.Context, b *storage.Branch, create *storag
 		}
 		g.BranchSeq++
 		if row == nil {
-			if err := insertGlobal(tx, g, expired); err != nil {
+			if err := s.insertGlobal(tx, g, expired); err != nil {
 				return err
 			}
 			created = true
@@ -80,6 +80,17 @@ func (s *Store) AddBranch(ctx context.Context, b *storage.Branch, create *storag
 func (s *Store) UpdateBranch(ctx context.Context, xid string, id int64, fn func(b *storage.Branch) error, d storage.Durability) (*storage.Branch, error) {
 	var out *storage.Branch
 	err := s.update(ctx, d, func(tx *gorm.DB) error {
+		if _, joined := s.self(); joined {
+			// Phase-two progress is the owner's to record; a phase-one
+			// report (the global in Begin) is anyone's.
+			row, _, err := s.lockGlobal(tx, xid)
+			if err != nil {
+				return err
+			}
+			if err := s.fence(row); err != nil {
+				return err
+			}
+		}
 		var rows []branchRow
 		err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("xid = ? AND branch_id = ?", []byte(xid), id).Limit(1).Find(&rows).Error
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/xact-io/xact/protocol"
+	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/storage"
 )
 
@@ -45,13 +46,15 @@ func (s *Store) lockGlobal(tx *gorm.DB, xid string) (row *globalRow, expired boo
 // insertGlobal inserts g, first deleting an expired tombstone of its XID.
 // A duplicate key (another writer created it meanwhile) asks for the
 // transaction to run again, which then finds it.
-func insertGlobal(tx *gorm.DB, g *storage.Global, expired bool) error {
+func (s *Store) insertGlobal(tx *gorm.DB, g *storage.Global, expired bool) error {
 	if expired {
 		if err := tx.Where("xid = ?", []byte(g.XID)).Delete(&globalRow{}).Error; err != nil {
 			return fmt.Errorf("shareddb: delete the expired tombstone of %s: %w", g.XID, err)
 		}
 	}
-	err := tx.Create(rowOfGlobal(g)).Error
+	row := rowOfGlobal(g)
+	s.own(row)
+	err := tx.Create(row).Error
 	if errors.Is(err, gorm.ErrDuplicatedKey) {
 		return fmt.Errorf("%w: %w", errRetry, err)
 	}
@@ -77,7 +80,7 @@ func (s *Store) CreateGlobal(ctx context.Context, g *storage.Global, d storage.D
 		if row != nil {
 			return fmt.Errorf("storage: create global %s: %w", c.XID, storage.ErrExists)
 		}
-		return insertGlobal(tx, c, expired)
+		return s.insertGlobal(tx, c, expired)
 	})
 }
 
@@ -109,6 +112,9 @@ func (s *Store) UpdateGlobal(ctx context.Context, xid string, fn func(g *storage
 		if row == nil || row.Finished {
 			return fmt.Errorf("storage: update global %s: %w", xid, storage.ErrNotFound)
 		}
+		if err := s.fence(row); err != nil {
+			return err
+		}
 		old, err := row.global()
 		if err != nil {
 			return err
@@ -118,7 +124,16 @@ func (s *Store) UpdateGlobal(ctx context.Context, xid string, fn func(g *storage
 			return err
 		}
 		c.XID, c.BranchSeq, c.Finished = old.XID, old.BranchSeq, false
-		if err := tx.Table("xact_globals").Where("xid = ?", []byte(xid)).Updates(globalColumns(rowOfGlobal(c))).Error; err != nil {
+		cols := globalColumns(rowOfGlobal(c))
+		if old.Status == xactpb.GlobalStatus_GLOBAL_STATUS_BEGIN && c.Status != old.Status {
+			// The decision: its maker drives the global.
+			nr := &globalRow{}
+			s.own(nr)
+			if nr.Owner != nil {
+				cols["owner"], cols["owner_epoch"] = nr.Owner, nr.OwnerEpoch
+			}
+		}
+		if err := tx.Table("xact_globals").Where("xid = ?", []byte(xid)).Updates(cols).Error; err != nil {
 			return fmt.Errorf("shareddb: update global %s: %w", xid, err)
 		}
 		out = c
@@ -135,6 +150,17 @@ func (s *Store) UpdateGlobal(ctx context.Context, xid string, fn func(g *storage
 // Finishing a tombstone is a no-op.
 func (s *Store) FinishGlobal(ctx context.Context, xid string, final storage.Status, d storage.Durability) error {
 	return s.update(ctx, d, func(tx *gorm.DB) error {
+		if _, joined := s.self(); joined {
+			row, _, err := s.lockGlobal(tx, xid)
+			if err != nil {
+				return err
+			}
+			if row != nil && !row.Finished {
+				if err := s.fence(row); err != nil {
+					return err
+				}
+			}
+		}
 		// The usual case in two statements: turn the live row into a
 		// tombstone (which locks it), then delete its branches.
 		res := tx.Table("xact_globals").Where("xid = ? AND finished = ?", []byte(xid), false).Updates(map[string]any{

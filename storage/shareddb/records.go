@@ -33,6 +33,8 @@ type globalRow struct {
 	Finished      bool   `gorm:"column:finished"`
 	LocksReleased bool   `gorm:"column:locks_released"`
 	ExpiresAt     int64  `gorm:"column:expires_at"`
+	Owner         []byte `gorm:"column:owner"`
+	OwnerEpoch    int64  `gorm:"column:owner_epoch"`
 }
 
 func (globalRow) TableName() string { return "xact_globals" }
@@ -82,6 +84,7 @@ func rowOfGlobal(g *storage.Global) *globalRow {
 		TimeoutNs: int64(g.Timeout), Attempts: int64(g.Attempts), BranchSeq: g.BranchSeq,
 		Parked: g.Parked, Reason: bytesOf(g.Reason),
 		History: encodeHistory(g.History), Finished: g.Finished, LocksReleased: g.LocksReleased,
+		Owner: []byte{},
 	}
 	r.BeganAtS, r.BeganAtNs = split(g.BeganAt)
 	r.DeadlineS, r.DeadlineNs = split(g.Deadline)

@@ -51,6 +51,8 @@ var schemas = map[Dialect][]string{
   finished BOOLEAN NOT NULL,
   locks_released BOOLEAN NOT NULL,
   expires_at BIGINT NOT NULL,
+  owner VARBINARY(256) NOT NULL,
+  owner_epoch BIGINT NOT NULL,
   KEY xact_globals_due (finished, next_at_s, next_at_ns)
 ) ENGINE=InnoDB`,
 		`CREATE TABLE IF NOT EXISTS xact_branches (
@@ -75,6 +77,12 @@ var schemas = map[Dialect][]string{
   branch_id BIGINT NOT NULL,
   PRIMARY KEY (resource, row_key),
   KEY xact_locks_holder (xid, branch_id)
+) ENGINE=InnoDB`,
+		`CREATE TABLE IF NOT EXISTS xact_nodes (
+  node_id VARBINARY(256) NOT NULL PRIMARY KEY,
+  epoch BIGINT NOT NULL,
+  lease_until BIGINT NOT NULL,
+  addr VARBINARY(256) NOT NULL
 ) ENGINE=InnoDB`,
 	},
 	Postgres: {
@@ -102,7 +110,9 @@ var schemas = map[Dialect][]string{
   history BYTEA NOT NULL,
   finished BOOLEAN NOT NULL,
   locks_released BOOLEAN NOT NULL,
-  expires_at BIGINT NOT NULL
+  expires_at BIGINT NOT NULL,
+  owner BYTEA NOT NULL,
+  owner_epoch BIGINT NOT NULL
 )`,
 		`CREATE INDEX IF NOT EXISTS xact_globals_due ON xact_globals (finished, next_at_s, next_at_ns)`,
 		`CREATE TABLE IF NOT EXISTS xact_branches (
@@ -128,6 +138,12 @@ var schemas = map[Dialect][]string{
   PRIMARY KEY (resource, row_key)
 )`,
 		`CREATE INDEX IF NOT EXISTS xact_locks_holder ON xact_locks (xid, branch_id)`,
+		`CREATE TABLE IF NOT EXISTS xact_nodes (
+  node_id BYTEA NOT NULL PRIMARY KEY,
+  epoch BIGINT NOT NULL,
+  lease_until BIGINT NOT NULL,
+  addr BYTEA NOT NULL
+)`,
 	},
 }
 

@@ -95,6 +95,10 @@ type Store struct {
 		sync.RWMutex
 		closed bool
 	}
+	node struct { // this coordinator, once it joined (nodes.go)
+		sync.Mutex
+		m member
+	}
 	ops       sync.WaitGroup
 	closeOnce sync.Once
 }

@@ -1,0 +1,190 @@
+package shareddb
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/xact-io/xact/protocol/xactpb"
+	"github.com/xact-io/xact/storage"
+)
+
+// twoNodes opens two stores on one fresh database, as two coordinators.
+func twoNodes(t *testing.T, be backend) (a, b *Store) {
+	t.Helper()
+	dsn := be.dsn(t)
+	a = openMigrated(t, be.dialect, dsn)
+	b, err := Open(context.Background(), be.dialect, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return a, b
+}
+
+// TestJoin: a node id is held by one live coordinator at a time; joining
+// again after it left bumps the epoch, and the old holder's renewal then
+// fails.
+func TestJoin(t *testing.T) {
+	ctx := context.Background()
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			a, b := twoNodes(t, be)
+			if e, err := a.Join(ctx, "tc-a", "10.0.0.1:8091", time.Minute); err != nil || e != 1 {
+				t.Fatalf("Join(tc-a) = %d, %v; want 1", e, err)
+			}
+			if _, err := b.Join(ctx, "tc-a", "10.0.0.2:8091", time.Minute); !errors.Is(err, ErrNodeLive) {
+				t.Fatalf("Join of a live id = %v, want %v", err, ErrNodeLive)
+			}
+			if err := a.Renew(ctx); err != nil {
+				t.Fatalf("Renew = %v", err)
+			}
+			if err := a.Leave(ctx); err != nil {
+				t.Fatalf("Leave = %v", err)
+			}
+			if e, err := b.Join(ctx, "tc-a", "10.0.0.2:8091", time.Minute); err != nil || e != 2 {
+				t.Fatalf("Join after Leave = %d, %v; want 2", e, err)
+			}
+			if err := a.Renew(ctx); !errors.Is(err, ErrLeaseLost) {
+				t.Errorf("Renew of the replaced epoch = %v, want %v", err, ErrLeaseLost)
+			}
+			nodes, err := a.Nodes(ctx)
+			if err != nil || len(nodes) != 1 || nodes[0].Epoch != 2 || !nodes[0].Live || nodes[0].Addr != "10.0.0.2:8091" {
+				t.Errorf("Nodes = %+v, %v; want tc-a epoch 2, live, at 10.0.0.2:8091", nodes, err)
+			}
+		})
+	}
+}
+
+// TestOwnership: the node whose decision took a global out of Begin
+// drives it; the other node's writes to it fail with
+// storage.ErrNotOwner, and its Claim fails while the owner is live. Once
+// the owner leaves, the other claims it and drives it, and the old
+// owner's writes are fenced off. Writes in Begin are anyone's.
+func TestOwnership(t *testing.T) {
+	ctx := context.Background()
+	accept := func(*storage.Global) error { return nil }
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			a, b := twoNodes(t, be)
+			if _, err := a.Join(ctx, "tc-a", "", time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.Join(ctx, "tc-b", "", time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			g := &storage.Global{XID: "x1", Status: xactpb.GlobalStatus_GLOBAL_STATUS_BEGIN}
+			if err := a.CreateGlobal(ctx, g, storage.Durable); err != nil {
+				t.Fatal(err)
+			}
+			// In Begin, either node registers and reports.
+			for _, s := range []*Store{a, b} {
+				if _, _, err := s.AddBranch(ctx, &storage.Branch{XID: "x1", Resource: "db"}, nil, accept, storage.Durable); err != nil {
+					t.Fatalf("AddBranch in Begin = %v", err)
+				}
+			}
+			report := func(s *Store) error {
+				_, err := s.UpdateBranch(ctx, "x1", 1, func(br *storage.Branch) error {
+					br.Status = xactpb.BranchStatus_BRANCH_STATUS_PHASE_ONE_DONE
+					return nil
+				}, storage.Durable)
+				return err
+			}
+			if err := report(b); err != nil {
+				t.Fatalf("UpdateBranch in Begin by the other node = %v", err)
+			}
+			// b decides: b drives it.
+			if _, err := b.UpdateGlobal(ctx, "x1", func(g *storage.Global) error {
+				g.Status = xactpb.GlobalStatus_GLOBAL_STATUS_COMMITTING
+				return nil
+			}, storage.Durable); err != nil {
+				t.Fatal(err)
+			}
+			touch := func(g *storage.Global) error { g.Attempts++; return nil }
+			if _, err := a.UpdateGlobal(ctx, "x1", touch, storage.Durable); !errors.Is(err, storage.ErrNotOwner) {
+				t.Errorf("UpdateGlobal by a non-owner = %v, want %v", err, storage.ErrNotOwner)
+			}
+			if err := report(a); !errors.Is(err, storage.ErrNotOwner) {
+				t.Errorf("UpdateBranch by a non-owner = %v, want %v", err, storage.ErrNotOwner)
+			}
+			if err := a.FinishGlobal(ctx, "x1", xactpb.GlobalStatus_GLOBAL_STATUS_COMMITTED, storage.Durable); !errors.Is(err, storage.ErrNotOwner) {
+				t.Errorf("FinishGlobal by a non-owner = %v, want %v", err, storage.ErrNotOwner)
+			}
+			if ok, err := a.Claim(ctx, "x1"); err != nil || ok {
+				t.Errorf("Claim of a live node's global = %v, %v; want false", ok, err)
+			}
+			if ok, err := b.Claim(ctx, "x1"); err != nil || !ok {
+				t.Errorf("Claim by its owner = %v, %v; want true", ok, err)
+			}
+			if _, err := b.UpdateGlobal(ctx, "x1", touch, storage.Durable); err != nil {
+				t.Errorf("UpdateGlobal by the owner = %v", err)
+			}
+			// The owner goes away: a takes over, and b is fenced off.
+			if err := b.Leave(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if ok, err := a.Claim(ctx, "x1"); err != nil || !ok {
+				t.Fatalf("Claim after the owner left = %v, %v; want true", ok, err)
+			}
+			if err := report(a); err != nil {
+				t.Errorf("UpdateBranch by the new owner = %v", err)
+			}
+			if _, err := b.UpdateGlobal(ctx, "x1", touch, storage.Durable); !errors.Is(err, storage.ErrNotOwner) {
+				t.Errorf("UpdateGlobal by the old owner = %v, want %v", err, storage.ErrNotOwner)
+			}
+			if err := a.FinishGlobal(ctx, "x1", xactpb.GlobalStatus_GLOBAL_STATUS_COMMITTED, storage.Durable); err != nil {
+				t.Errorf("FinishGlobal by the new owner = %v", err)
+			}
+		})
+	}
+}
+
+// TestLeaseExpires: a node that stops renewing loses its globals once its
+// lease runs out, without leaving.
+func TestLeaseExpires(t *testing.T) {
+	ctx := context.Background()
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			a, b := twoNodes(t, be)
+			if _, err := a.Join(ctx, "tc-a", "", 300*time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.Join(ctx, "tc-b", "", time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			g := &storage.Global{XID: "x1", Status: xactpb.GlobalStatus_GLOBAL_STATUS_BEGIN}
+			if err := a.CreateGlobal(ctx, g, storage.Durable); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.UpdateGlobal(ctx, "x1", func(g *storage.Global) error {
+				g.Status = xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACKING
+				return nil
+			}, storage.Durable); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				ok, err := b.Claim(ctx, "x1")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ok {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the global of a node whose lease ran out was never claimable")
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if err := a.Renew(ctx); err != nil {
+				// Its row is still its own epoch: a late renewal succeeds,
+				// but the global stays with b.
+				t.Logf("Renew after expiry = %v", err)
+			}
+			if _, err := a.UpdateGlobal(ctx, "x1", func(g *storage.Global) error { return nil }, storage.Durable); !errors.Is(err, storage.ErrNotOwner) {
+				t.Errorf("UpdateGlobal by the expired owner = %v, want %v", err, storage.ErrNotOwner)
+			}
+		})
+	}
+}
