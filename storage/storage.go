@@ -50,6 +50,10 @@ var (
 	// this one drove under an older epoch): the caller must stop driving
 	// it. See storage/shareddb.
 	ErrNotOwner = errors.New("storage: another coordinator drives this global")
+	// ErrLeaseLost: a shared store found that this coordinator's lease
+	// belongs to a newer epoch of its node id (another coordinator joined
+	// under it): it must drive nothing any more.
+	ErrLeaseLost = errors.New("storage: this coordinator's lease is lost")
 )
 
 // Status is a global transaction's status (Seata's numbering).

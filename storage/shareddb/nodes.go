@@ -31,10 +31,10 @@ import (
 // ErrNodeLive: Join of a node id that a live coordinator holds.
 var ErrNodeLive = errors.New("shareddb: a live coordinator holds this node id")
 
-// ErrLeaseLost: Renew found that this coordinator's lease is gone (it
-// expired and another coordinator joined under the id, or the row was
-// removed): it must stop driving globals.
-var ErrLeaseLost = errors.New("shareddb: this coordinator's lease is lost")
+// ErrLeaseLost is storage.ErrLeaseLost: Renew found that this
+// coordinator's lease is gone (it expired and another coordinator joined
+// under the id, or the row was removed): it must stop driving globals.
+var ErrLeaseLost = storage.ErrLeaseLost
 
 // Node is a coordinator as xact_nodes records it.
 type Node struct {
