@@ -78,6 +78,14 @@ type Config struct {
 	KeepaliveTime    time.Duration
 	KeepaliveTimeout time.Duration
 
+	// HTTPAddr, when set, is the address of an HTTP server for operators
+	// ("127.0.0.1:9091"; port 0 picks a free port, (*Server).HTTPAddr
+	// reports it): /healthz (alive), /readyz (recovered and not shutting
+	// down) and /metrics (Prometheus text format). Metrics are recorded
+	// only when it is set. It has no authentication: bind it to an address
+	// only your monitoring reaches.
+	HTTPAddr string
+
 	// Token, when set, is required as "authorization: Bearer <token>" on
 	// every call.
 	Token string

@@ -83,6 +83,7 @@ func (c *coordinator) Begin(ctx context.Context, req *xactpb.BeginRequest) (*xac
 	if err := c.s.ledger.CreateGlobal(ctx, g, storage.Relaxed); err != nil {
 		return nil, err
 	}
+	c.s.metrics.began(false)
 	failpoint.Hit("tc/begin/after-store")
 	return &xactpb.BeginResponse{Xid: g.XID}, nil
 }
@@ -143,6 +144,7 @@ func (s *Server) beginLazy(ctx context.Context, xid string, req *xactpb.BeginReq
 		return nil
 	}
 	if err == nil {
+		s.metrics.began(true)
 		failpoint.Hit("tc/begin/after-store")
 	}
 	return err
@@ -252,12 +254,17 @@ func (c *coordinator) RegisterBranch(ctx context.Context, req *xactpb.RegisterBr
 		var created bool
 		id, created, err = c.s.ledger.BeginRegisterBranch(ctx, begin, b, now)
 		if err == nil && created {
+			c.s.metrics.began(true)
 			failpoint.Hit("tc/begin/after-store")
 		}
 	} else {
 		id, err = c.s.ledger.RegisterBranch(ctx, b, now)
 	}
 	if err != nil {
+		var lc *protocol.LockConflictError
+		if errors.As(err, &lc) {
+			c.s.metrics.conflicts.Add(context.Background(), 1, c.s.metrics.conflictRegister...)
+		}
 		return nil, c.annotateConflict(ctx, err)
 	}
 	failpoint.Hit("tc/register/after-store")
@@ -459,6 +466,7 @@ func (c *coordinator) QueryLocks(ctx context.Context, req *xactpb.QueryLocksRequ
 	case err == nil:
 		return &xactpb.QueryLocksResponse{Free: true}, nil
 	case errors.As(err, &lc):
+		c.s.metrics.conflicts.Add(context.Background(), 1, c.s.metrics.conflictQry...)
 		return &xactpb.QueryLocksResponse{Free: false, ConflictKey: lc.Key, HolderXid: lc.Holder,
 			HolderRollingBack: lc.HolderRollingBack}, nil
 	default:

@@ -33,6 +33,7 @@ func (d *driver) parkDamaged(ctx context.Context, xid string, cause error) stora
 		}
 		return 0
 	}
+	d.s.metrics.parkedChanged()
 	d.s.log.Error("global parked", "xid", xid, "status", g.Status, "reason", g.Reason)
 	return g.Status
 }

@@ -150,6 +150,7 @@ func (s *Server) decideLocked(ctx context.Context, xid string, reports []*xactpb
 			if err != nil {
 				return 0, nil, err
 			}
+			s.metrics.parkedChanged()
 			s.log.Info("global resumed by operator", "xid", xid, "status", g.Status)
 		}
 		return g.Status, nil, nil
@@ -223,9 +224,11 @@ func (s *Server) decideBegin(ctx context.Context, g *storage.Global, v verdict, 
 		final := map[storage.Status]storage.Status{
 			stCommitting: stCommitted, stRollbacking: stRollbacked, stTimeoutRollbacking: stTimeoutRollbacked,
 		}[target]
+		s.metrics.decided(g, target, now)
 		if err := s.ledger.FinishGlobal(ctx, xid, final, storage.Durable); err != nil {
 			return 0, nil, false, err
 		}
+		s.metrics.finishedGlobal(nil, nil, final, now)
 		return final, nil, false, refuse
 	}
 	g, err = s.ledger.UpdateGlobal(ctx, xid, func(g *storage.Global) error {
@@ -248,6 +251,7 @@ func (s *Server) decideBegin(ctx context.Context, g *storage.Global, v verdict, 
 	if err != nil {
 		return 0, nil, false, err
 	}
+	s.metrics.decided(g, target, now)
 	s.log.Debug("global decided", "xid", xid, "status", target)
 	failpoint.Hit("tc/decide/after-decision")
 	// The decision closed registration, so the branches read before it are

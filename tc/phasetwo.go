@@ -242,6 +242,7 @@ func (d *driver) commit(ctx context.Context, g *storage.Global, branches []*stor
 			d.s.log.Warn("phase two: finish", "xid", g.XID, "err", err)
 			return 0
 		}
+		d.s.metrics.finishedGlobal(g, branches, stCommitted, time.Now())
 		return stCommitted
 	}
 	// Not done in one round: record per-branch progress so that the next
@@ -381,6 +382,7 @@ func (d *driver) rollback(ctx context.Context, g *storage.Global, branches []*st
 		d.s.log.Warn("phase two: finish", "xid", g.XID, "err", err)
 		return 0
 	}
+	d.s.metrics.finishedGlobal(g, branches, final, time.Now())
 	return final
 }
 
@@ -461,8 +463,10 @@ func (d *driver) reschedule(ctx context.Context, xid string, v verdict, failed, 
 		return 0
 	}
 	if g.Parked {
+		d.s.metrics.parkedChanged()
 		d.s.log.Error("global parked", "xid", xid, "status", g.Status, "reason", g.Reason)
 	} else {
+		d.s.metrics.retries.Add(context.Background(), 1)
 		d.s.log.Info("phase two will retry", "xid", xid, "attempt", g.Attempts, "at", g.NextAt, "reason", g.Reason)
 	}
 	return g.Status

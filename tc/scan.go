@@ -85,7 +85,7 @@ func (s *Server) expire(ctx context.Context, xid string) {
 	mu := s.stripe(xid)
 	mu.Lock()
 	now := time.Now()
-	_, err := s.ledger.UpdateGlobal(ctx, xid, func(g *storage.Global) error {
+	g, err := s.ledger.UpdateGlobal(ctx, xid, func(g *storage.Global) error {
 		if g.Status != stBegin || now.Before(g.Deadline) {
 			return errStale
 		}
@@ -101,6 +101,7 @@ func (s *Server) expire(ctx context.Context, xid string) {
 		}
 		return
 	}
+	s.metrics.decided(g, stTimeoutRollbacking, now)
 	s.log.Info("global timed out", "xid", xid)
 	s.drive.start(xid, nil)
 }

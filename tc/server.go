@@ -24,11 +24,15 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 
@@ -59,6 +63,12 @@ type Server struct {
 	stripes  *stripe.Mutexes // serialize decisions per global
 	drive    *driver
 	wake     *waker
+	metrics  *metrics
+	health   *health.Server // gRPC health: SERVING from recovery to Close
+	ready    atomic.Bool    // recovered and not closing (/readyz)
+	closing  atomic.Bool    // Close has begun
+	httpLis  net.Listener   // nil without HTTPAddr
+	http     *http.Server
 
 	bg       context.Context // cancelled by Close: stops background work
 	stopBg   context.CancelFunc
@@ -79,6 +89,11 @@ func New(cfg Config) (*Server, error) {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	s := &Server{cfg: cfg, log: log, store: cfg.Store, serveErr: make(chan error, 1), stripes: stripe.New(256)}
+	m, err := newMetrics(cfg.HTTPAddr != "")
+	if err != nil {
+		return nil, fmt.Errorf("tc: metrics: %w", err)
+	}
+	s.metrics = m
 	if s.store == nil {
 		st, err := embedded.Open(cfg.DataDir, embedded.WithTombstoneRetention(cfg.TombstoneRetention), embedded.WithLogger(log))
 		if err != nil {
@@ -86,20 +101,31 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.store, s.ownStore = st, true
 	}
-	lg, err := ledger.Open(context.Background(), s.store)
-	if err != nil {
+	closeStore := func() {
 		if s.ownStore {
 			s.store.Close()
 		}
+	}
+	lg, lockLen, err := openLedger(s.store, m)
+	if err != nil {
+		closeStore()
 		return nil, fmt.Errorf("tc: open store: %w", err)
 	}
 	s.ledger = lg
 	lis, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
-		if s.ownStore {
-			s.store.Close()
-		}
+		closeStore()
 		return nil, fmt.Errorf("tc: listen: %w", err)
+	}
+	if cfg.HTTPAddr != "" {
+		hl, err := net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			lis.Close()
+			closeStore()
+			return nil, fmt.Errorf("tc: listen (HTTP): %w", err)
+		}
+		s.httpLis = hl
+		s.http = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
 	}
 	s.lis = lis
 	s.bg, s.stopBg = context.WithCancel(context.Background())
@@ -124,6 +150,13 @@ func New(cfg Config) (*Server, error) {
 	)
 	xactpb.RegisterCoordinatorServer(s.grpc, &coordinator{s: s})
 	xactpb.RegisterAdminServer(s.grpc, &admin{s: s})
+	s.health = health.NewServer()
+	s.setHealth(healthpb.HealthCheckResponse_NOT_SERVING)
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	if err := m.observe(s, lockLen); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("tc: metrics: %w", err)
+	}
 	return s, nil
 }
 
@@ -141,6 +174,16 @@ func (s *Server) Ledger() *ledger.Ledger { return s.ledger }
 // serves gRPC until ctx is done or Close is called. It returns nil after a
 // clean stop.
 func (s *Server) Serve(ctx context.Context) error {
+	if s.http != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.http.Serve(s.httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("http server", "err", err)
+			}
+		}()
+	}
+	start := time.Now()
 	if err := s.recover(ctx); err != nil {
 		// Stopped (a signal) before serving, or unable to recover: either
 		// way nothing is served, and the store is closed cleanly.
@@ -150,6 +193,13 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 		return err
 	}
+	s.metrics.recovery.Record(context.Background(), time.Since(start).Seconds())
+	s.closeMu.Lock()
+	if !s.closed {
+		s.ready.Store(true)
+		s.setHealth(healthpb.HealthCheckResponse_SERVING)
+	}
+	s.closeMu.Unlock()
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
@@ -181,6 +231,9 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.closing.Store(true)
+	s.ready.Store(false)
+	s.health.Shutdown() // NOT_SERVING, and stays so
 	s.stopBg()
 	s.hub.Close()
 	done := make(chan struct{})
@@ -191,8 +244,13 @@ func (s *Server) Close() error {
 		s.grpc.Stop()
 		<-done
 	}
+	if s.http != nil {
+		s.http.Close()
+		s.httpLis.Close() // if Serve never served it
+	}
 	s.wg.Wait()
 	s.drive.wait()
+	s.metrics.shutdown()
 	if s.ownStore {
 		return s.store.Close()
 	}
@@ -215,7 +273,14 @@ func (s *Server) authorized(ctx context.Context) error {
 	return protocol.ToStatus(protocol.ErrUnauthenticated)
 }
 
-func (s *Server) unaryAuth(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+// healthService is the gRPC health service's prefix: it answers without
+// the token, as a load balancer's or Kubernetes' probe sends none.
+const healthService = "/grpc.health.v1.Health/"
+
+func (s *Server) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if strings.HasPrefix(info.FullMethod, healthService) {
+		return h(ctx, req)
+	}
 	if err := s.authorized(ctx); err != nil {
 		return nil, err
 	}
@@ -223,7 +288,10 @@ func (s *Server) unaryAuth(ctx context.Context, req any, _ *grpc.UnaryServerInfo
 	return resp, protocol.ToStatus(err)
 }
 
-func (s *Server) streamAuth(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+func (s *Server) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	if strings.HasPrefix(info.FullMethod, healthService) {
+		return h(srv, ss)
+	}
 	if err := s.authorized(ss.Context()); err != nil {
 		return err
 	}

@@ -87,6 +87,7 @@ func TestCommandLineErrors(t *testing.T) {
 		{[]string{"server", "--node-id", "a b"}, `--node-id must be 1-32 characters`},
 		{[]string{"server", "--default-timeout", "10"}, "a duration needs a unit: 10s"},
 		{[]string{"server", "--gc-percent", "-7"}, "--gc-percent must be positive, got -7"},
+		{[]string{"server", "--log-format", "xml"}, `--log-format "xml": want text or json`},
 		{[]string{"bench", "--duration", "5"}, "a duration needs a unit"},
 	}
 	for _, tt := range tests {

@@ -61,12 +61,14 @@ func serverCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	num(&cfg.MaxRecvMsgBytes, "max-message-bytes", "largest gRPC message accepted", "MaxRecvMsgBytes")
 	dur(&cfg.KeepaliveTime, "keepalive-time", "ping a client connection silent this long (at least 1s), to notice RMs that vanished", "KeepaliveTime")
 	dur(&cfg.KeepaliveTimeout, "keepalive-timeout", "close a client connection whose ping is not answered within this", "KeepaliveTimeout")
+	str(&cfg.HTTPAddr, "http-addr", "serve /healthz, /readyz and Prometheus /metrics on this `address` (e.g. 127.0.0.1:9091; no authentication: keep it private); metrics are recorded only with it", "HTTPAddr")
 	str(&cfg.Token, "token", "require this bearer `token` from every client (clients: --token, protocol.WithToken)", "Token")
 	dur(&cfg.ShutdownGrace, "shutdown-grace", "wait for in-flight calls on shutdown", "ShutdownGrace")
 	gcPercent := fs.Int("gc-percent", 400, "Go GC target (runtime/debug.SetGCPercent); ignored when GOGC is set. The TC's live heap is small and its allocation rate high, so a higher target trades some tens of MB for CPU")
 	storeKind := fs.String("store", "badger", "badger (durable, embedded, in --data-dir), mysql or postgres (a database several coordinators may share, --store-dsn; create its schema with `xact sql migrate`), or memory (loses everything on exit; for benchmarks and demos)")
 	storeDSN := fs.String("store-dsn", "", "with --store mysql or postgres: the database's `DSN` (user:pw@tcp(db:3306)/xact, or postgres://user@db:5432/xact)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	logFormat := fs.String("log-format", "text", "text (key=value lines) or json (one JSON object a line); lines about one transaction carry its XID as xid")
 	debugAddr := fs.String("debug-addr", "", "serve net/http/pprof on this `address` (e.g. 127.0.0.1:6060)")
 	if pos, err := parseFlags(fs, args); err != nil {
 		return err
@@ -83,10 +85,19 @@ func serverCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return usagef(fs.Name(), "--log-level %q: want debug, info, warn or error", *logLevel)
 	}
+	var handler slog.Handler
+	switch opts := (&slog.HandlerOptions{Level: level}); *logFormat {
+	case "text":
+		handler = slog.NewTextHandler(stderr, opts)
+	case "json":
+		handler = slog.NewJSONHandler(stderr, opts)
+	default:
+		return usagef(fs.Name(), "--log-format %q: want text or json", *logFormat)
+	}
 	if _, set := os.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(*gcPercent)
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	cfg.Logger = slog.New(handler)
 	if *debugAddr != "" {
 		lis, err := net.Listen("tcp", *debugAddr)
 		if err != nil {
@@ -125,8 +136,11 @@ func serverCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	cfg.Logger.Info("xact server listening", "addr", srv.Addr(), "data_dir", cfg.DataDir, "node_id", cfg.NodeID)
+	cfg.Logger.Info("xact server listening", "addr", srv.Addr(), "http_addr", srv.HTTPAddr(), "data_dir", cfg.DataDir, "node_id", cfg.NodeID)
 	fmt.Fprintf(stdout, "listening on %s\n", srv.Addr())
+	if a := srv.HTTPAddr(); a != "" {
+		fmt.Fprintf(stdout, "http on %s\n", a)
+	}
 	err = srv.Serve(ctx)
 	cfg.Logger.Info("xact server stopped")
 	return err

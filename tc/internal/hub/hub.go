@@ -66,6 +66,13 @@ func New(nodeID string, log *slog.Logger, onAttach func([]Route)) *Hub {
 	return h
 }
 
+// Sessions is the number of attached RM sessions.
+func (h *Hub) Sessions() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.mu.sessions)
+}
+
 // Route is what an action is routed by: its resource and branch type.
 type Route struct {
 	Resource string
