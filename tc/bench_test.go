@@ -23,48 +23,53 @@ import (
 func BenchmarkGlobalTx(b *testing.B) {
 	for _, store := range []string{"badger", "memory"} {
 		for _, par := range []int{1, 8, 32} { // goroutines = par × GOMAXPROCS
-			b.Run(fmt.Sprintf("store=%s/par=%d", store, par), func(b *testing.B) {
-				var opts []tctest.Option
-				if store == "badger" {
-					opts = append(opts, tctest.WithBadger())
-				}
-				srv := tctest.Start(b, opts...)
-				conn := srv.Conn(b)
-				rm := attachRM(b, conn, "db-a", "db-b")
-				defer rm.close()
-				coord := xactpb.NewCoordinatorClient(conn)
-				ctx := context.Background()
-				res, err := coord.Reserve(ctx, &xactpb.ReserveRequest{})
-				if err != nil {
-					b.Fatal(err)
-				}
-				prefix := res.GetXidPrefix()
-				var seq atomic.Int64
-				b.SetParallelism(par)
-				b.ResetTimer()
-				b.RunParallel(func(pb *testing.PB) {
-					for pb.Next() {
-						n := seq.Add(1)
-						xid := fmt.Sprintf("%s%x", prefix, n)
-						begin := &xactpb.BeginRequest{Name: "bench", TimeoutMs: 30000}
-						for i, r := range []string{"db-a", "db-b"} {
-							req := &xactpb.RegisterBranchRequest{Xid: xid, ResourceId: r, LockKeys: []string{fmt.Sprintf("t:%d", n)}}
-							if i == 0 {
-								req.Begin = begin
+			for _, metrics := range []bool{false, true} { // --http-addr: metrics recorded
+				b.Run(fmt.Sprintf("store=%s/par=%d/metrics=%v", store, par, metrics), func(b *testing.B) {
+					var opts []tctest.Option
+					if store == "badger" {
+						opts = append(opts, tctest.WithBadger())
+					}
+					if metrics {
+						opts = append(opts, withHTTP)
+					}
+					srv := tctest.Start(b, opts...)
+					conn := srv.Conn(b)
+					rm := attachRM(b, conn, "db-a", "db-b")
+					defer rm.close()
+					coord := xactpb.NewCoordinatorClient(conn)
+					ctx := context.Background()
+					res, err := coord.Reserve(ctx, &xactpb.ReserveRequest{})
+					if err != nil {
+						b.Fatal(err)
+					}
+					prefix := res.GetXidPrefix()
+					var seq atomic.Int64
+					b.SetParallelism(par)
+					b.ResetTimer()
+					b.RunParallel(func(pb *testing.PB) {
+						for pb.Next() {
+							n := seq.Add(1)
+							xid := fmt.Sprintf("%s%x", prefix, n)
+							begin := &xactpb.BeginRequest{Name: "bench", TimeoutMs: 30000}
+							for i, r := range []string{"db-a", "db-b"} {
+								req := &xactpb.RegisterBranchRequest{Xid: xid, ResourceId: r, LockKeys: []string{fmt.Sprintf("t:%d", n)}}
+								if i == 0 {
+									req.Begin = begin
+								}
+								if _, err := coord.RegisterBranch(ctx, req); err != nil {
+									b.Error(err)
+									return
+								}
 							}
-							if _, err := coord.RegisterBranch(ctx, req); err != nil {
+							if _, err := coord.Commit(ctx, &xactpb.CommitRequest{Xid: xid}); err != nil {
 								b.Error(err)
 								return
 							}
 						}
-						if _, err := coord.Commit(ctx, &xactpb.CommitRequest{Xid: xid}); err != nil {
-							b.Error(err)
-							return
-						}
-					}
+					})
+					b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tx/s")
 				})
-				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tx/s")
-			})
+			}
 		}
 	}
 }
