@@ -30,6 +30,12 @@ type Config struct {
 	// NodeID names this TC inside every XID it hands out ([A-Za-z0-9_.-],
 	// at most 32 characters).
 	NodeID string
+	// Lease is how long this coordinator's lease on its node id lasts in
+	// a store several coordinators share (storage/shareddb): it renews it
+	// every third of it, stops driving when two thirds have passed
+	// without a renewal, and the others take over its globals once a
+	// whole lease has. Ignored by other stores.
+	Lease time.Duration
 
 	// DefaultTimeout applies to Begin requests without a timeout.
 	DefaultTimeout time.Duration
@@ -118,6 +124,7 @@ func DefaultConfig() Config {
 		KeepaliveTime:      protocol.KeepaliveTime,
 		KeepaliveTimeout:   protocol.KeepaliveTimeout,
 		ShutdownGrace:      10 * time.Second,
+		Lease:              10 * time.Second,
 	}
 }
 
@@ -201,6 +208,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownGrace < 0 {
 		bad("ShutdownGrace", c.ShutdownGrace, "must not be negative")
+	}
+	if c.Lease < 300*time.Millisecond {
+		bad("Lease", c.Lease, "must be at least 300ms")
 	}
 	if c.DefaultTimeout > 0 && c.DefaultTimeout > c.MaxTimeout {
 		errs = append(errs, &ConfigError{Field: "DefaultTimeout", Value: c.DefaultTimeout, Rule: "must not exceed",

@@ -113,7 +113,12 @@ func (d *driver) start(xid string, pre *preload) *run {
 				d.start(xid, nil)
 			}
 		}()
-		r.status = d.round(d.s.bg, xid, pre)
+		ctx, cancel, ok := d.s.driveCtx(xid, pre != nil)
+		if !ok {
+			return // another coordinator drives it (a cluster), or may
+		}
+		defer cancel()
+		r.status = d.round(ctx, xid, pre)
 	})
 	return r
 }

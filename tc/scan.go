@@ -2,6 +2,7 @@ package tc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -24,7 +25,9 @@ func (s *Server) recover(ctx context.Context) error {
 	n := 0
 	for _, g := range gs {
 		if commitFamily(g.Status) && !g.LocksReleased {
-			if err := s.ledger.ReleaseLocks(ctx, g.XID); err != nil {
+			// (Another coordinator's global, on a shared store: its owner
+			// does it.)
+			if err := s.ledger.ReleaseLocks(ctx, g.XID); err != nil && !errors.Is(err, storage.ErrNotOwner) {
 				return fmt.Errorf("tc: recovery: release locks of %s: %w", g.XID, err)
 			}
 		}

@@ -56,6 +56,7 @@ type Server struct {
 	store    storage.Store
 	ownStore bool
 	ledger   *ledger.Ledger // the store with the lock table and the rules
+	member   *member        // this coordinator's membership of a shared store (cluster.go), or nil
 	lis      net.Listener
 	grpc     *grpc.Server
 	hub      *hub.Hub
@@ -116,6 +117,12 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		closeStore()
 		return nil, fmt.Errorf("tc: listen: %w", err)
+	}
+	s.lis = lis
+	if err := s.join(context.Background()); err != nil {
+		lis.Close()
+		closeStore()
+		return nil, err
 	}
 	if cfg.HTTPAddr != "" {
 		hl, err := net.Listen("tcp", cfg.HTTPAddr)
@@ -181,6 +188,13 @@ func (s *Server) Serve(ctx context.Context) error {
 			if err := s.http.Serve(s.httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				s.log.Error("http server", "err", err)
 			}
+		}()
+	}
+	if s.member != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.heartbeat()
 		}()
 	}
 	start := time.Now()
@@ -250,6 +264,7 @@ func (s *Server) Close() error {
 	}
 	s.wg.Wait()
 	s.drive.wait()
+	s.leave()
 	s.metrics.shutdown()
 	if s.ownStore {
 		return s.store.Close()

@@ -46,7 +46,8 @@ func serverCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.String("config", "", "read settings from this `file` (lines of name = value, # comments)")
 	str(&cfg.ListenAddr, "listen", "gRPC listen `address`", "ListenAddr")
 	str(&cfg.DataDir, "data-dir", "`directory` of the embedded store (locked against a second server)", "DataDir")
-	str(&cfg.NodeID, "node-id", "this coordinator's `name` inside XIDs", "NodeID")
+	str(&cfg.NodeID, "node-id", "this coordinator's `name` inside XIDs (unique among the live coordinators of a shared store)", "NodeID")
+	dur(&cfg.Lease, "lease", "with --store mysql or postgres: this coordinator's lease; the others take over its globals when it has not renewed it for this long", "Lease")
 	dur(&cfg.TombstoneRetention, "tombstone-retention", "how long a finished transaction's final status stays visible (GetStatus, repeated Commit, xact tx show)", "TombstoneRetention")
 	dur(&cfg.DefaultTimeout, "default-timeout", "global transaction timeout when Begin gives none", "DefaultTimeout")
 	dur(&cfg.MaxTimeout, "max-timeout", "largest timeout a client may ask for", "MaxTimeout")
@@ -125,10 +126,8 @@ func serverCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		defer st.Close()
 		cfg.Store = st
-		// Row locks are shared through the database, but which node drives
-		// each global (leases) is not built yet: two nodes would both time
-		// out and drive the same globals.
-		cfg.Logger.Warn("shared-database store: run one coordinator per database until leases are built (issue 12)")
+		// Phase two reaches only the RMs attached to this coordinator.
+		cfg.Logger.Info("shared-database store: the RMs must attach to every coordinator of this database (one rm.Client per coordinator)")
 	default:
 		return usagef(fs.Name(), "--store %q: want badger, mysql, postgres or memory", *storeKind)
 	}
