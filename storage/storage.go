@@ -54,6 +54,9 @@ var (
 	// belongs to a newer epoch of its node id (another coordinator joined
 	// under it): it must drive nothing any more.
 	ErrLeaseLost = errors.New("storage: this coordinator's lease is lost")
+	// ErrNodeLive: a shared store refused to let a coordinator join under
+	// a node id whose lease another coordinator holds.
+	ErrNodeLive = errors.New("storage: a live coordinator holds this node id")
 )
 
 // Status is a global transaction's status (Seata's numbering).

@@ -45,10 +45,29 @@ func (s *Server) join(ctx context.Context) error {
 	if !ok {
 		return nil
 	}
-	start := time.Now()
-	epoch, err := c.Join(ctx, s.cfg.NodeID, s.lis.Addr().String(), s.cfg.Lease)
-	if err != nil {
-		return fmt.Errorf("tc: join the coordinators of the shared store as %q: %w", s.cfg.NodeID, err)
+	// A coordinator restarted after a crash finds its own previous lease
+	// still running: it waits for it to run out (at most a lease), and
+	// refuses to start only if the id's lease is still renewed after
+	// that (another live coordinator has the id).
+	giveUp := time.Now().Add(s.cfg.Lease * 3 / 2)
+	var start time.Time
+	var epoch int64
+	for {
+		start = time.Now()
+		var err error
+		epoch, err = c.Join(ctx, s.cfg.NodeID, s.lis.Addr().String(), s.cfg.Lease)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, storage.ErrNodeLive) || time.Now().After(giveUp) {
+			return fmt.Errorf("tc: join the coordinators of the shared store as %q: %w", s.cfg.NodeID, err)
+		}
+		s.log.Info("waiting for the previous lease on this node id to run out", "node_id", s.cfg.NodeID, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(s.cfg.Lease / 10):
+		}
 	}
 	m := &member{c: c, lease: s.cfg.Lease, epoch: epoch}
 	m.validUntil.Store(start.Add(s.cfg.Lease * 2 / 3).UnixNano())

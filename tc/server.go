@@ -127,6 +127,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.HTTPAddr != "" {
 		hl, err := net.Listen("tcp", cfg.HTTPAddr)
 		if err != nil {
+			s.leave()
 			lis.Close()
 			closeStore()
 			return nil, fmt.Errorf("tc: listen (HTTP): %w", err)

@@ -2,7 +2,6 @@ package shareddb
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -28,8 +27,9 @@ import (
 // node that took over. Writes to a global in Begin (registrations,
 // phase-one reports) are not fenced: any node serves them.
 
-// ErrNodeLive: Join of a node id that a live coordinator holds.
-var ErrNodeLive = errors.New("shareddb: a live coordinator holds this node id")
+// ErrNodeLive is storage.ErrNodeLive: Join of a node id that a live
+// coordinator holds.
+var ErrNodeLive = storage.ErrNodeLive
 
 // ErrLeaseLost is storage.ErrLeaseLost: Renew found that this
 // coordinator's lease is gone (it expired and another coordinator joined
