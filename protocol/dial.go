@@ -1,11 +1,15 @@
 package protocol
 
 import (
+	"errors"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 )
 
 // Connection settings shared by the TC and its clients.
@@ -57,8 +61,14 @@ const (
 //	conn, err := grpc.NewClient(tcAddr, opts...)
 //
 // A later option of the same kind replaces the one given here.
+//
+// Calls are balanced round-robin over every address the target resolves
+// to (several coordinators on one shared store, behind a DNS name or a
+// list: Target), and go only to addresses that are up, so a client fails
+// over when a coordinator goes away.
 func DialOptions() []grpc.DialOption {
 	return []grpc.DialOption{
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig": [{"round_robin": {}}]}`),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{
 			Time:                KeepaliveTime,
 			Timeout:             KeepaliveTimeout,
@@ -74,4 +84,27 @@ func DialOptions() []grpc.DialOption {
 			MinConnectTimeout: ConnectTimeout,
 		}),
 	}
+}
+
+// Target returns the gRPC target and dial options for a coordinator
+// address list: "tc-a:8091,tc-b:8091" (coordinators sharing one store; any
+// of them answers any call), one host:port, or a target with a scheme
+// (dns:///tc.example:8091, whose name may resolve to several). Add the
+// options to DialOptions'.
+func Target(addrs string) (string, []grpc.DialOption, error) {
+	list := strings.Split(addrs, ",")
+	if len(list) == 1 {
+		return strings.TrimSpace(addrs), nil, nil
+	}
+	var resolved []resolver.Address
+	for _, a := range list {
+		a = strings.TrimSpace(a)
+		if a == "" || strings.Contains(a, "://") {
+			return "", nil, errors.New("protocol: an address list holds host:port entries, separated by commas")
+		}
+		resolved = append(resolved, resolver.Address{Addr: a})
+	}
+	r := manual.NewBuilderWithScheme("xact-list")
+	r.InitialState(resolver.State{Addresses: resolved})
+	return r.Scheme() + ":///coordinators", []grpc.DialOption{grpc.WithResolvers(r)}, nil
 }

@@ -56,8 +56,10 @@ func New(conn grpc.ClientConnInterface, opts ...Option) *Manager {
 }
 
 // Dial returns a Manager with its own client connection to the TC at addr
-// ("host:port"), dialed with protocol.DialOptions (keepalive, a reconnect
-// backoff of at most a second). Without WithDialOptions the connection
+// ("host:port", or a list "tc-a:8091,tc-b:8091" of coordinators sharing
+// one store, over which calls are balanced and fail over: protocol.Target),
+// dialed with protocol.DialOptions (keepalive, a reconnect backoff of at
+// most a second). Without WithDialOptions the connection
 // uses no transport security (a TC on the same host or a trusted network);
 // pass WithDialOptions(grpc.WithTransportCredentials(...)) otherwise, and
 // WithDialOptions(protocol.WithToken(token)) for a TC that requires a
@@ -72,9 +74,14 @@ func Dial(addr string, opts ...Option) (*Manager, error) {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidOption, err)
 		}
 	}
+	target, topts, err := protocol.Target(addr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidOption, err)
+	}
 	dialOpts := append(protocol.DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	dialOpts = append(dialOpts, topts...)
 	dialOpts = append(dialOpts, cfg.dialOpts...)
-	conn, err := grpc.NewClient(addr, dialOpts...)
+	conn, err := grpc.NewClient(target, dialOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("tm: dial %s: %w", addr, err)
 	}

@@ -184,3 +184,24 @@ func TestBenchWrongToken(t *testing.T) {
 		t.Errorf("xact bench --token right = %d, %q; want 0 and no errors", code, out)
 	}
 }
+
+// TestServerList: --server takes a list of coordinators; calls go to the
+// ones that are up, so a dead address in the list does not fail them, and
+// a list of dead ones fails clearly.
+func TestServerList(t *testing.T) {
+	srv := tctest.Start(t)
+	list := "127.0.0.1:1," + srv.Addr()
+	if code, out := xact("tx", "list", "--server", list); code != 0 {
+		t.Errorf("xact tx list --server %s = %d, %q; want 0", list, code, out)
+	}
+	code, out := xact("bench", "--server", list, "--duration", "500ms", "--warmup", "0s", "--json")
+	if code != 0 || !strings.Contains(out, `"errors": 0`) {
+		t.Errorf("xact bench --server %s = %d, %q; want no errors", list, code, out)
+	}
+	if code, out := xact("tx", "list", "--server", "127.0.0.1:1,127.0.0.1:2"); code == 0 {
+		t.Errorf("xact tx list against two dead addresses = 0, %q; want a failure", out)
+	}
+	if code, out := xact("tx", "list", "--server", "127.0.0.1:1,dns:///x:1"); code != 2 {
+		t.Errorf("xact tx list --server with a scheme in a list = %d, %q; want a usage error", code, out)
+	}
+}

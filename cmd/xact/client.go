@@ -28,7 +28,7 @@ type clientFlags struct {
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.server, "server", "127.0.0.1:8091", "the coordinator's `host:port` (or a gRPC target with a scheme, dns:///host:port)")
+	fs.StringVar(&c.server, "server", "127.0.0.1:8091", "the coordinator's `host:port`, a list of them (tc-a:8091,tc-b:8091: coordinators sharing one store), or a gRPC target with a scheme (dns:///host:port)")
 	fs.StringVar(&c.token, "token", "", "the bearer `token` the coordinator requires (xact server --token)")
 	fs.BoolVar(&c.json, "json", false, "print JSON")
 }
@@ -50,14 +50,21 @@ func checkServer(addr string) error {
 // dial connects with the settings the TC expects of clients (keepalive,
 // reconnect backoff): `xact bench` runs an RM on it.
 func (c *clientFlags) dial(cmd string) (*grpc.ClientConn, error) {
-	if err := checkServer(c.server); err != nil {
+	for _, a := range strings.Split(c.server, ",") {
+		if err := checkServer(strings.TrimSpace(a)); err != nil {
+			return nil, &usageError{cmd: cmd, err: err}
+		}
+	}
+	target, topts, err := protocol.Target(c.server)
+	if err != nil {
 		return nil, &usageError{cmd: cmd, err: err}
 	}
 	opts := append(protocol.DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	opts = append(opts, topts...)
 	if c.token != "" {
 		opts = append(opts, protocol.WithToken(c.token))
 	}
-	return grpc.NewClient(c.server, opts...)
+	return grpc.NewClient(target, opts...)
 }
 
 const txUsage = `Usage: xact tx list|show|commit|rollback ... [flags]
