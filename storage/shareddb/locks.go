@@ -96,13 +96,31 @@ func (s *Store) Hold(ctx context.Context, b *storage.Branch, add func(ctx contex
 				id = got // every row was free: no holder to look for
 				return nil
 			}
+			// Some row was there already: it is b.XID's own (kept), or
+			// another global's (a conflict), or it was deleted since the
+			// INSERT looked (its holder released it): then b holds nothing
+			// on it yet, and the transaction runs again to take it.
 			var held []lockRow
-			err := tx.Where("resource = ? AND row_key IN ? AND xid <> ?", []byte(b.Resource), keys, []byte(b.XID)).Find(&held).Error
+			err := tx.Where("resource = ? AND row_key IN ?", []byte(b.Resource), keys).Find(&held).Error
 			if err != nil {
 				return fmt.Errorf("shareddb: read the locks of %s: %w", b.Resource, err)
 			}
-			if err := conflict(b.Resource, b.LockKeys, held); err != nil {
+			var others []lockRow
+			mine := make(map[string]bool, len(held))
+			for _, h := range held {
+				if string(h.XID) == b.XID {
+					mine[string(h.RowKey)] = true
+				} else {
+					others = append(others, h)
+				}
+			}
+			if err := conflict(b.Resource, b.LockKeys, others); err != nil {
 				return err
+			}
+			for _, k := range keys {
+				if !mine[string(k)] {
+					return fmt.Errorf("%w: the lock row %s %q was released while %s/%d took it", errRetry, b.Resource, k, b.XID, got)
+				}
 			}
 		}
 		id = got

@@ -3,6 +3,9 @@ package shareddb
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -184,6 +187,62 @@ func TestLeaseExpires(t *testing.T) {
 			}
 			if _, err := a.UpdateGlobal(ctx, "x1", func(g *storage.Global) error { return nil }, storage.Durable); !errors.Is(err, storage.ErrNotOwner) {
 				t.Errorf("UpdateGlobal by the expired owner = %v, want %v", err, storage.ErrNotOwner)
+			}
+		})
+	}
+}
+
+// TestHotRowHandOver: globals take and release one hot row, many at a
+// time. Whenever a registration succeeds, the row must be recorded as
+// held by its global: a registration whose INSERT found the row taken,
+// and whose check then found it already released, used to succeed
+// without holding it, and another global wrote the row under it (the
+// bank invariant on PostgreSQL caught it).
+func TestHotRowHandOver(t *testing.T) {
+	ctx := context.Background()
+	accept := func(*storage.Global) error { return nil }
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			s := openMigrated(t, be.dialect, be.dsn(t))
+			var wg sync.WaitGroup
+			var held, bad atomic.Int64
+			stop := time.Now().Add(2 * time.Second)
+			for w := range 8 {
+				wg.Go(func() {
+					for i := 0; time.Now().Before(stop); i++ {
+						xid := fmt.Sprintf("g%d-%d", w, i)
+						g := &storage.Global{XID: xid, Status: xactpb.GlobalStatus_GLOBAL_STATUS_BEGIN}
+						b := &storage.Branch{XID: xid, Resource: "db", LockKeys: []string{"hot", xid}}
+						_, err := s.Hold(ctx, b, func(ctx context.Context) (int64, error) {
+							id, _, err := s.AddBranch(ctx, b, g, accept, storage.Durable)
+							return id, err
+						})
+						if err != nil {
+							continue // a conflict, most of the time
+						}
+						held.Add(1)
+						locks, err := s.Locks(ctx, xid, 0)
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						if len(locks) != 2 {
+							bad.Add(1)
+							t.Errorf("%s registered, but holds %v (want hot and its own row)", xid, locks)
+						}
+						if err := s.Releasing(ctx, xid, func(ctx context.Context) ([]int64, bool, error) {
+							return nil, true, s.FinishGlobal(ctx, xid, xactpb.GlobalStatus_GLOBAL_STATUS_COMMITTED, storage.Relaxed)
+						}); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			t.Logf("%d registrations held the hot row, %d did not", held.Load(), bad.Load())
+			if held.Load() == 0 {
+				t.Error("no registration took the hot row")
 			}
 		})
 	}
