@@ -3,6 +3,8 @@ package it
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -58,12 +60,34 @@ func newProxy(t *testing.T, upstream string) *proxy {
 	proxySeq.n++
 	name := fmt.Sprintf("p%d", proxySeq.n)
 	proxySeq.Unlock()
-	p := &proxy{t: t, p: toxiproxy.NewProxy(toxi(), name, "127.0.0.1:0", upstream)}
-	if err := p.p.Start(); err != nil {
-		t.Fatalf("toxiproxy %s: %v", name, err)
+	// A port below the kernel's ephemeral range: a cut proxy reopens on
+	// its port, and in that range any socket of any process (a TC or
+	// database the suite starts on port 0, an outgoing connection) may
+	// have taken it meanwhile (TestPartition failed so, under load).
+	lo, hi := 10000, ephemeralLow()
+	var err error
+	for range 100 {
+		addr := fmt.Sprintf("127.0.0.1:%d", lo+rand.IntN(hi-lo))
+		p := &proxy{t: t, p: toxiproxy.NewProxy(toxi(), name, addr, upstream)}
+		if err = p.p.Start(); err == nil {
+			t.Cleanup(p.p.Stop)
+			return p
+		}
 	}
-	t.Cleanup(p.p.Stop)
-	return p
+	t.Fatalf("toxiproxy %s: %v", name, err)
+	return nil
+}
+
+// ephemeralLow is the lowest port of the kernel's ephemeral range.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		var lo, hi int
+		if _, err := fmt.Sscan(string(b), &lo, &hi); err == nil && lo > 11000 {
+			return lo
+		}
+	}
+	return 32768
 }
 
 // addr is where clients connect.
