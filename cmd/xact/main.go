@@ -27,6 +27,8 @@ Usage:
   xact bench [flags]                  load generator (xact bench --help)
   xact sql undo-log|tcc-fence         print the DDL of a participant table
   xact store verify|backup|restore    check, back up and restore the data directory (xact store help)
+  xact cluster status --store S --store-dsn DSN
+                                      the coordinators sharing a database, their leases and what each drives
   xact version                        print the version of this binary
 
 Client commands (tx, lock, bench) take:
@@ -67,6 +69,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = sqlCmd(ctx, args[1:], stdout)
 	case "store":
 		err = storeCmd(ctx, args[1:], stdout, stderr)
+	case "cluster":
+		err = clusterCmd(ctx, args[1:], stdout)
 	case "version", "--version", "-version":
 		err = versionCmd(args[1:], stdout)
 	case "help", "-h", "-help", "--help":

@@ -55,6 +55,20 @@ func TestServerOnSharedDatabase(t *testing.T) {
 	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &res); code != 0 || err != nil || res.Errors != 0 || res.Committed == 0 {
 		t.Errorf("xact bench against the shared-database server = %d, %q (%v); want commits and no errors", code, out, err)
 	}
+	code, out = xact("cluster", "status", "--store", "mysql", "--store-dsn", dsn, "--json")
+	var st struct {
+		Nodes []clusterNode `json:"nodes"`
+	}
+	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil || len(st.Nodes) != 1 ||
+		st.Nodes[0].ID != "tc1" || !st.Nodes[0].Live || st.Nodes[0].Epoch != 1 || st.Nodes[0].Addr != addr {
+		t.Errorf("xact cluster status --json = %d, %q (%v); want one live node tc1, epoch 1, at %s", code, out, err, addr)
+	}
+	if code, out := xact("cluster", "status", "--store", "mysql", "--store-dsn", dsn); code != 0 || !strings.Contains(out, "tc1") {
+		t.Errorf("xact cluster status = %d, %q", code, out)
+	}
+	if code, out := xact("cluster", "status", "--store", "oracle", "--store-dsn", dsn); code != 2 {
+		t.Errorf("xact cluster status --store oracle = %d, %q; want a usage error", code, out)
+	}
 	cancel()
 	if code := <-done; code != 0 {
 		t.Errorf("xact server exited %d after its context ended, want 0", code)

@@ -262,3 +262,25 @@ func (s *Store) own(row *globalRow) {
 		row.Owner, row.OwnerEpoch = []byte(m.id), m.epoch
 	}
 }
+
+// Owned counts the unfinished globals by the node that drives them (""
+// for those no node drives yet: in Begin, or never decided by a joined
+// node).
+func (s *Store) Owned(ctx context.Context) (map[string]int, error) {
+	var rows []struct {
+		Owner []byte
+		N     int
+	}
+	err := s.view(ctx, func(db *gorm.DB) error {
+		return db.Raw("SELECT owner, COUNT(*) AS n FROM xact_globals WHERE finished = ? AND status <> ? GROUP BY owner",
+			false, int32(xactpb.GlobalStatus_GLOBAL_STATUS_BEGIN)).Scan(&rows).Error
+	})
+	if err != nil {
+		return nil, fmt.Errorf("shareddb: count owned globals: %w", err)
+	}
+	out := make(map[string]int, len(rows))
+	for _, r := range rows {
+		out[string(r.Owner)] += r.N
+	}
+	return out, nil
+}
