@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/xact-io/xact/internal/proctest"
 )
 
 // ErrNotInstalled reports that the MariaDB server binaries were not found.
@@ -365,41 +367,18 @@ func StopDetached(dir string, timeout time.Duration) error {
 	if err != nil {
 		return err
 	}
-	if err := syscall.Kill(s.pid, syscall.SIGTERM); err != nil {
-		if errors.Is(err, syscall.ESRCH) {
-			return nil
-		}
-		return fmt.Errorf("mysqltest: stop mariadbd (pid %d): %w", s.pid, err)
-	}
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if !ownedBy(s.pid, s.dir) {
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if ownedBy(s.pid, s.dir) {
-		_ = syscall.Kill(s.pid, syscall.SIGKILL)
-		return fmt.Errorf("mysqltest: mariadbd (pid %d) did not stop on SIGTERM; killed", s.pid)
+	if err := proctest.Stop(s.pid, serverArg(dir), syscall.SIGTERM, timeout); err != nil {
+		return fmt.Errorf("mysqltest: mariadbd: %w", err)
 	}
 	return nil
 }
 
 // ownedBy reports whether pid is alive and is the mariadbd serving dir.
-// It guards against signalling an unrelated process that reused the pid.
-func ownedBy(pid int, dir string) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		return false
-	}
-	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-		// A zombie has exited; it only waits to be reaped by its parent.
-		if f := strings.Fields(string(st[bytes.LastIndexByte(st, ')')+1:])); len(f) > 0 && f[0] == "Z" {
-			return false
-		}
-	}
-	return bytes.Contains(b, []byte("--datadir="+filepath.Join(dir, dataDir)+"\x00"))
-}
+func ownedBy(pid int, dir string) bool { return proctest.Runs(pid, serverArg(dir)) }
+
+// serverArg is the argument that names dir's data directory on the
+// mariadbd command line.
+func serverArg(dir string) string { return "--datadir=" + filepath.Join(dir, dataDir) }
 
 func readInt(path string) (int, error) {
 	b, err := os.ReadFile(path)

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/xact-io/xact/internal/proctest"
 )
 
 // ErrNotInstalled reports that the PostgreSQL server binaries were not found.
@@ -481,38 +483,16 @@ func StopDetached(dir string, timeout time.Duration) error {
 	if err != nil {
 		return err
 	}
-	if err := syscall.Kill(s.pid, syscall.SIGINT); err != nil {
-		if errors.Is(err, syscall.ESRCH) {
-			return nil
-		}
-		return fmt.Errorf("pgtest: stop postgres (pid %d): %w", s.pid, err)
-	}
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if !ownedBy(s.pid, s.dir) {
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if ownedBy(s.pid, s.dir) {
-		_ = syscall.Kill(s.pid, syscall.SIGKILL)
-		return fmt.Errorf("pgtest: postgres (pid %d) did not stop on SIGINT; killed", s.pid)
+	if err := proctest.Stop(s.pid, serverArg(dir), syscall.SIGINT, timeout); err != nil {
+		return fmt.Errorf("pgtest: postgres: %w", err)
 	}
 	return nil
 }
 
 // ownedBy reports whether pid is alive and is the postgres serving dir.
-// It guards against signalling an unrelated process that reused the pid.
-func ownedBy(pid int, dir string) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		return false
-	}
-	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-		// A zombie has exited; it only waits to be reaped by its parent.
-		if f := strings.Fields(string(st[bytes.LastIndexByte(st, ')')+1:])); len(f) > 0 && f[0] == "Z" {
-			return false
-		}
-	}
-	return bytes.Contains(b, []byte("\x00-D\x00"+filepath.Join(dir, dataDir)+"\x00"))
-}
+func ownedBy(pid int, dir string) bool { return proctest.Runs(pid, serverArg(dir)) }
+
+// serverArg is the argument that names dir's data directory on the
+// postgres command line ("-D" and the directory are two arguments; the
+// directory alone is distinctive).
+func serverArg(dir string) string { return filepath.Join(dir, dataDir) }
