@@ -94,7 +94,7 @@ func (s *Server) heartbeat() {
 		switch {
 		case err == nil:
 			m.validUntil.Store(start.Add(m.lease * 2 / 3).UnixNano())
-		case errors.Is(err, storage.ErrNotOwner), m.lost.Load():
+		case m.lost.Load():
 		case s.bg.Err() != nil:
 			return
 		default:

@@ -127,10 +127,8 @@ func (s *Store) UpdateGlobal(ctx context.Context, xid string, fn func(g *storage
 		cols := globalColumns(rowOfGlobal(c))
 		if old.Status == xactpb.GlobalStatus_GLOBAL_STATUS_BEGIN && c.Status != old.Status {
 			// The decision: its maker drives the global.
-			nr := &globalRow{}
-			s.own(nr)
-			if nr.Owner != nil {
-				cols["owner"], cols["owner_epoch"] = nr.Owner, nr.OwnerEpoch
+			if m, ok := s.self(); ok {
+				cols["owner"], cols["owner_epoch"] = []byte(m.id), m.epoch
 			}
 		}
 		if err := tx.Table("xact_globals").Where("xid = ?", []byte(xid)).Updates(cols).Error; err != nil {
