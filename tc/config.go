@@ -95,6 +95,12 @@ type Config struct {
 	// Token, when set, is required as "authorization: Bearer <token>" on
 	// every call.
 	Token string
+	// OperatorToken, when set, is the operators' credential: the Admin
+	// service (force commit/rollback, list, show, locks, backup), the web
+	// console (/ui/) and /metrics require it, and Token no longer admits
+	// to them; Token remains the participants' credential (Begin,
+	// Register, Report, Attach). Empty: Token admits to everything.
+	OperatorToken string
 	// ShutdownGrace bounds how long Close waits for in-flight RPCs.
 	ShutdownGrace time.Duration
 	// Logger receives the server's logs; nil discards them.
