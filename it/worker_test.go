@@ -197,14 +197,20 @@ func runWorker(cfg workerConfig) error {
 		debit: map[string]tryer{}, credit: map[string]tryer{}, seen: map[string]int{},
 	}
 	w.fakeBranch.Store(1 << 40)
-	conn, err := grpc.NewClient(cfg.TC, append(protocol.DialOptions(),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithUnaryInterceptor(w.interceptUnary),
-		grpc.WithStreamInterceptor(w.interceptStream))...)
+	// cfg.TC may name several coordinators of a cluster; the RM attaches
+	// to every live one, through the same interceptors.
+	target, topts, err := protocol.Target(cfg.TC)
 	if err != nil {
 		return err
 	}
-	rmOpts := []rm.Option{rm.WithClientID(cfg.ClientID), rm.WithBackoff(20*time.Millisecond, 300*time.Millisecond)}
+	intercept := []grpc.DialOption{grpc.WithUnaryInterceptor(w.interceptUnary), grpc.WithStreamInterceptor(w.interceptStream)}
+	conn, err := grpc.NewClient(target, append(append(append(protocol.DialOptions(),
+		grpc.WithTransportCredentials(insecure.NewCredentials())), topts...), intercept...)...)
+	if err != nil {
+		return err
+	}
+	rmOpts := []rm.Option{rm.WithClientID(cfg.ClientID), rm.WithBackoff(20*time.Millisecond, 300*time.Millisecond),
+		rm.WithDialOptions(intercept...)}
 	if cfg.ActionTimeout > 0 {
 		rmOpts = append(rmOpts, rm.WithActionTimeout(cfg.ActionTimeout))
 	}

@@ -31,15 +31,22 @@ const stableStream = time.Second
 // protocol.DialOptions); attempts that fail with an answer (the TC shutting
 // down, refusing the token) wait with capped exponential backoff and
 // jitter.
-func (c *Client) attachLoop(root context.Context, welcomed chan struct{}, refused chan<- error) {
+//
+// welcomed and refused are nil for the loop of a cluster's coordinator
+// (peers.go): only the seed's loop answers Start.
+func (c *Client) attachLoop(root context.Context, l *link, welcomed chan struct{}, refused chan<- error) {
 	var once sync.Once
-	onWelcome := func() { once.Do(func() { close(welcomed) }) }
+	onWelcome := func() {
+		if welcomed != nil {
+			once.Do(func() { close(welcomed) })
+		}
+	}
 	for failures := 0; ; {
-		up, err := c.session(root, onWelcome)
+		up, err := c.session(root, l, onWelcome)
 		if root.Err() != nil {
 			return
 		}
-		if up == 0 {
+		if up == 0 && l == c.seed {
 			c.mu.Lock()
 			c.mu.lastErr = err
 			c.mu.Unlock()
@@ -58,7 +65,7 @@ func (c *Client) attachLoop(root context.Context, welcomed chan struct{}, refuse
 			d = c.cfg.backoff.Delay(failures - 1)
 		}
 		failures++
-		c.cfg.log.WarnContext(root, "rm: attach stream ended; re-attaching", "client_id", c.cfg.clientID, "wait", d, "err", err)
+		c.cfg.log.WarnContext(root, "rm: attach stream ended; re-attaching", "client_id", c.cfg.clientID, "node_id", l.nodeID, "wait", d, "err", err)
 		if backoff.Sleep(root, d) != nil {
 			return
 		}
@@ -75,16 +82,16 @@ type stream interface {
 // session runs one Attach stream: Hello, Welcome, then actions in and
 // results out until the stream fails or root is cancelled. It reports how
 // long the stream was up after the TC welcomed the RM (0 if it did not).
-func (c *Client) session(root context.Context, onWelcome func()) (time.Duration, error) {
+func (c *Client) session(root context.Context, l *link, onWelcome func()) (time.Duration, error) {
 	sctx, cancel := context.WithCancel(root)
 	defer cancel()
 	// A signal raised before this stream exists is covered by the Hello
 	// below.
 	select {
-	case <-c.helloDirty:
+	case <-l.helloDirty:
 	default:
 	}
-	st, err := c.client.Attach(sctx, grpc.WaitForReady(true))
+	st, err := l.client.Attach(sctx, grpc.WaitForReady(true))
 	if err != nil {
 		return 0, protocol.FromStatus(err)
 	}
@@ -105,10 +112,11 @@ func (c *Client) session(root context.Context, onWelcome func()) (time.Duration,
 	}
 	since := time.Now()
 	c.cfg.log.InfoContext(root, "rm: attached", "client_id", c.cfg.clientID, "node_id", w.GetNodeId())
-	c.attached(w.GetNodeId())
-	defer c.detached()
+	c.attached(l, w.GetNodeId())
+	defer c.detached(l)
 	onWelcome()
-	err = c.pump(root, sctx, cancel, st)
+	c.follow(w.GetPeers())
+	err = c.pump(root, sctx, cancel, st, l.helloDirty)
 	return time.Since(since), err
 }
 
@@ -135,7 +143,7 @@ func (c *Client) session(root context.Context, onWelcome func()) (time.Duration,
 // whatever results are queued when it is free into one Results message, so
 // a burst of actions is answered with few messages and a single answer is
 // not delayed.
-func (c *Client) pump(root, sctx context.Context, cancel context.CancelFunc, st stream) error {
+func (c *Client) pump(root, sctx context.Context, cancel context.CancelFunc, st stream, helloDirty <-chan struct{}) error {
 	results := make(chan *xactpb.BranchResult, c.cfg.maxBatch)
 	queue := make(chan *xactpb.BranchAction, c.cfg.maxQueued)
 	var sendErr error
@@ -143,7 +151,7 @@ func (c *Client) pump(root, sctx context.Context, cancel context.CancelFunc, st 
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		if sendErr = c.send(sctx, st, results); sendErr != nil {
+		if sendErr = c.send(sctx, st, results, helloDirty); sendErr != nil {
 			cancel() // unblocks Recv below
 		}
 	}()
@@ -169,12 +177,12 @@ func (c *Client) pump(root, sctx context.Context, cancel context.CancelFunc, st 
 }
 
 // send is the sender goroutine of one stream.
-func (c *Client) send(sctx context.Context, st stream, results <-chan *xactpb.BranchResult) error {
+func (c *Client) send(sctx context.Context, st stream, results <-chan *xactpb.BranchResult, helloDirty <-chan struct{}) error {
 	for {
 		select {
 		case <-sctx.Done():
 			return nil
-		case <-c.helloDirty:
+		case <-helloDirty:
 			if err := st.Send(&xactpb.RMMessage{Body: &xactpb.RMMessage_Hello{Hello: c.hello()}}); err != nil {
 				return fmt.Errorf("send hello: %w", protocol.FromStatus(err))
 			}
@@ -227,6 +235,8 @@ func (c *Client) receive(sctx context.Context, st stream, queue chan<- *xactpb.B
 			}
 		case *xactpb.TCMessage_Welcome:
 			// The answer to a repeated Hello.
+		case *xactpb.TCMessage_Peers:
+			c.follow(b.Peers.GetPeers())
 		default:
 			c.cfg.log.DebugContext(sctx, "rm: ignoring unknown message from TC", "type", fmt.Sprintf("%T", b))
 		}
@@ -288,6 +298,10 @@ type Status struct {
 	// NodeID is the node id of the TC that welcomed the current stream,
 	// "" while detached.
 	NodeID string
+	// Coordinators are the node ids of the coordinators a welcomed
+	// stream is up to, sorted: NodeID's alone, or in a cluster every live
+	// coordinator once the Client follows them (Dial, WithDialOptions).
+	Coordinators []string
 	// Attaches counts the streams the TC welcomed since Start: it grows by
 	// one with every re-attach.
 	Attaches int64
@@ -306,27 +320,35 @@ type Status struct {
 // Status returns the Client's current Status.
 func (c *Client) Status() Status {
 	c.mu.Lock()
-	attached, node := c.mu.attached, c.mu.nodeID
+	var node string
+	if c.seed != nil {
+		node = c.seed.welcomedBy
+	}
+	coordinators := c.coordinatorsLocked()
 	c.mu.Unlock()
 	return Status{
-		Attached: attached,
-		NodeID:   node,
-		Attaches: c.attaches.Load(),
-		Running:  int(c.running.Load()),
-		Queued:   int(c.queued.Load()),
-		Dropped:  c.dropped.Load(),
+		Attached:     node != "",
+		NodeID:       node,
+		Coordinators: coordinators,
+		Attaches:     c.attaches.Load(),
+		Running:      int(c.running.Load()),
+		Queued:       int(c.queued.Load()),
+		Dropped:      c.dropped.Load(),
 	}
 }
 
-func (c *Client) attached(nodeID string) {
+func (c *Client) attached(l *link, nodeID string) {
 	c.mu.Lock()
-	c.mu.attached, c.mu.nodeID, c.mu.lastErr = true, nodeID, nil
+	l.welcomedBy = nodeID
+	if l == c.seed {
+		c.mu.lastErr = nil
+	}
 	c.mu.Unlock()
 	c.attaches.Add(1)
 }
 
-func (c *Client) detached() {
+func (c *Client) detached(l *link) {
 	c.mu.Lock()
-	c.mu.attached, c.mu.nodeID = false, ""
+	l.welcomedBy = ""
 	c.mu.Unlock()
 }

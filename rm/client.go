@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -24,14 +25,21 @@ import (
 // stream on which the TC pushes phase-two actions to the Handlers declared
 // with Serve. It is safe for concurrent use.
 //
+// In a cluster of coordinators on a shared store, the coordinator that
+// drives a global pushes its phase two, so an RM must be attached to every
+// one: a Client made with Dial, or with WithDialOptions, keeps one Attach
+// stream to each live coordinator the cluster names (see peers.go) besides
+// the one over its own connection.
+//
 // Goroutines: Start launches the attach loop, which owns one sender and
 // one dispatcher goroutine per stream and one goroutine per running action
-// (at most the WithConcurrency value). Close stops them all and waits for
-// them.
+// (at most the WithConcurrency value); one more attach loop runs per
+// coordinator of a cluster. Close stops them all and waits for them.
 type Client struct {
 	client xactpb.CoordinatorClient
 	cfg    config
-	err    error // a configuration error; every call returns it
+	err    error     // a configuration error; every call returns it
+	closer io.Closer // the connection Dial made, closed by Close
 
 	// sem bounds the phase-two actions running at once. Only a stream's
 	// dispatcher waits for it, never the loop that reads the stream.
@@ -39,9 +47,8 @@ type Client struct {
 	// Counters reported by Status: welcomed streams, actions received and
 	// not started, actions running, actions dropped unanswered.
 	attaches, queued, running, dropped atomic.Int64
-	// helloDirty is signalled when Serve changed the declaration while a
-	// stream may be up: the current stream's sender sends a new Hello.
-	helloDirty chan struct{}
+	// seed is the Attach stream over the Client's own connection.
+	seed *link
 	// wg counts every goroutine the Client started.
 	wg sync.WaitGroup
 
@@ -49,11 +56,16 @@ type Client struct {
 		sync.Mutex
 		state    state
 		cancel   context.CancelFunc // ends the attach loop and running actions
-		attached bool               // a welcomed stream is up
-		nodeID   string             // of the TC that welcomed it
-		lastErr  error              // why the last attach attempt failed, nil once welcomed
+		root     context.Context    // the attach loops' context once started
+		lastErr  error              // why the seed's last attach attempt failed, nil once welcomed
 		handlers map[route]Handler
 		inflight map[flightKey]*flight
+		// peers are the streams to the coordinators of a cluster, by
+		// node id (only with dial options: WithDialOptions or Dial).
+		peers map[string]*link
+		// warnedAlone is set once the Client warned that it cannot
+		// follow a cluster for lack of dial options.
+		warnedAlone bool
 	}
 }
 
@@ -82,7 +94,7 @@ type route struct {
 // being back. gRPC's defaults do neither: no keepalive, and reconnect
 // attempts up to two minutes apart.
 func New(conn grpc.ClientConnInterface, opts ...Option) *Client {
-	c := &Client{cfg: defaultConfig(), helloDirty: make(chan struct{}, 1)}
+	c := &Client{cfg: defaultConfig()}
 	for _, o := range opts {
 		if o == nil {
 			continue
@@ -96,11 +108,44 @@ func New(conn grpc.ClientConnInterface, opts ...Option) *Client {
 	}
 	if conn != nil {
 		c.client = xactpb.NewCoordinatorClient(conn)
+		c.seed = newLink(c.client, "", "", nil)
 	}
 	c.sem = make(chan struct{}, c.cfg.concurrency)
 	c.mu.handlers = make(map[route]Handler)
 	c.mu.inflight = make(map[flightKey]*flight)
+	c.mu.peers = make(map[string]*link)
 	return c
+}
+
+// Dial returns a Client with its own client connection to the TC at addrs
+// ("host:port", a list "tc-a:8091,tc-b:8091" of coordinators sharing one
+// store, or a target with a scheme such as dns:///tc.example:8091: see
+// protocol.Target), dialed with protocol.DialOptions and then the options
+// of WithDialOptions (without any, the connection uses no transport
+// security). Once started it attaches to every live coordinator of a
+// cluster, dialing each with the same options. Close closes the
+// connections.
+func Dial(addrs string, opts ...Option) (*Client, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		if err := o(&cfg); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidOption, err)
+		}
+	}
+	target, topts, err := protocol.Target(addrs)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidOption, err)
+	}
+	conn, err := grpc.NewClient(target, append(cfg.peerDialOptions(), topts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("rm: dial %s: %w", addrs, err)
+	}
+	c := New(conn, append(opts, func(c *config) error { c.follow = true; return nil })...)
+	c.closer = conn
+	return c, nil
 }
 
 // Err returns the configuration error that makes every call fail, or nil.
@@ -139,9 +184,9 @@ func (c *Client) Serve(resource string, typ xactpb.BranchType, h Handler) error 
 	_, existed := c.mu.handlers[r]
 	c.mu.handlers[r] = h
 	if !existed && c.mu.state == stateStarted {
-		select {
-		case c.helloDirty <- struct{}{}:
-		default: // already signalled; the Hello will carry this too
+		c.seed.declare()
+		for _, l := range c.mu.peers {
+			l.declare()
 		}
 	}
 	return nil
@@ -202,6 +247,7 @@ func (c *Client) Start(ctx context.Context) error {
 	root, cancel := context.WithCancel(global.WithoutXID(context.WithoutCancel(ctx)))
 	c.mu.state = stateStarted
 	c.mu.cancel = cancel
+	c.mu.root = root
 	c.mu.Unlock()
 
 	welcomed := make(chan struct{})
@@ -209,7 +255,7 @@ func (c *Client) Start(ctx context.Context) error {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		c.attachLoop(root, welcomed, refused)
+		c.attachLoop(root, c.seed, welcomed, refused)
 	}()
 	select {
 	case <-welcomed:
@@ -229,11 +275,12 @@ func (c *Client) Start(ctx context.Context) error {
 	}
 }
 
-// Close stops the attach loop, cancels the contexts of running phase-two
+// Close stops the attach loops, cancels the contexts of running phase-two
 // actions and waits for every goroutine of the Client to return (a handler
 // that ignores its context delays Close until it returns). Results not yet
-// sent are dropped: the TC delivers those actions again. Close does not
-// close the connection. It is safe to call more than once.
+// sent are dropped: the TC delivers those actions again. Close closes the
+// connections the Client dialed (Dial's, and those to a cluster's
+// coordinators), not one given to New. It is safe to call more than once.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	if c.mu.state == stateClosed {
@@ -248,6 +295,9 @@ func (c *Client) Close() error {
 		cancel()
 	}
 	c.wg.Wait()
+	if c.closer != nil {
+		return c.closer.Close()
+	}
 	return nil
 }
 

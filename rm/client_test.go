@@ -236,7 +236,7 @@ func TestSendBatches(t *testing.T) {
 			st := &fakeStream{n: make(chan struct{}, 16)}
 			ctx, cancel := context.WithCancel(context.Background())
 			errc := make(chan error, 1)
-			go func() { errc <- c.send(ctx, st, results) }()
+			go func() { errc <- c.send(ctx, st, results, nil) }()
 			for range tt.want {
 				<-st.n
 			}

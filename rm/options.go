@@ -7,7 +7,11 @@ import (
 	"strconv"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
 	"github.com/xact-io/xact/internal/backoff"
+	"github.com/xact-io/xact/protocol"
 )
 
 // Defaults for the Client's options.
@@ -32,6 +36,34 @@ type config struct {
 	retryBudget   time.Duration
 	maxBatch      int
 	maxQueued     int
+	// dialOpts and follow: the Client dials the coordinators of a cluster
+	// with dialOpts and attaches to each (WithDialOptions, Dial).
+	dialOpts []grpc.DialOption
+	follow   bool
+}
+
+// peerDialOptions are the options a coordinator of a cluster (and Dial's
+// connection) is dialed with.
+func (c *config) peerDialOptions() []grpc.DialOption {
+	opts := append(protocol.DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	return append(opts, c.dialOpts...)
+}
+
+// WithDialOptions gives the gRPC dial options (transport credentials,
+// protocol.WithToken, ...) for the connections the Client makes itself:
+// Dial's, and one to each coordinator of a cluster on a shared store,
+// which the Client learns from the coordinators and attaches to, so that
+// whichever drives a global can push its phase two. They come after
+// protocol.DialOptions and a default of no transport security. A Client
+// made with New and without this option attaches only over the
+// connection it was given: enough for one coordinator, not for a
+// cluster.
+func WithDialOptions(opts ...grpc.DialOption) Option {
+	return func(c *config) error {
+		c.dialOpts = append(c.dialOpts, opts...)
+		c.follow = true
+		return nil
+	}
 }
 
 func defaultConfig() config {

@@ -59,6 +59,16 @@ var (
 	ErrNodeLive = errors.New("storage: a live coordinator holds this node id")
 )
 
+// Node is a coordinator of a store several coordinators share, as the
+// store records it (see storage/shareddb).
+type Node struct {
+	ID         string
+	Epoch      int64
+	LeaseUntil time.Time // the database's clock
+	Addr       string    // the address it advertises to clients
+	Live       bool      // the lease has not run out
+}
+
 // Status is a global transaction's status (Seata's numbering).
 type Status = xactpb.GlobalStatus
 

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"net"
+	"os"
 	"time"
 
+	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/storage"
 )
 
@@ -22,6 +25,7 @@ type cluster interface {
 	Renew(ctx context.Context) error
 	Leave(ctx context.Context) error
 	Claim(ctx context.Context, xid string) (bool, error)
+	Nodes(ctx context.Context) ([]storage.Node, error)
 }
 
 // member is this coordinator's membership of a cluster.
@@ -55,7 +59,7 @@ func (s *Server) join(ctx context.Context) error {
 	for {
 		start = time.Now()
 		var err error
-		epoch, err = c.Join(ctx, s.cfg.NodeID, s.lis.Addr().String(), s.cfg.Lease)
+		epoch, err = c.Join(ctx, s.cfg.NodeID, s.advertiseAddr(), s.cfg.Lease)
 		if err == nil {
 			break
 		}
@@ -72,13 +76,55 @@ func (s *Server) join(ctx context.Context) error {
 	m := &member{c: c, lease: s.cfg.Lease, epoch: epoch}
 	m.validUntil.Store(start.Add(s.cfg.Lease * 2 / 3).UnixNano())
 	s.member = m
-	s.log.Info("joined the coordinators of the shared store", "node_id", s.cfg.NodeID, "epoch", epoch, "lease", s.cfg.Lease)
+	s.log.Info("joined the coordinators of the shared store", "node_id", s.cfg.NodeID, "epoch", epoch, "lease", s.cfg.Lease,
+		"advertise_addr", s.advertiseAddr())
 	return nil
+}
+
+// advertiseAddr is the address this coordinator records for clients:
+// Config.AdvertiseAddr, or the listen address with the host name in
+// place of an unspecified host.
+func (s *Server) advertiseAddr() string {
+	if s.cfg.AdvertiseAddr != "" {
+		return s.cfg.AdvertiseAddr
+	}
+	addr := s.lis.Addr().String()
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		if name, err := os.Hostname(); err == nil && name != "" {
+			return net.JoinHostPort(name, port)
+		}
+	}
+	return addr
+}
+
+// refreshPeers tells the attached RMs which coordinators are live (the
+// hub sends the list only when it changed), so that each RM keeps a
+// stream to every one of them.
+func (s *Server) refreshPeers(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, s.member.lease/3)
+	defer cancel()
+	nodes, err := s.member.c.Nodes(ctx)
+	if err != nil {
+		s.log.Warn("list the coordinators of the shared store", "err", err)
+		return
+	}
+	var peers []*xactpb.Peer
+	for _, n := range nodes {
+		if n.Live && n.Addr != "" {
+			peers = append(peers, &xactpb.Peer{NodeId: n.ID, Addr: n.Addr})
+		}
+	}
+	s.hub.SetPeers(peers)
 }
 
 // heartbeat renews the lease every third of it until the server stops.
 func (s *Server) heartbeat() {
 	m := s.member
+	s.refreshPeers(s.bg)
 	t := time.NewTicker(m.lease / 3)
 	defer t.Stop()
 	for {
@@ -94,6 +140,7 @@ func (s *Server) heartbeat() {
 		switch {
 		case err == nil:
 			m.validUntil.Store(start.Add(m.lease * 2 / 3).UnixNano())
+			s.refreshPeers(s.bg)
 		case m.lost.Load():
 		case s.bg.Err() != nil:
 			return

@@ -30,6 +30,12 @@ type Config struct {
 	// NodeID names this TC inside every XID it hands out ([A-Za-z0-9_.-],
 	// at most 32 characters).
 	NodeID string
+	// AdvertiseAddr is the address this coordinator gives clients to
+	// reach it ("tc-a.example:8091") in a store several coordinators
+	// share: RMs attach to every coordinator at the address it
+	// advertises. Empty: the listen address, with the host name in place
+	// of an unspecified host (0.0.0.0, [::]).
+	AdvertiseAddr string
 	// Lease is how long this coordinator's lease on its node id lasts in
 	// a store several coordinators share (storage/shareddb): it renews it
 	// every third of it, stops driving when two thirds have passed

@@ -47,6 +47,7 @@ func serverCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	str(&cfg.ListenAddr, "listen", "gRPC listen `address`", "ListenAddr")
 	str(&cfg.DataDir, "data-dir", "`directory` of the embedded store (locked against a second server)", "DataDir")
 	str(&cfg.NodeID, "node-id", "this coordinator's `name` inside XIDs (unique among the live coordinators of a shared store)", "NodeID")
+	str(&cfg.AdvertiseAddr, "advertise-addr", "the `host:port` clients reach this coordinator at, in a cluster on a shared store (default: the listen address, with the host name for an unspecified host)", "AdvertiseAddr")
 	dur(&cfg.Lease, "lease", "with --store mysql or postgres: this coordinator's lease; the others take over its globals when it has not renewed it for this long", "Lease")
 	dur(&cfg.TombstoneRetention, "tombstone-retention", "how long a finished transaction's final status stays visible (GetStatus, repeated Commit, xact tx show)", "TombstoneRetention")
 	dur(&cfg.DefaultTimeout, "default-timeout", "global transaction timeout when Begin gives none", "DefaultTimeout")

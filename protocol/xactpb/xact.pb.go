@@ -1611,6 +1611,7 @@ type TCMessage struct {
 	//
 	//	*TCMessage_Welcome
 	//	*TCMessage_Actions
+	//	*TCMessage_Peers
 	Body          isTCMessage_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1671,6 +1672,15 @@ func (x *TCMessage) GetActions() *Actions {
 	return nil
 }
 
+func (x *TCMessage) GetPeers() *Peers {
+	if x != nil {
+		if x, ok := x.Body.(*TCMessage_Peers); ok {
+			return x.Peers
+		}
+	}
+	return nil
+}
+
 type isTCMessage_Body interface {
 	isTCMessage_Body()
 }
@@ -1683,13 +1693,24 @@ type TCMessage_Actions struct {
 	Actions *Actions `protobuf:"bytes,2,opt,name=actions,proto3,oneof"`
 }
 
+type TCMessage_Peers struct {
+	Peers *Peers `protobuf:"bytes,3,opt,name=peers,proto3,oneof"`
+}
+
 func (*TCMessage_Welcome) isTCMessage_Body() {}
 
 func (*TCMessage_Actions) isTCMessage_Body() {}
 
+func (*TCMessage_Peers) isTCMessage_Body() {}
+
 type Welcome struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// The live coordinators of a cluster on a shared store, this one
+	// included; empty from a coordinator that runs alone. An RM keeps an
+	// Attach stream to each, so that whichever drives a global can push its
+	// phase two.
+	Peers         []*Peer `protobuf:"bytes,2,rep,name=peers,proto3" json:"peers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1731,6 +1752,113 @@ func (x *Welcome) GetNodeId() string {
 	return ""
 }
 
+func (x *Welcome) GetPeers() []*Peer {
+	if x != nil {
+		return x.Peers
+	}
+	return nil
+}
+
+// Peers is sent on an Attach stream when the cluster's live coordinators
+// change: the whole list, which replaces the one before.
+type Peers struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Peers         []*Peer                `protobuf:"bytes,1,rep,name=peers,proto3" json:"peers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Peers) Reset() {
+	*x = Peers{}
+	mi := &file_xact_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Peers) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Peers) ProtoMessage() {}
+
+func (x *Peers) ProtoReflect() protoreflect.Message {
+	mi := &file_xact_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Peers.ProtoReflect.Descriptor instead.
+func (*Peers) Descriptor() ([]byte, []int) {
+	return file_xact_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *Peers) GetPeers() []*Peer {
+	if x != nil {
+		return x.Peers
+	}
+	return nil
+}
+
+// Peer is one coordinator of a cluster: its node id and the address it
+// advertises to clients (xact server --advertise-addr).
+type Peer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Addr          string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Peer) Reset() {
+	*x = Peer{}
+	mi := &file_xact_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Peer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Peer) ProtoMessage() {}
+
+func (x *Peer) ProtoReflect() protoreflect.Message {
+	mi := &file_xact_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Peer.ProtoReflect.Descriptor instead.
+func (*Peer) Descriptor() ([]byte, []int) {
+	return file_xact_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *Peer) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *Peer) GetAddr() string {
+	if x != nil {
+		return x.Addr
+	}
+	return ""
+}
+
 type Actions struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Actions       []*BranchAction        `protobuf:"bytes,1,rep,name=actions,proto3" json:"actions,omitempty"`
@@ -1740,7 +1868,7 @@ type Actions struct {
 
 func (x *Actions) Reset() {
 	*x = Actions{}
-	mi := &file_xact_proto_msgTypes[23]
+	mi := &file_xact_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1752,7 +1880,7 @@ func (x *Actions) String() string {
 func (*Actions) ProtoMessage() {}
 
 func (x *Actions) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[23]
+	mi := &file_xact_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1765,7 +1893,7 @@ func (x *Actions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Actions.ProtoReflect.Descriptor instead.
 func (*Actions) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{23}
+	return file_xact_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Actions) GetActions() []*BranchAction {
@@ -1794,7 +1922,7 @@ type BranchAction struct {
 
 func (x *BranchAction) Reset() {
 	*x = BranchAction{}
-	mi := &file_xact_proto_msgTypes[24]
+	mi := &file_xact_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1806,7 +1934,7 @@ func (x *BranchAction) String() string {
 func (*BranchAction) ProtoMessage() {}
 
 func (x *BranchAction) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[24]
+	mi := &file_xact_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1819,7 +1947,7 @@ func (x *BranchAction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BranchAction.ProtoReflect.Descriptor instead.
 func (*BranchAction) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{24}
+	return file_xact_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *BranchAction) GetRequestId() uint64 {
@@ -1900,7 +2028,7 @@ type GlobalTransaction struct {
 
 func (x *GlobalTransaction) Reset() {
 	*x = GlobalTransaction{}
-	mi := &file_xact_proto_msgTypes[25]
+	mi := &file_xact_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1912,7 +2040,7 @@ func (x *GlobalTransaction) String() string {
 func (*GlobalTransaction) ProtoMessage() {}
 
 func (x *GlobalTransaction) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[25]
+	mi := &file_xact_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1925,7 +2053,7 @@ func (x *GlobalTransaction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GlobalTransaction.ProtoReflect.Descriptor instead.
 func (*GlobalTransaction) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{25}
+	return file_xact_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GlobalTransaction) GetXid() string {
@@ -2029,7 +2157,7 @@ type RetryEvent struct {
 
 func (x *RetryEvent) Reset() {
 	*x = RetryEvent{}
-	mi := &file_xact_proto_msgTypes[26]
+	mi := &file_xact_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2041,7 +2169,7 @@ func (x *RetryEvent) String() string {
 func (*RetryEvent) ProtoMessage() {}
 
 func (x *RetryEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[26]
+	mi := &file_xact_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2054,7 +2182,7 @@ func (x *RetryEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryEvent.ProtoReflect.Descriptor instead.
 func (*RetryEvent) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{26}
+	return file_xact_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RetryEvent) GetAtUnixMs() int64 {
@@ -2089,7 +2217,7 @@ type Branch struct {
 
 func (x *Branch) Reset() {
 	*x = Branch{}
-	mi := &file_xact_proto_msgTypes[27]
+	mi := &file_xact_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2101,7 +2229,7 @@ func (x *Branch) String() string {
 func (*Branch) ProtoMessage() {}
 
 func (x *Branch) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[27]
+	mi := &file_xact_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2114,7 +2242,7 @@ func (x *Branch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Branch.ProtoReflect.Descriptor instead.
 func (*Branch) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{27}
+	return file_xact_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Branch) GetXid() string {
@@ -2199,7 +2327,7 @@ type RowLock struct {
 
 func (x *RowLock) Reset() {
 	*x = RowLock{}
-	mi := &file_xact_proto_msgTypes[28]
+	mi := &file_xact_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2211,7 +2339,7 @@ func (x *RowLock) String() string {
 func (*RowLock) ProtoMessage() {}
 
 func (x *RowLock) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[28]
+	mi := &file_xact_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2224,7 +2352,7 @@ func (x *RowLock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RowLock.ProtoReflect.Descriptor instead.
 func (*RowLock) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{28}
+	return file_xact_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RowLock) GetResourceId() string {
@@ -2267,7 +2395,7 @@ type ListGlobalsRequest struct {
 
 func (x *ListGlobalsRequest) Reset() {
 	*x = ListGlobalsRequest{}
-	mi := &file_xact_proto_msgTypes[29]
+	mi := &file_xact_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2279,7 +2407,7 @@ func (x *ListGlobalsRequest) String() string {
 func (*ListGlobalsRequest) ProtoMessage() {}
 
 func (x *ListGlobalsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[29]
+	mi := &file_xact_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2292,7 +2420,7 @@ func (x *ListGlobalsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGlobalsRequest.ProtoReflect.Descriptor instead.
 func (*ListGlobalsRequest) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{29}
+	return file_xact_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListGlobalsRequest) GetStatuses() []GlobalStatus {
@@ -2325,7 +2453,7 @@ type ListGlobalsResponse struct {
 
 func (x *ListGlobalsResponse) Reset() {
 	*x = ListGlobalsResponse{}
-	mi := &file_xact_proto_msgTypes[30]
+	mi := &file_xact_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2337,7 +2465,7 @@ func (x *ListGlobalsResponse) String() string {
 func (*ListGlobalsResponse) ProtoMessage() {}
 
 func (x *ListGlobalsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[30]
+	mi := &file_xact_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2350,7 +2478,7 @@ func (x *ListGlobalsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGlobalsResponse.ProtoReflect.Descriptor instead.
 func (*ListGlobalsResponse) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{30}
+	return file_xact_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListGlobalsResponse) GetGlobals() []*GlobalTransaction {
@@ -2369,7 +2497,7 @@ type ShowGlobalRequest struct {
 
 func (x *ShowGlobalRequest) Reset() {
 	*x = ShowGlobalRequest{}
-	mi := &file_xact_proto_msgTypes[31]
+	mi := &file_xact_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2381,7 +2509,7 @@ func (x *ShowGlobalRequest) String() string {
 func (*ShowGlobalRequest) ProtoMessage() {}
 
 func (x *ShowGlobalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[31]
+	mi := &file_xact_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2394,7 +2522,7 @@ func (x *ShowGlobalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShowGlobalRequest.ProtoReflect.Descriptor instead.
 func (*ShowGlobalRequest) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{31}
+	return file_xact_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ShowGlobalRequest) GetXid() string {
@@ -2415,7 +2543,7 @@ type ShowGlobalResponse struct {
 
 func (x *ShowGlobalResponse) Reset() {
 	*x = ShowGlobalResponse{}
-	mi := &file_xact_proto_msgTypes[32]
+	mi := &file_xact_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2427,7 +2555,7 @@ func (x *ShowGlobalResponse) String() string {
 func (*ShowGlobalResponse) ProtoMessage() {}
 
 func (x *ShowGlobalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[32]
+	mi := &file_xact_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2440,7 +2568,7 @@ func (x *ShowGlobalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShowGlobalResponse.ProtoReflect.Descriptor instead.
 func (*ShowGlobalResponse) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{32}
+	return file_xact_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ShowGlobalResponse) GetGlobal() *GlobalTransaction {
@@ -2473,7 +2601,7 @@ type ForceRequest struct {
 
 func (x *ForceRequest) Reset() {
 	*x = ForceRequest{}
-	mi := &file_xact_proto_msgTypes[33]
+	mi := &file_xact_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2485,7 +2613,7 @@ func (x *ForceRequest) String() string {
 func (*ForceRequest) ProtoMessage() {}
 
 func (x *ForceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[33]
+	mi := &file_xact_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2498,7 +2626,7 @@ func (x *ForceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForceRequest.ProtoReflect.Descriptor instead.
 func (*ForceRequest) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{33}
+	return file_xact_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ForceRequest) GetXid() string {
@@ -2517,7 +2645,7 @@ type ForceResponse struct {
 
 func (x *ForceResponse) Reset() {
 	*x = ForceResponse{}
-	mi := &file_xact_proto_msgTypes[34]
+	mi := &file_xact_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2529,7 +2657,7 @@ func (x *ForceResponse) String() string {
 func (*ForceResponse) ProtoMessage() {}
 
 func (x *ForceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[34]
+	mi := &file_xact_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2542,7 +2670,7 @@ func (x *ForceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForceResponse.ProtoReflect.Descriptor instead.
 func (*ForceResponse) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{34}
+	return file_xact_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ForceResponse) GetStatus() GlobalStatus {
@@ -2562,7 +2690,7 @@ type ListLocksRequest struct {
 
 func (x *ListLocksRequest) Reset() {
 	*x = ListLocksRequest{}
-	mi := &file_xact_proto_msgTypes[35]
+	mi := &file_xact_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2574,7 +2702,7 @@ func (x *ListLocksRequest) String() string {
 func (*ListLocksRequest) ProtoMessage() {}
 
 func (x *ListLocksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[35]
+	mi := &file_xact_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2587,7 +2715,7 @@ func (x *ListLocksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLocksRequest.ProtoReflect.Descriptor instead.
 func (*ListLocksRequest) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{35}
+	return file_xact_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListLocksRequest) GetXid() string {
@@ -2613,7 +2741,7 @@ type ListLocksResponse struct {
 
 func (x *ListLocksResponse) Reset() {
 	*x = ListLocksResponse{}
-	mi := &file_xact_proto_msgTypes[36]
+	mi := &file_xact_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2625,7 +2753,7 @@ func (x *ListLocksResponse) String() string {
 func (*ListLocksResponse) ProtoMessage() {}
 
 func (x *ListLocksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[36]
+	mi := &file_xact_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2638,7 +2766,7 @@ func (x *ListLocksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLocksResponse.ProtoReflect.Descriptor instead.
 func (*ListLocksResponse) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{36}
+	return file_xact_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListLocksResponse) GetLocks() []*RowLock {
@@ -2656,7 +2784,7 @@ type BackupRequest struct {
 
 func (x *BackupRequest) Reset() {
 	*x = BackupRequest{}
-	mi := &file_xact_proto_msgTypes[37]
+	mi := &file_xact_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2668,7 +2796,7 @@ func (x *BackupRequest) String() string {
 func (*BackupRequest) ProtoMessage() {}
 
 func (x *BackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[37]
+	mi := &file_xact_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2681,7 +2809,7 @@ func (x *BackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
 func (*BackupRequest) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{37}
+	return file_xact_proto_rawDescGZIP(), []int{39}
 }
 
 // BackupChunk is the next part of the backup; the stream ends after the
@@ -2695,7 +2823,7 @@ type BackupChunk struct {
 
 func (x *BackupChunk) Reset() {
 	*x = BackupChunk{}
-	mi := &file_xact_proto_msgTypes[38]
+	mi := &file_xact_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2707,7 +2835,7 @@ func (x *BackupChunk) String() string {
 func (*BackupChunk) ProtoMessage() {}
 
 func (x *BackupChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_xact_proto_msgTypes[38]
+	mi := &file_xact_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2720,7 +2848,7 @@ func (x *BackupChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupChunk.ProtoReflect.Descriptor instead.
 func (*BackupChunk) Descriptor() ([]byte, []int) {
-	return file_xact_proto_rawDescGZIP(), []int{38}
+	return file_xact_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *BackupChunk) GetData() []byte {
@@ -2817,13 +2945,20 @@ const file_xact_proto_rawDesc = "" +
 	"\x03xid\x18\x02 \x01(\tR\x03xid\x12\x1b\n" +
 	"\tbranch_id\x18\x03 \x01(\x03R\bbranchId\x12*\n" +
 	"\aoutcome\x18\x04 \x01(\x0e2\x10.xact.v1.OutcomeR\aoutcome\x12\x16\n" +
-	"\x06reason\x18\x05 \x01(\tR\x06reason\"o\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"\x97\x01\n" +
 	"\tTCMessage\x12,\n" +
 	"\awelcome\x18\x01 \x01(\v2\x10.xact.v1.WelcomeH\x00R\awelcome\x12,\n" +
-	"\aactions\x18\x02 \x01(\v2\x10.xact.v1.ActionsH\x00R\aactionsB\x06\n" +
-	"\x04body\"\"\n" +
+	"\aactions\x18\x02 \x01(\v2\x10.xact.v1.ActionsH\x00R\aactions\x12&\n" +
+	"\x05peers\x18\x03 \x01(\v2\x0e.xact.v1.PeersH\x00R\x05peersB\x06\n" +
+	"\x04body\"G\n" +
 	"\aWelcome\x12\x17\n" +
-	"\anode_id\x18\x01 \x01(\tR\x06nodeId\":\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12#\n" +
+	"\x05peers\x18\x02 \x03(\v2\r.xact.v1.PeerR\x05peers\",\n" +
+	"\x05Peers\x12#\n" +
+	"\x05peers\x18\x01 \x03(\v2\r.xact.v1.PeerR\x05peers\"3\n" +
+	"\x04Peer\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x12\n" +
+	"\x04addr\x18\x02 \x01(\tR\x04addr\":\n" +
 	"\aActions\x12/\n" +
 	"\aactions\x18\x01 \x03(\v2\x15.xact.v1.BranchActionR\aactions\"\xa4\x02\n" +
 	"\fBranchAction\x12\x1d\n" +
@@ -2986,7 +3121,7 @@ func file_xact_proto_rawDescGZIP() []byte {
 }
 
 var file_xact_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_xact_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_xact_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_xact_proto_goTypes = []any{
 	(GlobalStatus)(0),              // 0: xact.v1.GlobalStatus
 	(BranchStatus)(0),              // 1: xact.v1.BranchStatus
@@ -3016,22 +3151,24 @@ var file_xact_proto_goTypes = []any{
 	(*BranchResult)(nil),           // 25: xact.v1.BranchResult
 	(*TCMessage)(nil),              // 26: xact.v1.TCMessage
 	(*Welcome)(nil),                // 27: xact.v1.Welcome
-	(*Actions)(nil),                // 28: xact.v1.Actions
-	(*BranchAction)(nil),           // 29: xact.v1.BranchAction
-	(*GlobalTransaction)(nil),      // 30: xact.v1.GlobalTransaction
-	(*RetryEvent)(nil),             // 31: xact.v1.RetryEvent
-	(*Branch)(nil),                 // 32: xact.v1.Branch
-	(*RowLock)(nil),                // 33: xact.v1.RowLock
-	(*ListGlobalsRequest)(nil),     // 34: xact.v1.ListGlobalsRequest
-	(*ListGlobalsResponse)(nil),    // 35: xact.v1.ListGlobalsResponse
-	(*ShowGlobalRequest)(nil),      // 36: xact.v1.ShowGlobalRequest
-	(*ShowGlobalResponse)(nil),     // 37: xact.v1.ShowGlobalResponse
-	(*ForceRequest)(nil),           // 38: xact.v1.ForceRequest
-	(*ForceResponse)(nil),          // 39: xact.v1.ForceResponse
-	(*ListLocksRequest)(nil),       // 40: xact.v1.ListLocksRequest
-	(*ListLocksResponse)(nil),      // 41: xact.v1.ListLocksResponse
-	(*BackupRequest)(nil),          // 42: xact.v1.BackupRequest
-	(*BackupChunk)(nil),            // 43: xact.v1.BackupChunk
+	(*Peers)(nil),                  // 28: xact.v1.Peers
+	(*Peer)(nil),                   // 29: xact.v1.Peer
+	(*Actions)(nil),                // 30: xact.v1.Actions
+	(*BranchAction)(nil),           // 31: xact.v1.BranchAction
+	(*GlobalTransaction)(nil),      // 32: xact.v1.GlobalTransaction
+	(*RetryEvent)(nil),             // 33: xact.v1.RetryEvent
+	(*Branch)(nil),                 // 34: xact.v1.Branch
+	(*RowLock)(nil),                // 35: xact.v1.RowLock
+	(*ListGlobalsRequest)(nil),     // 36: xact.v1.ListGlobalsRequest
+	(*ListGlobalsResponse)(nil),    // 37: xact.v1.ListGlobalsResponse
+	(*ShowGlobalRequest)(nil),      // 38: xact.v1.ShowGlobalRequest
+	(*ShowGlobalResponse)(nil),     // 39: xact.v1.ShowGlobalResponse
+	(*ForceRequest)(nil),           // 40: xact.v1.ForceRequest
+	(*ForceResponse)(nil),          // 41: xact.v1.ForceResponse
+	(*ListLocksRequest)(nil),       // 42: xact.v1.ListLocksRequest
+	(*ListLocksResponse)(nil),      // 43: xact.v1.ListLocksResponse
+	(*BackupRequest)(nil),          // 44: xact.v1.BackupRequest
+	(*BackupChunk)(nil),            // 45: xact.v1.BackupChunk
 }
 var file_xact_proto_depIdxs = []int32{
 	5,  // 0: xact.v1.CommitRequest.begin:type_name -> xact.v1.BeginRequest
@@ -3053,56 +3190,59 @@ var file_xact_proto_depIdxs = []int32{
 	25, // 16: xact.v1.Results.results:type_name -> xact.v1.BranchResult
 	3,  // 17: xact.v1.BranchResult.outcome:type_name -> xact.v1.Outcome
 	27, // 18: xact.v1.TCMessage.welcome:type_name -> xact.v1.Welcome
-	28, // 19: xact.v1.TCMessage.actions:type_name -> xact.v1.Actions
-	29, // 20: xact.v1.Actions.actions:type_name -> xact.v1.BranchAction
-	4,  // 21: xact.v1.BranchAction.kind:type_name -> xact.v1.ActionKind
-	2,  // 22: xact.v1.BranchAction.branch_type:type_name -> xact.v1.BranchType
-	0,  // 23: xact.v1.GlobalTransaction.status:type_name -> xact.v1.GlobalStatus
-	31, // 24: xact.v1.GlobalTransaction.history:type_name -> xact.v1.RetryEvent
-	2,  // 25: xact.v1.Branch.branch_type:type_name -> xact.v1.BranchType
-	1,  // 26: xact.v1.Branch.status:type_name -> xact.v1.BranchStatus
-	0,  // 27: xact.v1.ListGlobalsRequest.statuses:type_name -> xact.v1.GlobalStatus
-	30, // 28: xact.v1.ListGlobalsResponse.globals:type_name -> xact.v1.GlobalTransaction
-	30, // 29: xact.v1.ShowGlobalResponse.global:type_name -> xact.v1.GlobalTransaction
-	32, // 30: xact.v1.ShowGlobalResponse.branches:type_name -> xact.v1.Branch
-	33, // 31: xact.v1.ShowGlobalResponse.locks:type_name -> xact.v1.RowLock
-	0,  // 32: xact.v1.ForceResponse.status:type_name -> xact.v1.GlobalStatus
-	33, // 33: xact.v1.ListLocksResponse.locks:type_name -> xact.v1.RowLock
-	5,  // 34: xact.v1.Coordinator.Begin:input_type -> xact.v1.BeginRequest
-	6,  // 35: xact.v1.Coordinator.Reserve:input_type -> xact.v1.ReserveRequest
-	9,  // 36: xact.v1.Coordinator.Commit:input_type -> xact.v1.CommitRequest
-	11, // 37: xact.v1.Coordinator.Rollback:input_type -> xact.v1.RollbackRequest
-	13, // 38: xact.v1.Coordinator.GetStatus:input_type -> xact.v1.GetStatusRequest
-	15, // 39: xact.v1.Coordinator.RegisterBranch:input_type -> xact.v1.RegisterBranchRequest
-	17, // 40: xact.v1.Coordinator.ReportBranch:input_type -> xact.v1.ReportBranchRequest
-	19, // 41: xact.v1.Coordinator.QueryLocks:input_type -> xact.v1.QueryLocksRequest
-	21, // 42: xact.v1.Coordinator.Attach:input_type -> xact.v1.RMMessage
-	34, // 43: xact.v1.Admin.ListGlobals:input_type -> xact.v1.ListGlobalsRequest
-	36, // 44: xact.v1.Admin.ShowGlobal:input_type -> xact.v1.ShowGlobalRequest
-	38, // 45: xact.v1.Admin.ForceCommit:input_type -> xact.v1.ForceRequest
-	38, // 46: xact.v1.Admin.ForceRollback:input_type -> xact.v1.ForceRequest
-	40, // 47: xact.v1.Admin.ListLocks:input_type -> xact.v1.ListLocksRequest
-	42, // 48: xact.v1.Admin.Backup:input_type -> xact.v1.BackupRequest
-	8,  // 49: xact.v1.Coordinator.Begin:output_type -> xact.v1.BeginResponse
-	7,  // 50: xact.v1.Coordinator.Reserve:output_type -> xact.v1.ReserveResponse
-	10, // 51: xact.v1.Coordinator.Commit:output_type -> xact.v1.CommitResponse
-	12, // 52: xact.v1.Coordinator.Rollback:output_type -> xact.v1.RollbackResponse
-	14, // 53: xact.v1.Coordinator.GetStatus:output_type -> xact.v1.GetStatusResponse
-	16, // 54: xact.v1.Coordinator.RegisterBranch:output_type -> xact.v1.RegisterBranchResponse
-	18, // 55: xact.v1.Coordinator.ReportBranch:output_type -> xact.v1.ReportBranchResponse
-	20, // 56: xact.v1.Coordinator.QueryLocks:output_type -> xact.v1.QueryLocksResponse
-	26, // 57: xact.v1.Coordinator.Attach:output_type -> xact.v1.TCMessage
-	35, // 58: xact.v1.Admin.ListGlobals:output_type -> xact.v1.ListGlobalsResponse
-	37, // 59: xact.v1.Admin.ShowGlobal:output_type -> xact.v1.ShowGlobalResponse
-	39, // 60: xact.v1.Admin.ForceCommit:output_type -> xact.v1.ForceResponse
-	39, // 61: xact.v1.Admin.ForceRollback:output_type -> xact.v1.ForceResponse
-	41, // 62: xact.v1.Admin.ListLocks:output_type -> xact.v1.ListLocksResponse
-	43, // 63: xact.v1.Admin.Backup:output_type -> xact.v1.BackupChunk
-	49, // [49:64] is the sub-list for method output_type
-	34, // [34:49] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	30, // 19: xact.v1.TCMessage.actions:type_name -> xact.v1.Actions
+	28, // 20: xact.v1.TCMessage.peers:type_name -> xact.v1.Peers
+	29, // 21: xact.v1.Welcome.peers:type_name -> xact.v1.Peer
+	29, // 22: xact.v1.Peers.peers:type_name -> xact.v1.Peer
+	31, // 23: xact.v1.Actions.actions:type_name -> xact.v1.BranchAction
+	4,  // 24: xact.v1.BranchAction.kind:type_name -> xact.v1.ActionKind
+	2,  // 25: xact.v1.BranchAction.branch_type:type_name -> xact.v1.BranchType
+	0,  // 26: xact.v1.GlobalTransaction.status:type_name -> xact.v1.GlobalStatus
+	33, // 27: xact.v1.GlobalTransaction.history:type_name -> xact.v1.RetryEvent
+	2,  // 28: xact.v1.Branch.branch_type:type_name -> xact.v1.BranchType
+	1,  // 29: xact.v1.Branch.status:type_name -> xact.v1.BranchStatus
+	0,  // 30: xact.v1.ListGlobalsRequest.statuses:type_name -> xact.v1.GlobalStatus
+	32, // 31: xact.v1.ListGlobalsResponse.globals:type_name -> xact.v1.GlobalTransaction
+	32, // 32: xact.v1.ShowGlobalResponse.global:type_name -> xact.v1.GlobalTransaction
+	34, // 33: xact.v1.ShowGlobalResponse.branches:type_name -> xact.v1.Branch
+	35, // 34: xact.v1.ShowGlobalResponse.locks:type_name -> xact.v1.RowLock
+	0,  // 35: xact.v1.ForceResponse.status:type_name -> xact.v1.GlobalStatus
+	35, // 36: xact.v1.ListLocksResponse.locks:type_name -> xact.v1.RowLock
+	5,  // 37: xact.v1.Coordinator.Begin:input_type -> xact.v1.BeginRequest
+	6,  // 38: xact.v1.Coordinator.Reserve:input_type -> xact.v1.ReserveRequest
+	9,  // 39: xact.v1.Coordinator.Commit:input_type -> xact.v1.CommitRequest
+	11, // 40: xact.v1.Coordinator.Rollback:input_type -> xact.v1.RollbackRequest
+	13, // 41: xact.v1.Coordinator.GetStatus:input_type -> xact.v1.GetStatusRequest
+	15, // 42: xact.v1.Coordinator.RegisterBranch:input_type -> xact.v1.RegisterBranchRequest
+	17, // 43: xact.v1.Coordinator.ReportBranch:input_type -> xact.v1.ReportBranchRequest
+	19, // 44: xact.v1.Coordinator.QueryLocks:input_type -> xact.v1.QueryLocksRequest
+	21, // 45: xact.v1.Coordinator.Attach:input_type -> xact.v1.RMMessage
+	36, // 46: xact.v1.Admin.ListGlobals:input_type -> xact.v1.ListGlobalsRequest
+	38, // 47: xact.v1.Admin.ShowGlobal:input_type -> xact.v1.ShowGlobalRequest
+	40, // 48: xact.v1.Admin.ForceCommit:input_type -> xact.v1.ForceRequest
+	40, // 49: xact.v1.Admin.ForceRollback:input_type -> xact.v1.ForceRequest
+	42, // 50: xact.v1.Admin.ListLocks:input_type -> xact.v1.ListLocksRequest
+	44, // 51: xact.v1.Admin.Backup:input_type -> xact.v1.BackupRequest
+	8,  // 52: xact.v1.Coordinator.Begin:output_type -> xact.v1.BeginResponse
+	7,  // 53: xact.v1.Coordinator.Reserve:output_type -> xact.v1.ReserveResponse
+	10, // 54: xact.v1.Coordinator.Commit:output_type -> xact.v1.CommitResponse
+	12, // 55: xact.v1.Coordinator.Rollback:output_type -> xact.v1.RollbackResponse
+	14, // 56: xact.v1.Coordinator.GetStatus:output_type -> xact.v1.GetStatusResponse
+	16, // 57: xact.v1.Coordinator.RegisterBranch:output_type -> xact.v1.RegisterBranchResponse
+	18, // 58: xact.v1.Coordinator.ReportBranch:output_type -> xact.v1.ReportBranchResponse
+	20, // 59: xact.v1.Coordinator.QueryLocks:output_type -> xact.v1.QueryLocksResponse
+	26, // 60: xact.v1.Coordinator.Attach:output_type -> xact.v1.TCMessage
+	37, // 61: xact.v1.Admin.ListGlobals:output_type -> xact.v1.ListGlobalsResponse
+	39, // 62: xact.v1.Admin.ShowGlobal:output_type -> xact.v1.ShowGlobalResponse
+	41, // 63: xact.v1.Admin.ForceCommit:output_type -> xact.v1.ForceResponse
+	41, // 64: xact.v1.Admin.ForceRollback:output_type -> xact.v1.ForceResponse
+	43, // 65: xact.v1.Admin.ListLocks:output_type -> xact.v1.ListLocksResponse
+	45, // 66: xact.v1.Admin.Backup:output_type -> xact.v1.BackupChunk
+	52, // [52:67] is the sub-list for method output_type
+	37, // [37:52] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_xact_proto_init() }
@@ -3117,6 +3257,7 @@ func file_xact_proto_init() {
 	file_xact_proto_msgTypes[21].OneofWrappers = []any{
 		(*TCMessage_Welcome)(nil),
 		(*TCMessage_Actions)(nil),
+		(*TCMessage_Peers)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -3124,7 +3265,7 @@ func file_xact_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_xact_proto_rawDesc), len(file_xact_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   39,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -37,13 +37,7 @@ var ErrNodeLive = storage.ErrNodeLive
 var ErrLeaseLost = storage.ErrLeaseLost
 
 // Node is a coordinator as xact_nodes records it.
-type Node struct {
-	ID         string
-	Epoch      int64
-	LeaseUntil time.Time // the database's clock
-	Addr       string
-	Live       bool // the lease has not run out
-}
+type Node = storage.Node
 
 // nodeRow is a row of xact_nodes.
 type nodeRow struct {

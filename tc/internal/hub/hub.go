@@ -15,6 +15,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -50,6 +52,9 @@ type Hub struct {
 		byRoute  map[Route][]*session
 		next     map[Route]int // round-robin cursor per route
 		closed   bool
+		// peers are the live coordinators of the cluster (nil alone),
+		// named in every Welcome and sent again when they change.
+		peers []*xactpb.Peer
 	}
 }
 
@@ -109,6 +114,9 @@ type session struct {
 	stream   Stream
 	outbox   chan *xactpb.BranchAction
 	done     chan struct{} // closed when the session ends
+	// peersDirty is signalled when the cluster's peers changed: the
+	// sender sends the new list.
+	peersDirty chan struct{}
 
 	mu struct {
 		sync.Mutex
@@ -132,8 +140,9 @@ func (h *Hub) Serve(ctx context.Context, stream Stream) error {
 	s := &session{
 		clientID: hello.GetClientId(),
 		stream:   stream,
-		outbox:   make(chan *xactpb.BranchAction, 4096),
-		done:     make(chan struct{}),
+		outbox:     make(chan *xactpb.BranchAction, 4096),
+		done:       make(chan struct{}),
+		peersDirty: make(chan struct{}, 1),
 	}
 	s.mu.pending = map[uint64]chan Result{}
 	// Index the session before the Welcome: once welcomed, an RM may expect
@@ -141,7 +150,8 @@ func (h *Hub) Serve(ctx context.Context, stream Stream) error {
 	if err := h.add(s, routes(hello)); err != nil {
 		return err
 	}
-	if err := stream.Send(&xactpb.TCMessage{Body: &xactpb.TCMessage_Welcome{Welcome: &xactpb.Welcome{NodeId: h.nodeID}}}); err != nil {
+	welcome := &xactpb.Welcome{NodeId: h.nodeID, Peers: h.peers()}
+	if err := stream.Send(&xactpb.TCMessage{Body: &xactpb.TCMessage_Welcome{Welcome: welcome}}); err != nil {
 		h.remove(s)
 		return err
 	}
@@ -151,7 +161,7 @@ func (h *Hub) Serve(ctx context.Context, stream Stream) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sendErr := make(chan error, 1)
-	go func() { sendErr <- s.sendLoop(ctx) }()
+	go func() { sendErr <- s.sendLoop(ctx, h.peers) }()
 
 	recvErr := make(chan error, 1)
 	go func() {
@@ -273,14 +283,21 @@ func (s *session) deliver(results []*xactpb.BranchResult) {
 	}
 }
 
-// sendLoop packs every queued action into one Actions message per send.
-func (s *session) sendLoop(ctx context.Context) error {
+// sendLoop packs every queued action into one Actions message per send,
+// and sends the cluster's peers when they change.
+func (s *session) sendLoop(ctx context.Context, peers func() []*xactpb.Peer) error {
 	const maxBatch = 512
 	for {
 		var first *xactpb.BranchAction
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-s.peersDirty:
+			msg := &xactpb.TCMessage{Body: &xactpb.TCMessage_Peers{Peers: &xactpb.Peers{Peers: peers()}}}
+			if err := s.stream.Send(msg); err != nil {
+				return fmt.Errorf("hub: send peers to %s: %w", s.clientID, err)
+			}
+			continue
 		case first = <-s.outbox:
 		}
 		batch := []*xactpb.BranchAction{first}
@@ -351,6 +368,36 @@ func (s *session) forget(id uint64) {
 	s.mu.Lock()
 	delete(s.mu.pending, id)
 	s.mu.Unlock()
+}
+
+// SetPeers records the live coordinators of the cluster (each with the
+// address it advertises) and, if they changed, sends the new list on every
+// attached stream, so that RMs attach to a node that joined and let go of
+// one that left.
+func (h *Hub) SetPeers(peers []*xactpb.Peer) {
+	peers = slices.Clone(peers)
+	slices.SortFunc(peers, func(a, b *xactpb.Peer) int { return strings.Compare(a.GetNodeId(), b.GetNodeId()) })
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if slices.EqualFunc(peers, h.mu.peers, func(a, b *xactpb.Peer) bool {
+		return a.GetNodeId() == b.GetNodeId() && a.GetAddr() == b.GetAddr()
+	}) {
+		return
+	}
+	h.mu.peers = peers
+	for s := range h.mu.sessions {
+		select {
+		case s.peersDirty <- struct{}{}:
+		default: // already signalled; the sender reads the newest list
+		}
+	}
+}
+
+// peers returns the cluster's live coordinators (nil alone).
+func (h *Hub) peers() []*xactpb.Peer {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.mu.peers
 }
 
 // Close refuses new sessions. Sessions end when their streams do (the
