@@ -69,6 +69,23 @@ if [[ -z "${XACT_TEST_POSTGRES_DSN:-}" ]]; then
 	export XACT_TEST_POSTGRES_DSN
 fi
 
+# Headless Chromium for the web console's browser test (tc/console_test.go),
+# which fails instead of skipping when XACT_TEST_REQUIRE_BROWSER is set.
+if [[ -z "${XACT_TEST_CHROMIUM:-}" ]] &&
+	! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 &&
+	! command -v google-chrome >/dev/null 2>&1; then
+	if [[ $(id -u) -eq 0 ]]; then
+		echo "== installing chromium (Debian package)"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq && apt-get install -y -qq chromium >/dev/null ||
+			{ echo "installing chromium failed" >&2; exit 1; }
+	else
+		echo "Chromium is not installed; run as root or: sudo apt-get install chromium" >&2
+		exit 1
+	fi
+fi
+export XACT_TEST_REQUIRE_BROWSER=1
+
 logs=$(mktemp -d -t xact-test-logs.XXXXXX) || exit 1
 passed=() failed=() failures=()
 
