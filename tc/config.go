@@ -98,8 +98,24 @@ type Config struct {
 	// only your monitoring reaches.
 	HTTPAddr string
 
+	// TLSCertFile and TLSKeyFile, when set (both or neither), are the PEM
+	// files of the certificate (with its intermediates, leaf first) and
+	// private key the gRPC listener serves: it then speaks only TLS (1.2
+	// or later), and a client must dial it with transport credentials
+	// (protocol.ClientTLS). New reads them and refuses to start, naming
+	// the file, if one is missing, unreadable or not PEM, or if the key
+	// is not the certificate's. The HTTP server (HTTPAddr) stays plain.
+	TLSCertFile string
+	TLSKeyFile  string
+	// ClientCAFile, when set, is a PEM file of the CA certificates that
+	// sign the clients' certificates (mutual TLS): every client must
+	// present a certificate that one of them signed, or its connection is
+	// refused during the handshake. Needs TLSCertFile.
+	ClientCAFile string
+
 	// Token, when set, is required as "authorization: Bearer <token>" on
-	// every call.
+	// every call (but the gRPC health service's, which probes call without
+	// credentials).
 	Token string
 	// OperatorToken, when set, is the operators' credential: the Admin
 	// service (force commit/rollback, list, show, locks, backup), the web
@@ -145,6 +161,10 @@ var nodeIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,32}$`)
 // ConfigError is one problem Validate found with one Config field. Validate
 // joins them (errors.Join); errors.As finds the first, and a program that
 // sets the fields from flags or a file names its own settings with Format.
+//
+// New returns one too for a file a field names that it cannot use (a TLS
+// certificate that is missing, unreadable or not the key's), with the
+// cause in Err.
 type ConfigError struct {
 	// Field is the Config field at fault ("DefaultTimeout").
 	Field string
@@ -157,6 +177,9 @@ type ConfigError struct {
 	// value.
 	Other      string
 	OtherValue any
+	// Err, if not nil, is the cause (the error reading the file named by
+	// Value).
+	Err error
 }
 
 // Error reads "tc: DefaultTimeout must be positive, got -5s".
@@ -164,16 +187,34 @@ func (e *ConfigError) Error() string {
 	return "tc: " + e.Format(func(field string) string { return field })
 }
 
+// Unwrap returns the cause, if any.
+func (e *ConfigError) Unwrap() error { return e.Err }
+
 // Format states the problem with the fields named by name: for example,
 // with the flags that set them, "--default-timeout must be positive, got
 // -5s".
 func (e *ConfigError) Format(name func(field string) string) string {
 	msg := name(e.Field) + " " + e.Rule
 	if e.Other != "" {
-		msg += " " + name(e.Other) + " (" + show(e.OtherValue) + ")"
+		msg += " " + name(e.Other)
+		if _, ok := e.OtherValue.(secret); !ok {
+			msg += " (" + show(e.OtherValue) + ")"
+		}
 	}
-	return msg + ", got " + show(e.Value)
+	if _, ok := e.Value.(secret); !ok {
+		msg += ", got " + show(e.Value)
+	}
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
 }
+
+// secret is the Value of a ConfigError about a token: Format does not
+// show it.
+type secret struct{}
+
+func (secret) String() string { return "(secret)" }
 
 func show(v any) string {
 	if s, ok := v.(string); ok {
@@ -247,5 +288,7 @@ func (c *Config) Validate() error {
 	if c.MaxRecvMsgBytes < 1024 {
 		bad("MaxRecvMsgBytes", c.MaxRecvMsgBytes, "must be at least 1024")
 	}
+	errs = append(errs, c.validateTLS()...)
+	errs = append(errs, c.validateTokens()...)
 	return errors.Join(errs...)
 }

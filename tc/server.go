@@ -18,14 +18,12 @@ package tc
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,7 +32,6 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/metadata"
 
 	"github.com/xact-io/xact/internal/stripe"
 	"github.com/xact-io/xact/protocol"
@@ -83,6 +80,10 @@ type Server struct {
 // Call Serve to start serving and Close to stop.
 func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	creds, err := cfg.serverCredentials() // TLS files (tls.go)
+	if err != nil {
 		return nil, err
 	}
 	log := cfg.Logger
@@ -149,7 +150,8 @@ func New(cfg Config) (*Server, error) {
 		// of its own, as without workers.
 		grpc.NumStreamWorkers(streamWorkers),
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgBytes),
-		grpc.ChainUnaryInterceptor(s.unaryAuth),
+		grpc.Creds(creds),
+		grpc.ChainUnaryInterceptor(s.unaryAuth), // auth.go
 		grpc.ChainStreamInterceptor(s.streamAuth),
 		// Permit the pings of clients dialed with protocol.DialOptions,
 		// also on connections without a call (a TM between transactions).
@@ -274,42 +276,3 @@ func (s *Server) Close() error {
 }
 
 func (s *Server) stripe(xid string) *sync.Mutex { return s.stripes.For(xid) }
-
-func (s *Server) authorized(ctx context.Context) error {
-	if s.cfg.Token == "" {
-		return nil
-	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	for _, v := range md.Get("authorization") {
-		tok, ok := strings.CutPrefix(v, "Bearer ")
-		if ok && subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.Token)) == 1 {
-			return nil
-		}
-	}
-	return protocol.ToStatus(protocol.ErrUnauthenticated)
-}
-
-// healthService is the gRPC health service's prefix: it answers without
-// the token, as a load balancer's or Kubernetes' probe sends none.
-const healthService = "/grpc.health.v1.Health/"
-
-func (s *Server) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	if strings.HasPrefix(info.FullMethod, healthService) {
-		return h(ctx, req)
-	}
-	if err := s.authorized(ctx); err != nil {
-		return nil, err
-	}
-	resp, err := h(ctx, req)
-	return resp, protocol.ToStatus(err)
-}
-
-func (s *Server) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-	if strings.HasPrefix(info.FullMethod, healthService) {
-		return h(srv, ss)
-	}
-	if err := s.authorized(ss.Context()); err != nil {
-		return err
-	}
-	return protocol.ToStatus(h(srv, ss))
-}
