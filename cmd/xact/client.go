@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -25,12 +27,39 @@ type clientFlags struct {
 	server string
 	token  string
 	json   bool
+	// TLS: on with any of these (protocol.ClientTLS).
+	tls        bool
+	tlsCA      string
+	tlsCert    string
+	tlsKey     string
+	serverName string
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.server, "server", "127.0.0.1:8091", "the coordinator's `host:port`, a list of them (tc-a:8091,tc-b:8091: coordinators sharing one store), or a gRPC target with a scheme (dns:///host:port)")
-	fs.StringVar(&c.token, "token", "", "the bearer `token` the coordinator requires (xact server --token)")
+	fs.StringVar(&c.token, "token", "", "the bearer `token` the coordinator requires: the operator token (xact server --operator-token) for tx and lock, the participant token (--token) for bench; better set as XACT_TOKEN, which ps does not show")
 	fs.BoolVar(&c.json, "json", false, "print JSON")
+	fs.BoolVar(&c.tls, "tls", false, "connect with TLS, trusting the system's CAs (implied by --tls-ca, --tls-cert and --tls-server-name)")
+	fs.StringVar(&c.tlsCA, "tls-ca", "", "connect with TLS, trusting the CA certificates in this PEM `file` for the coordinator's certificate")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "with --tls-key: present the client certificate in this PEM `file` (a coordinator run with --client-ca requires one)")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "the PEM `file` of the private key of --tls-cert")
+	fs.StringVar(&c.serverName, "tls-server-name", "", "the `name` the coordinator's certificate must hold, if not the host of --server")
+}
+
+// transport is the dial option of the connection's transport security:
+// TLS if any TLS flag is given, else none.
+func (c *clientFlags) transport(cmd string) (grpc.DialOption, error) {
+	if c.plaintext() {
+		return grpc.WithTransportCredentials(insecure.NewCredentials()), nil
+	}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return nil, usagef(cmd, "--tls-cert and --tls-key go together (got --tls-cert %q, --tls-key %q)", c.tlsCert, c.tlsKey)
+	}
+	opt, err := protocol.ClientTLS(c.tlsCA, c.tlsCert, c.tlsKey, c.serverName)
+	if err != nil {
+		return nil, err
+	}
+	return opt, nil
 }
 
 // checkServer refuses an address without a port: gRPC would dial port 443
@@ -59,12 +88,49 @@ func (c *clientFlags) dial(cmd string) (*grpc.ClientConn, error) {
 	if err != nil {
 		return nil, &usageError{cmd: cmd, err: err}
 	}
-	opts := append(protocol.DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	transport, err := c.transport(cmd)
+	if err != nil {
+		return nil, err
+	}
+	opts := append(protocol.DialOptions(), transport)
 	opts = append(opts, topts...)
 	if c.token != "" {
 		opts = append(opts, protocol.WithToken(c.token))
 	}
 	return grpc.NewClient(target, opts...)
+}
+
+// rpcError turns the error of a call into what the command reports: the
+// protocol's sentinel (protocol.FromStatus), with what to do about the
+// refusals an operator meets first with a secured coordinator.
+func (c *clientFlags) rpcError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var hint string
+	switch status.Code(err) {
+	case codes.PermissionDenied:
+		hint = "give the operators' token (xact server --operator-token) as --token or XACT_TOKEN"
+	case codes.Unauthenticated:
+		hint = "give the token the coordinator requires as --token or XACT_TOKEN"
+	case codes.Unavailable:
+		// A plaintext client's HTTP/2 preface fails the TLS server's
+		// handshake, which closes the connection without an answer the
+		// client could show: gRPC says only that no preface came back.
+		// (Transport errors have no codes to tell this by.)
+		if c.plaintext() && strings.Contains(err.Error(), "server preface") {
+			hint = "if the coordinator serves TLS (xact server --tls-cert), give --tls-ca FILE, or --tls for a certificate from a public CA"
+		}
+	}
+	err = protocol.FromStatus(err)
+	if hint == "" {
+		return err
+	}
+	return fmt.Errorf("%w\n%s", err, hint)
+}
+
+func (c *clientFlags) plaintext() bool {
+	return !c.tls && c.tlsCA == "" && c.tlsCert == "" && c.tlsKey == "" && c.serverName == ""
 }
 
 const txUsage = `Usage: xact tx list|show|commit|rollback ... [flags]
@@ -75,7 +141,8 @@ const txUsage = `Usage: xact tx list|show|commit|rollback ... [flags]
   xact tx commit XID      resume or force the commit of a transaction
   xact tx rollback XID    resume or force the rollback of a transaction
 
-Every subcommand takes --server, --token and --json (xact tx list --help).
+Every subcommand takes --server, --token, --json and the TLS flags
+--tls-ca, --tls-cert, --tls-key (xact tx list --help).
 `
 
 func txCmd(ctx context.Context, args []string, out io.Writer) error {
@@ -154,7 +221,7 @@ func txCmd(ctx context.Context, args []string, out io.Writer) error {
 	case "list":
 		resp, err := admin.ListGlobals(ctx, req)
 		if err != nil {
-			return protocol.FromStatus(err)
+			return cf.rpcError(err)
 		}
 		if cf.json {
 			return printJSON(out, resp)
@@ -169,7 +236,7 @@ func txCmd(ctx context.Context, args []string, out io.Writer) error {
 	case "show":
 		resp, err := admin.ShowGlobal(ctx, &xactpb.ShowGlobalRequest{Xid: xid})
 		if err != nil {
-			return protocol.FromStatus(err)
+			return cf.rpcError(err)
 		}
 		if cf.json {
 			return printJSON(out, resp)
@@ -183,7 +250,7 @@ func txCmd(ctx context.Context, args []string, out io.Writer) error {
 			resp, err = admin.ForceRollback(ctx, &xactpb.ForceRequest{Xid: xid})
 		}
 		if err != nil {
-			return protocol.FromStatus(err)
+			return cf.rpcError(err)
 		}
 		if cf.json {
 			return printJSON(out, resp)
@@ -231,7 +298,7 @@ func lockCmd(ctx context.Context, args []string, out io.Writer) error {
 	defer cancel()
 	resp, err := xactpb.NewAdminClient(conn).ListLocks(ctx, &xactpb.ListLocksRequest{Xid: *xid, Limit: int32(min(*limit, 1<<30))})
 	if err != nil {
-		return protocol.FromStatus(err)
+		return cf.rpcError(err)
 	}
 	if cf.json {
 		return printJSON(out, resp)

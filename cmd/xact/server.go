@@ -64,7 +64,11 @@ func serverCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	dur(&cfg.KeepaliveTime, "keepalive-time", "ping a client connection silent this long (at least 1s), to notice RMs that vanished", "KeepaliveTime")
 	dur(&cfg.KeepaliveTimeout, "keepalive-timeout", "close a client connection whose ping is not answered within this", "KeepaliveTimeout")
 	str(&cfg.HTTPAddr, "http-addr", "serve /healthz, /readyz and Prometheus /metrics on this `address` (e.g. 127.0.0.1:9091; no authentication: keep it private); metrics are recorded only with it", "HTTPAddr")
-	str(&cfg.Token, "token", "require this bearer `token` from every client (clients: --token, protocol.WithToken)", "Token")
+	str(&cfg.TLSCertFile, "tls-cert", "serve gRPC over TLS only, with the PEM certificate in this `file` (and --tls-key); clients: --tls-ca, protocol.ClientTLS", "TLSCertFile")
+	str(&cfg.TLSKeyFile, "tls-key", "the PEM `file` of the private key of --tls-cert", "TLSKeyFile")
+	str(&cfg.ClientCAFile, "client-ca", "mutual TLS: refuse clients without a certificate signed by a CA in this PEM `file` (needs --tls-cert); clients: --tls-cert and --tls-key", "ClientCAFile")
+	str(&cfg.Token, "token", "the participants' bearer `token`: required from every TM and RM, and from operators too unless --operator-token is set (clients: --token, protocol.WithToken). Set it as XACT_TOKEN, which ps does not show", "Token")
+	str(&cfg.OperatorToken, "operator-token", "the operators' bearer `token`: the Admin service (xact tx, xact lock) then requires it and refuses --token; it admits to everything. Set it as XACT_OPERATOR_TOKEN, which ps does not show", "OperatorToken")
 	dur(&cfg.ShutdownGrace, "shutdown-grace", "wait for in-flight calls on shutdown", "ShutdownGrace")
 	gcPercent := fs.Int("gc-percent", 400, "Go GC target (runtime/debug.SetGCPercent); ignored when GOGC is set. The TC's live heap is small and its allocation rate high, so a higher target trades some tens of MB for CPU")
 	storeKind := fs.String("store", "badger", "badger (durable, embedded, in --data-dir), mysql or postgres (a database several coordinators may share, --store-dsn; create its schema with `xact sql migrate`), or memory (loses everything on exit; for benchmarks and demos)")
@@ -134,9 +138,13 @@ func serverCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	srv, err := tc.New(cfg)
 	if err != nil {
-		return err
+		// A TLS file it cannot use: name the flag (and the file), but it
+		// is no mistake of the command line's.
+		return flagNames(err, flagOf)
 	}
-	cfg.Logger.Info("xact server listening", "addr", srv.Addr(), "http_addr", srv.HTTPAddr(), "data_dir", cfg.DataDir, "node_id", cfg.NodeID)
+	cfg.Logger.Info("xact server listening", "addr", srv.Addr(), "http_addr", srv.HTTPAddr(), "data_dir", cfg.DataDir, "node_id", cfg.NodeID,
+		"tls", cfg.TLSCertFile != "", "client_certificates", cfg.ClientCAFile != "",
+		"token", cfg.Token != "", "operator_token", cfg.OperatorToken != "")
 	fmt.Fprintf(stdout, "listening on %s\n", srv.Addr())
 	if a := srv.HTTPAddr(); a != "" {
 		fmt.Fprintf(stdout, "http on %s\n", a)
@@ -153,6 +161,17 @@ func flagErrors(cmd string, err error, flagOf map[string]string) error {
 	if err == nil {
 		return nil
 	}
+	named := flagNames(err, flagOf)
+	if named == err {
+		return err
+	}
+	return &usageError{cmd: cmd, err: named}
+}
+
+// flagNames restates *tc.ConfigErrors (one, or several joined) with the
+// flags that set their fields; it returns err itself if it holds other
+// errors.
+func flagNames(err error, flagOf map[string]string) error {
 	errs := []error{err}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		errs = j.Unwrap()
@@ -171,5 +190,5 @@ func flagErrors(cmd string, err error, flagOf map[string]string) error {
 		}
 		msgs = append(msgs, ce.Format(name))
 	}
-	return &usageError{cmd: cmd, err: errors.New(strings.Join(msgs, "\n"))}
+	return errors.New(strings.Join(msgs, "\n"))
 }
