@@ -164,6 +164,10 @@ func (c *Console) page(h handlerFunc) http.HandlerFunc {
 			case r.Method == http.MethodGet && r.URL.Path != Path+"summary.json":
 				http.Redirect(w, r, Path+"login?next="+urlQueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 				return
+			case c.token == nil:
+				// A POST from a browser without this console's cookie.
+				c.fail(w, r, nil, http.StatusForbidden, "No session (expired, or the coordinator restarted): nothing was changed. Reload the page and try again.")
+				return
 			default:
 				c.fail(w, r, nil, http.StatusUnauthorized, "Not logged in, or the session has expired: log in again.")
 				return

@@ -540,3 +540,21 @@ func TestAges(t *testing.T) {
 		}
 	}
 }
+
+// TestPostWithoutSession: a POST from a browser without the console's
+// cookie changes nothing.
+func TestPostWithoutSession(t *testing.T) {
+	for _, tc := range []struct {
+		token string
+		code  int
+	}{{"", http.StatusForbidden}, {token, http.StatusUnauthorized}} {
+		fake := newFake()
+		b := newBrowser(t, New(fake, Options{Token: tc.token}))
+		if code, _, _ := b.post("/ui/tx/tc1:abc:1/resume", url.Values{"action": {"commit"}, "csrf": {"x"}}); code != tc.code {
+			t.Errorf("token %q: POST without a session = %d, want %d", tc.token, code, tc.code)
+		}
+		if f := fake.forcedCalls(); len(f) != 0 {
+			t.Errorf("token %q: forced %v", tc.token, f)
+		}
+	}
+}
