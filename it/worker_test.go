@@ -117,6 +117,8 @@ type reply struct {
 	// /stats
 	Deliveries int64 `json:"deliveries,omitempty"`
 	Duplicates int64 `json:"duplicates,omitempty"`
+	// the node ids of the coordinators the RM is attached to
+	Coordinators []string `json:"coordinators,omitempty"`
 }
 
 var (
@@ -610,7 +612,7 @@ func (w *worker) audit(ctx context.Context, _ transfer) reply {
 }
 
 func (w *worker) stats(context.Context, transfer) reply {
-	return reply{Deliveries: w.deliveries.Load(), Duplicates: w.duplicates.Load()}
+	return reply{Deliveries: w.deliveries.Load(), Duplicates: w.duplicates.Load(), Coordinators: w.rmc.Status().Coordinators}
 }
 
 // noop answers DONE and does nothing (see noopResource).

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"net"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/xact-io/xact/protocol/xactpb"

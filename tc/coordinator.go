@@ -122,9 +122,14 @@ func (s *Server) newGlobal(xid string, req *xactpb.BeginRequest) (*storage.Globa
 }
 
 // lazyGlobal makes the lazily begun global xid that req asks for. The XID
-// must be one of this node's reserved namespaces.
+// must be one of this node's reserved namespaces, or in a cluster one of
+// any coordinator's: a TM reserves on one and begins through whichever
+// its balancer picks.
 func (s *Server) lazyGlobal(xid string, req *xactpb.BeginRequest) (*storage.Global, error) {
-	if !s.xids.reserved(xid) {
+	if !s.xids.reserved(xid, s.member != nil) {
+		if s.member != nil {
+			return nil, fmt.Errorf("%w: %q is not an XID of a namespace a coordinator reserved", protocol.ErrInvalidArgument, xid)
+		}
 		return nil, fmt.Errorf("%w: %q is not an XID of a namespace this coordinator (%s) reserved", protocol.ErrInvalidArgument, xid, s.cfg.NodeID)
 	}
 	return s.newGlobal(xid, req)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -195,6 +196,16 @@ func (d *driver) action(ctx context.Context, kind xactpb.ActionKind, b *storage.
 	// A closure: `defer failpoint.Hit(…)` would keep Hit in default builds
 	// (the wrapper the compiler makes for it names it for tracebacks).
 	defer func() { failpoint.Hit("tc/phase2/after-send") }()
+	if d.s.log.Enabled(ctx, slog.LevelDebug) {
+		// Which coordinator (and epoch) drives the global: the cluster
+		// fault tests check from these lines that no global was driven
+		// by two at once.
+		var epoch int64
+		if d.s.member != nil {
+			epoch = d.s.member.epoch
+		}
+		d.s.log.Debug("phase two action", "xid", b.XID, "branch_id", b.ID, "kind", kind.String(), "node_id", d.s.cfg.NodeID, "epoch", epoch)
+	}
 	return d.s.hub.Do(ctx, &xactpb.BranchAction{
 		Kind:            kind,
 		Xid:             b.XID,

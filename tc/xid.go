@@ -30,9 +30,19 @@ func (g *xidGen) reserve() string {
 }
 
 // reserved reports whether xid has the shape of an XID from a namespace
-// this node reserved, in this or an earlier run.
-func (g *xidGen) reserved(xid string) bool {
-	rest, ok := strings.CutPrefix(xid, g.node+":")
+// this node reserved, in this or an earlier run; with anyNode, one that
+// any node reserved (the coordinators of a cluster, whose node ids are
+// unique among the live ones, each hand out their own).
+func (g *xidGen) reserved(xid string, anyNode bool) bool {
+	var rest string
+	var ok bool
+	if anyNode {
+		var node string
+		node, rest, ok = strings.Cut(xid, ":")
+		ok = ok && nodeIDPattern.MatchString(node)
+	} else {
+		rest, ok = strings.CutPrefix(xid, g.node+":")
+	}
 	if !ok {
 		return false
 	}

@@ -138,8 +138,8 @@ func (h *Hub) Serve(ctx context.Context, stream Stream) error {
 		return ErrNoHello
 	}
 	s := &session{
-		clientID: hello.GetClientId(),
-		stream:   stream,
+		clientID:   hello.GetClientId(),
+		stream:     stream,
 		outbox:     make(chan *xactpb.BranchAction, 4096),
 		done:       make(chan struct{}),
 		peersDirty: make(chan struct{}, 1),
