@@ -213,17 +213,25 @@ func (s *Store) ListGlobals(ctx context.Context, f storage.Filter) ([]*storage.G
 }
 
 // DueGlobals returns unfinished globals whose NextAt is set and not after
-// t, earliest first (ties by XID), at most limit (<= 0: no limit).
+// t, earliest first (ties by XID), at most limit (<= 0: no limit). Once
+// this store joined a cluster, it leaves out the globals another live
+// coordinator owns (under its current epoch): that one drives them, and
+// a claim by this one would only fail after locking their rows.
 func (s *Store) DueGlobals(ctx context.Context, t time.Time, limit int) ([]*storage.Global, error) {
 	var rows []globalRow
 	err := s.view(ctx, func(db *gorm.DB) error {
 		ts, tns := split(t)
-		q := db.Where("finished = ? AND NOT (next_at_s = ? AND next_at_ns = ?)", false, zeroSecs, int32(0)).
-			Where("(next_at_s < ? OR next_at_s = ? AND next_at_ns <= ?)", ts, ts, tns)
+		q := db.Table("xact_globals AS g").Select("g.*")
+		if m, ok := s.self(); ok {
+			q = q.Joins("LEFT JOIN xact_nodes n ON n.node_id = g.owner AND n.epoch = g.owner_epoch AND n.lease_until > "+s.nowMicros()).
+				Where("(n.node_id IS NULL OR n.node_id = ?)", []byte(m.id))
+		}
+		q = q.Where("g.finished = ? AND NOT (g.next_at_s = ? AND g.next_at_ns = ?)", false, zeroSecs, int32(0)).
+			Where("(g.next_at_s < ? OR g.next_at_s = ? AND g.next_at_ns <= ?)", ts, ts, tns)
 		if limit > 0 {
 			q = q.Limit(limit)
 		}
-		return q.Order("next_at_s, next_at_ns, xid").Find(&rows).Error
+		return q.Order("g.next_at_s, g.next_at_ns, g.xid").Find(&rows).Error
 	})
 	if err != nil {
 		return nil, fmt.Errorf("shareddb: due globals: %w", err)

@@ -247,3 +247,63 @@ func TestHotRowHandOver(t *testing.T) {
 		})
 	}
 }
+
+// TestDueGlobalsSkipsLiveOwners: a node's scan does not list the due
+// globals that another live node owns, only its own, those nobody owns
+// and those of a node whose lease ran out (or that joined again under a
+// newer epoch).
+func TestDueGlobalsSkipsLiveOwners(t *testing.T) {
+	ctx := context.Background()
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			a, b := twoNodes(t, be)
+			if _, err := a.Join(ctx, "tc-a", "", time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.Join(ctx, "tc-b", "", time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			past := time.Now().Add(-time.Hour)
+			decide := func(s *Store, xid string) {
+				t.Helper()
+				g := &storage.Global{XID: xid, Status: xactpb.GlobalStatus_GLOBAL_STATUS_BEGIN, NextAt: past, Deadline: past}
+				if err := s.CreateGlobal(ctx, g, storage.Durable); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := s.UpdateGlobal(ctx, xid, func(g *storage.Global) error {
+					g.Status = xactpb.GlobalStatus_GLOBAL_STATUS_COMMITTING
+					return nil
+				}, storage.Durable); err != nil {
+					t.Fatal(err)
+				}
+			}
+			decide(a, "xa")
+			decide(b, "xb")
+			due := func(s *Store) []string {
+				t.Helper()
+				gs, err := s.DueGlobals(ctx, time.Now(), 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var xids []string
+				for _, g := range gs {
+					xids = append(xids, g.XID)
+				}
+				return xids
+			}
+			if got := due(a); fmt.Sprint(got) != "[xa]" {
+				t.Errorf("a's due globals = %v, want [xa] (xb is live b's)", got)
+			}
+			if got := due(b); fmt.Sprint(got) != "[xb]" {
+				t.Errorf("b's due globals = %v, want [xb]", got)
+			}
+			// b leaves: its global is due for a, which may claim it.
+			if err := b.Leave(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got := due(a); fmt.Sprint(got) != "[xa xb]" {
+				t.Errorf("a's due globals after b left = %v, want [xa xb]", got)
+			}
+		})
+	}
+}
