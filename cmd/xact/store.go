@@ -11,9 +11,7 @@ import (
 	"strings"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/storage"
 	"github.com/xact-io/xact/storage/embedded"
@@ -25,17 +23,23 @@ const storeUsage = `Usage:
         must be stopped) and report what is damaged
   xact store verify --backup FILE
         check a backup: restore it into a temporary directory and verify that
-  xact store backup --out FILE [--server ADDR] [--token TOKEN]
-        back up a running coordinator (a consistent snapshot; it keeps serving)
+  xact store backup --out FILE [--server ADDR] [--token TOKEN] [TLS flags]
+        back up a running coordinator (a consistent snapshot; it keeps serving);
+        --token is the operators' token (xact server --operator-token, or its
+        --token when it has none)
   xact store backup --out FILE --data-dir DIR
         back up the data directory of a stopped coordinator
   xact store restore --in FILE --data-dir DIR
         restore a backup into DIR, which must not exist or be empty
 
+The TLS flags of backup --server are those of xact tx: --tls, --tls-ca FILE,
+--tls-cert FILE with --tls-key FILE (mutual TLS), --tls-server-name NAME.
+
 A backup is checked end to end (every frame and record checksum, the
 counts in its trailer) when it is written, verified and restored.
---data-dir, --server and --token can also be set as XACT_DATA_DIR,
-XACT_SERVER and XACT_TOKEN. See docs/operations.md.
+--data-dir, --server, --token and the TLS flags can also be set as
+XACT_DATA_DIR, XACT_SERVER, XACT_TOKEN (which ps does not show), XACT_TLS_CA,
+XACT_TLS_CERT, ... See docs/operations.md.
 `
 
 // storeCmd runs `xact store ...`: verify, backup and restore of the
@@ -52,8 +56,7 @@ func storeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, storeUsage) }
 	dataDir := fs.String("data-dir", "", "the coordinator's data `directory`")
-	server := fs.String("server", "", "a running coordinator's `address` (default 127.0.0.1:8091)")
-	token := fs.String("token", "", "the bearer `token` the coordinator requires")
+	cf := storeClientFlags(fs)
 	out := fs.String("out", "", "write the backup to this `file`")
 	in := fs.String("in", "", "restore the backup in this `file`")
 	backup := fs.String("backup", "", "verify the backup in this `file`")
@@ -66,7 +69,7 @@ func storeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	envDefault(fs, "data-dir", "server", "token")
+	envDefault(fs, append([]string{"data-dir"}, storeClientFlagNames...)...)
 	switch args[0] {
 	case "verify":
 		switch {
@@ -83,16 +86,18 @@ func storeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return errors.New("want --out FILE")
 		}
 		if *dataDir != "" {
-			if *server != "" {
+			if isSet(fs, "server") {
 				return errors.New("give --data-dir (coordinator stopped) or --server (running), not both")
 			}
 			return backupFile(*out, stdout, func(w io.Writer) error { return backupDir(ctx, *dataDir, w) })
 		}
-		addr := *server
-		if addr == "" {
-			addr = "127.0.0.1:8091"
+		// Dial (which reads the TLS files) before the backup file is made.
+		conn, err := cf.dial(fs.Name())
+		if err != nil {
+			return err
 		}
-		return backupFile(*out, stdout, func(w io.Writer) error { return backupServer(ctx, addr, *token, w) })
+		defer conn.Close()
+		return backupFile(*out, stdout, func(w io.Writer) error { return backupServer(ctx, conn, cf, w) })
 	case "restore":
 		if *in == "" || *dataDir == "" {
 			return errors.New("want --in FILE and --data-dir DIR")
@@ -111,6 +116,36 @@ func storeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return nil
 	}
 	return fmt.Errorf("unknown subcommand %q: want verify, backup or restore", args[0])
+}
+
+// storeClientFlagNames are the flags of clientFlags that `xact store
+// backup --server` takes: all but --json.
+var storeClientFlagNames = []string{"server", "token", "tls", "tls-ca", "tls-cert", "tls-key", "tls-server-name"}
+
+// storeClientFlags registers on fs the client flags of `xact tx` that
+// `xact store backup --server` takes (the same values and help, so that
+// it reaches a coordinator the way xact tx does) and returns them.
+func storeClientFlags(fs *flag.FlagSet) *clientFlags {
+	cf := new(clientFlags)
+	all := flag.NewFlagSet(fs.Name(), flag.ContinueOnError)
+	cf.register(all)
+	for _, name := range storeClientFlagNames {
+		f := all.Lookup(name)
+		usage := f.Usage
+		if name == "token" {
+			usage = "the operators' bearer `token` (xact server --operator-token, or its --token when it has none); better set as XACT_TOKEN, which ps does not show"
+		}
+		fs.Var(f.Value, name, usage)
+	}
+	return cf
+}
+
+// isSet reports whether the flag name was set, on the command line or by
+// envDefault.
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // envDefault sets the named flags that are not on the command line from
@@ -233,27 +268,12 @@ func backupDir(ctx context.Context, dir string, w io.Writer) error {
 	return err
 }
 
-// bearer is the token credential of the store commands.
-type bearer string
-
-func (t bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + string(t)}, nil
-}
-func (bearer) RequireTransportSecurity() bool { return false }
-
-func backupServer(ctx context.Context, addr, token string, w io.Writer) error {
-	opts := append(protocol.DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if token != "" {
-		opts = append(opts, grpc.WithPerRPCCredentials(bearer(token)))
-	}
-	conn, err := grpc.NewClient(addr, opts...)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
+// backupServer streams the backup of the coordinator conn reaches (the
+// Admin service's Backup) into w.
+func backupServer(ctx context.Context, conn *grpc.ClientConn, cf *clientFlags, w io.Writer) error {
 	stream, err := xactpb.NewAdminClient(conn).Backup(ctx, &xactpb.BackupRequest{})
 	if err != nil {
-		return protocol.FromStatus(err)
+		return fmt.Errorf("backup from %s: %w", cf.server, cf.rpcError(err))
 	}
 	for {
 		chunk, err := stream.Recv()
@@ -261,7 +281,7 @@ func backupServer(ctx context.Context, addr, token string, w io.Writer) error {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("backup from %s: %w", addr, protocol.FromStatus(err))
+			return fmt.Errorf("backup from %s: %w", cf.server, cf.rpcError(err))
 		}
 		if _, err := w.Write(chunk.GetData()); err != nil {
 			return err

@@ -10,9 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xact-io/xact/internal/tlstest"
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/storage"
 	"github.com/xact-io/xact/storage/embedded"
+	"github.com/xact-io/xact/tc"
 	"github.com/xact-io/xact/tc/ledger"
 	"github.com/xact-io/xact/tc/tctest"
 )
@@ -124,5 +126,62 @@ func TestStoreOnline(t *testing.T) {
 	}
 	if locks, _ := lg.Locks(context.Background(), "", 0); len(locks) != 20 {
 		t.Errorf("restored store holds %d locks, want 20", len(locks))
+	}
+}
+
+// TestStoreBackupTLS: `xact store backup --server` reaches a coordinator
+// that serves mutual TLS and has an operator token with the client flags
+// of xact tx (on the command line or as XACT_*), and is refused, with what
+// to give, without TLS or with the participant token; a refused backup
+// leaves no file.
+func TestStoreBackupTLS(t *testing.T) {
+	ca := tlstest.NewCA(t, "xact test CA")
+	clients := tlstest.NewCA(t, "xact clients CA")
+	cert, key := ca.Server(t)
+	caFile := ca.CAFile(t)
+	clientCert, clientKey := clients.Client(t, "operator")
+	srv := tctest.Start(t, tctest.WithBadger(), tctest.WithConfig(func(c *tc.Config) {
+		c.TLSCertFile, c.TLSKeyFile, c.ClientCAFile = cert, key, clients.CAFile(t)
+		c.Token, c.OperatorToken = "part-s3cret", "op-s3cret"
+	}))
+	fill(t, srv.Store(), 5)
+	tmp := t.TempDir()
+	tlsFlags := []string{"--server", srv.Addr(), "--tls-ca", caFile, "--tls-cert", clientCert, "--tls-key", clientKey}
+
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"operator, mutual TLS", append(tlsFlags, "--token", "op-s3cret"), 0, "5 globals"},
+		{"no TLS", []string{"--server", srv.Addr(), "--token", "op-s3cret"}, 1, "--tls-ca"},
+		{"no client certificate", []string{"--server", srv.Addr(), "--tls-ca", caFile, "--token", "op-s3cret"}, 1, "backup from"},
+		{"participant token", append(tlsFlags, "--token", "part-s3cret"), 1, "operator"},
+		{"no token", tlsFlags, 1, "XACT_TOKEN"},
+		{"--tls-cert without --tls-key", []string{"--server", srv.Addr(), "--tls-cert", clientCert, "--token", "op-s3cret"}, 2, "--tls-cert and --tls-key go together"},
+	}
+	for i, tt := range tests {
+		file := filepath.Join(tmp, fmt.Sprintf("%d.bak", i))
+		code, out := runStore(t, append([]string{"backup", "--out", file}, tt.args...)...)
+		if code != tt.code || !strings.Contains(out, tt.want) {
+			t.Errorf("xact store backup (%s) = %d, %q; want %d and output containing %q", tt.name, code, out, tt.code, tt.want)
+		}
+		if _, err := os.Stat(file); (err == nil) != (tt.code == 0) {
+			t.Errorf("xact store backup (%s) = %d; the backup file: %v", tt.name, code, err)
+		}
+	}
+	if code, out := runStore(t, "verify", "--backup", filepath.Join(tmp, "0.bak")); code != 0 || !strings.Contains(out, "5 globals") {
+		t.Errorf("xact store verify of the TLS backup = %d, %q; want 0 and 5 globals", code, out)
+	}
+
+	// The same from the environment, as the docs advise for the token.
+	for k, v := range map[string]string{"XACT_SERVER": srv.Addr(), "XACT_TOKEN": "op-s3cret",
+		"XACT_TLS_CA": caFile, "XACT_TLS_CERT": clientCert, "XACT_TLS_KEY": clientKey} {
+		t.Setenv(k, v)
+	}
+	file := filepath.Join(tmp, "env.bak")
+	if code, out := runStore(t, "backup", "--out", file); code != 0 || !strings.Contains(out, "5 globals") {
+		t.Errorf("xact store backup (flags from XACT_*) = %d, %q; want 0 and 5 globals", code, out)
 	}
 }
