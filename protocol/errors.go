@@ -38,6 +38,12 @@ var (
 	ErrTooLarge = errors.New("xact: request too large")
 	// ErrUnauthenticated: the request lacks valid credentials.
 	ErrUnauthenticated = errors.New("xact: unauthenticated")
+	// ErrPermissionDenied: the credentials are valid but their role does
+	// not admit to the call (a participant's token on the Admin service,
+	// which needs the operator token). Refused before the handler runs:
+	// nothing changed, and asking again with the same token is refused
+	// again.
+	ErrPermissionDenied = errors.New("xact: permission denied")
 	// ErrShuttingDown: the TC is stopping; retry against it later.
 	ErrShuttingDown = errors.New("xact: coordinator shutting down")
 	// ErrCorrupt: the coordinator's store found damaged data for the
@@ -68,6 +74,7 @@ var table = []entry{
 	{ErrInvalidArgument, codes.InvalidArgument, "INVALID_ARGUMENT"},
 	{ErrTooLarge, codes.ResourceExhausted, "REQUEST_TOO_LARGE"},
 	{ErrUnauthenticated, codes.Unauthenticated, "UNAUTHENTICATED"},
+	{ErrPermissionDenied, codes.PermissionDenied, "PERMISSION_DENIED"},
 	{ErrShuttingDown, codes.Unavailable, "SHUTTING_DOWN"},
 	{ErrCorrupt, codes.DataLoss, "STORE_CORRUPT"},
 }

@@ -6,11 +6,8 @@ import (
 	"fmt"
 	"strings"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/protocol/xactpb"
@@ -132,16 +129,11 @@ func (s *Server) authorize(ctx context.Context, fullMethod string) error {
 }
 
 // permissionDenied is the answer to a participant's token on an
-// operator's call. (protocol's error table has no sentinel for it yet, so
-// it is built here with the same ErrorInfo domain.)
+// operator's call: protocol.ErrPermissionDenied, which the client gets
+// back from protocol.FromStatus.
 func permissionDenied(fullMethod string) error {
-	st := status.New(codes.PermissionDenied, fmt.Sprintf(
-		"xact: permission denied: %s is for operators, and the participant token does not admit to the Admin service; call it with the operator token", fullMethod))
-	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: "PERMISSION_DENIED", Domain: protocol.Domain,
-		Metadata: map[string]string{"method": fullMethod, "role": "operator"}}); err == nil {
-		st = d
-	}
-	return st.Err()
+	return protocol.ToStatus(fmt.Errorf("%w: %s is for operators, and the participant token does not admit to the Admin service; call it with the operator token",
+		protocol.ErrPermissionDenied, fullMethod))
 }
 
 func (s *Server) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {

@@ -266,10 +266,13 @@ func TestRoles(t *testing.T) {
 	if err != nil || st.GetStatus() != xactpb.GlobalStatus_GLOBAL_STATUS_BEGIN {
 		t.Fatalf("after a participant's ForceRollback: GetStatus = %v, %v; want BEGIN", st, err)
 	}
-	// A refused call is a definite answer, not an unknown to retry.
-	_, err = xactpb.NewAdminClient(participant).ForceRollback(ctx, &xactpb.ForceRequest{Xid: xid})
-	if protocol.Retryable(protocol.FromStatus(err)) {
-		t.Errorf("Retryable(%v) = true, want false", err)
+	// The client gets the sentinel back, and a refused call is a definite
+	// answer, not an unknown to retry.
+	for _, c := range adminCalls {
+		err := protocol.FromStatus(c.do(participant))
+		if !errors.Is(err, protocol.ErrPermissionDenied) || protocol.Retryable(err) {
+			t.Errorf("%s with the participant token = %v (Retryable %v); want ErrPermissionDenied, not retryable", c.name, err, protocol.Retryable(err))
+		}
 	}
 
 	hc, err := healthpb.NewHealthClient(none).Check(ctx, &healthpb.HealthCheckRequest{})
