@@ -1915,7 +1915,12 @@ type BranchAction struct {
 	BranchType      BranchType             `protobuf:"varint,6,opt,name=branch_type,json=branchType,proto3,enum=xact.v1.BranchType" json:"branch_type,omitempty"`
 	ApplicationData []byte                 `protobuf:"bytes,7,opt,name=application_data,json=applicationData,proto3" json:"application_data,omitempty"`
 	// Row keys the branch holds (AT: undo replay must stay within them).
-	LockKeys      []string `protobuf:"bytes,8,rep,name=lock_keys,json=lockKeys,proto3" json:"lock_keys,omitempty"`
+	LockKeys []string `protobuf:"bytes,8,rep,name=lock_keys,json=lockKeys,proto3" json:"lock_keys,omitempty"`
+	// W3C trace context (traceparent, tracestate) of the global
+	// transaction's trace, so that the RM's phase-two span joins it. Empty
+	// when the TC does not know it (no traced request reached it, or it was
+	// driven after a restart or by another coordinator).
+	TraceContext  map[string]string `protobuf:"bytes,9,rep,name=trace_context,json=traceContext,proto3" json:"trace_context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2002,6 +2007,13 @@ func (x *BranchAction) GetApplicationData() []byte {
 func (x *BranchAction) GetLockKeys() []string {
 	if x != nil {
 		return x.LockKeys
+	}
+	return nil
+}
+
+func (x *BranchAction) GetTraceContext() map[string]string {
+	if x != nil {
+		return x.TraceContext
 	}
 	return nil
 }
@@ -2960,7 +2972,7 @@ const file_xact_proto_rawDesc = "" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\":\n" +
 	"\aActions\x12/\n" +
-	"\aactions\x18\x01 \x03(\v2\x15.xact.v1.BranchActionR\aactions\"\xa4\x02\n" +
+	"\aactions\x18\x01 \x03(\v2\x15.xact.v1.BranchActionR\aactions\"\xb3\x03\n" +
 	"\fBranchAction\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12'\n" +
@@ -2972,7 +2984,11 @@ const file_xact_proto_rawDesc = "" +
 	"\vbranch_type\x18\x06 \x01(\x0e2\x13.xact.v1.BranchTypeR\n" +
 	"branchType\x12)\n" +
 	"\x10application_data\x18\a \x01(\fR\x0fapplicationData\x12\x1b\n" +
-	"\tlock_keys\x18\b \x03(\tR\blockKeys\"\xc6\x03\n" +
+	"\tlock_keys\x18\b \x03(\tR\blockKeys\x12L\n" +
+	"\rtrace_context\x18\t \x03(\v2'.xact.v1.BranchAction.TraceContextEntryR\ftraceContext\x1a?\n" +
+	"\x11TraceContextEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc6\x03\n" +
 	"\x11GlobalTransaction\x12\x10\n" +
 	"\x03xid\x18\x01 \x01(\tR\x03xid\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12-\n" +
@@ -3121,7 +3137,7 @@ func file_xact_proto_rawDescGZIP() []byte {
 }
 
 var file_xact_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_xact_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_xact_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_xact_proto_goTypes = []any{
 	(GlobalStatus)(0),              // 0: xact.v1.GlobalStatus
 	(BranchStatus)(0),              // 1: xact.v1.BranchStatus
@@ -3169,6 +3185,7 @@ var file_xact_proto_goTypes = []any{
 	(*ListLocksResponse)(nil),      // 43: xact.v1.ListLocksResponse
 	(*BackupRequest)(nil),          // 44: xact.v1.BackupRequest
 	(*BackupChunk)(nil),            // 45: xact.v1.BackupChunk
+	nil,                            // 46: xact.v1.BranchAction.TraceContextEntry
 }
 var file_xact_proto_depIdxs = []int32{
 	5,  // 0: xact.v1.CommitRequest.begin:type_name -> xact.v1.BeginRequest
@@ -3197,52 +3214,53 @@ var file_xact_proto_depIdxs = []int32{
 	31, // 23: xact.v1.Actions.actions:type_name -> xact.v1.BranchAction
 	4,  // 24: xact.v1.BranchAction.kind:type_name -> xact.v1.ActionKind
 	2,  // 25: xact.v1.BranchAction.branch_type:type_name -> xact.v1.BranchType
-	0,  // 26: xact.v1.GlobalTransaction.status:type_name -> xact.v1.GlobalStatus
-	33, // 27: xact.v1.GlobalTransaction.history:type_name -> xact.v1.RetryEvent
-	2,  // 28: xact.v1.Branch.branch_type:type_name -> xact.v1.BranchType
-	1,  // 29: xact.v1.Branch.status:type_name -> xact.v1.BranchStatus
-	0,  // 30: xact.v1.ListGlobalsRequest.statuses:type_name -> xact.v1.GlobalStatus
-	32, // 31: xact.v1.ListGlobalsResponse.globals:type_name -> xact.v1.GlobalTransaction
-	32, // 32: xact.v1.ShowGlobalResponse.global:type_name -> xact.v1.GlobalTransaction
-	34, // 33: xact.v1.ShowGlobalResponse.branches:type_name -> xact.v1.Branch
-	35, // 34: xact.v1.ShowGlobalResponse.locks:type_name -> xact.v1.RowLock
-	0,  // 35: xact.v1.ForceResponse.status:type_name -> xact.v1.GlobalStatus
-	35, // 36: xact.v1.ListLocksResponse.locks:type_name -> xact.v1.RowLock
-	5,  // 37: xact.v1.Coordinator.Begin:input_type -> xact.v1.BeginRequest
-	6,  // 38: xact.v1.Coordinator.Reserve:input_type -> xact.v1.ReserveRequest
-	9,  // 39: xact.v1.Coordinator.Commit:input_type -> xact.v1.CommitRequest
-	11, // 40: xact.v1.Coordinator.Rollback:input_type -> xact.v1.RollbackRequest
-	13, // 41: xact.v1.Coordinator.GetStatus:input_type -> xact.v1.GetStatusRequest
-	15, // 42: xact.v1.Coordinator.RegisterBranch:input_type -> xact.v1.RegisterBranchRequest
-	17, // 43: xact.v1.Coordinator.ReportBranch:input_type -> xact.v1.ReportBranchRequest
-	19, // 44: xact.v1.Coordinator.QueryLocks:input_type -> xact.v1.QueryLocksRequest
-	21, // 45: xact.v1.Coordinator.Attach:input_type -> xact.v1.RMMessage
-	36, // 46: xact.v1.Admin.ListGlobals:input_type -> xact.v1.ListGlobalsRequest
-	38, // 47: xact.v1.Admin.ShowGlobal:input_type -> xact.v1.ShowGlobalRequest
-	40, // 48: xact.v1.Admin.ForceCommit:input_type -> xact.v1.ForceRequest
-	40, // 49: xact.v1.Admin.ForceRollback:input_type -> xact.v1.ForceRequest
-	42, // 50: xact.v1.Admin.ListLocks:input_type -> xact.v1.ListLocksRequest
-	44, // 51: xact.v1.Admin.Backup:input_type -> xact.v1.BackupRequest
-	8,  // 52: xact.v1.Coordinator.Begin:output_type -> xact.v1.BeginResponse
-	7,  // 53: xact.v1.Coordinator.Reserve:output_type -> xact.v1.ReserveResponse
-	10, // 54: xact.v1.Coordinator.Commit:output_type -> xact.v1.CommitResponse
-	12, // 55: xact.v1.Coordinator.Rollback:output_type -> xact.v1.RollbackResponse
-	14, // 56: xact.v1.Coordinator.GetStatus:output_type -> xact.v1.GetStatusResponse
-	16, // 57: xact.v1.Coordinator.RegisterBranch:output_type -> xact.v1.RegisterBranchResponse
-	18, // 58: xact.v1.Coordinator.ReportBranch:output_type -> xact.v1.ReportBranchResponse
-	20, // 59: xact.v1.Coordinator.QueryLocks:output_type -> xact.v1.QueryLocksResponse
-	26, // 60: xact.v1.Coordinator.Attach:output_type -> xact.v1.TCMessage
-	37, // 61: xact.v1.Admin.ListGlobals:output_type -> xact.v1.ListGlobalsResponse
-	39, // 62: xact.v1.Admin.ShowGlobal:output_type -> xact.v1.ShowGlobalResponse
-	41, // 63: xact.v1.Admin.ForceCommit:output_type -> xact.v1.ForceResponse
-	41, // 64: xact.v1.Admin.ForceRollback:output_type -> xact.v1.ForceResponse
-	43, // 65: xact.v1.Admin.ListLocks:output_type -> xact.v1.ListLocksResponse
-	45, // 66: xact.v1.Admin.Backup:output_type -> xact.v1.BackupChunk
-	52, // [52:67] is the sub-list for method output_type
-	37, // [37:52] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	46, // 26: xact.v1.BranchAction.trace_context:type_name -> xact.v1.BranchAction.TraceContextEntry
+	0,  // 27: xact.v1.GlobalTransaction.status:type_name -> xact.v1.GlobalStatus
+	33, // 28: xact.v1.GlobalTransaction.history:type_name -> xact.v1.RetryEvent
+	2,  // 29: xact.v1.Branch.branch_type:type_name -> xact.v1.BranchType
+	1,  // 30: xact.v1.Branch.status:type_name -> xact.v1.BranchStatus
+	0,  // 31: xact.v1.ListGlobalsRequest.statuses:type_name -> xact.v1.GlobalStatus
+	32, // 32: xact.v1.ListGlobalsResponse.globals:type_name -> xact.v1.GlobalTransaction
+	32, // 33: xact.v1.ShowGlobalResponse.global:type_name -> xact.v1.GlobalTransaction
+	34, // 34: xact.v1.ShowGlobalResponse.branches:type_name -> xact.v1.Branch
+	35, // 35: xact.v1.ShowGlobalResponse.locks:type_name -> xact.v1.RowLock
+	0,  // 36: xact.v1.ForceResponse.status:type_name -> xact.v1.GlobalStatus
+	35, // 37: xact.v1.ListLocksResponse.locks:type_name -> xact.v1.RowLock
+	5,  // 38: xact.v1.Coordinator.Begin:input_type -> xact.v1.BeginRequest
+	6,  // 39: xact.v1.Coordinator.Reserve:input_type -> xact.v1.ReserveRequest
+	9,  // 40: xact.v1.Coordinator.Commit:input_type -> xact.v1.CommitRequest
+	11, // 41: xact.v1.Coordinator.Rollback:input_type -> xact.v1.RollbackRequest
+	13, // 42: xact.v1.Coordinator.GetStatus:input_type -> xact.v1.GetStatusRequest
+	15, // 43: xact.v1.Coordinator.RegisterBranch:input_type -> xact.v1.RegisterBranchRequest
+	17, // 44: xact.v1.Coordinator.ReportBranch:input_type -> xact.v1.ReportBranchRequest
+	19, // 45: xact.v1.Coordinator.QueryLocks:input_type -> xact.v1.QueryLocksRequest
+	21, // 46: xact.v1.Coordinator.Attach:input_type -> xact.v1.RMMessage
+	36, // 47: xact.v1.Admin.ListGlobals:input_type -> xact.v1.ListGlobalsRequest
+	38, // 48: xact.v1.Admin.ShowGlobal:input_type -> xact.v1.ShowGlobalRequest
+	40, // 49: xact.v1.Admin.ForceCommit:input_type -> xact.v1.ForceRequest
+	40, // 50: xact.v1.Admin.ForceRollback:input_type -> xact.v1.ForceRequest
+	42, // 51: xact.v1.Admin.ListLocks:input_type -> xact.v1.ListLocksRequest
+	44, // 52: xact.v1.Admin.Backup:input_type -> xact.v1.BackupRequest
+	8,  // 53: xact.v1.Coordinator.Begin:output_type -> xact.v1.BeginResponse
+	7,  // 54: xact.v1.Coordinator.Reserve:output_type -> xact.v1.ReserveResponse
+	10, // 55: xact.v1.Coordinator.Commit:output_type -> xact.v1.CommitResponse
+	12, // 56: xact.v1.Coordinator.Rollback:output_type -> xact.v1.RollbackResponse
+	14, // 57: xact.v1.Coordinator.GetStatus:output_type -> xact.v1.GetStatusResponse
+	16, // 58: xact.v1.Coordinator.RegisterBranch:output_type -> xact.v1.RegisterBranchResponse
+	18, // 59: xact.v1.Coordinator.ReportBranch:output_type -> xact.v1.ReportBranchResponse
+	20, // 60: xact.v1.Coordinator.QueryLocks:output_type -> xact.v1.QueryLocksResponse
+	26, // 61: xact.v1.Coordinator.Attach:output_type -> xact.v1.TCMessage
+	37, // 62: xact.v1.Admin.ListGlobals:output_type -> xact.v1.ListGlobalsResponse
+	39, // 63: xact.v1.Admin.ShowGlobal:output_type -> xact.v1.ShowGlobalResponse
+	41, // 64: xact.v1.Admin.ForceCommit:output_type -> xact.v1.ForceResponse
+	41, // 65: xact.v1.Admin.ForceRollback:output_type -> xact.v1.ForceResponse
+	43, // 66: xact.v1.Admin.ListLocks:output_type -> xact.v1.ListLocksResponse
+	45, // 67: xact.v1.Admin.Backup:output_type -> xact.v1.BackupChunk
+	53, // [53:68] is the sub-list for method output_type
+	38, // [38:53] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_xact_proto_init() }
@@ -3265,7 +3283,7 @@ func file_xact_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_xact_proto_rawDesc), len(file_xact_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   41,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
