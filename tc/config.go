@@ -93,9 +93,13 @@ type Config struct {
 	// HTTPAddr, when set, is the address of an HTTP server for operators
 	// ("127.0.0.1:9091"; port 0 picks a free port, (*Server).HTTPAddr
 	// reports it): /healthz (alive), /readyz (recovered and not shutting
-	// down) and /metrics (Prometheus text format). Metrics are recorded
-	// only when it is set. It has no authentication: bind it to an address
-	// only your monitoring reaches.
+	// down), /metrics (Prometheus text format) and the web console under
+	// /ui/. Metrics are recorded only when it is set. With OperatorToken
+	// set, /metrics needs "Authorization: Bearer <OperatorToken>" and the
+	// console a login with it; without, both are open, so bind it to an
+	// address only operators and monitoring reach. /healthz and /readyz
+	// are always open (probes send no credentials). It serves plain HTTP,
+	// also when the gRPC listener serves TLS.
 	HTTPAddr string
 
 	// TLSCertFile and TLSKeyFile, when set (both or neither), are the PEM

@@ -31,14 +31,27 @@ Usage:
                                       the coordinators sharing a database, their leases and what each drives
   xact version                        print the version of this binary
 
-Client commands (tx, lock, bench) take:
+Client commands (tx, lock, bench, and store backup --server) take:
   --server ADDR   the coordinator's host:port (default 127.0.0.1:8091)
-  --token TOKEN   the bearer token the coordinator requires (xact server --token)
-  --json          print JSON instead of tables
+  --token TOKEN   the bearer token the coordinator requires: for tx, lock and
+                  store backup the operators' (xact server --operator-token, or
+                  its --token when it has none), for bench the participants'
+                  (xact server --token)
+  --json          print JSON instead of tables (tx, lock, bench)
+  --tls           connect with TLS, trusting the system's CAs
+  --tls-ca FILE   connect with TLS, trusting the CA certificates in FILE
+  --tls-cert FILE --tls-key FILE
+                  present a client certificate (xact server --client-ca)
+  --tls-server-name NAME
+                  the name the coordinator's certificate must hold, if not
+                  the host of --server
 
 Every flag can also be set in the environment as XACT_<FLAG>, dashes as
-underscores: XACT_SERVER, XACT_TOKEN, XACT_JSON, XACT_DATA_DIR, ... A flag
-on the command line wins. Add --help to any command for its flags.
+underscores: XACT_SERVER, XACT_TOKEN, XACT_TLS_CA, XACT_JSON, XACT_DATA_DIR,
+... A flag on the command line wins. Give tokens in the environment, not on
+the command line, where ps shows them: XACT_TOKEN for the clients,
+XACT_TOKEN and XACT_OPERATOR_TOKEN (or --config) for xact server.
+Add --help to any command for its flags.
 `
 
 func main() {

@@ -63,7 +63,7 @@ func serverCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	num(&cfg.MaxRecvMsgBytes, "max-message-bytes", "largest gRPC message accepted", "MaxRecvMsgBytes")
 	dur(&cfg.KeepaliveTime, "keepalive-time", "ping a client connection silent this long (at least 1s), to notice RMs that vanished", "KeepaliveTime")
 	dur(&cfg.KeepaliveTimeout, "keepalive-timeout", "close a client connection whose ping is not answered within this", "KeepaliveTimeout")
-	str(&cfg.HTTPAddr, "http-addr", "serve /healthz, /readyz and Prometheus /metrics on this `address` (e.g. 127.0.0.1:9091; no authentication: keep it private); metrics are recorded only with it", "HTTPAddr")
+	str(&cfg.HTTPAddr, "http-addr", "serve /healthz, /readyz, Prometheus /metrics and the web console /ui/ on this `address` (e.g. 127.0.0.1:9091); with --operator-token, /ui/ needs a login with it and /metrics Authorization: Bearer <operator token>, else they are open: keep the address private. /healthz and /readyz are always open. Metrics are recorded only with --http-addr", "HTTPAddr")
 	str(&cfg.TLSCertFile, "tls-cert", "serve gRPC over TLS only, with the PEM certificate in this `file` (and --tls-key); clients: --tls-ca, protocol.ClientTLS", "TLSCertFile")
 	str(&cfg.TLSKeyFile, "tls-key", "the PEM `file` of the private key of --tls-cert", "TLSKeyFile")
 	str(&cfg.ClientCAFile, "client-ca", "mutual TLS: refuse clients without a certificate signed by a CA in this PEM `file` (needs --tls-cert); clients: --tls-cert and --tls-key", "ClientCAFile")
