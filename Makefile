@@ -18,9 +18,10 @@ build:
 	$(GO) build -o $(BIN) ./cmd/xact
 
 ## test: every test, with -race, against a private MariaDB and a private
-## PostgreSQL this target starts (installing the Debian packages mariadb-server
-## and postgresql first if they are missing and we are root; PostgreSQL then
-## runs as the user postgres)
+## PostgreSQL this target starts, and the web console's browser test in a
+## headless Chromium (installing the Debian packages mariadb-server,
+## postgresql and chromium first if they are missing and we are root;
+## PostgreSQL then runs as the user postgres)
 test:
 	./scripts/test.sh
 
