@@ -85,7 +85,13 @@ func benchCmd(ctx context.Context, args []string, out io.Writer) error {
 		cc = append(cc, c)
 	}
 	h := &noop{}
-	rmc := rm.New(cc[0], rm.WithClientID("xact-bench"))
+	// The RM attaches to every coordinator of a cluster, so that whichever
+	// decides a global pushes its phase two.
+	creds, err := cf.credentials(fs.Name())
+	if err != nil {
+		return err
+	}
+	rmc := rm.New(cc[0], rm.WithClientID("xact-bench"), rm.WithDialOptions(creds...))
 	defer rmc.Close()
 	// Phase-one calls spread over the connections; rmc serves phase two.
 	tms := make([]*tm.Manager, len(cc))

@@ -88,16 +88,27 @@ func (c *clientFlags) dial(cmd string) (*grpc.ClientConn, error) {
 	if err != nil {
 		return nil, &usageError{cmd: cmd, err: err}
 	}
+	creds, err := c.credentials(cmd)
+	if err != nil {
+		return nil, err
+	}
+	opts := append(append(protocol.DialOptions(), topts...), creds...)
+	return grpc.NewClient(target, opts...)
+}
+
+// credentials are the transport and token options of the flags: what an
+// RM that follows the coordinators of a cluster (rm.WithDialOptions)
+// dials each one with.
+func (c *clientFlags) credentials(cmd string) ([]grpc.DialOption, error) {
 	transport, err := c.transport(cmd)
 	if err != nil {
 		return nil, err
 	}
-	opts := append(protocol.DialOptions(), transport)
-	opts = append(opts, topts...)
+	opts := []grpc.DialOption{transport}
 	if c.token != "" {
 		opts = append(opts, protocol.WithToken(c.token))
 	}
-	return grpc.NewClient(target, opts...)
+	return opts, nil
 }
 
 // rpcError turns the error of a call into what the command reports: the
