@@ -60,7 +60,7 @@ func Run(ctx context.Context, cfg Config, lis net.Listener) error {
 	// The RM registers this service's branches with the TC and receives
 	// their phase two (commit: delete the undo log; rollback: replay it)
 	// on a stream it opens to the TC. The service never listens for the TC.
-	rmc := rm.New(conn, rm.WithLogger(log))
+	rmc := rm.New(conn, rm.WithLogger(log), rm.WithDialOptions()) // attaches to every coordinator of a cluster
 
 	// The *sql.DB is a normal one: the AT wrapper turns each local
 	// transaction whose context carries an XID into a branch. WithRM also

@@ -48,7 +48,7 @@ func Run(ctx context.Context, cfg Config, lis net.Listener) error {
 	// runs the saga's compensations when the TC asks for them. They share
 	// the connection to the TC.
 	tmgr := tm.New(conn, tm.WithLogger(log))
-	rmc := rm.New(conn, rm.WithLogger(log))
+	rmc := rm.New(conn, rm.WithLogger(log), rm.WithDialOptions()) // attaches to every coordinator of a cluster
 	defer rmc.Close()
 
 	accConn, err := transport.DialService(cfg.Account)

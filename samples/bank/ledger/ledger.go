@@ -58,7 +58,7 @@ func Run(ctx context.Context, cfg Config, lis net.Listener) error {
 		return err
 	}
 	defer conn.Close()
-	rmc := rm.New(conn, rm.WithLogger(log))
+	rmc := rm.New(conn, rm.WithLogger(log), rm.WithDialOptions()) // attaches to every coordinator of a cluster
 
 	// db is the AT data source: a local transaction whose context carries
 	// an XID becomes a branch, and rmc runs the database's phase two.

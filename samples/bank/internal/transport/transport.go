@@ -28,7 +28,11 @@ import (
 // gives it keepalive, so the RM notices a TC that vanished, and a short
 // reconnect backoff, so it re-attaches soon after the TC is back.
 func DialTC(addr string) (*grpc.ClientConn, error) {
-	conn, err := grpc.NewClient(addr, append(protocol.DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+	target, topts, err := protocol.Target(addr) // one coordinator, or a list
+	if err != nil {
+		return nil, fmt.Errorf("dial TC %s: %w", addr, err)
+	}
+	conn, err := grpc.NewClient(target, append(append(protocol.DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials())), topts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("dial TC %s: %w", addr, err)
 	}
