@@ -11,6 +11,7 @@ import (
 	"github.com/xact-io/xact/datasource/mysqldialect/errno"
 	"github.com/xact-io/xact/internal/backoff"
 	"github.com/xact-io/xact/internal/failpoint"
+	"github.com/xact-io/xact/internal/tracing"
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/undo"
@@ -72,10 +73,11 @@ func (ts *txState) rollback() {
 }
 
 // commitBranch is phase one's commit: register, insert the undo log,
-// commit locally (see txState).
-func (ts *txState) commitBranch() error {
+// commit locally (see txState), in the span "xact.at.local_commit".
+func (ts *txState) commitBranch() (err error) {
 	c := ts.c.c
-	ctx := context.WithoutCancel(ts.ctx)
+	ctx, span := c.startLocalCommit(context.WithoutCancel(ts.ctx), ts)
+	defer func() { tracing.End(span, err) }()
 	log, err := undo.Encode(&undo.Log{Records: ts.records})
 	if err != nil {
 		ts.rollback()
@@ -86,6 +88,7 @@ func (ts *txState) commitBranch() error {
 		ts.rollback()
 		return err
 	}
+	setBranch(span, branchID)
 	lg := c.cfg.log.With("xid", ts.scope.xid, "branch_id", branchID, "resource", c.cfg.resource)
 	if h := c.cfg.hooks.afterRegister; h != nil {
 		h(ts.scope.xid, branchID)
@@ -93,6 +96,7 @@ func (ts *txState) commitBranch() error {
 	failpoint.Hit("datasource/commit/after-register")
 
 	ictx, cancel := context.WithTimeout(ctx, c.cfg.commitTimeout)
+	ictx, uspan := c.startUndoInsert(ictx, ts.scope.xid, branchID, len(log))
 	_, err = ts.c.execDirect(ictx, undo.InsertLogSQL, []driver.NamedValue{
 		{Ordinal: 1, Value: ts.scope.xid},
 		{Ordinal: 2, Value: branchID},
@@ -100,6 +104,7 @@ func (ts *txState) commitBranch() error {
 		{Ordinal: 4, Value: log},
 		{Ordinal: 5, Value: int64(undo.StatusNormal)},
 	})
+	tracing.End(uspan, err)
 	cancel()
 	if err != nil {
 		ts.rollback()

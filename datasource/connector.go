@@ -13,8 +13,10 @@ import (
 	"time"
 
 	gomysql "github.com/go-sql-driver/mysql"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/xact-io/xact/datasource/mysqldialect"
+	"github.com/xact-io/xact/internal/tracing"
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/rm"
 )
@@ -34,6 +36,9 @@ type Connector struct {
 	inner   driver.Connector
 	cfg     config
 	dialect *mysqldialect.Dialect
+	// tracer makes the branches' spans (trace.go), from the RM's tracer
+	// provider.
+	tracer trace.Tracer
 	// p2 is the phase-two pool: plain connections of inner, outside any
 	// global scope.
 	p2  *sql.DB
@@ -94,6 +99,7 @@ func NewConnector(inner driver.Connector, opts ...Option) (*Connector, error) {
 		inner:   inner,
 		cfg:     cfg,
 		dialect: mysqldialect.New(append([]mysqldialect.Option{mysqldialect.WithMetadataTTL(cfg.metadataTTL)}, cfg.dialect...)...),
+		tracer:  tracing.Tracer(cfg.rm.TracerProvider(), traceScope),
 	}
 	c.p2 = sql.OpenDB(plainConnector{inner: inner, lockWait: cfg.phaseTwoLock})
 	c.p2.SetConnMaxIdleTime(phaseTwoIdleTime)

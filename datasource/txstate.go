@@ -9,6 +9,7 @@ import (
 
 	"github.com/xact-io/xact/datasource/mysqldialect"
 	"github.com/xact-io/xact/datasource/mysqldialect/errno"
+	"github.com/xact-io/xact/internal/tracing"
 	"github.com/xact-io/xact/undo"
 )
 
@@ -117,7 +118,7 @@ func (ts *txState) plan(ctx context.Context, st *mysqldialect.Statement, args []
 // before runs the plan's first half and, for SELECT … FOR UPDATE, checks
 // that no other global transaction holds the rows it is about to lock.
 func (ts *txState) before(ctx context.Context, p *mysqldialect.Plan) error {
-	if err := p.Before(ctx, ts.c.inner); err != nil {
+	if err := ts.beforeImage(ctx, p); err != nil {
 		ts.noteErr(err)
 		return fmt.Errorf("datasource: before image: %w", err)
 	}
@@ -125,6 +126,17 @@ func (ts *txState) before(ctx context.Context, p *mysqldialect.Plan) error {
 		return ts.checkLocks(ctx, p.LockKeys())
 	}
 	return nil
+}
+
+// beforeImage reads the plan's before image, in its span in a branch.
+func (ts *txState) beforeImage(ctx context.Context, p *mysqldialect.Plan) error {
+	if ts.scope.xid == "" {
+		return p.Before(ctx, ts.c.inner)
+	}
+	ctx, span := ts.c.c.startBeforeImage(ctx, ts.scope.xid, p)
+	err := p.Before(ctx, ts.c.inner)
+	tracing.End(span, err)
+	return err
 }
 
 // after runs the plan's second half and keeps its records and keys. The

@@ -10,12 +10,14 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/xact-io/xact/internal/backoff"
 	"github.com/xact-io/xact/internal/global"
+	"github.com/xact-io/xact/internal/tracing"
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/protocol/xactpb"
 )
@@ -40,6 +42,7 @@ type Client struct {
 	cfg    config
 	err    error     // a configuration error; every call returns it
 	closer io.Closer // the connection Dial made, closed by Close
+	tracer trace.Tracer
 
 	// sem bounds the phase-two actions running at once. Only a stream's
 	// dispatcher waits for it, never the loop that reads the stream.
@@ -111,6 +114,7 @@ func New(conn grpc.ClientConnInterface, opts ...Option) *Client {
 		c.seed = newLink(c.client, "", "", nil)
 	}
 	c.sem = make(chan struct{}, c.cfg.concurrency)
+	c.tracer = tracing.Tracer(c.TracerProvider(), scope)
 	c.mu.handlers = make(map[route]Handler)
 	c.mu.inflight = make(map[flightKey]*flight)
 	c.mu.peers = make(map[string]*link)
@@ -330,7 +334,7 @@ func (c *Client) usable() error {
 // The request carries the phase-one reports of xid's earlier branches
 // that wait in ctx (global.DeferReport); if it fails they go back to wait
 // for the next request.
-func (c *Client) RegisterBranch(ctx context.Context, xid, resource string, typ xactpb.BranchType, lockKeys []string, appData []byte) (int64, error) {
+func (c *Client) RegisterBranch(ctx context.Context, xid, resource string, typ xactpb.BranchType, lockKeys []string, appData []byte) (id int64, err error) {
 	if err := c.usable(); err != nil {
 		return 0, err
 	}
@@ -346,6 +350,8 @@ func (c *Client) RegisterBranch(ctx context.Context, xid, resource string, typ x
 	if resource == "" {
 		return 0, fmt.Errorf("rm: register branch of %s: empty resource id: %w", xid, ErrInvalidArgument)
 	}
+	ctx, span := c.startRegister(ctx, xid, resource, typ, len(lockKeys))
+	defer func() { endRegister(span, id, err) }()
 	// A transaction tm.Do began lazily is begun by its first registration.
 	begin, begun, err := global.PendingBegin(ctx, xid)
 	if err != nil {
@@ -443,10 +449,12 @@ func (c *Client) report(ctx context.Context, req *xactpb.ReportBranchRequest) er
 	if err := global.ValidateXID(xid); err != nil {
 		return fmt.Errorf("rm: report branch: %w", err)
 	}
+	ctx, span := c.startReport(ctx, req)
 	err := c.retry(ctx, func(ctx context.Context) error {
 		_, err := c.client.ReportBranch(ctx, req, grpc.WaitForReady(true))
 		return err
 	})
+	tracing.End(span, err)
 	if err != nil {
 		return fmt.Errorf("rm: report branch %s/%d: %w", xid, branchID, err)
 	}

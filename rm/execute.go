@@ -67,7 +67,8 @@ func (c *Client) run(root context.Context, a *xactpb.BranchAction) (xactpb.Outco
 		log.WarnContext(root, "rm: no handler for phase-two action", "type", a.GetBranchType(), "kind", a.GetKind())
 		return xactpb.Outcome_OUTCOME_UNKNOWN, fmt.Sprintf("rm: no handler for resource %q type %v", a.GetResourceId(), a.GetBranchType())
 	}
-	ctx, cancel := context.WithTimeout(root, c.cfg.actionTimeout)
+	ctx, span := c.startPhaseTwo(root, a)
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.actionTimeout)
 	defer cancel()
 	ctx = context.WithValue(ctx, loggerKey{}, log)
 	act := Action{
@@ -80,6 +81,7 @@ func (c *Client) run(root context.Context, a *xactpb.BranchAction) (xactpb.Outco
 	}
 	err := call(ctx, log, h, a.GetKind(), act)
 	o, reason := outcomeOf(err)
+	endPhaseTwo(span, o, reason)
 	failpoint.Hit("rm/phase2/after-handler")
 	switch o {
 	case xactpb.Outcome_OUTCOME_DONE:

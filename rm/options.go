@@ -7,10 +7,13 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/xact-io/xact/internal/backoff"
+	"github.com/xact-io/xact/internal/tracing"
 	"github.com/xact-io/xact/protocol"
 )
 
@@ -40,12 +43,20 @@ type config struct {
 	// with dialOpts and attaches to each (WithDialOptions, Dial).
 	dialOpts []grpc.DialOption
 	follow   bool
+	// tracerProvider makes the Client's spans (WithTracerProvider).
+	tracerProvider trace.TracerProvider
 }
 
 // peerDialOptions are the options a coordinator of a cluster (and Dial's
-// connection) is dialed with.
+// connection) is dialed with: they carry the RPC spans and W3C trace
+// context of the Client's calls (an otelgrpc stats handler).
 func (c *config) peerDialOptions() []grpc.DialOption {
-	opts := append(protocol.DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	tp := c.tracerProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	opts := append(protocol.DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithStatsHandler(tracing.ClientHandler(tp)))
 	return append(opts, c.dialOpts...)
 }
 
@@ -81,6 +92,9 @@ func defaultConfig() config {
 		retryBudget:   DefaultRetryBudget,
 		maxBatch:      DefaultMaxBatch,
 		maxQueued:     DefaultMaxQueued,
+		// The global provider delegates to the one the application sets,
+		// even later.
+		tracerProvider: otel.GetTracerProvider(),
 	}
 }
 
@@ -204,6 +218,34 @@ func WithMaxBatch(n int) Option {
 			return fmt.Errorf("WithMaxBatch(%d): must be positive", n)
 		}
 		c.maxBatch = n
+		return nil
+	}
+}
+
+// WithTracerProvider sets the OpenTelemetry tracer provider of the
+// Client's spans (default otel.GetTracerProvider(), the application's;
+// xact sets up no exporter of its own): "xact.register_branch" and
+// "xact.report_branch" in phase one, "xact.phase_two.commit" and
+// "xact.phase_two.rollback" around each phase-two action, and the spans of
+// the modes built on the Client (datasource, rm/tcc, rm/saga; see Tracer).
+// A phase-two span is a child of the span the TC sends with the action
+// (the trace of the global's decision), or a root span carrying the XID
+// when the TC has none for it (after a TC restart, for instance).
+//
+// The connections the Client dials (Dial's, a cluster's coordinators') get
+// an otelgrpc client stats handler with tp; a connection given to New
+// should have one too:
+//
+//	grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithPropagators(propagation.TraceContext{})))
+//
+// The TC reads W3C trace context only. A noop provider
+// (go.opentelemetry.io/otel/trace/noop) turns the Client's spans off.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(c *config) error {
+		if tp == nil {
+			return fmt.Errorf("WithTracerProvider: nil provider")
+		}
+		c.tracerProvider = tp
 		return nil
 	}
 }

@@ -206,7 +206,8 @@ func (d *driver) action(ctx context.Context, kind xactpb.ActionKind, b *storage.
 		}
 		d.s.log.Debug("phase two action", "xid", b.XID, "branch_id", b.ID, "kind", kind.String(), "node_id", d.s.cfg.NodeID, "epoch", epoch)
 	}
-	return d.s.hub.Do(ctx, &xactpb.BranchAction{
+	ctx, traceContext, endSpan := d.s.traces.phaseTwo(ctx, kind, b) // trace.go
+	r := d.s.hub.Do(ctx, &xactpb.BranchAction{
 		Kind:            kind,
 		Xid:             b.XID,
 		BranchId:        b.ID,
@@ -214,7 +215,10 @@ func (d *driver) action(ctx context.Context, kind xactpb.ActionKind, b *storage.
 		BranchType:      b.Type,
 		ApplicationData: b.AppData,
 		LockKeys:        b.LockKeys,
+		TraceContext:    traceContext,
 	})
+	endSpan(r)
+	return r
 }
 
 // commit pushes BranchCommit to every branch not yet committed, in

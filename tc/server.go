@@ -62,6 +62,7 @@ type Server struct {
 	drive    *driver
 	wake     *waker
 	metrics  *metrics
+	traces   *traces        // RPC spans and the globals' trace contexts (trace.go)
 	health   *health.Server // gRPC health: SERVING from recovery to Close
 	ready    atomic.Bool    // recovered and not closing (/readyz)
 	closing  atomic.Bool    // Close has begun
@@ -153,6 +154,7 @@ func New(cfg Config) (*Server, error) {
 		grpc.Creds(creds),
 		grpc.ChainUnaryInterceptor(s.unaryAuth), // auth.go
 		grpc.ChainStreamInterceptor(s.streamAuth),
+		grpc.StatsHandler(s.statsHandler()), // RPC spans; keeps the globals' trace contexts (trace.go)
 		// Permit the pings of clients dialed with protocol.DialOptions,
 		// also on connections without a call (a TM between transactions).
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: protocol.MinPingInterval, PermitWithoutStream: true}),

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/xact-io/xact/internal/global"
+	"github.com/xact-io/xact/internal/tracing"
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/protocol/xactpb"
 )
@@ -126,22 +127,32 @@ func (m *Manager) Do(ctx context.Context, opts Options, fn func(ctx context.Cont
 	}
 }
 
-// initiate begins a global transaction, runs fn in it and ends it.
+// initiate begins a global transaction, runs fn in it and ends it, inside
+// the transaction's root span (trace.go).
 func (m *Manager) initiate(ctx context.Context, opts Options, fn func(ctx context.Context) error) (err error) {
 	timeout := opts.Timeout
 	if timeout == 0 {
 		timeout = m.cfg.defaultTimeout
 	}
-	txCtx, xid, lazy, err := m.begin(ctx, opts.Name, timeout)
-	if err != nil {
-		return err
-	}
-	log := m.cfg.log.With("xid", xid)
-
+	ctx, span := m.startGlobal(ctx, opts.Name)
 	// A panic or runtime.Goexit in fn skips the normal path below; the
 	// deferred rollback runs without recovering, so the panic keeps its
 	// stack. The decision RPC is detached from ctx (see decide).
 	returned := false
+	defer func() {
+		if !returned {
+			panicked(span)
+		}
+		tracing.End(span, err)
+	}()
+	txCtx, xid, lazy, err := m.begin(ctx, opts.Name, timeout)
+	if err != nil {
+		returned = true
+		return err
+	}
+	setXID(span, xid)
+	log := m.cfg.log.With("xid", xid)
+
 	defer func() {
 		if returned {
 			return
@@ -178,7 +189,7 @@ func (m *Manager) begin(ctx context.Context, name string, timeout time.Duration)
 		return ctx, "", nil, err
 	}
 	if !ok {
-		txCtx, xid, err := m.Begin(ctx, name, timeout)
+		txCtx, xid, err := m.beginEager(ctx, name, timeout)
 		return txCtx, xid, nil, err
 	}
 	l := &lazyTx{m: m, xid: xid, name: name}

@@ -18,7 +18,11 @@ const MetadataKey = "xact-xid"
 // UnaryClientInterceptor returns an interceptor that sends the XID of the
 // call's context in the outgoing metadata (MetadataKey), after making sure
 // the TC has begun a lazily begun transaction (EnsureBegun). A context made by
-// WithoutXID removes an XID that was put into the metadata by hand.
+// WithoutXID removes an XID that was put into the metadata by hand. Beside
+// the XID it sends the W3C trace context of the call's span (traceparent,
+// tracestate), so that the callee's work joins the global's trace even
+// without otelgrpc; an otelgrpc client stats handler on the connection
+// replaces it with its own span's.
 func UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		if err := EnsureBegun(ctx); err != nil {
@@ -54,6 +58,7 @@ func outgoing(ctx context.Context) context.Context {
 	md = md.Copy()
 	if ok {
 		md.Set(MetadataKey, xid)
+		setTraceContext(ctx, mdCarrier(md))
 	} else {
 		md.Delete(MetadataKey)
 	}
@@ -62,7 +67,9 @@ func outgoing(ctx context.Context) context.Context {
 
 // UnaryServerInterceptor returns an interceptor that puts the XID of the
 // incoming metadata (MetadataKey) into the handler's context (WithXID), so
-// that the handler's work joins the caller's global transaction. A request
+// that the handler's work joins the caller's global transaction; and, if
+// the context has no span yet (no otelgrpc server stats handler), the W3C
+// trace context sent beside it, so that its spans join the caller's trace. A request
 // whose XID is invalid (see ValidateXID), or that carries two different
 // XIDs, is refused with codes.InvalidArgument (protocol.ErrInvalidArgument
 // after protocol.FromStatus): running it outside the caller's transaction
@@ -114,5 +121,25 @@ func incoming(ctx context.Context) (context.Context, error) {
 	if err := ValidateXID(xid); err != nil {
 		return ctx, protocol.ToStatus(fmt.Errorf("metadata %s: %w: %w", MetadataKey, err, protocol.ErrInvalidArgument))
 	}
-	return WithXID(ctx, xid), nil
+	return WithXID(joinTrace(ctx, mdCarrier(md)), xid), nil
+}
+
+// mdCarrier is gRPC metadata as a propagation.TextMapCarrier.
+type mdCarrier metadata.MD
+
+func (c mdCarrier) Get(key string) string {
+	if v := metadata.MD(c).Get(key); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func (c mdCarrier) Set(key, value string) { metadata.MD(c).Set(key, value) }
+
+func (c mdCarrier) Keys() []string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	return keys
 }

@@ -3,6 +3,9 @@ package tm
 import (
 	"net/http"
 
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/xact-io/xact/internal/global"
 )
 
@@ -10,7 +13,9 @@ import (
 const Header = "Xact-Xid"
 
 // Middleware returns a handler that puts the XID of the request's Header
-// into the request's context (WithXID) before calling next. A request whose
+// into the request's context (WithXID) before calling next, with the W3C
+// trace context sent beside it (traceparent) if the context has no span
+// yet (no otelhttp handler ran first). A request whose
 // XID is invalid (see ValidateXID), or that carries two different XIDs, is
 // answered with 400 Bad Request and next is not called: running it outside
 // the caller's transaction would keep effects the caller may roll back.
@@ -32,14 +37,16 @@ func Middleware(next http.Handler) http.Handler {
 			http.Error(w, "xact: header "+Header+": "+err.Error(), http.StatusBadRequest)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(WithXID(r.Context(), xid)))
+		ctx := joinTrace(r.Context(), propagation.HeaderCarrier(r.Header))
+		next.ServeHTTP(w, r.WithContext(WithXID(ctx, xid)))
 	})
 }
 
 // Transport returns a RoundTripper that sets Header from the XID of each
 // request's context and then calls base (http.DefaultTransport if nil). A
-// context made by WithoutXID removes a Header set by hand. The caller's
-// request is not modified; a copy is sent.
+// context made by WithoutXID removes a Header set by hand. Beside the XID
+// it sets the W3C trace context of the context's span (traceparent,
+// tracestate). The caller's request is not modified; a copy is sent.
 func Transport(base http.RoundTripper) http.RoundTripper {
 	if base == nil {
 		base = http.DefaultTransport
@@ -62,9 +69,10 @@ func (t *transport) RoundTrip(r *http.Request) (*http.Response, error) {
 		}
 	}
 	switch {
-	case ok && (len(r.Header.Values(Header)) != 1 || r.Header.Get(Header) != xid):
+	case ok && (len(r.Header.Values(Header)) != 1 || r.Header.Get(Header) != xid || trace.SpanContextFromContext(ctx).IsValid()):
 		r = r.Clone(ctx)
 		r.Header.Set(Header, xid)
+		setTraceContext(ctx, propagation.HeaderCarrier(r.Header))
 	case !ok && global.ExplicitlyWithout(ctx) && r.Header.Get(Header) != "":
 		r = r.Clone(ctx)
 		r.Header.Del(Header)

@@ -8,9 +8,11 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/xact-io/xact/internal/tracing"
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/protocol/xactpb"
 )
@@ -21,6 +23,7 @@ import (
 type Manager struct {
 	client xactpb.CoordinatorClient
 	cfg    config
+	tracer trace.Tracer
 	err    error     // a configuration error; every call returns it
 	closer io.Closer // the connection Dial made, if any
 
@@ -52,6 +55,7 @@ func New(conn grpc.ClientConnInterface, opts ...Option) *Manager {
 	if conn != nil {
 		m.client = xactpb.NewCoordinatorClient(conn)
 	}
+	m.tracer = tracing.Tracer(m.cfg.tracerProvider, scope)
 	return m
 }
 
@@ -63,7 +67,9 @@ func New(conn grpc.ClientConnInterface, opts ...Option) *Manager {
 // uses no transport security (a TC on the same host or a trusted network);
 // pass WithDialOptions(grpc.WithTransportCredentials(...)) otherwise, and
 // WithDialOptions(protocol.WithToken(token)) for a TC that requires a
-// token. Close the Manager to close the connection.
+// token. The connection carries the Manager's RPC spans and W3C trace
+// context (an otelgrpc stats handler; see WithTracerProvider). Close the
+// Manager to close the connection.
 func Dial(addr string, opts ...Option) (*Manager, error) {
 	cfg := defaultConfig()
 	for _, o := range opts {
@@ -80,6 +86,7 @@ func Dial(addr string, opts ...Option) (*Manager, error) {
 	}
 	dialOpts := append(protocol.DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	dialOpts = append(dialOpts, topts...)
+	dialOpts = append(dialOpts, grpc.WithStatsHandler(tracing.ClientHandler(cfg.tracerProvider)))
 	dialOpts = append(dialOpts, cfg.dialOpts...)
 	conn, err := grpc.NewClient(target, dialOpts...)
 	if err != nil {
@@ -115,10 +122,28 @@ func (m *Manager) Close() error {
 // start a second transaction. It does wait (within ctx and the RPC
 // timeout) for a connection that is not ready yet, because a request that
 // was never sent is safe to send.
+//
+// Begin's span, "xact.global NAME", covers the Begin call only: the
+// Manager cannot know when a transaction it did not run ends (Do's span
+// covers the whole transaction). The context returned carries it, so that
+// the work, Commit and Rollback done with it join its trace.
 func (m *Manager) Begin(ctx context.Context, name string, timeout time.Duration) (context.Context, string, error) {
 	if err := m.Err(); err != nil {
 		return ctx, "", err
 	}
+	sctx, span := m.startGlobal(ctx, name)
+	txCtx, xid, err := m.beginEager(sctx, name, timeout)
+	setXID(span, xid)
+	tracing.End(span, err)
+	if err != nil {
+		return ctx, "", err
+	}
+	return txCtx, xid, nil
+}
+
+// beginEager asks the TC to begin a global transaction (Begin without its
+// span).
+func (m *Manager) beginEager(ctx context.Context, name string, timeout time.Duration) (context.Context, string, error) {
 	if timeout < 0 {
 		return ctx, "", fmt.Errorf("tm: begin %q: negative timeout %v: %w", name, timeout, protocol.ErrInvalidArgument)
 	}
@@ -172,6 +197,13 @@ func (m *Manager) commit(ctx context.Context, xid string, begin *xactpb.BeginReq
 	if err := m.check(xid); err != nil {
 		return xactpb.GlobalStatus_GLOBAL_STATUS_UNKNOWN, fmt.Errorf("tm: commit: %w", err)
 	}
+	ctx, span := m.startDecision(ctx, spanCommit, xid)
+	st, err := m.askCommit(ctx, xid, begin, reports)
+	endDecision(span, st, err)
+	return st, err
+}
+
+func (m *Manager) askCommit(ctx context.Context, xid string, begin *xactpb.BeginRequest, reports []*xactpb.ReportBranchRequest) (xactpb.GlobalStatus, error) {
 	st, err := m.decide(ctx, "commit", xid, func(ctx context.Context) (xactpb.GlobalStatus, error) {
 		r, err := m.client.Commit(ctx, &xactpb.CommitRequest{Xid: xid, Begin: begin, Reports: reports}, grpc.WaitForReady(true))
 		return r.GetStatus(), err
@@ -206,6 +238,13 @@ func (m *Manager) rollback(ctx context.Context, xid string, begin *xactpb.BeginR
 	if err := m.check(xid); err != nil {
 		return xactpb.GlobalStatus_GLOBAL_STATUS_UNKNOWN, fmt.Errorf("tm: rollback: %w", err)
 	}
+	ctx, span := m.startDecision(ctx, spanRollback, xid)
+	st, err := m.askRollback(ctx, xid, begin, reports)
+	endDecision(span, st, err)
+	return st, err
+}
+
+func (m *Manager) askRollback(ctx context.Context, xid string, begin *xactpb.BeginRequest, reports []*xactpb.ReportBranchRequest) (xactpb.GlobalStatus, error) {
 	st, err := m.decide(ctx, "rollback", xid, func(ctx context.Context) (xactpb.GlobalStatus, error) {
 		r, err := m.client.Rollback(ctx, &xactpb.RollbackRequest{Xid: xid, Begin: begin, Reports: reports}, grpc.WaitForReady(true))
 		return r.GetStatus(), err

@@ -2,11 +2,14 @@ package tm
 
 import (
 	"fmt"
-	"github.com/xact-io/xact/internal/backoff"
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
+
+	"github.com/xact-io/xact/internal/backoff"
 )
 
 // Defaults for the Manager's options.
@@ -26,6 +29,7 @@ type config struct {
 	decisionAttempt time.Duration
 	backoff         backoff.Policy
 	dialOpts        []grpc.DialOption
+	tracerProvider  trace.TracerProvider
 }
 
 func defaultConfig() config {
@@ -35,6 +39,7 @@ func defaultConfig() config {
 		decisionTimeout: DefaultDecisionTimeout,
 		decisionAttempt: DefaultDecisionAttempt,
 		backoff:         backoff.Policy{Base: DefaultBackoffBase, Max: DefaultBackoffMax},
+		tracerProvider:  otel.GetTracerProvider(),
 	}
 }
 
@@ -125,6 +130,26 @@ func WithBackoff(base, max time.Duration) Option {
 func WithDialOptions(opts ...grpc.DialOption) Option {
 	return func(c *config) error {
 		c.dialOpts = append(c.dialOpts, opts...)
+		return nil
+	}
+}
+
+// WithTracerProvider sets the OpenTelemetry tracer provider of the
+// Manager's spans (default otel.GetTracerProvider(), the application's;
+// xact sets up no exporter of its own). Dial's connection gets an otelgrpc
+// client stats handler with it; a connection given to New should have one
+// too, so that the TC and the RMs' phase two join the trace:
+//
+//	grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithPropagators(propagation.TraceContext{})))
+//
+// The TC reads W3C trace context only. A noop provider
+// (go.opentelemetry.io/otel/trace/noop) turns the Manager's spans off.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(c *config) error {
+		if tp == nil {
+			return fmt.Errorf("WithTracerProvider: nil provider")
+		}
+		c.tracerProvider = tp
 		return nil
 	}
 }

@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/xact-io/xact/internal/backoff"
+	"github.com/xact-io/xact/internal/tracing"
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/rm"
@@ -24,6 +27,8 @@ type Saga[S any] struct {
 	tm    *tm.Manager
 	rm    *rm.Client
 	steps []*StepDef[S]
+	// tracer makes the steps' spans, from rm's tracer provider.
+	tracer trace.Tracer
 }
 
 // Define defines the saga name with steps, run in order, on rmc: it
@@ -46,7 +51,7 @@ func Define[S any](tmgr *tm.Manager, rmc *rm.Client, name string, steps ...StepD
 	if len(steps) == 0 {
 		return nil, fmt.Errorf("saga: define %s: no steps: %w", name, ErrInvalidArgument)
 	}
-	s := &Saga[S]{name: name, tm: tmgr, rm: rmc}
+	s := &Saga[S]{name: name, tm: tmgr, rm: rmc, tracer: tracing.Tracer(rmc.TracerProvider(), scope)}
 	seen := map[string]bool{}
 	for i := range steps {
 		d := steps[i]
@@ -153,9 +158,12 @@ const reportTimeout = 5 * time.Second
 
 // runStep registers one step, runs its action with retries, and records the
 // outcome with the TC: a failure at once, a success with the next request
-// of the global if carried (rm.Client.ReportDone), else at once.
-func (s *Saga[S]) runStep(ctx context.Context, xid string, d *StepDef[S], in S, carried bool) (S, error) {
+// of the global if carried (rm.Client.ReportDone), else at once. It runs
+// in the step's span (trace.go).
+func (s *Saga[S]) runStep(ctx context.Context, xid string, d *StepDef[S], in S, carried bool) (_ S, err error) {
 	var zero S
+	ctx, span := startStep(s.tracer, ctx, xid, s.resource(d), d.name)
+	defer func() { tracing.End(span, err) }()
 	serr := &StepError{Saga: s.name, Step: d.name, XID: xid}
 	rawIn, err := json.Marshal(in)
 	if err != nil {
@@ -175,6 +183,7 @@ func (s *Saga[S]) runStep(ctx context.Context, xid string, d *StepDef[S], in S, 
 		return zero, serr
 	}
 	serr.BranchID = id
+	setBranch(span, id)
 	b := fence.Branch{XID: xid, BranchID: id, Resource: resource}
 	base := Record[S]{Saga: s.name, Step: d.name, XID: xid, BranchID: id, Input: in}
 

@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/xact-io/xact/internal/failpoint"
 	"github.com/xact-io/xact/internal/global"
+	"github.com/xact-io/xact/internal/tracing"
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/rm"
@@ -68,6 +71,8 @@ type Resource[Req any] struct {
 	rm   *rm.Client
 	try  func(ctx context.Context, b Branch, req Req) error
 	h    rm.Handler // what rm runs in phase two; tests call it directly
+	// tracer makes the Try's span, from rm's tracer provider.
+	tracer trace.Tracer
 
 	// afterRegister, when set (by tests), runs between the branch's
 	// registration and the Try.
@@ -155,7 +160,7 @@ func register[Req any](rmc *rm.Client, name string, try func(context.Context, Br
 	if err := rmc.Serve(name, xactpb.BranchType_BRANCH_TYPE_TCC, h); err != nil {
 		return nil, fmt.Errorf("tcc: register %s: %w", name, err)
 	}
-	return &Resource[Req]{name: name, rm: rmc, try: try, h: h}, nil
+	return &Resource[Req]{name: name, rm: rmc, try: try, h: h, tracer: tracing.Tracer(rmc.TracerProvider(), scope)}, nil
 }
 
 // Name returns the resource's name, its resource id at the TC.
@@ -174,11 +179,16 @@ const reportTimeout = 5 * time.Second
 //
 // Without a global transaction in ctx, Try fails with tm.ErrNoTransaction
 // and calls nothing.
-func (r *Resource[Req]) Try(ctx context.Context, req Req) error {
+//
+// Try's span, "xact.tcc.try", holds the registration, the Try function
+// (its context carries the span) and the report of a failure.
+func (r *Resource[Req]) Try(ctx context.Context, req Req) (err error) {
 	xid, ok := global.XID(ctx)
 	if !ok {
 		return fmt.Errorf("tcc: try %s: %w", r.name, global.ErrNoTransaction)
 	}
+	ctx, span := startTry(r.tracer, ctx, xid, r.name)
+	defer func() { tracing.End(span, err) }()
 	raw, data, err := encodeRequest(req)
 	if err != nil {
 		return fmt.Errorf("tcc: try %s: %w", r.name, err)
@@ -187,6 +197,7 @@ func (r *Resource[Req]) Try(ctx context.Context, req Req) error {
 	if err != nil {
 		return fmt.Errorf("tcc: try %s: %w", r.name, err)
 	}
+	setBranch(span, id)
 	b := Branch{XID: xid, BranchID: id, Resource: r.name}
 	if r.afterRegister != nil {
 		r.afterRegister(ctx, b)

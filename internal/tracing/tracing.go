@@ -1,0 +1,126 @@
+// Package tracing holds what xact's packages share to put a global
+// transaction into one OpenTelemetry trace: the attribute keys every span
+// carries, the carrier of the W3C trace context on xact's own hops, and
+// the otelgrpc stats handlers of the connections xact makes.
+//
+// xact's hops (a TM or RM to the TC, the TC's phase-two actions to an RM,
+// and the XID helpers of tm between services) always carry W3C trace
+// context (propagation.TraceContext): the TC reads nothing else, and the
+// global default propagator is a no-op until an application sets one.
+//
+//	ctx, span := tracer.Start(ctx, "xact.register_branch", trace.WithAttributes(tracing.XID(xid)))
+//	defer tracing.End(span, err)
+package tracing
+
+import (
+	"context"
+	"strings"
+
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/stats"
+
+	"github.com/xact-io/xact/protocol/xactpb"
+)
+
+// Attribute keys of xact's spans.
+const (
+	KeyXID      = attribute.Key("xact.xid")
+	KeyBranchID = attribute.Key("xact.branch_id")
+	KeyResource = attribute.Key("xact.resource")
+	KeyMode     = attribute.Key("xact.mode")
+	KeyName     = attribute.Key("xact.name")      // a global transaction's name
+	KeyStatus   = attribute.Key("xact.status")    // the global status a decision answered
+	KeyOutcome  = attribute.Key("xact.outcome")   // a phase-two action's outcome
+	KeyLockKeys = attribute.Key("xact.lock_keys") // how many row keys a branch locks
+)
+
+// XID is the attribute naming a span's global transaction.
+func XID(xid string) attribute.KeyValue { return KeyXID.String(xid) }
+
+// BranchID is the attribute naming a span's branch.
+func BranchID(id int64) attribute.KeyValue { return KeyBranchID.Int64(id) }
+
+// Resource is the attribute naming a branch's resource.
+func Resource(r string) attribute.KeyValue { return KeyResource.String(r) }
+
+// Mode is the attribute naming a branch's mode: AT, TCC, SAGA or XA.
+func Mode(t xactpb.BranchType) attribute.KeyValue {
+	return KeyMode.String(strings.TrimPrefix(t.String(), "BRANCH_TYPE_"))
+}
+
+// Propagator is the propagator of xact's hops: W3C trace context.
+var Propagator propagation.TextMapPropagator = propagation.TraceContext{}
+
+// Tracer returns the tracer of the package named scope (its import path)
+// from tp.
+func Tracer(tp trace.TracerProvider, scope string) trace.Tracer {
+	return tp.Tracer(scope)
+}
+
+// End ends span, recording err (if any) as its status.
+func End(span trace.Span, err error) {
+	if err != nil && span.IsRecording() {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}
+
+// Inject returns the W3C trace context of ctx's span as a map to send
+// along (BranchAction.trace_context), or nil if ctx has no valid span.
+func Inject(ctx context.Context) map[string]string {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return nil
+	}
+	m := propagation.MapCarrier{}
+	Propagator.Inject(ctx, m)
+	return m
+}
+
+// Extract returns ctx with the remote span context carried by m (see
+// Inject), and whether m carried a valid one.
+func Extract(ctx context.Context, m map[string]string) (context.Context, bool) {
+	if len(m) == 0 {
+		return ctx, false
+	}
+	ctx = Propagator.Extract(ctx, propagation.MapCarrier(m))
+	return ctx, trace.SpanContextFromContext(ctx).IsValid()
+}
+
+// attachMethod is the RM's Attach stream: it lives as long as the RM and
+// belongs to no global transaction, so no span is made for it.
+const attachMethod = "/xact.v1.Coordinator/Attach"
+
+// ClientHandler returns the otelgrpc stats handler of a connection xact
+// dials for a TM or RM (tm.Dial, rm.Dial and the connections to a
+// cluster's coordinators): RPC spans from tp, W3C trace context in the
+// metadata, no span for the Attach stream, and no metrics (xact's options
+// give a tracer provider only).
+func ClientHandler(tp trace.TracerProvider) stats.Handler {
+	return otelgrpc.NewClientHandler(
+		otelgrpc.WithTracerProvider(tp),
+		otelgrpc.WithPropagators(Propagator),
+		otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()),
+		otelgrpc.WithFilter(func(info *stats.RPCTagInfo) bool { return info.FullMethodName != attachMethod }),
+	)
+}
+
+// ServerHandler returns the otelgrpc stats handler of the TC: RPC spans
+// from tp that join the callers' traces (W3C trace context), none for the
+// Attach streams and the health checks, and no metrics (the TC has its
+// own).
+func ServerHandler(tp trace.TracerProvider) stats.Handler {
+	return otelgrpc.NewServerHandler(
+		otelgrpc.WithTracerProvider(tp),
+		otelgrpc.WithPropagators(Propagator),
+		otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()),
+		otelgrpc.WithFilter(func(info *stats.RPCTagInfo) bool {
+			return info.FullMethodName != attachMethod && !strings.HasPrefix(info.FullMethodName, "/grpc.health.")
+		}),
+	)
+}

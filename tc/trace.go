@@ -1,0 +1,232 @@
+package tc
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/stats"
+
+	"github.com/xact-io/xact/internal/tracing"
+	"github.com/xact-io/xact/protocol/xactpb"
+	"github.com/xact-io/xact/storage"
+	"github.com/xact-io/xact/tc/internal/hub"
+)
+
+// Tracing.
+//
+// The TC's RPC spans come from otelgrpc's server stats handler with the
+// global tracer provider (otel.GetTracerProvider: the embedding
+// application's; `xact server` sets one from the OTEL_* environment), and
+// join the callers' traces through the W3C trace context in the metadata.
+//
+// Phase two runs long after the TM's RPCs, on the TC's own goroutines, so
+// the trace context must travel with the global. The TC keeps it in
+// memory, not in the store: it wraps otelgrpc's handler (traces), and when
+// a request naming a global arrives (Begin's answer, RegisterBranch, or a
+// decision, which replaces what an earlier request left) with a valid span
+// context, it remembers that span context for the global's XID. Each
+// phase-two action then runs in a span of that trace
+// ("xact.tc.phase_two.commit" or ".rollback") whose W3C trace context it
+// carries to the RM (BranchAction.trace_context). A global driven after a
+// restart, by another coordinator of a cluster, or after its entry was
+// evicted has none: its action then starts a root span here (if the TC
+// records spans) or carries nothing, and the RM's span is a root carrying
+// the XID.
+//
+// The memory is bounded: two generations of at most traceGeneration
+// entries each; the older one is dropped when the newer one is full or
+// older than traceGenerationAge. A decision answered with a final status
+// forgets its global at once. Without tracing (no valid span context in
+// any request) nothing is kept.
+
+const (
+	traceGeneration    = 1 << 15
+	traceGenerationAge = 5 * time.Minute
+)
+
+// Span names of the TC.
+const (
+	spanPhaseTwoCommit   = "xact.tc.phase_two.commit"
+	spanPhaseTwoRollback = "xact.tc.phase_two.rollback"
+)
+
+// traces is the TC's stats handler (otelgrpc's, wrapped) and the memory of
+// the globals' trace contexts.
+type traces struct {
+	inner  stats.Handler
+	tracer trace.Tracer
+	mu     struct {
+		sync.Mutex
+		cur, old map[string]trace.SpanContext
+		since    time.Time // when cur began
+	}
+}
+
+var _ stats.Handler = (*traces)(nil)
+
+func newTraces() *traces {
+	tp := otel.GetTracerProvider()
+	t := &traces{inner: tracing.ServerHandler(tp), tracer: tracing.Tracer(tp, "github.com/xact-io/xact/tc")}
+	t.mu.cur = map[string]trace.SpanContext{}
+	t.mu.since = time.Now()
+	return t
+}
+
+// statsHandler makes the server's traces and returns them as the gRPC
+// server's stats handler.
+func (s *Server) statsHandler() stats.Handler {
+	s.traces = newTraces()
+	return s.traces
+}
+
+// TagConn implements stats.Handler.
+func (t *traces) TagConn(ctx context.Context, info *stats.ConnTagInfo) context.Context {
+	return t.inner.TagConn(ctx, info)
+}
+
+// HandleConn implements stats.Handler.
+func (t *traces) HandleConn(ctx context.Context, s stats.ConnStats) { t.inner.HandleConn(ctx, s) }
+
+// decisionKey marks the context of a traced Commit or Rollback with the
+// XID it names, so that its answer can forget it.
+type decisionKey struct{}
+
+type decision struct{ xid string }
+
+// TagRPC implements stats.Handler.
+func (t *traces) TagRPC(ctx context.Context, info *stats.RPCTagInfo) context.Context {
+	ctx = t.inner.TagRPC(ctx, info)
+	switch info.FullMethodName {
+	case xactpb.Coordinator_Commit_FullMethodName, xactpb.Coordinator_Rollback_FullMethodName:
+		if trace.SpanContextFromContext(ctx).IsValid() {
+			ctx = context.WithValue(ctx, decisionKey{}, &decision{})
+		}
+	}
+	return ctx
+}
+
+// HandleRPC implements stats.Handler. A request's payload is reported
+// before its handler runs, so a decision's context is remembered before
+// the decision can start phase two.
+func (t *traces) HandleRPC(ctx context.Context, rs stats.RPCStats) {
+	t.inner.HandleRPC(ctx, rs)
+	switch rs := rs.(type) {
+	case *stats.InPayload:
+		switch m := rs.Payload.(type) {
+		case *xactpb.RegisterBranchRequest:
+			t.remember(ctx, m.GetXid(), false)
+		case *xactpb.CommitRequest:
+			t.decided(ctx, m.GetXid())
+		case *xactpb.RollbackRequest:
+			t.decided(ctx, m.GetXid())
+		}
+	case *stats.OutPayload:
+		switch m := rs.Payload.(type) {
+		case *xactpb.BeginResponse:
+			t.remember(ctx, m.GetXid(), false)
+		case *xactpb.CommitResponse:
+			t.answered(ctx, m.GetStatus())
+		case *xactpb.RollbackResponse:
+			t.answered(ctx, m.GetStatus())
+		}
+	}
+}
+
+func (t *traces) decided(ctx context.Context, xid string) {
+	if d, ok := ctx.Value(decisionKey{}).(*decision); ok {
+		d.xid = xid
+	}
+	t.remember(ctx, xid, true)
+}
+
+// answered forgets a decided global whose phase two is over.
+func (t *traces) answered(ctx context.Context, st xactpb.GlobalStatus) {
+	d, ok := ctx.Value(decisionKey{}).(*decision)
+	if !ok || d.xid == "" || !final(st) {
+		return
+	}
+	t.mu.Lock()
+	delete(t.mu.cur, d.xid)
+	if t.mu.old != nil {
+		delete(t.mu.old, d.xid)
+	}
+	t.mu.Unlock()
+}
+
+// final reports a status after which no phase-two action is sent.
+func final(st xactpb.GlobalStatus) bool {
+	switch st {
+	case stCommitted, stRollbacked, stTimeoutRollbacked:
+		return true
+	}
+	return false
+}
+
+// remember keeps the span context of ctx for xid: always for a decision,
+// otherwise only if nothing is kept for it yet.
+func (t *traces) remember(ctx context.Context, xid string, replace bool) {
+	sc := trace.SpanContextFromContext(ctx)
+	if xid == "" || !sc.IsValid() {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !replace {
+		if _, ok := t.mu.cur[xid]; ok {
+			return
+		}
+		if _, ok := t.mu.old[xid]; ok {
+			return
+		}
+	}
+	if len(t.mu.cur) >= traceGeneration || time.Since(t.mu.since) > traceGenerationAge {
+		t.mu.old, t.mu.cur, t.mu.since = t.mu.cur, make(map[string]trace.SpanContext), time.Now()
+	}
+	t.mu.cur[xid] = sc
+	if replace && t.mu.old != nil {
+		delete(t.mu.old, xid)
+	}
+}
+
+func (t *traces) lookup(xid string) (trace.SpanContext, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if sc, ok := t.mu.cur[xid]; ok {
+		return sc, true
+	}
+	sc, ok := t.mu.old[xid]
+	return sc, ok
+}
+
+// phaseTwo opens the span of one phase-two action in its global's trace
+// and returns the W3C trace context to send with the action (nil if there
+// is no trace) and the function that ends the span with the action's
+// result.
+func (t *traces) phaseTwo(ctx context.Context, kind xactpb.ActionKind, b *storage.Branch) (context.Context, map[string]string, func(hub.Result)) {
+	var opts []trace.SpanStartOption
+	if sc, ok := t.lookup(b.XID); ok {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
+	} else {
+		opts = append(opts, trace.WithNewRoot())
+	}
+	name := spanPhaseTwoRollback
+	if kind == xactpb.ActionKind_ACTION_KIND_COMMIT {
+		name = spanPhaseTwoCommit
+	}
+	opts = append(opts, trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(
+		tracing.XID(b.XID), tracing.BranchID(b.ID), tracing.Resource(b.Resource), tracing.Mode(b.Type)))
+	ctx, span := t.tracer.Start(ctx, name, opts...)
+	return ctx, tracing.Inject(ctx), func(r hub.Result) {
+		if span.IsRecording() {
+			span.SetAttributes(tracing.KeyOutcome.String(r.Outcome.String()))
+			if r.Outcome != xactpb.Outcome_OUTCOME_DONE {
+				span.SetStatus(codes.Error, r.Reason)
+			}
+		}
+		span.End()
+	}
+}
