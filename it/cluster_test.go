@@ -57,7 +57,7 @@ func (h *nodeHandler) Commit(_ context.Context, a rm.Action) error   { return h.
 func (h *nodeHandler) Rollback(_ context.Context, a rm.Action) error { return h.handle(a, "rollback") }
 
 // TestClusterTakeover: two coordinators, a and b, on one MariaDB store,
-// with an RM attached to each. Globals decided on a, whose phase two a
+// with an RM attached to each. 1,000 globals decided on a, whose phase two a
 // cannot finish (its RM answers UNKNOWN), are in flight when a is
 // SIGKILLed; b takes them over once a's lease runs out and finishes every
 // one (the time it took is logged). Afterwards every branch is committed
@@ -65,7 +65,7 @@ func (h *nodeHandler) Rollback(_ context.Context, a rm.Action) error { return h.
 // through a after one came through b (one driver at a time). A third
 // coordinator under b's live node id is refused at start.
 func TestClusterTakeover(t *testing.T) {
-	const n = 300
+	const n = 1000 // the failover size
 	const lease = 2 * time.Second
 	dsn := mysqltest.DSN(t)
 	if out, err := exec.Command(xactBin, "sql", "migrate", "--store", "mysql", "--store-dsn", dsn).CombinedOutput(); err != nil {

@@ -156,9 +156,9 @@ func clusterBank(t *testing.T, store, dsn, dbAddr string, proxied func(string) s
 	}
 
 	var (
-		recMu sync.Mutex
-		recs  []txRec
-		wg    sync.WaitGroup
+		recMu                      sync.Mutex
+		recs                       []txRec
+		wg                         sync.WaitGroup
 		kills, partitions, dbKills atomic.Int64
 	)
 	deadline := time.Now().Add(run)
