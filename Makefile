@@ -47,7 +47,9 @@ demo:
 
 ## soak: the end-to-end fault suite for DURATION (default 10m): the bank
 ## invariant under TC and RM kills and 10-30 s partitions, the partition
-## cases at full length, duplicated and delayed phase two; prints a
+## cases at full length, duplicated and delayed phase two, the bank on a
+## three-coordinator cluster (node kills every 7-15 s, a store partition,
+## a mariadbd kill); prints a
 ## summary table. Uses XACT_TEST_MYSQL_DSN, or starts a private MariaDB.
 ## Then the store's corruption matrix at every position (a few minutes)
 ## and FuzzCorruptDataDir for CORRUPTION_FUZZTIME (default 2m).
@@ -55,7 +57,7 @@ DURATION ?= 10m
 CORRUPTION_FUZZTIME ?= 2m
 soak:
 	cd it && XACT_SOAK=$(DURATION) $(GO) test -race -tags failpoints -count=1 -timeout 0 \
-		-run '^(TestBankInvariant|TestPartition|TestPhaseTwoDuplicatesDelays)$$'
+		-run '^(TestBankInvariant|TestPartition|TestPhaseTwoDuplicatesDelays|TestClusterBank)$$'
 	XACT_CORRUPTION_MATRIX=long $(GO) test -count=1 -timeout 0 -run '^TestCorruptionMatrix$$' ./storage/embedded
 	$(GO) test -count=1 -timeout 0 -run '^$$' -fuzz '^FuzzCorruptDataDir$$' -fuzztime $(CORRUPTION_FUZZTIME) ./storage/embedded
 
