@@ -68,8 +68,7 @@ type traces struct {
 
 var _ stats.Handler = (*traces)(nil)
 
-func newTraces() *traces {
-	tp := otel.GetTracerProvider()
+func newTraces(tp trace.TracerProvider) *traces {
 	t := &traces{inner: tracing.ServerHandler(tp), tracer: tracing.Tracer(tp, "github.com/xact-io/xact/tc")}
 	t.mu.cur = map[string]trace.SpanContext{}
 	t.mu.since = time.Now()
@@ -79,7 +78,7 @@ func newTraces() *traces {
 // statsHandler makes the server's traces and returns them as the gRPC
 // server's stats handler.
 func (s *Server) statsHandler() stats.Handler {
-	s.traces = newTraces()
+	s.traces = newTraces(otel.GetTracerProvider())
 	return s.traces
 }
 

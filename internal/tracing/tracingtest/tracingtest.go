@@ -113,6 +113,20 @@ func Named(spans tracetest.SpanStubs, name string) []tracetest.SpanStub {
 	return out
 }
 
+// ParentName returns the name of the parent of s among spans, or "" if
+// its parent is not among them.
+func ParentName(spans tracetest.SpanStubs, s tracetest.SpanStub) string {
+	if !s.Parent.IsValid() {
+		return ""
+	}
+	for _, p := range spans {
+		if p.SpanContext.SpanID() == s.Parent.SpanID() {
+			return p.Name
+		}
+	}
+	return ""
+}
+
 // Attr returns the value of the attribute key of s as text, or "".
 func Attr(s tracetest.SpanStub, key string) string {
 	for _, a := range s.Attributes {

@@ -1,0 +1,143 @@
+package tc
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+	"google.golang.org/grpc/stats"
+
+	"github.com/xact-io/xact/internal/tracing/tracingtest"
+	"github.com/xact-io/xact/protocol/xactpb"
+	"github.com/xact-io/xact/storage"
+	"github.com/xact-io/xact/tc/internal/hub"
+)
+
+// rpc runs one request through t as gRPC would: TagRPC, the request's
+// payload, the answer's (nil: none), the end.
+func rpc(t *traces, ctx context.Context, method string, req, resp any) {
+	ctx = t.TagRPC(ctx, &stats.RPCTagInfo{FullMethodName: method})
+	t.HandleRPC(ctx, &stats.InPayload{Payload: req})
+	if resp != nil {
+		t.HandleRPC(ctx, &stats.OutPayload{Payload: resp})
+	}
+	t.HandleRPC(ctx, &stats.End{})
+}
+
+// traceparentOf returns the trace and span ids of a W3C traceparent.
+func traceparentOf(t *testing.T, tc map[string]string) (traceID, spanID string) {
+	t.Helper()
+	parts := strings.Split(tc["traceparent"], "-")
+	if len(parts) != 4 {
+		t.Fatalf("trace context %v: no traceparent", tc)
+	}
+	return parts[1], parts[2]
+}
+
+func TestTracesPhaseTwoJoinsTheGlobalsTrace(t *testing.T) {
+	rec := tracingtest.New(t)
+	client := rec.TP.Tracer("client")
+	tr := newTraces(rec.TP)
+	branch := &storage.Branch{XID: "tc1:x:1", ID: 7, Resource: "db", Type: xactpb.BranchType_BRANCH_TYPE_AT}
+
+	// A registration's context is kept for the global's phase two...
+	regCtx, reg := client.Start(context.Background(), "register")
+	rpc(tr, regCtx, xactpb.Coordinator_RegisterBranch_FullMethodName, &xactpb.RegisterBranchRequest{Xid: branch.XID}, nil)
+	reg.End()
+	// ... until a decision names the global: its context replaces it.
+	decCtx, dec := client.Start(context.Background(), "commit")
+	rpc(tr, decCtx, xactpb.Coordinator_Commit_FullMethodName, &xactpb.CommitRequest{Xid: branch.XID},
+		&xactpb.CommitResponse{Status: xactpb.GlobalStatus_GLOBAL_STATUS_COMMITTING})
+	dec.End()
+	// A later registration does not replace it.
+	late, lateSpan := client.Start(context.Background(), "late")
+	rpc(tr, late, xactpb.Coordinator_RegisterBranch_FullMethodName, &xactpb.RegisterBranchRequest{Xid: branch.XID}, nil)
+	lateSpan.End()
+
+	_, tcx, end := tr.phaseTwo(context.Background(), xactpb.ActionKind_ACTION_KIND_COMMIT, branch)
+	end(hub.Result{Outcome: xactpb.Outcome_OUTCOME_DONE})
+	s := rec.WaitSpan(t, spanPhaseTwoCommit)
+	// The TC's span is a child of the decision's server span, which
+	// otelgrpc made as a child of the client's span.
+	if got, want := s.SpanContext.TraceID(), dec.SpanContext().TraceID(); got != want {
+		t.Errorf("phase-two span in trace %v, want the decision's %v", got, want)
+	}
+	server := tracingtest.Find(rec.Spans(), "xact.v1.Coordinator/Commit")
+	if server == nil || s.Parent.SpanID() != server.SpanContext.SpanID() || server.Parent.SpanID() != dec.SpanContext().SpanID() {
+		t.Errorf("phase-two span's parent %v, want the Commit server span, a child of %v; spans:\n%s",
+			s.Parent.SpanID(), dec.SpanContext().SpanID(), tracingtest.Tree(rec.Spans()))
+	}
+	traceID, spanID := traceparentOf(t, tcx)
+	if traceID != s.SpanContext.TraceID().String() || spanID != s.SpanContext.SpanID().String() {
+		t.Errorf("trace context sent %v, want the TC span's %v/%v", tcx, s.SpanContext.TraceID(), s.SpanContext.SpanID())
+	}
+	for _, kv := range []struct{ k, want string }{{"xact.xid", branch.XID}, {"xact.branch_id", "7"}, {"xact.mode", "AT"}, {"xact.outcome", "OUTCOME_DONE"}} {
+		if got := tracingtest.Attr(s, kv.k); got != kv.want {
+			t.Errorf("%s = %q, want %q", kv.k, got, kv.want)
+		}
+	}
+}
+
+func TestTracesForgetAtAFinalAnswer(t *testing.T) {
+	rec := tracingtest.New(t)
+	tr := newTraces(rec.TP)
+	for _, tt := range []struct {
+		status xactpb.GlobalStatus
+		kept   bool
+	}{
+		{xactpb.GlobalStatus_GLOBAL_STATUS_COMMITTED, false},
+		{xactpb.GlobalStatus_GLOBAL_STATUS_ROLLBACKED, false},
+		{xactpb.GlobalStatus_GLOBAL_STATUS_COMMITTING, true},
+		{xactpb.GlobalStatus_GLOBAL_STATUS_ASYNC_COMMITTING, true},
+	} {
+		xid := "tc1:x:" + tt.status.String()
+		ctx, span := rec.TP.Tracer("client").Start(context.Background(), "decide")
+		rpc(tr, ctx, xactpb.Coordinator_Rollback_FullMethodName, &xactpb.RollbackRequest{Xid: xid}, &xactpb.RollbackResponse{Status: tt.status})
+		span.End()
+		if _, kept := tr.lookup(xid); kept != tt.kept {
+			t.Errorf("after an answer %v: kept = %v, want %v", tt.status, kept, tt.kept)
+		}
+	}
+}
+
+func TestTracesWithoutTracing(t *testing.T) {
+	tr := newTraces(noop.NewTracerProvider())
+	b := &storage.Branch{XID: "tc1:x:1", ID: 1}
+	// No span context in the request: nothing is kept, nothing is sent.
+	rpc(tr, context.Background(), xactpb.Coordinator_Commit_FullMethodName, &xactpb.CommitRequest{Xid: b.XID}, nil)
+	if _, ok := tr.lookup(b.XID); ok {
+		t.Errorf("kept a trace context for a request without one")
+	}
+	_, tcx, end := tr.phaseTwo(context.Background(), xactpb.ActionKind_ACTION_KIND_ROLLBACK, b)
+	end(hub.Result{Outcome: xactpb.Outcome_OUTCOME_UNKNOWN})
+	if tcx != nil {
+		t.Errorf("trace context = %v, want none", tcx)
+	}
+	// A caller's span context passes through a TC that records nothing.
+	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, TraceFlags: trace.FlagsSampled})
+	rpc(tr, trace.ContextWithRemoteSpanContext(context.Background(), sc), xactpb.Coordinator_Commit_FullMethodName, &xactpb.CommitRequest{Xid: b.XID}, nil)
+	_, tcx, end = tr.phaseTwo(context.Background(), xactpb.ActionKind_ACTION_KIND_COMMIT, b)
+	end(hub.Result{Outcome: xactpb.Outcome_OUTCOME_DONE})
+	if traceID, spanID := traceparentOf(t, tcx); traceID != sc.TraceID().String() || spanID != sc.SpanID().String() {
+		t.Errorf("trace context = %v, want the caller's %v/%v", tcx, sc.TraceID(), sc.SpanID())
+	}
+}
+
+func TestTracesMemoryIsBounded(t *testing.T) {
+	tr := newTraces(noop.NewTracerProvider())
+	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}})
+	ctx := trace.ContextWithRemoteSpanContext(context.Background(), sc)
+	n := 2*traceGeneration + 10
+	for i := range n {
+		tr.remember(ctx, "tc1:x:"+strconv.Itoa(i), false)
+	}
+	tr.mu.Lock()
+	size := len(tr.mu.cur) + len(tr.mu.old)
+	tr.mu.Unlock()
+	if size > 2*traceGeneration {
+		t.Errorf("%d trace contexts kept, want at most %d", size, 2*traceGeneration)
+	}
+}
