@@ -23,8 +23,10 @@ import (
 // bank is two databases ("a" and "b") of the shared MariaDB (or the one
 // given), each with accounts 1..n holding the same starting balance, a
 // ledger (one row per side of a committed transfer, written in the same
-// local transaction as the balance change), the undo_log, the TCC fence,
-// and tcc_effect (one row per run of a TCC business function).
+// local transaction as the balance change; a saga's compensation deletes
+// its step's row), the undo_log, the fence (TCC and saga steps),
+// tcc_effect (one row per run of a TCC business function) and saga_effect
+// (one row per saga step action and per compensation that undid one).
 type bank struct {
 	t        *testing.T
 	cfg      map[string]*mysql.Config // direct
@@ -37,6 +39,9 @@ var bankDDL = []string{
 	"CREATE TABLE account (id BIGINT PRIMARY KEY, balance BIGINT NOT NULL, frozen BIGINT NOT NULL DEFAULT 0, incoming BIGINT NOT NULL DEFAULT 0)",
 	"CREATE TABLE ledger (id BIGINT AUTO_INCREMENT PRIMARY KEY, xid VARCHAR(128) NOT NULL, account BIGINT NOT NULL, delta BIGINT NOT NULL, KEY (xid))",
 	"CREATE TABLE tcc_effect (id BIGINT AUTO_INCREMENT PRIMARY KEY, xid VARCHAR(128) NOT NULL, branch_id BIGINT NOT NULL, action VARCHAR(16) NOT NULL, KEY (xid))",
+	// at is the time of the statement, inside the step's transaction: a
+	// compensation's is before the TC hears that it is done.
+	"CREATE TABLE saga_effect (id BIGINT AUTO_INCREMENT PRIMARY KEY, xid VARCHAR(128) NOT NULL, branch_id BIGINT NOT NULL, step VARCHAR(16) NOT NULL, action VARCHAR(16) NOT NULL, at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), KEY (xid))",
 	undo.LogTableDDL,
 	fence.DDL,
 }
@@ -134,7 +139,7 @@ func (b *bank) balance(a acct) int64 {
 // txRec is one global transaction as its TM saw it.
 type txRec struct {
 	xid     string
-	mode    string // "at" or "tcc"
+	mode    string // "at", "tcc" or "saga"
 	outcome string // what the TM was told: commit, rollback, unknown
 	err     error
 	at      time.Time // when the TM returned (zero: just now)
@@ -176,7 +181,7 @@ func (r report) String() string {
 }
 
 // invariants, in the order the summary prints them.
-var invariants = []string{"I1", "I2", "I5", "I6", "I7", "I11", "total", "negative", "ledger", "audit"}
+var invariants = []string{"I1", "I2", "I5", "I6", "I7", "I9", "I11", "total", "negative", "ledger", "audit"}
 
 // clean fails t with every violation in r.
 func (r report) clean(t *testing.T) {
@@ -223,12 +228,18 @@ func settle(t *testing.T, admin xactpb.AdminClient, window time.Duration) report
 //	ledger   every balance is its starting balance plus its ledger rows
 //	I1       every transaction's ledger rows are complete (a debit and a
 //	         credit that cancel out) or absent; a rolled-back TCC branch
-//	         whose Try ran was cancelled, a committed one confirmed
+//	         whose Try ran was cancelled, a committed one confirmed; a
+//	         saga ran both steps and compensated none, or compensated
+//	         every step that ran, and no step that did not
 //	I2       what the TM was told is what happened: committed transactions
 //	         have their ledger rows and the TC's status COMMITTED, rolled
-//	         back ones have none; no ledger rows of unknown transactions
-//	         (when known is true: recs lists every transaction)
-//	I7       no TCC business function ran twice for one branch
+//	         back ones have none (a saga: every step that ran compensated);
+//	         no ledger rows of unknown transactions (when known is true:
+//	         recs lists every transaction)
+//	I7       no TCC business function, saga action or compensation ran
+//	         twice for one branch
+//	I9       a saga's compensations ran one at a time in reverse order
+//	         of its steps
 func (b *bank) check(admin xactpb.AdminClient, coord xactpb.CoordinatorClient, recs []txRec, known bool) report {
 	t := b.t
 	t.Helper()
@@ -250,6 +261,12 @@ func (b *bank) check(admin xactpb.AdminClient, coord xactpb.CoordinatorClient, r
 		debits int
 	}
 	ledger := map[string]*side{} // xid -> both databases' rows
+	type effect struct {
+		branch int64
+		action string
+		at     int64 // µs
+	}
+	sagas := map[string][]effect{} // xid -> both databases' saga_effect rows
 	var sum, frozen, incoming int64
 	for _, n := range []string{"a", "b"} {
 		db := b.db[n]
@@ -334,6 +351,18 @@ func (b *bank) check(admin xactpb.AdminClient, coord xactpb.CoordinatorClient, r
 			}
 		}
 		rows.Close()
+
+		rows, err = db.QueryContext(ctx, "SELECT xid, branch_id, action, TIMESTAMPDIFF(MICROSECOND, '2000-01-01', at) FROM saga_effect")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var xid string
+			var e effect
+			rows.Scan(&xid, &e.branch, &e.action, &e.at)
+			sagas[xid] = append(sagas[xid], e)
+		}
+		rows.Close()
 	}
 	if sum != b.total() {
 		r.add("total", "balances add up to %d, started at %d", sum, b.total())
@@ -344,6 +373,57 @@ func (b *bank) check(admin xactpb.AdminClient, coord xactpb.CoordinatorClient, r
 	for xid, s := range ledger {
 		if s.n != 2 || s.sum != 0 || s.debits != 1 {
 			r.add("I1", "%s is partly applied: %d ledger rows adding up to %d", xid, s.n, s.sum)
+		}
+	}
+	if len(sagas) > 0 {
+		var run, undone int
+		for _, es := range sagas {
+			for _, e := range es {
+				if e.action == "forward" {
+					run++
+				} else {
+					undone++
+				}
+			}
+		}
+		t.Logf("bank: %d sagas left effects: %d step actions, %d compensations", len(sagas), run, undone)
+	}
+	for xid, es := range sagas {
+		// The saga's two steps: forward and compensate count per branch.
+		ran, undone := map[int64]int{}, map[int64]int{}
+		var comps []effect
+		for _, e := range es {
+			switch e.action {
+			case "forward":
+				ran[e.branch]++
+			case "compensate":
+				undone[e.branch]++
+				comps = append(comps, e)
+			}
+		}
+		for br, c := range ran {
+			if c > 1 {
+				r.add("I7", "saga %s branch %d: the action ran %d times", xid, br, c)
+			}
+		}
+		for br, c := range undone {
+			if c > 1 {
+				r.add("I7", "saga %s branch %d: the compensation ran %d times", xid, br, c)
+			}
+			if ran[br] == 0 {
+				r.add("I1", "saga %s branch %d was compensated, but its action did not run", xid, br)
+			}
+		}
+		if !(len(ran) == 2 && len(undone) == 0) && len(undone) != len(ran) {
+			r.add("I1", "saga %s is partly applied: %d steps ran, %d compensated", xid, len(ran), len(undone))
+		}
+		// The TC compensates one step at a time, the last first; each
+		// compensation's row is written before the TC hears it is done.
+		sort.Slice(comps, func(i, j int) bool { return comps[i].at < comps[j].at })
+		for i := 1; i < len(comps); i++ {
+			if comps[i].branch > comps[i-1].branch {
+				r.add("I9", "saga %s: branch %d was compensated after branch %d (at %d µs and %d µs)", xid, comps[i].branch, comps[i-1].branch, comps[i].at, comps[i-1].at)
+			}
 		}
 	}
 

@@ -28,14 +28,16 @@ import (
 // TestClusterBank is the bank on a cluster: three coordinators (a, b, c)
 // share one store, and two bank workers, given the list of all three,
 // attach their RMs to every one (rm.WithDialOptions); the test's TM
-// balances its calls over them. 12 TMs run AT and TCC transfers, a fifth
-// rolled back on purpose, while faults come one at a time: a random
+// balances its calls over them. 12 TMs run AT, TCC and saga transfers
+// (a third each, on separate thirds of the accounts), a fifth rolled back
+// on purpose, while faults come one at a time: a random
 // coordinator is killed with SIGKILL and restarted, c is partitioned from
 // the store (toxiproxy in front of its DSN) for twice its lease, and (on
 // MariaDB) mariadbd itself, which holds the store and both banks, is
 // killed and restarted. Afterwards every invariant of the bank holds (see
 // bank.check: the total, I1, I2 against what each TM was told, I5 no lock,
-// I6 no undo row, I7, I11 nothing unfinished), and no global was driven by
+// I6 no undo row, I7, I9 sagas compensated last step first, I11 nothing
+// unfinished), and no global was driven by
 // two coordinators at once: every phase-two action a coordinator sends is
 // logged with its node id and epoch, and for each global the actions of
 // one (node, epoch) all come before those of the next.
@@ -171,14 +173,14 @@ func clusterBank(t *testing.T, store, dsn, dbAddr string, proxied func(string) s
 				}
 				// AT's global locks isolate AT writers from each other
 				// only (as in Seata: a write outside AT must take them
-				// with @GlobalLock), so AT moves money between the
-				// first half of the accounts and TCC between the second.
-				half := int64(bk.accounts / 2)
-				mode, base := "at", int64(1)
-				if rand.IntN(3) == 0 {
-					mode, base = "tcc", 1+half
-				}
-				tr := transfer{From: acct{from, base + rand.Int64N(half)}, To: acct{to, base + rand.Int64N(half)}, Amount: 1 + rand.Int64N(100)}
+				// with @GlobalLock), and a saga's steps are not isolated
+				// at all, so each mode moves money within its own third
+				// of the accounts: AT the first, TCC the second, saga the
+				// third.
+				third := int64(bk.accounts / 3)
+				m := rand.IntN(3)
+				mode, base := []string{"at", "tcc", "saga"}[m], 1+int64(m)*third
+				tr := transfer{From: acct{from, base + rand.Int64N(third)}, To: acct{to, base + rand.Int64N(third)}, Amount: 1 + rand.Int64N(100)}
 				rec := g.transfer(context.Background(), workers[rand.IntN(2)], mode, tr, rand.IntN(5) == 0, 10*time.Second)
 				recMu.Lock()
 				recs = append(recs, rec)
@@ -247,18 +249,27 @@ func clusterBank(t *testing.T, store, dsn, dbAddr string, proxied func(string) s
 
 	commit, rollback, unknown := outcomes(recs)
 	kinds := map[string]int{}
+	byMode := map[string][]txRec{}
 	for _, rec := range recs {
+		byMode[rec.mode] = append(byMode[rec.mode], rec)
 		if rec.err != nil {
-			k := rec.outcome + "/" + kindOf(rec.err)
+			k := rec.mode + "/" + rec.outcome + "/" + kindOf(rec.err)
 			if kinds[k] == 0 {
 				t.Logf("%s: first %s: %v", store, k, rec.err)
 			}
 			kinds[k]++
 		}
 	}
-	t.Logf("%s: errors by outcome/kind: %v", store, kinds)
+	t.Logf("%s: errors by mode/outcome/kind: %v", store, kinds)
 	t.Logf("%s: %d transactions (%d committed, %d rolled back, %d unknown); %d node kills, %d store partitions of node c, %d database kills; %d phase-two actions logged, %d globals driven by more than one (node, epoch)",
 		store, len(recs), commit, rollback, unknown, kills.Load(), partitions.Load(), dbKills.Load(), drivers, takeovers)
+	for _, mode := range []string{"at", "tcc", "saga"} {
+		c, rb, u := outcomes(byMode[mode])
+		t.Logf("%s: %s: %d transactions (%d committed, %d rolled back, %d unknown)", store, mode, len(byMode[mode]), c, rb, u)
+		if c == 0 || rb == 0 {
+			t.Errorf("the run exercised too little %s: %d commits, %d rollbacks", mode, c, rb)
+		}
+	}
 	r.clean(t)
 	if commit == 0 || rollback == 0 || kills.Load() == 0 || drivers == 0 {
 		t.Errorf("the run exercised too little: %d commits, %d rollbacks, %d node kills, %d actions logged", commit, rollback, kills.Load(), drivers)

@@ -28,17 +28,19 @@ import (
 	"github.com/xact-io/xact/protocol/xactpb"
 	"github.com/xact-io/xact/rm"
 	"github.com/xact-io/xact/rm/fence"
+	"github.com/xact-io/xact/rm/saga"
 	"github.com/xact-io/xact/rm/tcc"
 	"github.com/xact-io/xact/tm"
 )
 
 // The bank worker is a resource manager process of the end-to-end suite:
 // the test binary re-executed with roleEnv=worker (see TestMain). It
-// serves the bank's databases as AT resources ("bank-a", "bank-b") and
-// four fenced TCC resources, attaches to the TC, and runs the business
-// work the test asks for over HTTP; the XID travels in the Xact-Xid header
-// (tm.Transport on the test's side, tm.Middleware here), as between two
-// services. Being a separate process, it can be killed with SIGKILL, armed
+// serves the bank's databases as AT resources ("bank-a", "bank-b"), four
+// fenced TCC resources and the fenced steps of the transfer sagas (one
+// saga per ordered pair of databases), attaches to the TC, and runs the
+// business work the test asks for over HTTP; the XID travels in the
+// Xact-Xid header (tm.Transport on the test's side, tm.Middleware here),
+// as between two services. Being a separate process, it can be killed with SIGKILL, armed
 // with failpoints and switches through its environment, and put behind
 // toxiproxy.
 //
@@ -86,12 +88,12 @@ func runRole(role string) int {
 	return 0
 }
 
-// transfer is the body of /at, /tcc and /do.
+// transfer is the body of /at, /tcc, /saga and /do.
 type transfer struct {
 	From   acct  `json:"from"`
 	To     acct  `json:"to"`
 	Amount int64 `json:"amount"`
-	// For /do: the mode ("at" or "tcc"), whether the business fails on
+	// For /do: the mode ("at", "tcc" or "saga"), whether the business fails on
 	// purpose after both branches, and the global timeout.
 	Mode     string        `json:"mode,omitempty"`
 	Rollback bool          `json:"rollback,omitempty"`
@@ -185,6 +187,9 @@ type worker struct {
 	plain  map[string]*sql.DB // the same databases, unwrapped (fence, TCC business)
 	debit  map[string]tryer
 	credit map[string]tryer
+	fence  map[string]*fence.Fence
+	// sagas are the transfer sagas by "from-to" database names.
+	sagas map[string]*saga.Saga[sagaState]
 
 	mu         sync.Mutex
 	seen       map[string]int // "xid/branch/kind" -> deliveries
@@ -197,6 +202,7 @@ func runWorker(cfg workerConfig) error {
 	w := &worker{
 		cfg: cfg, at: map[string]*sql.DB{}, plain: map[string]*sql.DB{},
 		debit: map[string]tryer{}, credit: map[string]tryer{}, seen: map[string]int{},
+		fence: map[string]*fence.Fence{}, sagas: map[string]*saga.Saga[sagaState]{},
 	}
 	w.fakeBranch.Store(1 << 40)
 	// cfg.TC may name several coordinators of a cluster; the RM attaches
@@ -231,6 +237,9 @@ func runWorker(cfg workerConfig) error {
 			return err
 		}
 	}
+	if err := w.defineSagas(names); err != nil {
+		return err
+	}
 	// Start returns once welcomed, or keeps trying in the background (a
 	// worker may start while the TC is down).
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -240,6 +249,7 @@ func runWorker(cfg workerConfig) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/at", w.handle(w.doAT))
 	mux.HandleFunc("/tcc", w.handle(w.doTCC))
+	mux.HandleFunc("/saga", w.handle(w.doSaga))
 	mux.HandleFunc("/do", w.handle(w.doLocal))
 	mux.HandleFunc("/audit", w.handle(w.audit))
 	mux.HandleFunc("/stats", w.handle(w.stats))
@@ -271,12 +281,14 @@ func (w *worker) openDB(name, dsn string) error {
 		return err
 	}
 	w.at[name], w.plain[name] = db, plain
-	if failpoint.On("it/tcc/no-fence") {
-		return w.registerUnfenced(name, plain)
-	}
+	// The sagas' steps are fenced even when TCC is not.
 	f, err := fence.New(plain, fence.WithCleanup(0, time.Hour))
 	if err != nil {
 		return err
+	}
+	w.fence[name] = f
+	if failpoint.On("it/tcc/no-fence") {
+		return w.registerUnfenced(name, plain)
 	}
 	w.debit[name], err = tcc.RegisterFenced(w.rmc, "tcc-debit-"+name, f, tcc.FencedFuncs[tccReq]{
 		Try: func(ctx context.Context, tx *sql.Tx, r tccReq) error {
@@ -543,6 +555,164 @@ func (w *worker) runTCC(ctx context.Context, t transfer) error {
 	return nil
 }
 
+// The transfer saga: step "debit" takes the amount from the source
+// account (refusing if the balance is short) and writes the debit's ledger
+// row; step "credit" adds it to the destination and writes the credit's
+// ledger row. Each is a FencedStep in its own database, so its
+// compensation runs at most once, and only if the step's transaction
+// committed; it undoes exactly its step, putting the balance back and
+// deleting that step's ledger row, in one local transaction with the
+// fence's record. A compensated saga thus leaves no ledger row, as a
+// rolled-back AT or TCC transfer does (bank.check, I1 and I2). Each
+// forward action and each compensation that undid something also writes a
+// saga_effect row in its transaction (I7: each at most once; I9:
+// compensations in reverse order of the steps).
+//
+// A saga is not isolated: between a credit and its compensation the money
+// can be spent. The compensation then fails with a retryable error (the TC
+// tries it again with backoff) rather than drive the balance negative.
+// With the test's amounts (at most 100 against balances around 1000) and
+// the short window (a rollback right after the worker answered), it should
+// not happen; if it does, I11 reports the saga unfinished, with the reason.
+
+// sagaState is the transfer saga's state, kept as JSON with every step at
+// the TC.
+type sagaState struct {
+	From   acct  `json:"from"`
+	To     acct  `json:"to"`
+	Amount int64 `json:"amount"`
+}
+
+// sagaName is the saga that moves money from database from to database to.
+func sagaName(from, to string) string { return "it-transfer-" + from + "-" + to }
+
+// defineSagas defines a transfer saga for every ordered pair of the
+// databases (the steps' fences are per database), on the worker's RM, so
+// that any worker can compensate a saga another one ran.
+func (w *worker) defineSagas(names []string) error {
+	for _, from := range names {
+		for _, to := range names {
+			s, err := saga.Define(w.mgr, w.rmc, sagaName(from, to),
+				saga.FencedStep("debit", w.fence[from], sagaDebit, undoDebit),
+				saga.FencedStep("credit", w.fence[to], sagaCredit, undoCredit))
+			if err != nil {
+				return err
+			}
+			w.sagas[sagaName(from, to)] = s
+		}
+	}
+	return nil
+}
+
+func sagaDebit(ctx context.Context, tx *sql.Tx, s sagaState) (sagaState, error) {
+	res, err := tx.ExecContext(ctx, "UPDATE account SET balance = balance - ? WHERE id = ? AND balance >= ?", s.Amount, s.From.ID, s.Amount)
+	if err := oneRow(res, err); err != nil {
+		return s, err
+	}
+	return s, sagaForward(ctx, tx, s.From.ID, -s.Amount)
+}
+
+func sagaCredit(ctx context.Context, tx *sql.Tx, s sagaState) (sagaState, error) {
+	res, err := tx.ExecContext(ctx, "UPDATE account SET balance = balance + ? WHERE id = ?", s.Amount, s.To.ID)
+	if err := oneRow(res, err); err != nil {
+		return s, err
+	}
+	return s, sagaForward(ctx, tx, s.To.ID, s.Amount)
+}
+
+// sagaForward writes a forward step's ledger row and effect.
+func sagaForward(ctx context.Context, tx *sql.Tx, account, delta int64) error {
+	st, _ := saga.StepFrom(ctx)
+	if _, err := tx.ExecContext(ctx, "INSERT INTO ledger (xid, account, delta) VALUES (?, ?, ?)", st.XID, account, delta); err != nil {
+		return err
+	}
+	return sagaEffect(ctx, tx, "forward")
+}
+
+// undoDebit compensates sagaDebit. The fence calls it once, and tells it
+// whether the debit's transaction committed (StepDone) or rolled back
+// (StepFailed: nothing to undo).
+func undoDebit(ctx context.Context, tx *sql.Tx, r saga.Record[sagaState]) error {
+	if r.Status != saga.StepDone {
+		return nil
+	}
+	s := r.Input
+	res, err := tx.ExecContext(ctx, "UPDATE account SET balance = balance + ? WHERE id = ?", s.Amount, s.From.ID)
+	if err := affected(res, err, 1); err != nil {
+		return fmt.Errorf("undo debit of %s: account %d: %w", r.XID, s.From.ID, err)
+	}
+	return sagaUndone(ctx, tx, r.XID, s.From.ID, -s.Amount)
+}
+
+// undoCredit compensates sagaCredit; it waits (a retryable error) while
+// the destination's balance is short of the amount.
+func undoCredit(ctx context.Context, tx *sql.Tx, r saga.Record[sagaState]) error {
+	if r.Status != saga.StepDone {
+		return nil
+	}
+	s := r.Input
+	res, err := tx.ExecContext(ctx, "UPDATE account SET balance = balance - ? WHERE id = ? AND balance >= ?", s.Amount, s.To.ID, s.Amount)
+	if err := oneRow(res, err); err != nil {
+		return fmt.Errorf("undo credit of %s: account %d: %w", r.XID, s.To.ID, err)
+	}
+	return sagaUndone(ctx, tx, r.XID, s.To.ID, s.Amount)
+}
+
+// sagaUndone deletes a compensated step's ledger row, which must be there
+// (the step committed, and only its compensation deletes it, once), and
+// writes the compensation's effect.
+func sagaUndone(ctx context.Context, tx *sql.Tx, xid string, account, delta int64) error {
+	res, err := tx.ExecContext(ctx, "DELETE FROM ledger WHERE xid = ? AND account = ? AND delta = ?", xid, account, delta)
+	if err := affected(res, err, 1); err != nil {
+		return rm.Permanent(fmt.Errorf("compensate %s: ledger row of account %d delta %d: %w", xid, account, delta, err))
+	}
+	return sagaEffect(ctx, tx, "compensate")
+}
+
+// sagaEffect records that a saga step's action or compensation ran, in its
+// transaction: the I7 and I9 checks read these rows.
+func sagaEffect(ctx context.Context, tx *sql.Tx, what string) error {
+	st, _ := saga.StepFrom(ctx)
+	_, err := tx.ExecContext(ctx, "INSERT INTO saga_effect (xid, branch_id, step, action) VALUES (?, ?, ?, ?)", st.XID, st.BranchID, st.Step, what)
+	return err
+}
+
+// affected checks that a statement changed want rows.
+func affected(res sql.Result, err error, want int64) error {
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n != want {
+		return fmt.Errorf("%d rows changed, want %d", n, want)
+	}
+	return nil
+}
+
+func (w *worker) doSaga(ctx context.Context, t transfer) reply {
+	if err := w.runSaga(ctx, t); err != nil {
+		return failed(err)
+	}
+	return reply{}
+}
+
+// runSaga runs the transfer saga in the caller's global transaction: its
+// steps join it as branches, and the caller decides. A failed step's
+// error is a *saga.StepError wrapping the action's.
+func (w *worker) runSaga(ctx context.Context, t transfer) error {
+	if err := w.check(t); err != nil {
+		return err
+	}
+	if _, ok := tm.XID(ctx); !ok {
+		return errors.New("no global transaction") // Run would begin one of its own
+	}
+	_, err := w.sagas[sagaName(t.From.DB, t.To.DB)].Run(ctx, sagaState{From: t.From, To: t.To, Amount: t.Amount})
+	return err
+}
+
 // doLocal runs a whole global transaction in this process (TM and RM
 // together), printing its XID first so that the test knows it even if the
 // process dies.
@@ -552,9 +722,12 @@ func (w *worker) doLocal(ctx context.Context, t transfer) reply {
 		xid, _ = tm.XID(ctx)
 		fmt.Printf("xid %s\n", xid)
 		var err error
-		if t.Mode == "tcc" {
+		switch t.Mode {
+		case "tcc":
 			err = w.runTCC(ctx, t)
-		} else {
+		case "saga":
+			err = w.runSaga(ctx, t)
+		default:
 			err = w.runAT(ctx, t)
 		}
 		if err == nil && t.Rollback {
