@@ -66,6 +66,7 @@ func benchCmd(ctx context.Context, args []string, out io.Writer) error {
 	conns := fs.Int("conns", 1, "gRPC connections to the coordinator (one batches best)")
 	cpuProfile := fs.String("cpuprofile", "", "write the bench process's CPU profile to this `file`")
 	mode := fs.String("mode", "at", "at (no-op AT branches), tcc (no-op TCC resources) or saga (no-op steps)")
+	traced := fs.Bool("trace", false, "record the clients' spans (OpenTelemetry SDK, batched, then dropped), to measure what tracing costs; OTEL_TRACES_EXPORTER=discard does the same for the server")
 	if pos, err := parseFlags(fs, args); err != nil {
 		return err
 	} else if len(pos) > 0 {
@@ -75,9 +76,15 @@ func benchCmd(ctx context.Context, args []string, out io.Writer) error {
 		return usagef(fs.Name(), "need --branches >= 0, --concurrency >= 1, --duration > 0, --warmup >= 0, --conns >= 1")
 	}
 	var runSaga func(ctx context.Context, i int) error // saga mode runs whole sagas
+	// --trace: the clients record spans (otel.go).
+	tr, err := benchTracing(ctx, *traced)
+	if err != nil {
+		return err
+	}
+	defer tr.stop()
 	var cc []*grpc.ClientConn
 	for i := 0; i < *conns; i++ {
-		c, err := cf.dial(fs.Name())
+		c, err := cf.dial(fs.Name(), tr.dial...)
 		if err != nil {
 			return err
 		}
@@ -91,15 +98,15 @@ func benchCmd(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	rmc := rm.New(cc[0], rm.WithClientID("xact-bench"), rm.WithDialOptions(creds...))
+	rmc := rm.New(cc[0], append(tr.rm, rm.WithClientID("xact-bench"), rm.WithDialOptions(creds...))...)
 	defer rmc.Close()
 	// Phase-one calls spread over the connections; rmc serves phase two.
 	tms := make([]*tm.Manager, len(cc))
 	rms := make([]*rm.Client, len(cc))
 	for i, c := range cc {
-		tms[i], rms[i] = tm.New(c), rmc
+		tms[i], rms[i] = tm.New(c, tr.tm...), rmc
 		if i > 0 {
-			rms[i] = rm.New(c, rm.WithClientID("xact-bench-"+strconv.Itoa(i)))
+			rms[i] = rm.New(c, append(tr.rm, rm.WithClientID("xact-bench-"+strconv.Itoa(i)))...)
 			defer rms[i].Close()
 		}
 	}

@@ -78,7 +78,7 @@ func checkServer(addr string) error {
 
 // dial connects with the settings the TC expects of clients (keepalive,
 // reconnect backoff): `xact bench` runs an RM on it.
-func (c *clientFlags) dial(cmd string) (*grpc.ClientConn, error) {
+func (c *clientFlags) dial(cmd string, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
 	for _, a := range strings.Split(c.server, ",") {
 		if err := checkServer(strings.TrimSpace(a)); err != nil {
 			return nil, &usageError{cmd: cmd, err: err}
@@ -93,7 +93,7 @@ func (c *clientFlags) dial(cmd string) (*grpc.ClientConn, error) {
 		return nil, err
 	}
 	opts := append(append(protocol.DialOptions(), topts...), creds...)
-	return grpc.NewClient(target, opts...)
+	return grpc.NewClient(target, append(opts, extra...)...)
 }
 
 // credentials are the transport and token options of the flags: what an

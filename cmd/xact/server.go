@@ -23,7 +23,9 @@ import (
 const serverAbout = `Runs the coordinator. Every flag can also be set as XACT_<FLAG> in the
 environment (XACT_LISTEN, XACT_DATA_DIR, ...) or as "flag = value" in --config;
 a flag on the command line wins over the environment, which wins over the file.
-Durations take a unit: 500ms, 10s, 1m, 24h.`
+Durations take a unit: 500ms, 10s, 1m, 24h.
+Tracing: with OTEL_EXPORTER_OTLP_ENDPOINT set (or OTEL_TRACES_EXPORTER=otlp or
+console), spans go out over OTLP as the standard OTEL_* variables say.`
 
 func serverCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := tc.DefaultConfig()
@@ -104,6 +106,11 @@ func serverCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		debug.SetGCPercent(*gcPercent)
 	}
 	cfg.Logger = slog.New(handler)
+	stopTracing, err := setupTracing(ctx, cfg.Logger, stderr) // otel.go: from the OTEL_* environment
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	if *debugAddr != "" {
 		lis, err := net.Listen("tcp", *debugAddr)
 		if err != nil {
