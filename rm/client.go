@@ -360,7 +360,7 @@ func (c *Client) RegisterBranch(ctx context.Context, xid, resource string, typ x
 	reports := global.TakeReports(ctx, xid)
 	actx, cancel := context.WithTimeout(ctx, c.cfg.rpcTimeout)
 	defer cancel()
-	resp, err := c.client.RegisterBranch(actx, &xactpb.RegisterBranchRequest{
+	resp, err := c.client.RegisterBranch(tracing.Outgoing(actx), &xactpb.RegisterBranchRequest{
 		Xid:             xid,
 		ResourceId:      resource,
 		BranchType:      typ,
@@ -451,7 +451,7 @@ func (c *Client) report(ctx context.Context, req *xactpb.ReportBranchRequest) er
 	}
 	ctx, span := c.startReport(ctx, req)
 	err := c.retry(ctx, func(ctx context.Context) error {
-		_, err := c.client.ReportBranch(ctx, req, grpc.WaitForReady(true))
+		_, err := c.client.ReportBranch(tracing.Outgoing(ctx), req, grpc.WaitForReady(true))
 		return err
 	})
 	tracing.End(span, err)

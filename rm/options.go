@@ -232,9 +232,11 @@ func WithMaxBatch(n int) Option {
 // (the trace of the global's decision), or a root span carrying the XID
 // when the TC has none for it (after a TC restart, for instance).
 //
-// The connections the Client dials (Dial's, a cluster's coordinators') get
-// an otelgrpc client stats handler with tp; a connection given to New
-// should have one too:
+// RegisterBranch and ReportBranch carry their span's W3C trace context to
+// the TC over any connection. The connections the Client dials (Dial's, a
+// cluster's coordinators') also get an otelgrpc client stats handler with
+// tp, for the RPCs' own spans; give a connection for New one too if you
+// want those:
 //
 //	grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithPropagators(propagation.TraceContext{})))
 //

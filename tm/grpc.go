@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/xact-io/xact/internal/global"
+	"github.com/xact-io/xact/internal/tracing"
 	"github.com/xact-io/xact/protocol"
 )
 
@@ -58,7 +59,7 @@ func outgoing(ctx context.Context) context.Context {
 	md = md.Copy()
 	if ok {
 		md.Set(MetadataKey, xid)
-		setTraceContext(ctx, mdCarrier(md))
+		setTraceContext(ctx, tracing.MetadataCarrier(md))
 	} else {
 		md.Delete(MetadataKey)
 	}
@@ -121,25 +122,5 @@ func incoming(ctx context.Context) (context.Context, error) {
 	if err := ValidateXID(xid); err != nil {
 		return ctx, protocol.ToStatus(fmt.Errorf("metadata %s: %w: %w", MetadataKey, err, protocol.ErrInvalidArgument))
 	}
-	return WithXID(joinTrace(ctx, mdCarrier(md)), xid), nil
-}
-
-// mdCarrier is gRPC metadata as a propagation.TextMapCarrier.
-type mdCarrier metadata.MD
-
-func (c mdCarrier) Get(key string) string {
-	if v := metadata.MD(c).Get(key); len(v) > 0 {
-		return v[0]
-	}
-	return ""
-}
-
-func (c mdCarrier) Set(key, value string) { metadata.MD(c).Set(key, value) }
-
-func (c mdCarrier) Keys() []string {
-	keys := make([]string, 0, len(c))
-	for k := range c {
-		keys = append(keys, k)
-	}
-	return keys
+	return WithXID(joinTrace(ctx, tracing.MetadataCarrier(md)), xid), nil
 }

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/xact-io/xact/internal/global"
+	"github.com/xact-io/xact/internal/tracing"
 	"github.com/xact-io/xact/protocol"
 	"github.com/xact-io/xact/protocol/xactpb"
 )
@@ -134,7 +135,7 @@ func EnsureBegun(ctx context.Context) error {
 	l := lazyFrom(ctx, xid)
 	actx, cancel := context.WithTimeout(ctx, l.m.cfg.rpcTimeout)
 	defer cancel()
-	if _, err := l.m.client.Begin(actx, req, grpc.WaitForReady(true)); err != nil {
+	if _, err := l.m.client.Begin(tracing.Outgoing(actx), req, grpc.WaitForReady(true)); err != nil {
 		return fmt.Errorf("tm: begin %s before propagating it: %w", xid, protocol.FromStatus(err))
 	}
 	confirm()

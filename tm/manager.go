@@ -152,7 +152,7 @@ func (m *Manager) beginEager(ctx context.Context, name string, timeout time.Dura
 	}
 	actx, cancel := context.WithTimeout(ctx, m.cfg.rpcTimeout)
 	defer cancel()
-	resp, err := m.client.Begin(actx, &xactpb.BeginRequest{Name: name, TimeoutMs: millis(timeout)}, grpc.WaitForReady(true))
+	resp, err := m.client.Begin(tracing.Outgoing(actx), &xactpb.BeginRequest{Name: name, TimeoutMs: millis(timeout)}, grpc.WaitForReady(true))
 	if err != nil {
 		return ctx, "", fmt.Errorf("tm: begin %q: %w", name, protocol.FromStatus(err))
 	}
@@ -205,7 +205,7 @@ func (m *Manager) commit(ctx context.Context, xid string, begin *xactpb.BeginReq
 
 func (m *Manager) askCommit(ctx context.Context, xid string, begin *xactpb.BeginRequest, reports []*xactpb.ReportBranchRequest) (xactpb.GlobalStatus, error) {
 	st, err := m.decide(ctx, "commit", xid, func(ctx context.Context) (xactpb.GlobalStatus, error) {
-		r, err := m.client.Commit(ctx, &xactpb.CommitRequest{Xid: xid, Begin: begin, Reports: reports}, grpc.WaitForReady(true))
+		r, err := m.client.Commit(tracing.Outgoing(ctx), &xactpb.CommitRequest{Xid: xid, Begin: begin, Reports: reports}, grpc.WaitForReady(true))
 		return r.GetStatus(), err
 	})
 	switch {
@@ -246,7 +246,7 @@ func (m *Manager) rollback(ctx context.Context, xid string, begin *xactpb.BeginR
 
 func (m *Manager) askRollback(ctx context.Context, xid string, begin *xactpb.BeginRequest, reports []*xactpb.ReportBranchRequest) (xactpb.GlobalStatus, error) {
 	st, err := m.decide(ctx, "rollback", xid, func(ctx context.Context) (xactpb.GlobalStatus, error) {
-		r, err := m.client.Rollback(ctx, &xactpb.RollbackRequest{Xid: xid, Begin: begin, Reports: reports}, grpc.WaitForReady(true))
+		r, err := m.client.Rollback(tracing.Outgoing(ctx), &xactpb.RollbackRequest{Xid: xid, Begin: begin, Reports: reports}, grpc.WaitForReady(true))
 		return r.GetStatus(), err
 	})
 	switch {

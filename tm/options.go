@@ -136,9 +136,11 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 
 // WithTracerProvider sets the OpenTelemetry tracer provider of the
 // Manager's spans (default otel.GetTracerProvider(), the application's;
-// xact sets up no exporter of its own). Dial's connection gets an otelgrpc
-// client stats handler with it; a connection given to New should have one
-// too, so that the TC and the RMs' phase two join the trace:
+// xact sets up no exporter of its own). The requests that name a global
+// (Begin, Commit, Rollback) carry their span's W3C trace context, which
+// the TC keeps for the global's phase two. Dial's connection also gets an
+// otelgrpc client stats handler with tp, for the RPCs' own spans; give a
+// connection for New one too if you want those:
 //
 //	grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithPropagators(propagation.TraceContext{})))
 //

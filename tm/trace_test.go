@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
@@ -13,6 +14,8 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/xact-io/xact/internal/tracing/tracingtest"
+	"github.com/xact-io/xact/protocol/xactpb"
+	"github.com/xact-io/xact/rm"
 	"github.com/xact-io/xact/tc/tctest"
 	"github.com/xact-io/xact/tm"
 )
@@ -73,6 +76,46 @@ func TestTraceOfDoAndBegin(t *testing.T) {
 	commit := rec.WaitSpan(t, "xact.commit")
 	if commit.Parent.SpanID() != begin.SpanContext.SpanID() {
 		t.Errorf("xact.commit's parent %v, want Begin's span %v", commit.Parent.SpanID(), begin.SpanContext.SpanID())
+	}
+}
+
+type noopHandler struct{}
+
+func (noopHandler) Commit(context.Context, rm.Action) error   { return nil }
+func (noopHandler) Rollback(context.Context, rm.Action) error { return nil }
+
+// TestTraceOverAPlainConnection checks that a connection without otelgrpc's
+// handler still carries the trace to the TC and on to phase two: the TM's
+// and RM's requests that name a global send their span's W3C context
+// themselves.
+func TestTraceOverAPlainConnection(t *testing.T) {
+	rec := tracingtest.New(t)
+	srv := tctest.Start(t)
+	conn := srv.Conn(t)
+	m := tm.New(conn, tm.WithTracerProvider(rec.TP))
+	rmc := rm.New(conn, rm.WithTracerProvider(rec.TP))
+	t.Cleanup(func() { rmc.Close() })
+	if err := rmc.Serve("res", xactpb.BranchType_BRANCH_TYPE_TCC, noopHandler{}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := rmc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	err := m.Do(ctx, tm.Options{Name: "plain"}, func(ctx context.Context) error {
+		xid, _ := tm.XID(ctx)
+		_, err := rmc.RegisterBranch(ctx, xid, "res", xactpb.BranchType_BRANCH_TYPE_TCC, nil, nil)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2 := rec.WaitSpan(t, "xact.phase_two.commit")
+	spans := rec.Spans()
+	t.Logf("spans:\n%s", tracingtest.Tree(spans))
+	if p := tracingtest.ParentName(spans, p2); p != "xact.commit" {
+		t.Errorf("parent of xact.phase_two.commit = %q, want xact.commit", p)
 	}
 }
 

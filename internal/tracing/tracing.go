@@ -22,6 +22,7 @@ import (
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/stats"
 
 	"github.com/xact-io/xact/protocol/xactpb"
@@ -90,6 +91,42 @@ func Extract(ctx context.Context, m map[string]string) (context.Context, bool) {
 	}
 	ctx = Propagator.Extract(ctx, propagation.MapCarrier(m))
 	return ctx, trace.SpanContextFromContext(ctx).IsValid()
+}
+
+// Outgoing returns ctx with the W3C trace context of its span in the
+// outgoing gRPC metadata (replacing any there), or ctx itself without a
+// valid span. The TM's and RM's requests that name a global go out with
+// it, so that the TC can send the trace context with phase two even over
+// a connection without otelgrpc's handler; with the handler, its client
+// span's context replaces it.
+func Outgoing(ctx context.Context) context.Context {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return ctx
+	}
+	md, _ := metadata.FromOutgoingContext(ctx)
+	md = md.Copy()
+	Propagator.Inject(ctx, MetadataCarrier(md))
+	return metadata.NewOutgoingContext(ctx, md)
+}
+
+// MetadataCarrier is gRPC metadata as a propagation.TextMapCarrier.
+type MetadataCarrier metadata.MD
+
+func (c MetadataCarrier) Get(key string) string {
+	if v := metadata.MD(c).Get(key); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func (c MetadataCarrier) Set(key, value string) { metadata.MD(c).Set(key, value) }
+
+func (c MetadataCarrier) Keys() []string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	return keys
 }
 
 // attachMethod is the RM's Attach stream: it lives as long as the RM and
