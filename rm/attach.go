@@ -112,11 +112,15 @@ func (c *Client) session(root context.Context, l *link, onWelcome func()) (time.
 	}
 	since := time.Now()
 	c.cfg.log.InfoContext(root, "rm: attached", "client_id", c.cfg.clientID, "node_id", w.GetNodeId())
+	if l.nodeID != "" && w.GetNodeId() != l.nodeID {
+		c.cfg.log.WarnContext(root, "rm: the address a coordinator advertises reached another one (check --advertise-addr)",
+			"client_id", c.cfg.clientID, "addr", l.addr, "want_node_id", l.nodeID, "node_id", w.GetNodeId())
+	}
 	c.attached(l, w.GetNodeId())
 	defer c.detached(l)
 	onWelcome()
-	c.follow(w.GetPeers())
-	err = c.pump(root, sctx, cancel, st, l.helloDirty)
+	c.follow(l, w.GetPeers())
+	err = c.pump(root, sctx, cancel, st, l)
 	return time.Since(since), err
 }
 
@@ -143,7 +147,7 @@ func (c *Client) session(root context.Context, l *link, onWelcome func()) (time.
 // whatever results are queued when it is free into one Results message, so
 // a burst of actions is answered with few messages and a single answer is
 // not delayed.
-func (c *Client) pump(root, sctx context.Context, cancel context.CancelFunc, st stream, helloDirty <-chan struct{}) error {
+func (c *Client) pump(root, sctx context.Context, cancel context.CancelFunc, st stream, l *link) error {
 	results := make(chan *xactpb.BranchResult, c.cfg.maxBatch)
 	queue := make(chan *xactpb.BranchAction, c.cfg.maxQueued)
 	var sendErr error
@@ -151,7 +155,7 @@ func (c *Client) pump(root, sctx context.Context, cancel context.CancelFunc, st 
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		if sendErr = c.send(sctx, st, results, helloDirty); sendErr != nil {
+		if sendErr = c.send(sctx, st, results, l.helloDirty); sendErr != nil {
 			cancel() // unblocks Recv below
 		}
 	}()
@@ -159,7 +163,7 @@ func (c *Client) pump(root, sctx context.Context, cancel context.CancelFunc, st 
 		defer wg.Done()
 		c.dispatch(root, sctx, queue, results)
 	}()
-	err := c.receive(sctx, st, queue)
+	err := c.receive(sctx, st, queue, l)
 	cancel()
 	wg.Wait()
 	// The dispatcher is gone: what it did not start dies with the stream.
@@ -207,7 +211,7 @@ func (c *Client) send(sctx context.Context, st stream, results <-chan *xactpb.Br
 
 // receive reads TC messages and queues actions until the stream fails or
 // sctx ends. It blocks on nothing but Recv.
-func (c *Client) receive(sctx context.Context, st stream, queue chan<- *xactpb.BranchAction) error {
+func (c *Client) receive(sctx context.Context, st stream, queue chan<- *xactpb.BranchAction, l *link) error {
 	for {
 		msg, err := st.Recv()
 		if err != nil {
@@ -236,7 +240,7 @@ func (c *Client) receive(sctx context.Context, st stream, queue chan<- *xactpb.B
 		case *xactpb.TCMessage_Welcome:
 			// The answer to a repeated Hello.
 		case *xactpb.TCMessage_Peers:
-			c.follow(b.Peers.GetPeers())
+			c.follow(l, b.Peers.GetPeers())
 		default:
 			c.cfg.log.DebugContext(sctx, "rm: ignoring unknown message from TC", "type", fmt.Sprintf("%T", b))
 		}
@@ -350,5 +354,6 @@ func (c *Client) attached(l *link, nodeID string) {
 func (c *Client) detached(l *link) {
 	c.mu.Lock()
 	l.welcomedBy = ""
+	delete(c.mu.lists, l)
 	c.mu.Unlock()
 }

@@ -66,6 +66,9 @@ type Client struct {
 		// peers are the streams to the coordinators of a cluster, by
 		// node id (only with dial options: WithDialOptions or Dial).
 		peers map[string]*link
+		// lists are the latest lists of live coordinators that the
+		// streams up now received (peers.go).
+		lists map[*link][]*xactpb.Peer
 		// warnedAlone is set once the Client warned that it cannot
 		// follow a cluster for lack of dial options.
 		warnedAlone bool
@@ -118,6 +121,7 @@ func New(conn grpc.ClientConnInterface, opts ...Option) *Client {
 	c.mu.handlers = make(map[route]Handler)
 	c.mu.inflight = make(map[flightKey]*flight)
 	c.mu.peers = make(map[string]*link)
+	c.mu.lists = make(map[*link][]*xactpb.Peer)
 	return c
 }
 
@@ -147,7 +151,7 @@ func Dial(addrs string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rm: dial %s: %w", addrs, err)
 	}
-	c := New(conn, append(opts, func(c *config) error { c.follow = true; return nil })...)
+	c := New(conn, slices.Concat(opts, []Option{func(c *config) error { c.follow = true; return nil }})...)
 	c.closer = conn
 	return c, nil
 }

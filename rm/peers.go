@@ -15,9 +15,13 @@ import (
 // coordinators name each other in the Welcome (xactpb.Welcome.peers) and
 // send the list again when it changes (xactpb.Peers); the Client dials
 // each address it learns (WithDialOptions, Dial) and runs an attach loop
-// for it, besides the loop over its own connection (the seed). A
-// coordinator that leaves the list is let go; one that died stays in the
-// list until its lease runs out, and its loop retries meanwhile.
+// for it, besides the loop over its own connection (the seed). The
+// coordinators followed are the union of the latest lists of the streams
+// that are up, so that one coordinator's late view (a Welcome from one
+// that has not seen a node join yet) does not drop a node another names;
+// a coordinator that lost its lease sends an empty list. A coordinator
+// no list names is let go; one that died stays named until its lease
+// runs out, and its loop retries meanwhile.
 //
 // The seed's stream also reaches one of the coordinators, which then has
 // two streams from this RM: the hub spreads actions over both, and a
@@ -52,18 +56,23 @@ func (l *link) declare() {
 	}
 }
 
-// follow makes the set of peer links match a coordinator's list of the
-// live coordinators: a loop for each one not followed yet (or whose
-// address changed), and none for one no longer named.
-func (c *Client) follow(peers []*xactpb.Peer) {
-	if len(peers) == 0 {
-		return // a coordinator that runs alone
-	}
+// follow records src's coordinator's list of the live coordinators and
+// makes the set of peer links match the union of the lists of the streams
+// that are up: a loop for each coordinator not followed yet (or whose
+// address changed), and none for one no list names.
+func (c *Client) follow(src *link, peers []*xactpb.Peer) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.mu.state != stateStarted {
 		return
 	}
+	if src != c.seed && c.mu.peers[src.nodeID] != src {
+		return // a link let go while its Welcome was on the way
+	}
+	if len(peers) == 0 && len(c.mu.lists[src]) == 0 {
+		return // a coordinator that runs alone
+	}
+	c.mu.lists[src] = peers
 	if !c.cfg.follow {
 		if len(peers) > 1 && !c.mu.warnedAlone {
 			c.mu.warnedAlone = true
@@ -72,10 +81,12 @@ func (c *Client) follow(peers []*xactpb.Peer) {
 		}
 		return
 	}
-	want := make(map[string]string, len(peers))
-	for _, p := range peers {
-		if p.GetNodeId() != "" && p.GetAddr() != "" {
-			want[p.GetNodeId()] = p.GetAddr()
+	want := make(map[string]string)
+	for _, list := range c.mu.lists {
+		for _, p := range list {
+			if p.GetNodeId() != "" && p.GetAddr() != "" {
+				want[p.GetNodeId()] = p.GetAddr()
+			}
 		}
 	}
 	for id, l := range c.mu.peers {
@@ -83,6 +94,7 @@ func (c *Client) follow(peers []*xactpb.Peer) {
 			c.cfg.log.Info("rm: letting a coordinator go", "client_id", c.cfg.clientID, "node_id", id, "addr", l.addr)
 			l.cancel()
 			delete(c.mu.peers, id)
+			delete(c.mu.lists, l)
 		}
 	}
 	for id, addr := range want {

@@ -40,6 +40,7 @@ type member struct {
 	// nanoseconds of the local monotonic-backed clock.
 	validUntil atomic.Int64
 	lost       atomic.Bool // the epoch was replaced: never drive again
+	listing    atomic.Bool // a refreshPeers is running
 }
 
 // join makes this server a member if its store is a cluster: it refuses
@@ -140,11 +141,23 @@ func (s *Server) heartbeat() {
 		switch {
 		case err == nil:
 			m.validUntil.Store(start.Add(m.lease * 2 / 3).UnixNano())
-			s.refreshPeers(s.bg)
+			// Off the heartbeat's path: a slow listing must not delay the
+			// next renewal.
+			if m.listing.CompareAndSwap(false, true) {
+				s.wg.Add(1) // the heartbeat's own count keeps Wait from passing
+				go func() {
+					defer s.wg.Done()
+					defer m.listing.Store(false)
+					s.refreshPeers(s.bg)
+				}()
+			}
 		case m.lost.Load():
 		case s.bg.Err() != nil:
 			return
 		default:
+			// Tell the RMs nothing about the cluster while this node may
+			// be cut off from it: its view would be stale.
+			s.hub.SetPeers(nil)
 			if errors.Is(err, storage.ErrLeaseLost) {
 				if !m.lost.Swap(true) {
 					s.log.Error("lease lost: another coordinator joined under this node id; this one no longer drives any global (restart it under its own id)",

@@ -196,6 +196,11 @@ func (d *driver) action(ctx context.Context, kind xactpb.ActionKind, b *storage.
 	// A closure: `defer failpoint.Hit(…)` would keep Hit in default builds
 	// (the wrapper the compiler makes for it names it for tracebacks).
 	defer func() { failpoint.Hit("tc/phase2/after-send") }()
+	if ctx.Err() != nil {
+		// The round's context ended (shutting down, or in a cluster the
+		// lease may run out): send nothing more.
+		return hub.Result{Outcome: xactpb.Outcome_OUTCOME_UNKNOWN, Reason: "not sent: " + ctx.Err().Error()}
+	}
 	if d.s.log.Enabled(ctx, slog.LevelDebug) {
 		// Which coordinator (and epoch) drives the global: the cluster
 		// fault tests check from these lines that no global was driven

@@ -223,7 +223,13 @@ func (s *Store) DueGlobals(ctx context.Context, t time.Time, limit int) ([]*stor
 		ts, tns := split(t)
 		q := db.Table("xact_globals AS g").Select("g.*")
 		if m, ok := s.self(); ok {
-			q = q.Joins("LEFT JOIN xact_nodes n ON n.node_id = g.owner AND n.epoch = g.owner_epoch AND n.lease_until > "+s.nowMicros()).
+			// The database's clock, read once: PostgreSQL would evaluate
+			// clock_timestamp() for every row of the join.
+			now, err := s.dbNow(db)
+			if err != nil {
+				return err
+			}
+			q = q.Joins("LEFT JOIN xact_nodes n ON n.node_id = g.owner AND n.epoch = g.owner_epoch AND n.lease_until > ?", now).
 				Where("(n.node_id IS NULL OR n.node_id = ?)", []byte(m.id))
 		}
 		q = q.Where("g.finished = ? AND NOT (g.next_at_s = ? AND g.next_at_ns = ?)", false, zeroSecs, int32(0)).
