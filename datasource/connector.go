@@ -13,7 +13,6 @@ import (
 	"time"
 
 	gomysql "github.com/go-sql-driver/mysql"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/xact-io/xact/datasource/mysqldialect"
 	"github.com/xact-io/xact/internal/tracing"
@@ -38,7 +37,7 @@ type Connector struct {
 	dialect *mysqldialect.Dialect
 	// tracer makes the branches' spans (trace.go), from the RM's tracer
 	// provider.
-	tracer trace.Tracer
+	tracer tracing.Tracer
 	// p2 is the phase-two pool: plain connections of inner, outside any
 	// global scope.
 	p2  *sql.DB
@@ -99,7 +98,7 @@ func NewConnector(inner driver.Connector, opts ...Option) (*Connector, error) {
 		inner:   inner,
 		cfg:     cfg,
 		dialect: mysqldialect.New(append([]mysqldialect.Option{mysqldialect.WithMetadataTTL(cfg.metadataTTL)}, cfg.dialect...)...),
-		tracer:  tracing.Tracer(cfg.rm.TracerProvider(), traceScope),
+		tracer:  tracing.NewTracer(cfg.rm.TracerProvider(), traceScope),
 	}
 	c.p2 = sql.OpenDB(plainConnector{inner: inner, lockWait: cfg.phaseTwoLock})
 	c.p2.SetConnMaxIdleTime(phaseTwoIdleTime)

@@ -41,22 +41,31 @@ var modeAT = tracing.Mode(xactpb.BranchType_BRANCH_TYPE_AT)
 // startBeforeImage opens the span of a statement's before image in the
 // branch xid.
 func (c *Connector) startBeforeImage(ctx context.Context, xid string, p *mysqldialect.Plan) (context.Context, trace.Span) {
-	return c.tracer.Start(ctx, spanBeforeImage, trace.WithAttributes(
-		tracing.XID(xid), tracing.Resource(c.cfg.resource), modeAT, attribute.String("xact.statement", p.Kind().String())))
+	ctx, span := c.tracer.Start(ctx, spanBeforeImage)
+	if span.IsRecording() {
+		span.SetAttributes(tracing.XID(xid), tracing.Resource(c.cfg.resource), modeAT, attribute.String("xact.statement", p.Kind().String()))
+	}
+	return ctx, span
 }
 
 // startLocalCommit opens the span of a branch's local commit.
 func (c *Connector) startLocalCommit(ctx context.Context, ts *txState) (context.Context, trace.Span) {
-	return c.tracer.Start(ctx, spanLocalCommit, trace.WithAttributes(
-		tracing.XID(ts.scope.xid), tracing.Resource(c.cfg.resource), modeAT,
-		attribute.Int("xact.undo_records", len(ts.records)), tracing.KeyLockKeys.Int(len(ts.keys))))
+	ctx, span := c.tracer.Start(ctx, spanLocalCommit)
+	if span.IsRecording() {
+		span.SetAttributes(tracing.XID(ts.scope.xid), tracing.Resource(c.cfg.resource), modeAT,
+			attribute.Int("xact.undo_records", len(ts.records)), tracing.KeyLockKeys.Int(len(ts.keys)))
+	}
+	return ctx, span
 }
 
 // startUndoInsert opens the span of the insert of a branch's undo log.
 func (c *Connector) startUndoInsert(ctx context.Context, xid string, branchID int64, size int) (context.Context, trace.Span) {
-	return c.tracer.Start(ctx, spanUndoInsert, trace.WithAttributes(
-		tracing.XID(xid), tracing.BranchID(branchID), tracing.Resource(c.cfg.resource), modeAT,
-		attribute.Int("xact.undo_bytes", size)))
+	ctx, span := c.tracer.Start(ctx, spanUndoInsert)
+	if span.IsRecording() {
+		span.SetAttributes(tracing.XID(xid), tracing.BranchID(branchID), tracing.Resource(c.cfg.resource), modeAT,
+			attribute.Int("xact.undo_bytes", size))
+	}
+	return ctx, span
 }
 
 // setBranch names the branch of span once it is registered.

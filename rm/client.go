@@ -10,7 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -42,7 +41,7 @@ type Client struct {
 	cfg    config
 	err    error     // a configuration error; every call returns it
 	closer io.Closer // the connection Dial made, closed by Close
-	tracer trace.Tracer
+	tracer tracing.Tracer
 
 	// sem bounds the phase-two actions running at once. Only a stream's
 	// dispatcher waits for it, never the loop that reads the stream.
@@ -117,7 +116,7 @@ func New(conn grpc.ClientConnInterface, opts ...Option) *Client {
 		c.seed = newLink(c.client, "", "", nil)
 	}
 	c.sem = make(chan struct{}, c.cfg.concurrency)
-	c.tracer = tracing.Tracer(c.TracerProvider(), scope)
+	c.tracer = tracing.NewTracer(c.TracerProvider(), scope)
 	c.mu.handlers = make(map[route]Handler)
 	c.mu.inflight = make(map[flightKey]*flight)
 	c.mu.peers = make(map[string]*link)

@@ -40,8 +40,11 @@ func (c *Client) TracerProvider() trace.TracerProvider {
 }
 
 func (c *Client) startRegister(ctx context.Context, xid, resource string, typ xactpb.BranchType, keys int) (context.Context, trace.Span) {
-	return c.tracer.Start(ctx, spanRegister, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
-		tracing.XID(xid), tracing.Resource(resource), tracing.Mode(typ), tracing.KeyLockKeys.Int(keys)))
+	ctx, span := c.tracer.Start(ctx, spanRegister, trace.WithSpanKind(trace.SpanKindClient))
+	if span.IsRecording() {
+		span.SetAttributes(tracing.XID(xid), tracing.Resource(resource), tracing.Mode(typ), tracing.KeyLockKeys.Int(keys))
+	}
+	return ctx, span
 }
 
 func endRegister(span trace.Span, id int64, err error) {
@@ -52,8 +55,11 @@ func endRegister(span trace.Span, id int64, err error) {
 }
 
 func (c *Client) startReport(ctx context.Context, req *xactpb.ReportBranchRequest) (context.Context, trace.Span) {
-	return c.tracer.Start(ctx, spanReport, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
-		tracing.XID(req.GetXid()), tracing.BranchID(req.GetBranchId()), tracing.KeyStatus.String(req.GetStatus().String())))
+	ctx, span := c.tracer.Start(ctx, spanReport, trace.WithSpanKind(trace.SpanKindClient))
+	if span.IsRecording() {
+		span.SetAttributes(tracing.XID(req.GetXid()), tracing.BranchID(req.GetBranchId()), tracing.KeyStatus.String(req.GetStatus().String()))
+	}
+	return ctx, span
 }
 
 // startPhaseTwo opens the span of one phase-two action: a child of the
@@ -65,13 +71,18 @@ func (c *Client) startPhaseTwo(root context.Context, a *xactpb.BranchAction) (co
 	if a.GetKind() == xactpb.ActionKind_ACTION_KIND_COMMIT {
 		name = spanPhaseTwoCommit
 	}
-	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(
-		tracing.XID(a.GetXid()), tracing.BranchID(a.GetBranchId()), tracing.Resource(a.GetResourceId()), tracing.Mode(a.GetBranchType()))}
 	ctx, ok := tracing.Extract(root, a.GetTraceContext())
-	if !ok {
-		opts = append(opts, trace.WithNewRoot())
+	kind := trace.WithSpanKind(trace.SpanKindConsumer)
+	var span trace.Span
+	if ok {
+		ctx, span = c.tracer.Start(ctx, name, kind)
+	} else {
+		ctx, span = c.tracer.Start(ctx, name, kind, trace.WithNewRoot())
 	}
-	return c.tracer.Start(ctx, name, opts...)
+	if span.IsRecording() {
+		span.SetAttributes(tracing.XID(a.GetXid()), tracing.BranchID(a.GetBranchId()), tracing.Resource(a.GetResourceId()), tracing.Mode(a.GetBranchType()))
+	}
+	return ctx, span
 }
 
 // endPhaseTwo ends a phase-two span with the action's outcome.

@@ -3,11 +3,13 @@ package tc
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/stats"
 
 	"github.com/xact-io/xact/internal/tracing"
@@ -42,6 +44,11 @@ import (
 // older than traceGenerationAge. A decision answered with a final status
 // forgets its global at once. Without tracing (no valid span context in
 // any request) nothing is kept.
+//
+// While no tracer provider is set (tracing.Off), otelgrpc's handler is
+// skipped: the TC only reads the W3C trace context of the requests that
+// name a global, to pass it on, and a request without one costs a
+// metadata lookup.
 
 const (
 	traceGeneration    = 1 << 15
@@ -57,8 +64,10 @@ const (
 // traces is the TC's stats handler (otelgrpc's, wrapped) and the memory of
 // the globals' trace contexts.
 type traces struct {
+	tp     trace.TracerProvider
 	inner  stats.Handler
-	tracer trace.Tracer
+	tracer tracing.Tracer
+	size   atomic.Int64 // entries in mu.cur and mu.old, for a lock-free miss
 	mu     struct {
 		sync.Mutex
 		cur, old map[string]trace.SpanContext
@@ -69,7 +78,7 @@ type traces struct {
 var _ stats.Handler = (*traces)(nil)
 
 func newTraces(tp trace.TracerProvider) *traces {
-	t := &traces{inner: tracing.ServerHandler(tp), tracer: tracing.Tracer(tp, "github.com/xact-io/xact/tc")}
+	t := &traces{tp: tp, inner: tracing.ServerHandler(tp), tracer: tracing.NewTracer(tp, "github.com/xact-io/xact/tc")}
 	t.mu.cur = map[string]trace.SpanContext{}
 	t.mu.since = time.Now()
 	return t
@@ -84,11 +93,18 @@ func (s *Server) statsHandler() stats.Handler {
 
 // TagConn implements stats.Handler.
 func (t *traces) TagConn(ctx context.Context, info *stats.ConnTagInfo) context.Context {
+	if tracing.Off(t.tp) {
+		return ctx
+	}
 	return t.inner.TagConn(ctx, info)
 }
 
 // HandleConn implements stats.Handler.
-func (t *traces) HandleConn(ctx context.Context, s stats.ConnStats) { t.inner.HandleConn(ctx, s) }
+func (t *traces) HandleConn(ctx context.Context, s stats.ConnStats) {
+	if !tracing.Off(t.tp) {
+		t.inner.HandleConn(ctx, s)
+	}
+}
 
 // decisionKey marks the context of a traced Commit or Rollback with the
 // XID it names, so that its answer can forget it.
@@ -98,21 +114,45 @@ type decision struct{ xid string }
 
 // TagRPC implements stats.Handler.
 func (t *traces) TagRPC(ctx context.Context, info *stats.RPCTagInfo) context.Context {
-	ctx = t.inner.TagRPC(ctx, info)
+	off := tracing.Off(t.tp)
+	if !off {
+		ctx = t.inner.TagRPC(ctx, info)
+	}
 	switch info.FullMethodName {
 	case xactpb.Coordinator_Commit_FullMethodName, xactpb.Coordinator_Rollback_FullMethodName:
+		if off {
+			ctx = incoming(ctx)
+		}
 		if trace.SpanContextFromContext(ctx).IsValid() {
 			ctx = context.WithValue(ctx, decisionKey{}, &decision{})
 		}
+	case xactpb.Coordinator_RegisterBranch_FullMethodName, xactpb.Coordinator_Begin_FullMethodName:
+		if off {
+			ctx = incoming(ctx)
+		}
 	}
 	return ctx
+}
+
+// incoming returns ctx with the remote span context of the request's
+// metadata, if it carries one.
+func incoming(ctx context.Context) context.Context {
+	md, ok := metadata.FromIncomingContext(ctx)
+	if !ok || len(md.Get("traceparent")) == 0 {
+		return ctx
+	}
+	return tracing.Propagator.Extract(ctx, tracing.MetadataCarrier(md))
 }
 
 // HandleRPC implements stats.Handler. A request's payload is reported
 // before its handler runs, so a decision's context is remembered before
 // the decision can start phase two.
 func (t *traces) HandleRPC(ctx context.Context, rs stats.RPCStats) {
-	t.inner.HandleRPC(ctx, rs)
+	if !tracing.Off(t.tp) {
+		// Also when the provider was set after TagRPC: otelgrpc then
+		// finds none of its own context and only ends what it started.
+		t.inner.HandleRPC(ctx, rs)
+	}
 	switch rs := rs.(type) {
 	case *stats.InPayload:
 		switch m := rs.Payload.(type) {
@@ -153,6 +193,7 @@ func (t *traces) answered(ctx context.Context, st xactpb.GlobalStatus) {
 	if t.mu.old != nil {
 		delete(t.mu.old, d.xid)
 	}
+	t.size.Store(int64(len(t.mu.cur) + len(t.mu.old)))
 	t.mu.Unlock()
 }
 
@@ -189,9 +230,13 @@ func (t *traces) remember(ctx context.Context, xid string, replace bool) {
 	if replace && t.mu.old != nil {
 		delete(t.mu.old, xid)
 	}
+	t.size.Store(int64(len(t.mu.cur) + len(t.mu.old)))
 }
 
 func (t *traces) lookup(xid string) (trace.SpanContext, bool) {
+	if t.size.Load() == 0 {
+		return trace.SpanContext{}, false
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if sc, ok := t.mu.cur[xid]; ok {
@@ -206,19 +251,27 @@ func (t *traces) lookup(xid string) (trace.SpanContext, bool) {
 // is no trace) and the function that ends the span with the action's
 // result.
 func (t *traces) phaseTwo(ctx context.Context, kind xactpb.ActionKind, b *storage.Branch) (context.Context, map[string]string, func(hub.Result)) {
-	var opts []trace.SpanStartOption
-	if sc, ok := t.lookup(b.XID); ok {
-		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
-	} else {
-		opts = append(opts, trace.WithNewRoot())
+	sc, ok := t.lookup(b.XID)
+	if !ok && tracing.Off(t.tp) {
+		return ctx, nil, endNothing
 	}
 	name := spanPhaseTwoRollback
 	if kind == xactpb.ActionKind_ACTION_KIND_COMMIT {
 		name = spanPhaseTwoCommit
 	}
-	opts = append(opts, trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(
-		tracing.XID(b.XID), tracing.BranchID(b.ID), tracing.Resource(b.Resource), tracing.Mode(b.Type)))
-	ctx, span := t.tracer.Start(ctx, name, opts...)
+	kindOpt := trace.WithSpanKind(trace.SpanKindProducer)
+	var span trace.Span
+	if ok {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
+		if ctx, span = t.tracer.Start(ctx, name, kindOpt); !span.SpanContext().IsValid() {
+			span = trace.SpanFromContext(ctx) // off, or sampled out: pass the kept context on
+		}
+	} else {
+		ctx, span = t.tracer.Start(ctx, name, kindOpt, trace.WithNewRoot())
+	}
+	if span.IsRecording() {
+		span.SetAttributes(tracing.XID(b.XID), tracing.BranchID(b.ID), tracing.Resource(b.Resource), tracing.Mode(b.Type))
+	}
 	return ctx, tracing.Inject(ctx), func(r hub.Result) {
 		if span.IsRecording() {
 			span.SetAttributes(tracing.KeyOutcome.String(r.Outcome.String()))
@@ -229,3 +282,5 @@ func (t *traces) phaseTwo(ctx context.Context, kind xactpb.ActionKind, b *storag
 		span.End()
 	}
 }
+
+func endNothing(hub.Result) {}

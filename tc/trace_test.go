@@ -6,8 +6,10 @@ import (
 	"strings"
 	"testing"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/stats"
 
 	"github.com/xact-io/xact/internal/tracing/tracingtest"
@@ -104,25 +106,36 @@ func TestTracesForgetAtAFinalAnswer(t *testing.T) {
 }
 
 func TestTracesWithoutTracing(t *testing.T) {
-	tr := newTraces(noop.NewTracerProvider())
-	b := &storage.Branch{XID: "tc1:x:1", ID: 1}
-	// No span context in the request: nothing is kept, nothing is sent.
-	rpc(tr, context.Background(), xactpb.Coordinator_Commit_FullMethodName, &xactpb.CommitRequest{Xid: b.XID}, nil)
-	if _, ok := tr.lookup(b.XID); ok {
-		t.Errorf("kept a trace context for a request without one")
-	}
-	_, tcx, end := tr.phaseTwo(context.Background(), xactpb.ActionKind_ACTION_KIND_ROLLBACK, b)
-	end(hub.Result{Outcome: xactpb.Outcome_OUTCOME_UNKNOWN})
-	if tcx != nil {
-		t.Errorf("trace context = %v, want none", tcx)
-	}
-	// A caller's span context passes through a TC that records nothing.
-	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, TraceFlags: trace.FlagsSampled})
-	rpc(tr, trace.ContextWithRemoteSpanContext(context.Background(), sc), xactpb.Coordinator_Commit_FullMethodName, &xactpb.CommitRequest{Xid: b.XID}, nil)
-	_, tcx, end = tr.phaseTwo(context.Background(), xactpb.ActionKind_ACTION_KIND_COMMIT, b)
-	end(hub.Result{Outcome: xactpb.Outcome_OUTCOME_DONE})
-	if traceID, spanID := traceparentOf(t, tcx); traceID != sc.TraceID().String() || spanID != sc.SpanID().String() {
-		t.Errorf("trace context = %v, want the caller's %v/%v", tcx, sc.TraceID(), sc.SpanID())
+	for _, tt := range []struct {
+		name string
+		tp   trace.TracerProvider
+	}{
+		{"no provider set", otel.GetTracerProvider()}, // tracing.Off: otelgrpc is skipped
+		{"noop provider", noop.NewTracerProvider()},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := newTraces(tt.tp)
+			b := &storage.Branch{XID: "tc1:x:1", ID: 1}
+			// No trace context in the request: nothing is kept, nothing is sent.
+			rpc(tr, context.Background(), xactpb.Coordinator_Commit_FullMethodName, &xactpb.CommitRequest{Xid: b.XID}, nil)
+			if _, ok := tr.lookup(b.XID); ok {
+				t.Errorf("kept a trace context for a request without one")
+			}
+			_, tcx, end := tr.phaseTwo(context.Background(), xactpb.ActionKind_ACTION_KIND_ROLLBACK, b)
+			end(hub.Result{Outcome: xactpb.Outcome_OUTCOME_UNKNOWN})
+			if tcx != nil {
+				t.Errorf("trace context = %v, want none", tcx)
+			}
+			// A caller's trace context passes through a TC that records nothing.
+			const parent = "00-0102030405060708090a0b0c0d0e0f10-0102030405060708-01"
+			in := metadata.NewIncomingContext(context.Background(), metadata.Pairs("traceparent", parent))
+			rpc(tr, in, xactpb.Coordinator_Commit_FullMethodName, &xactpb.CommitRequest{Xid: b.XID}, nil)
+			_, tcx, end = tr.phaseTwo(context.Background(), xactpb.ActionKind_ACTION_KIND_COMMIT, b)
+			end(hub.Result{Outcome: xactpb.Outcome_OUTCOME_DONE})
+			if got := tcx["traceparent"]; got != parent {
+				t.Errorf("traceparent sent = %q, want the caller's %q", got, parent)
+			}
+		})
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -23,7 +22,7 @@ import (
 type Manager struct {
 	client xactpb.CoordinatorClient
 	cfg    config
-	tracer trace.Tracer
+	tracer tracing.Tracer
 	err    error     // a configuration error; every call returns it
 	closer io.Closer // the connection Dial made, if any
 
@@ -55,7 +54,7 @@ func New(conn grpc.ClientConnInterface, opts ...Option) *Manager {
 	if conn != nil {
 		m.client = xactpb.NewCoordinatorClient(conn)
 	}
-	m.tracer = tracing.Tracer(m.cfg.tracerProvider, scope)
+	m.tracer = tracing.NewTracer(m.cfg.tracerProvider, scope)
 	return m
 }
 

@@ -49,12 +49,20 @@ func globalSpanName(name string) string {
 
 // startGlobal opens the root span of a global transaction named name.
 func (m *Manager) startGlobal(ctx context.Context, name string) (context.Context, trace.Span) {
-	return m.tracer.Start(ctx, globalSpanName(name), trace.WithAttributes(tracing.KeyName.String(name)))
+	ctx, span := m.tracer.Start(ctx, globalSpanName(name))
+	if span.IsRecording() {
+		span.SetAttributes(tracing.KeyName.String(name))
+	}
+	return ctx, span
 }
 
 // startDecision opens the span of a Commit or Rollback of xid.
 func (m *Manager) startDecision(ctx context.Context, name, xid string) (context.Context, trace.Span) {
-	return m.tracer.Start(ctx, name, trace.WithAttributes(tracing.XID(xid)))
+	ctx, span := m.tracer.Start(ctx, name)
+	if span.IsRecording() {
+		span.SetAttributes(tracing.XID(xid))
+	}
+	return ctx, span
 }
 
 // endDecision ends a decision's span with the status the TC answered.

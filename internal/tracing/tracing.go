@@ -17,11 +17,13 @@ import (
 	"strings"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/stats"
 
@@ -57,10 +59,54 @@ func Mode(t xactpb.BranchType) attribute.KeyValue {
 // Propagator is the propagator of xact's hops: W3C trace context.
 var Propagator propagation.TextMapPropagator = propagation.TraceContext{}
 
-// Tracer returns the tracer of the package named scope (its import path)
-// from tp.
-func Tracer(tp trace.TracerProvider, scope string) trace.Tracer {
-	return tp.Tracer(scope)
+// defaultProvider is the global tracer provider before an application
+// sets one: it records nothing until then.
+var defaultProvider = otel.GetTracerProvider()
+
+// Off reports whether tp surely records nothing and forwards no trace
+// context: it is the global provider and the application has set none
+// (yet). Spans are then not even started, so that xact costs next to
+// nothing without tracing. It is two pointer comparisons.
+func Off(tp trace.TracerProvider) bool {
+	return tp == defaultProvider && otel.GetTracerProvider() == defaultProvider
+}
+
+// Tracer makes the spans of one package from a tracer provider.
+type Tracer struct {
+	tp trace.TracerProvider
+	t  trace.Tracer
+}
+
+// NewTracer returns the Tracer of the package named scope (its import
+// path) from tp.
+func NewTracer(tp trace.TracerProvider, scope string) Tracer {
+	return Tracer{tp: tp, t: tp.Tracer(scope)}
+}
+
+// Start starts a span as trace.Tracer.Start does, unless the provider is
+// Off (or t is the zero Tracer), or ctx's span is a valid one that was not
+// sampled: then it returns ctx, whose trace context goes on as it is, and
+// a no-op span. (A trace sampled out at its root is not recorded further
+// down either, as with the usual parent-based samplers, at no cost.) Set
+// attributes after Start, when span.IsRecording(), so that nothing is
+// built for a span that records nothing.
+func (t Tracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	if t.t == nil || Off(t.tp) {
+		return ctx, noop.Span{}
+	}
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() && !sc.IsSampled() && !newRoot(opts) {
+		return ctx, noop.Span{}
+	}
+	return t.t.Start(ctx, name, opts...)
+}
+
+// newRoot reports whether opts ask for a new root span.
+func newRoot(opts []trace.SpanStartOption) bool {
+	if len(opts) == 0 {
+		return false
+	}
+	c := trace.NewSpanStartConfig(opts...)
+	return c.NewRoot()
 }
 
 // End ends span, recording err (if any) as its status.

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"go.opentelemetry.io/otel/trace"
-
 	"github.com/xact-io/xact/internal/backoff"
 	"github.com/xact-io/xact/internal/tracing"
 	"github.com/xact-io/xact/protocol"
@@ -28,7 +26,7 @@ type Saga[S any] struct {
 	rm    *rm.Client
 	steps []*StepDef[S]
 	// tracer makes the steps' spans, from rm's tracer provider.
-	tracer trace.Tracer
+	tracer tracing.Tracer
 }
 
 // Define defines the saga name with steps, run in order, on rmc: it
@@ -51,7 +49,7 @@ func Define[S any](tmgr *tm.Manager, rmc *rm.Client, name string, steps ...StepD
 	if len(steps) == 0 {
 		return nil, fmt.Errorf("saga: define %s: no steps: %w", name, ErrInvalidArgument)
 	}
-	s := &Saga[S]{name: name, tm: tmgr, rm: rmc, tracer: tracing.Tracer(rmc.TracerProvider(), scope)}
+	s := &Saga[S]{name: name, tm: tmgr, rm: rmc, tracer: tracing.NewTracer(rmc.TracerProvider(), scope)}
 	seen := map[string]bool{}
 	for i := range steps {
 		d := steps[i]

@@ -16,9 +16,12 @@ const scope = "github.com/xact-io/xact/rm/saga"
 // startStep opens the span of one step, "xact.saga.step NAME": the
 // branch's registration, the action's attempts (its context carries the
 // span) and the step's report are inside it.
-func startStep(t trace.Tracer, ctx context.Context, xid, resource, step string) (context.Context, trace.Span) {
-	return t.Start(ctx, "xact.saga.step "+step, trace.WithAttributes(
-		tracing.XID(xid), tracing.Resource(resource), tracing.Mode(xactpb.BranchType_BRANCH_TYPE_SAGA)))
+func startStep(t tracing.Tracer, ctx context.Context, xid, resource, step string) (context.Context, trace.Span) {
+	ctx, span := t.Start(ctx, "xact.saga.step "+step)
+	if span.IsRecording() {
+		span.SetAttributes(tracing.XID(xid), tracing.Resource(resource), tracing.Mode(xactpb.BranchType_BRANCH_TYPE_SAGA))
+	}
+	return ctx, span
 }
 
 // setBranch names the branch of a step's span once it is registered.

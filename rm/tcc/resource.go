@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"time"
 
-	"go.opentelemetry.io/otel/trace"
-
 	"github.com/xact-io/xact/internal/failpoint"
 	"github.com/xact-io/xact/internal/global"
 	"github.com/xact-io/xact/internal/tracing"
@@ -72,7 +70,7 @@ type Resource[Req any] struct {
 	try  func(ctx context.Context, b Branch, req Req) error
 	h    rm.Handler // what rm runs in phase two; tests call it directly
 	// tracer makes the Try's span, from rm's tracer provider.
-	tracer trace.Tracer
+	tracer tracing.Tracer
 
 	// afterRegister, when set (by tests), runs between the branch's
 	// registration and the Try.
@@ -160,7 +158,7 @@ func register[Req any](rmc *rm.Client, name string, try func(context.Context, Br
 	if err := rmc.Serve(name, xactpb.BranchType_BRANCH_TYPE_TCC, h); err != nil {
 		return nil, fmt.Errorf("tcc: register %s: %w", name, err)
 	}
-	return &Resource[Req]{name: name, rm: rmc, try: try, h: h, tracer: tracing.Tracer(rmc.TracerProvider(), scope)}, nil
+	return &Resource[Req]{name: name, rm: rmc, try: try, h: h, tracer: tracing.NewTracer(rmc.TracerProvider(), scope)}, nil
 }
 
 // Name returns the resource's name, its resource id at the TC.

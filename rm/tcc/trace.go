@@ -17,9 +17,12 @@ const scope = "github.com/xact-io/xact/rm/tcc"
 // function and the report of its failure are inside it.
 const spanTry = "xact.tcc.try"
 
-func startTry(t trace.Tracer, ctx context.Context, xid, resource string) (context.Context, trace.Span) {
-	return t.Start(ctx, spanTry, trace.WithAttributes(
-		tracing.XID(xid), tracing.Resource(resource), tracing.Mode(xactpb.BranchType_BRANCH_TYPE_TCC)))
+func startTry(t tracing.Tracer, ctx context.Context, xid, resource string) (context.Context, trace.Span) {
+	ctx, span := t.Start(ctx, spanTry)
+	if span.IsRecording() {
+		span.SetAttributes(tracing.XID(xid), tracing.Resource(resource), tracing.Mode(xactpb.BranchType_BRANCH_TYPE_TCC))
+	}
+	return ctx, span
 }
 
 // setBranch names the branch of a Try's span once it is registered.
