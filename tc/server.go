@@ -154,7 +154,7 @@ func New(cfg Config) (*Server, error) {
 		grpc.Creds(creds),
 		grpc.ChainUnaryInterceptor(s.unaryAuth), // auth.go
 		grpc.ChainStreamInterceptor(s.streamAuth),
-		grpc.StatsHandler(s.statsHandler()), // RPC spans; keeps the globals' trace contexts (trace.go)
+		s.traceOption(), // RPC spans; keeps the globals' trace contexts (trace.go)
 		// Permit the pings of clients dialed with protocol.DialOptions,
 		// also on connections without a call (a TM between transactions).
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: protocol.MinPingInterval, PermitWithoutStream: true}),

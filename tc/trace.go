@@ -8,7 +8,9 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/stats"
 
@@ -22,8 +24,9 @@ import (
 //
 // The TC's RPC spans come from otelgrpc's server stats handler with the
 // global tracer provider (otel.GetTracerProvider: the embedding
-// application's; `xact server` sets one from the OTEL_* environment), and
-// join the callers' traces through the W3C trace context in the metadata.
+// application's, set before tc.New; `xact server` sets one from the
+// OTEL_* environment), and join the callers' traces through the W3C trace
+// context in the metadata.
 //
 // Phase two runs long after the TM's RPCs, on the TC's own goroutines, so
 // the trace context must travel with the global. The TC keeps it in
@@ -45,10 +48,10 @@ import (
 // forgets its global at once. Without tracing (no valid span context in
 // any request) nothing is kept.
 //
-// While no tracer provider is set (tracing.Off), otelgrpc's handler is
-// skipped: the TC only reads the W3C trace context of the requests that
-// name a global, to pass it on, and a request without one costs a
-// metadata lookup.
+// While no tracer provider is set when the server is made (tracing.Off),
+// there is no stats handler at all: an interceptor only reads the W3C
+// trace context of the requests that name a global, to pass it on, and a
+// request without one costs a metadata lookup (see traceOption).
 
 const (
 	traceGeneration    = 1 << 15
@@ -84,27 +87,28 @@ func newTraces(tp trace.TracerProvider) *traces {
 	return t
 }
 
-// statsHandler makes the server's traces and returns them as the gRPC
-// server's stats handler.
-func (s *Server) statsHandler() stats.Handler {
+// traceOption makes the server's traces and returns how the gRPC server
+// uses them: as its stats handler (otelgrpc's RPC spans, wrapped) when a
+// tracer provider is set, and otherwise as a unary interceptor that only
+// keeps the trace context the requests carry, so that a TC without
+// tracing of its own costs next to nothing and still passes its callers'
+// traces on to phase two. (A provider set after New therefore gets no RPC
+// spans: set it first, as `xact server` does.)
+func (s *Server) traceOption() grpc.ServerOption {
 	s.traces = newTraces(otel.GetTracerProvider())
-	return s.traces
+	if tracing.Off(s.traces.tp) {
+		return grpc.ChainUnaryInterceptor(s.traces.unary)
+	}
+	return grpc.StatsHandler(s.traces)
 }
 
 // TagConn implements stats.Handler.
 func (t *traces) TagConn(ctx context.Context, info *stats.ConnTagInfo) context.Context {
-	if tracing.Off(t.tp) {
-		return ctx
-	}
 	return t.inner.TagConn(ctx, info)
 }
 
 // HandleConn implements stats.Handler.
-func (t *traces) HandleConn(ctx context.Context, s stats.ConnStats) {
-	if !tracing.Off(t.tp) {
-		t.inner.HandleConn(ctx, s)
-	}
-}
+func (t *traces) HandleConn(ctx context.Context, s stats.ConnStats) { t.inner.HandleConn(ctx, s) }
 
 // decisionKey marks the context of a traced Commit or Rollback with the
 // XID it names, so that its answer can forget it.
@@ -114,45 +118,62 @@ type decision struct{ xid string }
 
 // TagRPC implements stats.Handler.
 func (t *traces) TagRPC(ctx context.Context, info *stats.RPCTagInfo) context.Context {
-	off := tracing.Off(t.tp)
-	if !off {
-		ctx = t.inner.TagRPC(ctx, info)
-	}
+	ctx = t.inner.TagRPC(ctx, info)
 	switch info.FullMethodName {
 	case xactpb.Coordinator_Commit_FullMethodName, xactpb.Coordinator_Rollback_FullMethodName:
-		if off {
-			ctx = incoming(ctx)
-		}
 		if trace.SpanContextFromContext(ctx).IsValid() {
 			ctx = context.WithValue(ctx, decisionKey{}, &decision{})
-		}
-	case xactpb.Coordinator_RegisterBranch_FullMethodName, xactpb.Coordinator_Begin_FullMethodName:
-		if off {
-			ctx = incoming(ctx)
 		}
 	}
 	return ctx
 }
 
-// incoming returns ctx with the remote span context of the request's
-// metadata, if it carries one.
-func incoming(ctx context.Context) context.Context {
-	md, ok := metadata.FromIncomingContext(ctx)
-	if !ok || len(md.Get("traceparent")) == 0 {
-		return ctx
+// unary is the interceptor of a TC without a tracer provider: it keeps the
+// W3C trace context of the requests that name a global, and forgets it at
+// a final answer, as HandleRPC does. A request without one costs a type
+// switch and a metadata lookup.
+func (t *traces) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	var xid string
+	decision := false
+	switch m := req.(type) {
+	case *xactpb.RegisterBranchRequest:
+		xid = m.GetXid()
+	case *xactpb.CommitRequest:
+		xid, decision = m.GetXid(), true
+	case *xactpb.RollbackRequest:
+		xid, decision = m.GetXid(), true
+	case *xactpb.BeginRequest:
+		xid = m.GetXid() // lazy Begin names it; an eager one learns it from the answer
+	default:
+		return handler(ctx, req)
 	}
-	return tracing.Propagator.Extract(ctx, tracing.MetadataCarrier(md))
+	parent := metadata.ValueFromIncomingContext(ctx, "traceparent")
+	if len(parent) == 0 {
+		return handler(ctx, req)
+	}
+	carrier := propagation.MapCarrier{"traceparent": parent[0]}
+	if state := metadata.ValueFromIncomingContext(ctx, "tracestate"); len(state) > 0 {
+		carrier["tracestate"] = state[0]
+	}
+	tctx := tracing.Propagator.Extract(ctx, carrier)
+	t.remember(tctx, xid, decision)
+	resp, err := handler(ctx, req)
+	switch r := resp.(type) {
+	case *xactpb.BeginResponse:
+		t.remember(tctx, r.GetXid(), false)
+	case *xactpb.CommitResponse:
+		t.forgetFinal(xid, r.GetStatus())
+	case *xactpb.RollbackResponse:
+		t.forgetFinal(xid, r.GetStatus())
+	}
+	return resp, err
 }
 
 // HandleRPC implements stats.Handler. A request's payload is reported
 // before its handler runs, so a decision's context is remembered before
 // the decision can start phase two.
 func (t *traces) HandleRPC(ctx context.Context, rs stats.RPCStats) {
-	if !tracing.Off(t.tp) {
-		// Also when the provider was set after TagRPC: otelgrpc then
-		// finds none of its own context and only ends what it started.
-		t.inner.HandleRPC(ctx, rs)
-	}
+	t.inner.HandleRPC(ctx, rs)
 	switch rs := rs.(type) {
 	case *stats.InPayload:
 		switch m := rs.Payload.(type) {
@@ -184,14 +205,20 @@ func (t *traces) decided(ctx context.Context, xid string) {
 
 // answered forgets a decided global whose phase two is over.
 func (t *traces) answered(ctx context.Context, st xactpb.GlobalStatus) {
-	d, ok := ctx.Value(decisionKey{}).(*decision)
-	if !ok || d.xid == "" || !final(st) {
+	if d, ok := ctx.Value(decisionKey{}).(*decision); ok {
+		t.forgetFinal(d.xid, st)
+	}
+}
+
+// forgetFinal forgets xid if st is final.
+func (t *traces) forgetFinal(xid string, st xactpb.GlobalStatus) {
+	if xid == "" || !final(st) {
 		return
 	}
 	t.mu.Lock()
-	delete(t.mu.cur, d.xid)
+	delete(t.mu.cur, xid)
 	if t.mu.old != nil {
-		delete(t.mu.old, d.xid)
+		delete(t.mu.old, xid)
 	}
 	t.size.Store(int64(len(t.mu.cur) + len(t.mu.old)))
 	t.mu.Unlock()

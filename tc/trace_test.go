@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/stats"
 
@@ -105,19 +106,33 @@ func TestTracesForgetAtAFinalAnswer(t *testing.T) {
 	}
 }
 
+// unaryCall runs one request through t's interceptor (the TC without a
+// tracer provider), with a handler that answers resp.
+func unaryCall(t *traces, ctx context.Context, req, resp any) {
+	t.unary(ctx, req, &grpc.UnaryServerInfo{}, func(context.Context, any) (any, error) { return resp, nil })
+}
+
 func TestTracesWithoutTracing(t *testing.T) {
 	for _, tt := range []struct {
 		name string
 		tp   trace.TracerProvider
+		call func(tr *traces, ctx context.Context, req, resp any)
 	}{
-		{"no provider set", otel.GetTracerProvider()}, // tracing.Off: otelgrpc is skipped
-		{"noop provider", noop.NewTracerProvider()},
+		// tracing.Off: no stats handler, the interceptor keeps the contexts.
+		{"no provider set", otel.GetTracerProvider(), unaryCall},
+		{"noop provider", noop.NewTracerProvider(), func(tr *traces, ctx context.Context, req, resp any) {
+			method := xactpb.Coordinator_Commit_FullMethodName
+			if _, ok := req.(*xactpb.RegisterBranchRequest); ok {
+				method = xactpb.Coordinator_RegisterBranch_FullMethodName
+			}
+			rpc(tr, ctx, method, req, resp)
+		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			tr := newTraces(tt.tp)
 			b := &storage.Branch{XID: "tc1:x:1", ID: 1}
 			// No trace context in the request: nothing is kept, nothing is sent.
-			rpc(tr, context.Background(), xactpb.Coordinator_Commit_FullMethodName, &xactpb.CommitRequest{Xid: b.XID}, nil)
+			tt.call(tr, context.Background(), &xactpb.CommitRequest{Xid: b.XID}, nil)
 			if _, ok := tr.lookup(b.XID); ok {
 				t.Errorf("kept a trace context for a request without one")
 			}
@@ -126,14 +141,28 @@ func TestTracesWithoutTracing(t *testing.T) {
 			if tcx != nil {
 				t.Errorf("trace context = %v, want none", tcx)
 			}
-			// A caller's trace context passes through a TC that records nothing.
-			const parent = "00-0102030405060708090a0b0c0d0e0f10-0102030405060708-01"
-			in := metadata.NewIncomingContext(context.Background(), metadata.Pairs("traceparent", parent))
-			rpc(tr, in, xactpb.Coordinator_Commit_FullMethodName, &xactpb.CommitRequest{Xid: b.XID}, nil)
-			_, tcx, end = tr.phaseTwo(context.Background(), xactpb.ActionKind_ACTION_KIND_COMMIT, b)
-			end(hub.Result{Outcome: xactpb.Outcome_OUTCOME_DONE})
-			if got := tcx["traceparent"]; got != parent {
-				t.Errorf("traceparent sent = %q, want the caller's %q", got, parent)
+			// A caller's trace context passes through a TC that records
+			// nothing: the registration's, then the decision's.
+			const reg = "00-0102030405060708090a0b0c0d0e0f10-0102030405060708-01"
+			const dec = "00-0102030405060708090a0b0c0d0e0f10-1112131415161718-01"
+			in := func(parent string) context.Context {
+				return metadata.NewIncomingContext(context.Background(), metadata.Pairs("traceparent", parent))
+			}
+			for _, step := range []struct {
+				parent string
+				req    any
+			}{{reg, &xactpb.RegisterBranchRequest{Xid: b.XID}}, {dec, &xactpb.CommitRequest{Xid: b.XID}}} {
+				tt.call(tr, in(step.parent), step.req, nil)
+				_, tcx, end = tr.phaseTwo(context.Background(), xactpb.ActionKind_ACTION_KIND_COMMIT, b)
+				end(hub.Result{Outcome: xactpb.Outcome_OUTCOME_DONE})
+				if got := tcx["traceparent"]; got != step.parent {
+					t.Errorf("after %T: traceparent sent = %q, want the caller's %q", step.req, got, step.parent)
+				}
+			}
+			// A final answer forgets it.
+			tt.call(tr, in(dec), &xactpb.CommitRequest{Xid: b.XID}, &xactpb.CommitResponse{Status: xactpb.GlobalStatus_GLOBAL_STATUS_COMMITTED})
+			if _, ok := tr.lookup(b.XID); ok {
+				t.Errorf("kept the trace context of a global answered COMMITTED")
 			}
 		})
 	}
