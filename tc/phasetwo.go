@@ -211,7 +211,7 @@ func (d *driver) action(ctx context.Context, kind xactpb.ActionKind, b *storage.
 		}
 		d.s.log.Debug("phase two action", "xid", b.XID, "branch_id", b.ID, "kind", kind.String(), "node_id", d.s.cfg.NodeID, "epoch", epoch)
 	}
-	ctx, traceContext, endSpan := d.s.traces.phaseTwo(ctx, kind, b) // trace.go
+	traceContext, traced := d.s.traces.phaseTwo(ctx, kind, b) // trace.go
 	r := d.s.hub.Do(ctx, &xactpb.BranchAction{
 		Kind:            kind,
 		Xid:             b.XID,
@@ -222,7 +222,7 @@ func (d *driver) action(ctx context.Context, kind xactpb.ActionKind, b *storage.
 		LockKeys:        b.LockKeys,
 		TraceContext:    traceContext,
 	})
-	endSpan(r)
+	traced(r)
 	return r
 }
 

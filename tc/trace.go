@@ -34,13 +34,11 @@ import (
 // a request naming a global arrives (Begin's answer, RegisterBranch, or a
 // decision, which replaces what an earlier request left) with a valid span
 // context, it remembers that span context for the global's XID. Each
-// phase-two action then runs in a span of that trace
-// ("xact.tc.phase_two.commit" or ".rollback") whose W3C trace context it
-// carries to the RM (BranchAction.trace_context). A global driven after a
-// restart, by another coordinator of a cluster, or after its entry was
-// evicted has none: its action then starts a root span here (if the TC
-// records spans) or carries nothing, and the RM's span is a root carrying
-// the XID.
+// phase-two action carries it to the RM (BranchAction.trace_context),
+// whose span is its child; a push that is not DONE also gets a span here
+// (see phaseTwo). A global driven after a restart, by another coordinator
+// of a cluster, or after its entry was evicted has none: its action
+// carries nothing, and the RM's span is a root carrying the XID.
 //
 // The memory is bounded: two generations of at most traceGeneration
 // entries each; the older one is dropped when the newer one is full or
@@ -273,38 +271,43 @@ func (t *traces) lookup(xid string) (trace.SpanContext, bool) {
 	return sc, ok
 }
 
-// phaseTwo opens the span of one phase-two action in its global's trace
-// and returns the W3C trace context to send with the action (nil if there
-// is no trace) and the function that ends the span with the action's
-// result.
-func (t *traces) phaseTwo(ctx context.Context, kind xactpb.ActionKind, b *storage.Branch) (context.Context, map[string]string, func(hub.Result)) {
+// phaseTwo returns the W3C trace context to send with a phase-two action
+// of b (nil if the TC knows none), and the function to call with the
+// action's result. A push that is not DONE gets a span of its own here,
+// "xact.tc.phase_two.commit" or ".rollback", a sibling of the RM's span in
+// the global's trace (or a root carrying the XID), so that retries and an
+// RM that never answered show in the trace; a DONE push is the RM's span
+// alone, which spares the TC a span per action.
+func (t *traces) phaseTwo(ctx context.Context, kind xactpb.ActionKind, b *storage.Branch) (map[string]string, func(hub.Result)) {
 	sc, ok := t.lookup(b.XID)
 	if !ok && tracing.Off(t.tp) {
-		return ctx, nil, endNothing
+		return nil, endNothing
 	}
-	name := spanPhaseTwoRollback
-	if kind == xactpb.ActionKind_ACTION_KIND_COMMIT {
-		name = spanPhaseTwoCommit
-	}
-	kindOpt := trace.WithSpanKind(trace.SpanKindProducer)
-	var span trace.Span
+	var tc map[string]string
 	if ok {
-		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
-		if ctx, span = t.tracer.Start(ctx, name, kindOpt); !span.SpanContext().IsValid() {
-			span = trace.SpanFromContext(ctx) // off, or sampled out: pass the kept context on
+		tc = tracing.Inject(trace.ContextWithRemoteSpanContext(ctx, sc))
+	}
+	start := time.Now()
+	return tc, func(r hub.Result) {
+		if r.Outcome == xactpb.Outcome_OUTCOME_DONE {
+			return
 		}
-	} else {
-		ctx, span = t.tracer.Start(ctx, name, kindOpt, trace.WithNewRoot())
-	}
-	if span.IsRecording() {
-		span.SetAttributes(tracing.XID(b.XID), tracing.BranchID(b.ID), tracing.Resource(b.Resource), tracing.Mode(b.Type))
-	}
-	return ctx, tracing.Inject(ctx), func(r hub.Result) {
+		name := spanPhaseTwoRollback
+		if kind == xactpb.ActionKind_ACTION_KIND_COMMIT {
+			name = spanPhaseTwoCommit
+		}
+		opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProducer), trace.WithTimestamp(start)}
+		pctx := ctx
+		if ok {
+			pctx = trace.ContextWithRemoteSpanContext(ctx, sc)
+		} else {
+			opts = append(opts, trace.WithNewRoot())
+		}
+		_, span := t.tracer.Start(pctx, name, opts...)
 		if span.IsRecording() {
-			span.SetAttributes(tracing.KeyOutcome.String(r.Outcome.String()))
-			if r.Outcome != xactpb.Outcome_OUTCOME_DONE {
-				span.SetStatus(codes.Error, r.Reason)
-			}
+			span.SetAttributes(tracing.XID(b.XID), tracing.BranchID(b.ID), tracing.Resource(b.Resource), tracing.Mode(b.Type),
+				tracing.KeyOutcome.String(r.Outcome.String()))
+			span.SetStatus(codes.Error, r.Reason)
 		}
 		span.End()
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc"
@@ -60,24 +61,30 @@ func TestTracesPhaseTwoJoinsTheGlobalsTrace(t *testing.T) {
 	rpc(tr, late, xactpb.Coordinator_RegisterBranch_FullMethodName, &xactpb.RegisterBranchRequest{Xid: branch.XID}, nil)
 	lateSpan.End()
 
-	_, tcx, end := tr.phaseTwo(context.Background(), xactpb.ActionKind_ACTION_KIND_COMMIT, branch)
-	end(hub.Result{Outcome: xactpb.Outcome_OUTCOME_DONE})
-	s := rec.WaitSpan(t, spanPhaseTwoCommit)
-	// The TC's span is a child of the decision's server span, which
+	// The action carries the context of the decision's server span, which
 	// otelgrpc made as a child of the client's span.
-	if got, want := s.SpanContext.TraceID(), dec.SpanContext().TraceID(); got != want {
-		t.Errorf("phase-two span in trace %v, want the decision's %v", got, want)
-	}
-	server := tracingtest.Find(rec.Spans(), "xact.v1.Coordinator/Commit")
-	if server == nil || s.Parent.SpanID() != server.SpanContext.SpanID() || server.Parent.SpanID() != dec.SpanContext().SpanID() {
-		t.Errorf("phase-two span's parent %v, want the Commit server span, a child of %v; spans:\n%s",
-			s.Parent.SpanID(), dec.SpanContext().SpanID(), tracingtest.Tree(rec.Spans()))
+	tcx, end := tr.phaseTwo(context.Background(), xactpb.ActionKind_ACTION_KIND_COMMIT, branch)
+	end(hub.Result{Outcome: xactpb.Outcome_OUTCOME_DONE})
+	server := rec.WaitSpan(t, "xact.v1.Coordinator/Commit")
+	if server.Parent.SpanID() != dec.SpanContext().SpanID() {
+		t.Errorf("Commit server span's parent %v, want the client's %v", server.Parent.SpanID(), dec.SpanContext().SpanID())
 	}
 	traceID, spanID := traceparentOf(t, tcx)
-	if traceID != s.SpanContext.TraceID().String() || spanID != s.SpanContext.SpanID().String() {
-		t.Errorf("trace context sent %v, want the TC span's %v/%v", tcx, s.SpanContext.TraceID(), s.SpanContext.SpanID())
+	if traceID != dec.SpanContext().TraceID().String() || spanID != server.SpanContext.SpanID().String() {
+		t.Errorf("trace context sent %v, want the Commit server span's %v/%v", tcx, server.SpanContext.TraceID(), server.SpanContext.SpanID())
 	}
-	for _, kv := range []struct{ k, want string }{{"xact.xid", branch.XID}, {"xact.branch_id", "7"}, {"xact.mode", "AT"}, {"xact.outcome", "OUTCOME_DONE"}} {
+	if s := tracingtest.Find(rec.Spans(), spanPhaseTwoCommit); s != nil {
+		t.Errorf("a DONE push made a TC span %s", s.Name)
+	}
+
+	// A push that is not DONE shows in the trace.
+	_, end = tr.phaseTwo(context.Background(), xactpb.ActionKind_ACTION_KIND_COMMIT, branch)
+	end(hub.Result{Outcome: xactpb.Outcome_OUTCOME_UNKNOWN, Reason: "no RM attached"})
+	s := rec.WaitSpan(t, spanPhaseTwoCommit)
+	if s.Parent.SpanID() != server.SpanContext.SpanID() || s.Status.Code != codes.Error || s.Status.Description != "no RM attached" {
+		t.Errorf("TC span: parent %v, status %v; want the Commit server span %v, an error", s.Parent.SpanID(), s.Status, server.SpanContext.SpanID())
+	}
+	for _, kv := range []struct{ k, want string }{{"xact.xid", branch.XID}, {"xact.branch_id", "7"}, {"xact.mode", "AT"}, {"xact.outcome", "OUTCOME_UNKNOWN"}} {
 		if got := tracingtest.Attr(s, kv.k); got != kv.want {
 			t.Errorf("%s = %q, want %q", kv.k, got, kv.want)
 		}
@@ -136,7 +143,7 @@ func TestTracesWithoutTracing(t *testing.T) {
 			if _, ok := tr.lookup(b.XID); ok {
 				t.Errorf("kept a trace context for a request without one")
 			}
-			_, tcx, end := tr.phaseTwo(context.Background(), xactpb.ActionKind_ACTION_KIND_ROLLBACK, b)
+			tcx, end := tr.phaseTwo(context.Background(), xactpb.ActionKind_ACTION_KIND_ROLLBACK, b)
 			end(hub.Result{Outcome: xactpb.Outcome_OUTCOME_UNKNOWN})
 			if tcx != nil {
 				t.Errorf("trace context = %v, want none", tcx)
@@ -153,7 +160,7 @@ func TestTracesWithoutTracing(t *testing.T) {
 				req    any
 			}{{reg, &xactpb.RegisterBranchRequest{Xid: b.XID}}, {dec, &xactpb.CommitRequest{Xid: b.XID}}} {
 				tt.call(tr, in(step.parent), step.req, nil)
-				_, tcx, end = tr.phaseTwo(context.Background(), xactpb.ActionKind_ACTION_KIND_COMMIT, b)
+				tcx, end = tr.phaseTwo(context.Background(), xactpb.ActionKind_ACTION_KIND_COMMIT, b)
 				end(hub.Result{Outcome: xactpb.Outcome_OUTCOME_DONE})
 				if got := tcx["traceparent"]; got != step.parent {
 					t.Errorf("after %T: traceparent sent = %q, want the caller's %q", step.req, got, step.parent)

@@ -179,17 +179,30 @@ func (c MetadataCarrier) Keys() []string {
 // belongs to no global transaction, so no span is made for it.
 const attachMethod = "/xact.v1.Coordinator/Attach"
 
+// spannedByXact are the RPCs whose client span xact makes itself
+// (xact.register_branch, xact.report_branch, xact.commit, xact.rollback,
+// each injecting its context with Outgoing): a second span from otelgrpc
+// would only double their cost.
+var spannedByXact = map[string]bool{
+	attachMethod:                          true,
+	"/xact.v1.Coordinator/RegisterBranch": true,
+	"/xact.v1.Coordinator/ReportBranch":   true,
+	"/xact.v1.Coordinator/Commit":         true,
+	"/xact.v1.Coordinator/Rollback":       true,
+}
+
 // ClientHandler returns the otelgrpc stats handler of a connection xact
 // dials for a TM or RM (tm.Dial, rm.Dial and the connections to a
-// cluster's coordinators): RPC spans from tp, W3C trace context in the
-// metadata, no span for the Attach stream, and no metrics (xact's options
-// give a tracer provider only).
+// cluster's coordinators): RPC spans from tp for the calls xact makes no
+// span of its own for (Reserve, Begin, GetStatus, QueryLocks, the Admin
+// service), none for the Attach stream, W3C trace context in the metadata,
+// and no metrics (xact's options give a tracer provider only).
 func ClientHandler(tp trace.TracerProvider) stats.Handler {
 	return otelgrpc.NewClientHandler(
 		otelgrpc.WithTracerProvider(tp),
 		otelgrpc.WithPropagators(Propagator),
 		otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()),
-		otelgrpc.WithFilter(func(info *stats.RPCTagInfo) bool { return info.FullMethodName != attachMethod }),
+		otelgrpc.WithFilter(func(info *stats.RPCTagInfo) bool { return !spannedByXact[info.FullMethodName] }),
 	)
 }
 
