@@ -18,7 +18,9 @@ import (
 // NAME", around fn and the decision; the branch registrations (rm), the
 // AT local commits (datasource), the TCC Trys and the saga steps made with
 // fn's context are its descendants; "xact.commit" or "xact.rollback" is
-// the decision, and the RPC spans of otelgrpc sit under these. The TC
+// the decision. xact's spans are the client spans of the RPCs that name a
+// global (they inject their W3C context themselves, over any connection);
+// otelgrpc's handler on Dial's connection spans the other RPCs. The TC
 // keeps the trace context of the requests that named the global and sends
 // it with each phase-two action, so the RM's "xact.phase_two.commit" and
 // "xact.phase_two.rollback" spans join the same trace, in whatever process
@@ -26,9 +28,10 @@ import (
 //
 // The spans come from the application's tracer provider
 // (otel.GetTracerProvider unless WithTracerProvider says otherwise): xact
-// sets up no exporter of its own. Its hops carry W3C trace context
-// whatever the application's propagator is (see the XID helpers in
-// grpc.go and http.go).
+// sets up no exporter of its own, and while the application has set no
+// provider it starts no span at all (tracing.Off). Its hops carry W3C
+// trace context whatever the application's propagator is (see the XID
+// helpers in grpc.go and http.go).
 
 // scope is the instrumentation scope of the TM's spans.
 const scope = "github.com/xact-io/xact/tm"
