@@ -198,12 +198,14 @@ var spannedByXact = map[string]bool{
 // service), none for the Attach stream, W3C trace context in the metadata,
 // and no metrics (xact's options give a tracer provider only).
 func ClientHandler(tp trace.TracerProvider) stats.Handler {
-	return otelgrpc.NewClientHandler(
-		otelgrpc.WithTracerProvider(tp),
-		otelgrpc.WithPropagators(Propagator),
-		otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()),
-		otelgrpc.WithFilter(func(info *stats.RPCTagInfo) bool { return !spannedByXact[info.FullMethodName] }),
-	)
+	return selective{
+		inner: otelgrpc.NewClientHandler(
+			otelgrpc.WithTracerProvider(tp),
+			otelgrpc.WithPropagators(Propagator),
+			otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()),
+		),
+		skip: func(method string) bool { return spannedByXact[method] },
+	}
 }
 
 // ServerHandler returns the otelgrpc stats handler of the TC: RPC spans
@@ -211,12 +213,48 @@ func ClientHandler(tp trace.TracerProvider) stats.Handler {
 // Attach streams and the health checks, and no metrics (the TC has its
 // own).
 func ServerHandler(tp trace.TracerProvider) stats.Handler {
-	return otelgrpc.NewServerHandler(
-		otelgrpc.WithTracerProvider(tp),
-		otelgrpc.WithPropagators(Propagator),
-		otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()),
-		otelgrpc.WithFilter(func(info *stats.RPCTagInfo) bool {
-			return info.FullMethodName != attachMethod && !strings.HasPrefix(info.FullMethodName, "/grpc.health.")
-		}),
-	)
+	return selective{
+		inner: otelgrpc.NewServerHandler(
+			otelgrpc.WithTracerProvider(tp),
+			otelgrpc.WithPropagators(Propagator),
+			otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()),
+		),
+		skip: func(method string) bool {
+			return method == attachMethod || strings.HasPrefix(method, "/grpc.health.")
+		},
+	}
 }
+
+// selective hands inner only the calls it does not skip. otelgrpc's own
+// filter still parses the method, builds attributes, injects or extracts
+// the trace context and sees every event of a call it filtered out, and
+// every message of a stream; a skipped call costs a lookup here and a
+// context lookup per event.
+type selective struct {
+	inner stats.Handler
+	skip  func(method string) bool
+}
+
+var _ stats.Handler = selective{}
+
+// passedKey marks the context of a call handed to inner.
+type passedKey struct{}
+
+func (h selective) TagRPC(ctx context.Context, info *stats.RPCTagInfo) context.Context {
+	if h.skip(info.FullMethodName) {
+		return ctx
+	}
+	return context.WithValue(h.inner.TagRPC(ctx, info), passedKey{}, true)
+}
+
+func (h selective) HandleRPC(ctx context.Context, rs stats.RPCStats) {
+	if ctx.Value(passedKey{}) != nil {
+		h.inner.HandleRPC(ctx, rs)
+	}
+}
+
+func (h selective) TagConn(ctx context.Context, info *stats.ConnTagInfo) context.Context {
+	return h.inner.TagConn(ctx, info)
+}
+
+func (h selective) HandleConn(ctx context.Context, s stats.ConnStats) { h.inner.HandleConn(ctx, s) }
