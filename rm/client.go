@@ -353,8 +353,8 @@ func (c *Client) RegisterBranch(ctx context.Context, xid, resource string, typ x
 	if resource == "" {
 		return 0, fmt.Errorf("rm: register branch of %s: empty resource id: %w", xid, ErrInvalidArgument)
 	}
-	ctx, span := c.startRegister(ctx, xid, resource, typ, len(lockKeys))
-	defer func() { endRegister(span, id, err) }()
+	ctx, span := c.startRegister(ctx)
+	defer func() { endRegister(span, xid, resource, typ, len(lockKeys), id, err) }()
 	// A transaction tm.Do began lazily is begun by its first registration.
 	begin, begun, err := global.PendingBegin(ctx, xid)
 	if err != nil {

@@ -81,7 +81,7 @@ func (c *Client) run(root context.Context, a *xactpb.BranchAction) (xactpb.Outco
 	}
 	err := call(ctx, log, h, a.GetKind(), act)
 	o, reason := outcomeOf(err)
-	endPhaseTwo(span, o, reason)
+	endPhaseTwo(span, a, o, reason)
 	failpoint.Hit("rm/phase2/after-handler")
 	switch o {
 	case xactpb.Outcome_OUTCOME_DONE:

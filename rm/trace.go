@@ -3,6 +3,7 @@ package rm
 import (
 	"context"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
@@ -39,17 +40,21 @@ func (c *Client) TracerProvider() trace.TracerProvider {
 	return c.cfg.tracerProvider
 }
 
-func (c *Client) startRegister(ctx context.Context, xid, resource string, typ xactpb.BranchType, keys int) (context.Context, trace.Span) {
-	ctx, span := c.tracer.Start(ctx, spanRegister, trace.WithSpanKind(trace.SpanKindClient))
-	if span.IsRecording() {
-		span.SetAttributes(tracing.XID(xid), tracing.Resource(resource), tracing.Mode(typ), tracing.KeyLockKeys.Int(keys))
-	}
-	return ctx, span
+// The spans' attributes are set in one call, at their end: each call of
+// SetAttributes that outgrows the span's attribute slice reallocates it.
+
+func (c *Client) startRegister(ctx context.Context) (context.Context, trace.Span) {
+	return c.tracer.Start(ctx, spanRegister, trace.WithSpanKind(trace.SpanKindClient))
 }
 
-func endRegister(span trace.Span, id int64, err error) {
-	if err == nil && span.IsRecording() {
-		span.SetAttributes(tracing.BranchID(id))
+func endRegister(span trace.Span, xid, resource string, typ xactpb.BranchType, keys int, id int64, err error) {
+	if span.IsRecording() {
+		attrs := [...]attribute.KeyValue{tracing.XID(xid), tracing.Resource(resource), tracing.Mode(typ), tracing.KeyLockKeys.Int(keys), tracing.BranchID(id)}
+		n := len(attrs)
+		if err != nil {
+			n-- // no branch ID
+		}
+		span.SetAttributes(attrs[:n]...)
 	}
 	tracing.End(span, err)
 }
@@ -79,19 +84,17 @@ func (c *Client) startPhaseTwo(root context.Context, a *xactpb.BranchAction) (co
 	} else {
 		ctx, span = c.tracer.Start(ctx, name, kind, trace.WithNewRoot())
 	}
-	if span.IsRecording() {
-		span.SetAttributes(tracing.XID(a.GetXid()), tracing.BranchID(a.GetBranchId()), tracing.Resource(a.GetResourceId()), tracing.Mode(a.GetBranchType()))
-	}
 	return ctx, span
 }
 
-// endPhaseTwo ends a phase-two span with the action's outcome.
-func endPhaseTwo(span trace.Span, o xactpb.Outcome, reason string) {
+// endPhaseTwo ends the phase-two span of a with the action's outcome.
+func endPhaseTwo(span trace.Span, a *xactpb.BranchAction, o xactpb.Outcome, reason string) {
 	if !span.IsRecording() {
 		span.End()
 		return
 	}
-	span.SetAttributes(tracing.KeyOutcome.String(o.String()))
+	span.SetAttributes(tracing.XID(a.GetXid()), tracing.BranchID(a.GetBranchId()), tracing.Resource(a.GetResourceId()), tracing.Mode(a.GetBranchType()),
+		tracing.KeyOutcome.String(o.String()))
 	if o != xactpb.Outcome_OUTCOME_DONE {
 		span.SetStatus(codes.Error, reason)
 	}

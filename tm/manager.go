@@ -196,9 +196,9 @@ func (m *Manager) commit(ctx context.Context, xid string, begin *xactpb.BeginReq
 	if err := m.check(xid); err != nil {
 		return xactpb.GlobalStatus_GLOBAL_STATUS_UNKNOWN, fmt.Errorf("tm: commit: %w", err)
 	}
-	ctx, span := m.startDecision(ctx, spanCommit, xid)
+	ctx, span := m.startDecision(ctx, spanCommit)
 	st, err := m.askCommit(ctx, xid, begin, reports)
-	endDecision(span, st, err)
+	endDecision(span, xid, st, err)
 	return st, err
 }
 
@@ -237,9 +237,9 @@ func (m *Manager) rollback(ctx context.Context, xid string, begin *xactpb.BeginR
 	if err := m.check(xid); err != nil {
 		return xactpb.GlobalStatus_GLOBAL_STATUS_UNKNOWN, fmt.Errorf("tm: rollback: %w", err)
 	}
-	ctx, span := m.startDecision(ctx, spanRollback, xid)
+	ctx, span := m.startDecision(ctx, spanRollback)
 	st, err := m.askRollback(ctx, xid, begin, reports)
-	endDecision(span, st, err)
+	endDecision(span, xid, st, err)
 	return st, err
 }
 

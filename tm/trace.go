@@ -59,19 +59,17 @@ func (m *Manager) startGlobal(ctx context.Context, name string) (context.Context
 	return ctx, span
 }
 
-// startDecision opens the span of a Commit or Rollback of xid.
-func (m *Manager) startDecision(ctx context.Context, name, xid string) (context.Context, trace.Span) {
-	ctx, span := m.tracer.Start(ctx, name)
-	if span.IsRecording() {
-		span.SetAttributes(tracing.XID(xid))
-	}
-	return ctx, span
+// startDecision opens the span of a Commit or Rollback (name) of a global.
+func (m *Manager) startDecision(ctx context.Context, name string) (context.Context, trace.Span) {
+	return m.tracer.Start(ctx, name)
 }
 
-// endDecision ends a decision's span with the status the TC answered.
-func endDecision(span trace.Span, st xactpb.GlobalStatus, err error) {
+// endDecision ends the span of a decision on xid with the status the TC
+// answered. (Attributes are set in one call: each call of SetAttributes
+// that outgrows the span's attribute slice reallocates it.)
+func endDecision(span trace.Span, xid string, st xactpb.GlobalStatus, err error) {
 	if span.IsRecording() {
-		span.SetAttributes(tracing.KeyStatus.String(st.String()))
+		span.SetAttributes(tracing.XID(xid), tracing.KeyStatus.String(st.String()))
 	}
 	tracing.End(span, err)
 }

@@ -149,8 +149,10 @@ func Outgoing(ctx context.Context) context.Context {
 	if !trace.SpanContextFromContext(ctx).IsValid() {
 		return ctx
 	}
-	md, _ := metadata.FromOutgoingContext(ctx)
-	md = md.Copy()
+	md, ok := metadata.FromOutgoingContext(ctx) // a copy
+	if !ok {
+		md = make(metadata.MD, 2)
+	}
 	Propagator.Inject(ctx, MetadataCarrier(md))
 	return metadata.NewOutgoingContext(ctx, md)
 }
@@ -225,11 +227,12 @@ func ServerHandler(tp trace.TracerProvider) stats.Handler {
 	}
 }
 
-// selective hands inner only the calls it does not skip. otelgrpc's own
-// filter still parses the method, builds attributes, injects or extracts
-// the trace context and sees every event of a call it filtered out, and
-// every message of a stream; a skipped call costs a lookup here and a
-// context lookup per event.
+// selective hands inner only the calls it does not skip, and of those only
+// the events otelgrpc records something for (Begin, the headers, End).
+// otelgrpc's own filter still parses the method, builds attributes,
+// injects or extracts the trace context and sees every event of a call it
+// filtered out, and every message of a stream; a skipped call costs a
+// lookup here and a context lookup per event but its messages'.
 type selective struct {
 	inner stats.Handler
 	skip  func(method string) bool
@@ -248,6 +251,12 @@ func (h selective) TagRPC(ctx context.Context, info *stats.RPCTagInfo) context.C
 }
 
 func (h selective) HandleRPC(ctx context.Context, rs stats.RPCStats) {
+	switch rs.(type) {
+	case *stats.InPayload, *stats.OutPayload, *stats.InTrailer, *stats.OutTrailer:
+		// otelgrpc records nothing for these (no message events): spare
+		// its context lookups, and ours, for every message.
+		return
+	}
 	if ctx.Value(passedKey{}) != nil {
 		h.inner.HandleRPC(ctx, rs)
 	}
