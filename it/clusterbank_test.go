@@ -163,10 +163,21 @@ func clusterBank(t *testing.T, store, dsn, dbAddr string, proxied func(string) s
 		wg                         sync.WaitGroup
 		kills, partitions, dbKills atomic.Int64
 	)
+	// The load runs until the faults end: at least run, and until each
+	// kind of fault happened once, however slow the machine.
 	deadline := time.Now().Add(run)
+	faultsDone := make(chan struct{})
+	loading := func() bool {
+		select {
+		case <-faultsDone:
+			return false
+		default:
+			return true
+		}
+	}
 	for i := 0; i < 12; i++ {
 		wg.Go(func() {
-			for time.Now().Before(deadline) {
+			for loading() {
 				from, to := "a", "b"
 				if rand.IntN(2) == 0 {
 					from, to = to, from
@@ -193,15 +204,15 @@ func clusterBank(t *testing.T, store, dsn, dbAddr string, proxied func(string) s
 	}
 	var lastFault time.Time
 	wg.Go(func() {
-		// Each kind early enough to fit in the CI run's 24 s.
+		defer close(faultsDone)
 		faults := []string{"node", "db", "partition", "node"}
 		if killDB == nil {
 			faults = []string{"node", "partition", "node"}
 		}
 		for i := 0; ; i++ {
 			wait := gap[0] + rand.N(gap[1]-gap[0])
-			if time.Now().Add(wait).After(deadline) {
-				break
+			if i >= len(faults)-1 && time.Now().Add(wait).After(deadline) {
+				break // every kind happened, and the run is over
 			}
 			time.Sleep(wait)
 			switch faults[i%len(faults)] {
